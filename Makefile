@@ -1,0 +1,29 @@
+# The README's two commands. Both create .venv when it is missing and install what is needed.
+# torch 2.13.0 (a CPU wheel on this project's machines) is installed only where no torch imports;
+# any torch >= 2.4 already present is kept.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.aira-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/aira demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,3 @@
+from aira.cli import main
+
+raise SystemExit(main())

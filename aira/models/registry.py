@@ -1,0 +1,68 @@
+"""Registry of primitives: a one-letter code and a name map to a module class.
+
+Every primitive has the contract `(B, L, D) -> (B, L, D)`, is built as `cls(cfg: ModelConfig)`,
+and exposes two class methods used by the analytic counts:
+  - `num_params(cfg) -> int`: exact parameter count of one layer (without the block's norm);
+  - `flops_per_token(cfg, seq_len) -> float`: training FLOPs (forward + backward = 3x forward)
+    per token for one layer, including sequence-length terms.
+Users register new primitives with `@register("X", "name")`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aira.errors import UsageError
+
+
+@dataclass(frozen=True)
+class PrimitiveInfo:
+    code: str
+    name: str
+    cls: type
+
+
+_BY_CODE: dict[str, PrimitiveInfo] = {}
+_BY_NAME: dict[str, PrimitiveInfo] = {}
+
+
+def register(code: str, name: str):
+    """Class decorator: register a primitive under a one-letter upper-case code and a name."""
+    if len(code) != 1 or not code.isalpha() or not code.isupper():
+        raise ValueError(f"primitive code must be one upper-case letter, got {code!r}")
+
+    def deco(cls):
+        for table, key in ((_BY_CODE, code), (_BY_NAME, name.lower())):
+            if key in table and table[key].cls is not cls:
+                raise ValueError(f"primitive {key!r} is already registered to {table[key].cls.__name__}")
+        info = PrimitiveInfo(code, name.lower(), cls)
+        _BY_CODE[code] = info
+        _BY_NAME[name.lower()] = info
+        return cls
+
+    return deco
+
+
+def _ensure_builtins() -> None:
+    # Importing the package registers the built-in primitives.
+    import aira.models.primitives  # noqa: F401
+
+
+def get(code_or_name: str) -> PrimitiveInfo:
+    _ensure_builtins()
+    key = code_or_name.strip()
+    info = _BY_CODE.get(key) or _BY_NAME.get(key.lower())
+    if info is None:
+        raise UsageError(f"unknown primitive {key!r}; valid: {valid_codes()}")
+    return info
+
+
+def all_primitives() -> list[PrimitiveInfo]:
+    _ensure_builtins()
+    return sorted(_BY_CODE.values(), key=lambda i: i.code)
+
+
+def valid_codes() -> str:
+    """E.g. 'A (attn), M (mlp), S (mamba), W (swa)'."""
+    _ensure_builtins()
+    return ", ".join(f"{i.code} ({i.name})" for i in sorted(_BY_CODE.values(), key=lambda i: i.code))
