@@ -1,0 +1,112 @@
+"""`S`: the Mamba-2 layer (Dao & Gu 2024, "Transformers are SSMs: ... Structured State Space Duality").
+
+    in_proj: d -> [z (E), x (E), B (gN), C (gN), dt (H)]        E = ssm_expand*d, H = E / ssm_head_dim
+    causal depthwise conv1d (kernel K, with bias) + SiLU over [x, B, C]
+    dt = softplus(dt + dt_bias); A = -exp(A_log), one scalar per head
+    y = SSD(x, dt, A, B, C) + D * x                           (aira/models/ssd.py)
+    out_proj(RMSNorm(y * silu(z)))                            gated RMSNorm over E, no biases in projections
+
+causal=False (bidirectional, for LRA encoders): the conv + scan + D-skip runs once on the sequence
+and once on the reversed sequence with the same weights; the two outputs (the second flipped back)
+are summed before the gate. The backward direction therefore sees t >= position, the forward t <= position.
+
+Parameters, with X = E + 2gN (conv channels):
+    d*(2E + 2gN + H) + X*K + X + 3H + E + E*d
+    (in_proj, conv weight, conv bias, dt_bias + A_log + D, norm weight, out_proj)
+
+Training FLOPs per token = 3 x forward (matmul and conv work; elementwise work is O(E) and ignored):
+    forward = 2d(2E + 2gN + H) + 2XK + 2Ed                    projections and conv
+            + u * [2gQN + 2QE + 4EN + 2(c+1)^2 E N / L]        SSD, u = 2 if bidirectional else 1
+    with Q = min(ssm_chunk, L) and c = ceil(L / Q): the C B^T scores (2gQN), the masked scores times
+    the inputs (2QE: the chunk-length term), chunk states and state read-out (2EN each) and the
+    (c+1) x (c+1) decay matrix applied to the chunk states. The padded tail is counted too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aira.errors import UsageError
+from aira.models.config import ModelConfig
+from aira.models.registry import register
+from aira.models.ssd import ssd
+
+
+def _dims(cfg: ModelConfig) -> tuple[int, int, int, int, int]:
+    """(E, H, g*N, conv channels X, in_proj width), validated."""
+    E = cfg.ssm_expand * cfg.d_model
+    if E % cfg.ssm_head_dim:
+        raise UsageError(f"ssm_expand*d_model ({E}) must be a multiple of ssm_head_dim ({cfg.ssm_head_dim})")
+    H = E // cfg.ssm_head_dim
+    if H % cfg.ssm_groups:
+        raise UsageError(f"Mamba-2 heads ({H}) must be a multiple of ssm_groups ({cfg.ssm_groups})")
+    gN = cfg.ssm_groups * cfg.ssm_state
+    X = E + 2 * gN
+    return E, H, gN, X, 2 * E + 2 * gN + H
+
+
+@register("S", "mamba")
+class Mamba2(nn.Module):
+    """Mamba-2 (SSD) token mixer, (B, L, D) -> (B, L, D). See the module docstring for formulas."""
+
+    def __init__(self, cfg: ModelConfig, *, dt_min: float = 1e-3, dt_max: float = 1e-1):
+        super().__init__()
+        E, H, gN, X, W = _dims(cfg)
+        self.cfg = cfg
+        self.d_inner, self.n_heads, self.conv_dim = E, H, X
+        self.in_proj = nn.Linear(cfg.d_model, W, bias=False)
+        self.conv = nn.Conv1d(X, X, cfg.ssm_conv, groups=X, padding=cfg.ssm_conv - 1, bias=True)
+        # dt starts log-uniform in [dt_min, dt_max]; dt_bias holds its softplus inverse.
+        dt = torch.exp(torch.empty(H).uniform_(math.log(dt_min), math.log(dt_max)))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.empty(H).uniform_(1.0, 16.0)))
+        self.D = nn.Parameter(torch.ones(H))
+        self.norm_weight = nn.Parameter(torch.ones(E))
+        self.out_proj = nn.Linear(E, cfg.d_model, bias=False)
+
+    def _mix(self, xBC: Tensor, dt: Tensor) -> Tensor:
+        """Causal conv + SSD + D skip on (b, l, X) and (b, l, H) -> (b, l, E)."""
+        cfg = self.cfg
+        b, l, _ = xBC.shape
+        xBC = F.silu(self.conv(xBC.transpose(1, 2))[..., :l].transpose(1, 2))
+        gN = cfg.ssm_groups * cfg.ssm_state
+        x, B, C = torch.split(xBC, [self.d_inner, gN, gN], dim=-1)
+        x = x.reshape(b, l, self.n_heads, cfg.ssm_head_dim)
+        B = B.reshape(b, l, cfg.ssm_groups, cfg.ssm_state)
+        C = C.reshape(b, l, cfg.ssm_groups, cfg.ssm_state)
+        A = -torch.exp(self.A_log.float())
+        y, _ = ssd(x, dt, A, B, C, cfg.ssm_chunk)
+        y = y + self.D[:, None] * x
+        return y.reshape(b, l, self.d_inner)
+
+    def forward(self, u: Tensor) -> Tensor:
+        z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.n_heads], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)
+        y = self._mix(xBC, dt)
+        if not self.cfg.causal:
+            y = y + self._mix(xBC.flip(1), dt.flip(1)).flip(1)
+        y = y * F.silu(z)
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps) * self.norm_weight
+        return self.out_proj(y)
+
+    @classmethod
+    def num_params(cls, cfg: ModelConfig) -> int:
+        E, H, _, X, W = _dims(cfg)
+        return cfg.d_model * W + X * cfg.ssm_conv + X + 3 * H + E + E * cfg.d_model
+
+    @classmethod
+    def flops_per_token(cls, cfg: ModelConfig, seq_len: int) -> float:
+        E, H, gN, X, W = _dims(cfg)
+        L = max(1, seq_len)
+        Q = min(cfg.ssm_chunk, L)
+        c = -(-L // Q)
+        proj = 2 * cfg.d_model * W + 2 * X * cfg.ssm_conv + 2 * E * cfg.d_model
+        N = cfg.ssm_state
+        # Work per padded position, spread over the L real tokens.
+        scan = (2 * gN * Q + 2 * Q * E + 4 * E * N) * (c * Q) / L + 2 * (c + 1) ** 2 * E * N / L
+        dirs = 1 if cfg.causal else 2
+        return 3.0 * (proj + dirs * scan)
