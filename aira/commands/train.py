@@ -1,0 +1,53 @@
+"""`aira train`: train one pattern at one preset on one proxy task, no agents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train one layer pattern on a proxy task and score it",
+                       description="Train one layer pattern at a preset on a proxy task; print a "
+                                   "`key: value` summary and optionally write the JSON result.")
+    p.add_argument("--pattern", required=True, help="layer pattern, e.g. AMAMSMAM, (AM)x8, attn,mlp,mamba")
+    p.add_argument("--preset", default="tiny", help="model/training preset (see `aira models list`)")
+    p.add_argument("--task", default="mad",
+                   help="mad | mad:<task>[,<task>] | lm | lm:<corpus or path> (default: mad)")
+    p.add_argument("--budget", default="60s", help="seconds, steps or tokens: 60s, 10m, 500steps, 2M tokens")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--seq-len", type=int, default=None, help="LM sequence length (default: the preset's)")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "wsd"])
+    p.add_argument("--mad-settings", default="cpu", help="MAD data settings: tiny | cpu | default")
+    p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])
+    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--json", metavar="FILE", help="write the JSON result here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aira.errors import UsageError
+    from aira.train.trainer import TrainConfig, format_summary, train
+
+    if args.json:
+        out = Path(args.json)
+        if out.parent and not out.parent.exists():
+            raise UsageError(f"cannot write {args.json}: folder {out.parent} does not exist")
+    cfg = TrainConfig(pattern=args.pattern, preset=args.preset, task=args.task, budget=args.budget,
+                      seed=args.seed, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
+                      schedule=args.schedule, mad_settings=args.mad_settings, tokenizer=args.tokenizer,
+                      vocab_size=args.vocab_size, compile=args.compile, device=args.device,
+                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+    result = train(cfg, log=lambda m: print(m, file=sys.stderr))
+    print(format_summary(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["status"] == "ok" else 1

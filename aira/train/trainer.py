@@ -1,0 +1,276 @@
+"""The one flat trainer: train a layer pattern at a preset on a proxy task, and score it.
+
+Choices, all visible here:
+- AdamW (fused on CUDA), linear warmup then cosine or WSD (warmup-stable-decay) decay to 10% of the peak;
+  the schedule runs on the budget's own unit (seconds, steps or tokens), so a time budget decays on time.
+- bf16 autocast on CUDA, fp32 on CPU; optional torch.compile; gradient clipping; seeded.
+- A non-finite loss stops the run with status "diverged" instead of crashing.
+- The MAD suite trains one model per task (as MAD does) and splits the budget evenly between them;
+  its score is the mean accuracy. LM scores are bits per byte (lower is better).
+The result is a flat dict (JSON), and `format_summary` prints it as grep-able `key: value` lines.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from aira.errors import UsageError
+from aira.train.budget import TrainBudget, parse_budget
+from aira.train.sources import make_sources, parse_task
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    pattern: str
+    preset: str = "tiny"
+    task: str = "mad"
+    budget: str = "60s"
+    seed: int = 0
+    data_seed: int = 0          # the data is the same for every candidate; only the init seed varies
+    mad_settings: str = "cpu"
+    tokenizer: str = "bpe"
+    vocab_size: int = 8192
+    lr: float | None = None     # None: the preset's
+    batch_size: int | None = None
+    seq_len: int | None = None
+    schedule: str = "cosine"    # cosine | wsd
+    warmup_frac: float = 0.05
+    min_lr_frac: float = 0.1
+    compile: bool = False
+    device: str = "auto"
+    eval_every: int = 0         # steps; 0: only at the end
+    progress: bool = True
+    threads: int | None = None  # CPU threads for torch (None: torch's default)
+    overrides: dict = field(default_factory=dict)  # ModelConfig fields, e.g. {"d_model": 96}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def lr_factor(progress: float, schedule: str, warmup_frac: float, min_frac: float) -> float:
+    """Multiplier of the peak LR at a fraction `progress` of the budget."""
+    if warmup_frac > 0 and progress < warmup_frac:
+        return max(progress / warmup_frac, 1e-3)
+    if schedule == "cosine":
+        t = (progress - warmup_frac) / max(1e-9, 1 - warmup_frac)
+        return min_frac + (1 - min_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    if schedule == "wsd":  # stable until the last 20%, then linear decay
+        decay_start = 0.8
+        if progress < decay_start:
+            return 1.0
+        return 1 - (1 - min_frac) * (progress - decay_start) / (1 - decay_start)
+    raise UsageError(f"unknown schedule {schedule!r}; use cosine or wsd")
+
+
+def _peak_mem_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _split_budget(budget: TrainBudget, parts: int) -> TrainBudget:
+    return TrainBudget(budget.kind, budget.amount / parts)
+
+
+def train(cfg: TrainConfig, *, log=print) -> dict:
+    """Train and score; returns the result dict (see module docstring). Raises UsageError on bad input."""
+    from aira.models import build_model, count_params, flops_per_token, get_preset, parse_pattern
+
+    preset = get_preset(cfg.preset)
+    codes = parse_pattern(cfg.pattern, max_layers=getattr(preset, "max_layers", None))
+    budget = parse_budget(cfg.budget)
+    spec = parse_task(cfg.task)
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.schedule not in ("cosine", "wsd"):
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; use cosine or wsd")
+    seq_len = cfg.seq_len or preset.seq_len
+    sources = make_sources(spec, seq_len=seq_len, seed=cfg.data_seed, mad_settings=cfg.mad_settings,
+                           tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size)
+    part_budget = _split_budget(budget, len(sources))
+    runs = []
+    t0 = time.time()
+    for i, source in enumerate(sources):
+        run = _train_one(cfg, preset, "".join(codes), source, part_budget, device, seed=cfg.seed + 1000 * i,
+                         log=log, label=f"[{i + 1}/{len(sources)}] " if len(sources) > 1 else "")
+        runs.append(run)
+        if run["status"] != "ok":
+            break
+    wall = time.time() - t0
+    ok = all(r["status"] == "ok" for r in runs) and len(runs) == len(sources)
+    metric_name = sources[0].metric_name
+    vocab = sources[0].vocab_size
+    mcfg = _model_config(preset, cfg, vocab, sources[0].seq_len)
+    tokens = sum(r["tokens"] for r in runs)
+    result = {
+        "status": "ok" if ok else next(r["status"] for r in runs if r["status"] != "ok"),
+        "metric_name": metric_name,
+        "lower_is_better": sources[0].lower_is_better,
+        "metric": _mean([r["val"][metric_name] for r in runs]) if ok else None,
+        "selection_metric": _mean([r["select"][metric_name] for r in runs]) if ok else None,
+        "val_loss": _mean([r["val"]["loss"] for r in runs]) if ok else None,
+        "pattern": "".join(codes),
+        "preset": cfg.preset,
+        "task": str(spec),
+        "seed": cfg.seed,
+        "params": count_params(codes, mcfg),
+        "non_embedding_params": count_params(codes, mcfg, non_embedding=True),
+        "flops_per_token": flops_per_token(codes, mcfg, mcfg.max_seq_len),
+        "tokens": tokens,
+        "flops": flops_per_token(codes, mcfg, mcfg.max_seq_len) * tokens,
+        "steps": sum(r["steps"] for r in runs),
+        "tokens_per_s": tokens / max(sum(r["train_seconds"] for r in runs), 1e-9),
+        "peak_mem_mb": max(r["peak_mem_mb"] for r in runs),
+        "wall_s": wall,
+        "device": str(device),
+        "dtype": "bf16" if device.type == "cuda" else "fp32",
+        "budget": str(budget),
+        "data": "; ".join(s.description for s in sources),
+        "error": next((r["error"] for r in runs if r["error"]), ""),
+    }
+    if len(runs) > 1 or spec.kind == "mad":
+        result["per_task"] = {s_name: {"metric": r["val"].get(metric_name), "select": r["select"].get(metric_name)}
+                              for s_name, r in zip(spec.names, runs)}
+    return result
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _model_config(preset, cfg: TrainConfig, vocab_size: int, seq_len: int):
+    return replace(preset.model, vocab_size=vocab_size, max_seq_len=seq_len, **cfg.overrides)
+
+
+def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *, seed: int, log, label: str):
+    from aira.models import build_model
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    mcfg = _model_config(preset, cfg, source.vocab_size, source.seq_len)
+    model = build_model(pattern, mcfg).to(device)
+    step_model = torch.compile(model) if cfg.compile else model
+    lr = cfg.lr if cfg.lr is not None else preset.lr
+    batch_size = cfg.batch_size or preset.batch_size
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": preset.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    bar = _progress_bar(cfg.progress, budget, label + source.description)
+    steps = tokens = 0
+    status, error, loss_val = "ok", "", float("nan")
+    t_start = time.time()
+    model.train()
+    while True:
+        progress = budget.progress(seconds=time.time() - t_start, steps=steps, tokens=tokens)
+        if progress >= 1.0:
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr * lr_factor(progress, cfg.schedule, cfg.warmup_frac, cfg.min_lr_frac)
+        x, y = source.batch(batch_size, gen)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            _, loss = step_model(x, y)
+        loss_val = float(loss.detach())
+        if not math.isfinite(loss_val):
+            status, error = "diverged", f"loss became {loss_val} at step {steps}"
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if preset.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), preset.grad_clip)
+        opt.step()
+        steps += 1
+        tokens += x.numel()
+        if bar is not None:
+            bar.update(_bar_units(budget, steps, tokens, t_start) - bar.n)
+            if steps % 10 == 0:
+                bar.set_postfix(loss=f"{loss_val:.3f}", refresh=False)
+        if cfg.eval_every and steps % cfg.eval_every == 0:
+            model.eval()
+            m = source.evaluate(model, "val", device)
+            model.train()
+            log(f"{label}step {steps}: val {source.metric_name} {m[source.metric_name]:.4f}")
+    train_seconds = time.time() - t_start
+    if bar is not None:
+        bar.close()
+    val = select = {}
+    if status == "ok":
+        model.eval()
+        with autocast:
+            val = source.evaluate(model, "val", device)
+            select = source.evaluate(model, "select", device)
+        if not all(math.isfinite(v) for v in val.values()):
+            status, error = "diverged", "non-finite validation metric"
+    return {"status": status, "error": error, "steps": steps, "tokens": tokens, "train_seconds": train_seconds,
+            "final_train_loss": loss_val, "val": val, "select": select, "peak_mem_mb": _peak_mem_mb(device)}
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _bar_units(budget: TrainBudget, steps: int, tokens: int, t_start: float) -> int:
+    return int({"seconds": time.time() - t_start, "steps": steps, "tokens": tokens}[budget.kind])
+
+
+def _progress_bar(enabled: bool, budget: TrainBudget, desc: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    unit = {"seconds": "s", "steps": "step", "tokens": "tok"}[budget.kind]
+    return tqdm(total=int(budget.amount), desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                disable=None, unit_scale=budget.kind == "tokens")
+
+
+SUMMARY_KEYS = ("status", "metric_name", "metric", "selection_metric", "val_loss", "pattern", "preset", "task",
+                "seed", "params", "non_embedding_params", "flops_per_token", "tokens", "flops", "steps",
+                "tokens_per_s", "peak_mem_mb", "wall_s", "device", "dtype", "error")
+
+
+def format_summary(result: dict) -> str:
+    """Grep-able `key: value` lines."""
+    lines = []
+    for k in SUMMARY_KEYS:
+        v = result.get(k)
+        if isinstance(v, float):
+            v = f"{v:.6g}"
+        lines.append(f"{k}: {v}")
+    for name, r in (result.get("per_task") or {}).items():
+        m = r.get("metric")
+        lines.append(f"task.{name}: {m:.4f}" if isinstance(m, float) else f"task.{name}: {m}")
+    return "\n".join(lines)
+
+
+def train_job(**kwargs) -> dict:
+    """Executor entry point ("aira.train.trainer:train_job"): TrainConfig fields in, result dict out."""
+    kwargs.setdefault("progress", False)
+    if "threads" not in kwargs and os.environ.get("AIRA_THREADS"):
+        kwargs["threads"] = int(os.environ["AIRA_THREADS"])
+    return train(TrainConfig(**kwargs), log=lambda *_: None)
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    return asdict(cfg)

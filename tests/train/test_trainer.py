@@ -1,0 +1,88 @@
+"""The trainer on real (tiny) data: it learns, it reports, it survives divergence."""
+
+import json
+
+import pytest
+
+from aira.cli import main
+from aira.errors import UsageError
+from aira.train.trainer import TrainConfig, format_summary, train
+
+
+def _cfg(**kw):
+    base = dict(pattern="(AM)x2", preset="tiny", task="mad:in_context_recall", mad_settings="tiny",
+                budget="60steps", progress=False, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_lowers_loss_on_in_context_recall():
+    short = train(_cfg(budget="2steps"))
+    longer = train(_cfg(budget="150steps", lr=3e-3))
+    assert short["status"] == longer["status"] == "ok"
+    # more training gives a clearly lower validation loss and a better accuracy
+    assert longer["val_loss"] < short["val_loss"] - 0.2
+    assert longer["metric"] > short["metric"]
+    for key in ("params", "flops_per_token", "tokens", "tokens_per_s", "peak_mem_mb", "wall_s",
+                "selection_metric"):
+        assert longer[key] is not None and longer[key] > 0
+    from aira.data.mad import make_mad
+    from aira.models import get_preset
+
+    seq_len = make_mad("in_context_recall", "tiny").train_x.shape[1]
+    assert longer["tokens"] == 150 * get_preset("tiny").batch_size * seq_len
+    assert longer["steps"] == 150
+
+
+def test_divergence_is_a_status_not_a_crash():
+    r = train(_cfg(lr=1e30, budget="20steps"))
+    assert r["status"] == "diverged"
+    assert "loss became" in r["error"] or "non-finite" in r["error"]
+    assert r["metric"] is None
+
+
+def test_mad_suite_averages_tasks():
+    r = train(_cfg(task="mad:in_context_recall,selective_copying", budget="4steps"))
+    assert set(r["per_task"]) == {"in_context_recall", "selective_copying"}
+    mean = sum(v["metric"] for v in r["per_task"].values()) / 2
+    assert r["metric"] == pytest.approx(mean)
+    assert r["steps"] == 4  # the budget is split between the tasks
+    text = format_summary(r)
+    assert "metric_name: accuracy" in text and "task.selective_copying:" in text
+
+
+def test_bad_inputs_raise_usage_errors():
+    with pytest.raises(UsageError, match="valid"):
+        train(_cfg(pattern="AXQ"))
+    with pytest.raises(UsageError):
+        train(_cfg(task="nonsense"))
+    with pytest.raises(UsageError, match="MAD task"):
+        train(_cfg(task="mad:not_a_task"))
+    with pytest.raises(UsageError):
+        train(_cfg(budget="forever"))
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["train", "--pattern", "AZ", "--budget", "1steps"], "valid"),
+    (["train", "--pattern", "AM", "--preset", "huge"], "preset"),
+    (["train", "--pattern", "AM", "--budget", "soon"], "budget"),
+    (["train", "--pattern", "AM", "--json", "/nonexistent/dir/x.json"], "does not exist"),
+    (["train"], "required"),
+])
+def test_cli_bad_input_is_one_line_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err.lower(), err
+
+
+def test_cli_train_writes_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["train", "--pattern", "AMSM", "--task", "mad:selective_copying", "--mad-settings", "tiny",
+                 "--budget", "3steps", "--quiet", "--threads", "1", "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "status: ok" in printed and "pattern: AMSM" in printed
+    data = json.loads(out.read_text())
+    assert data["pattern"] == "AMSM" and data["steps"] == 3 and 0.0 <= data["metric"] <= 1.0
