@@ -1,0 +1,89 @@
+"""Agent specs: `POLICY:LLM[?key=value&key=value]`.
+
+    greedy:offline
+    mcts:anthropic/claude-opus-4-5
+    evolutionary:openai-compatible/qwen3@http://localhost:8000/v1
+    greedy:offline?debug_prob=0.5&num_drafts=3
+
+The policy is everything before the first ":", the LLM spec everything after it up to the first "?"
+(so URLs keep their own colons); a bare `POLICY` means `POLICY:offline`. Parameters after "?" are
+passed to the policy's constructor as keyword arguments; values are read as JSON where they parse
+(numbers, true/false, null) and kept as strings otherwise. Several specs form an ensemble: each
+agent grows its own tree and all share the executor. An agent's name is `SPEC#INDEX` (e.g.
+"greedy:offline#0"), unique within a run, and is what the journal records as `Node.agent`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from aira.errors import UsageError
+
+# The policies aira ships; aira.agents.policies is the authority once it is importable.
+DEFAULT_POLICIES = ("oneshot", "greedy", "mcts", "evolutionary", "steady_state", "random")
+
+
+def known_policies() -> tuple[str, ...]:
+    try:
+        from aira.agents import policies
+    except ImportError:
+        return DEFAULT_POLICIES
+    names = getattr(policies, "POLICIES", None)
+    return tuple(sorted(names)) if names else DEFAULT_POLICIES
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentSpec:
+    policy: str
+    llm: str = "offline"
+    params: dict = field(default_factory=dict)
+    index: int = 0
+
+    @property
+    def spec(self) -> str:
+        query = "&".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in self.params.items())
+        return f"{self.policy}:{self.llm}" + (f"?{query}" if query else "")
+
+    @property
+    def name(self) -> str:
+        return f"{self.policy}:{self.llm}#{self.index}"
+
+    @classmethod
+    def parse(cls, text: str, *, index: int = 0) -> AgentSpec:
+        policies = known_policies()
+        hint = f"use POLICY:LLM with POLICY one of {', '.join(policies)} (e.g. greedy:offline)"
+        raw = (text or "").strip()
+        if not raw:
+            raise UsageError(f"empty agent spec: {hint}")
+        head, _, query = raw.partition("?")
+        policy, colon, llm = head.partition(":")
+        policy, llm = policy.strip().lower(), llm.strip()
+        if colon and not llm:
+            raise UsageError(f"agent spec {text!r} has no LLM after ':': {hint}")
+        if policy not in policies:
+            raise UsageError(f"unknown policy {policy!r} in agent spec {text!r}: {hint}")
+        params = {}
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+            if not pairs or any(not k for k, _ in pairs):
+                raise UsageError(f"bad parameters {query!r} in agent spec {text!r}: use ?key=value&key=value")
+            params = {k: _value(v) for k, v in pairs}
+        return cls(policy=policy, llm=llm or "offline", params=params, index=index)
+
+
+def parse_agents(specs: list[str] | str) -> list[AgentSpec]:
+    """Several specs (a list, or one string with specs separated by whitespace)."""
+    if isinstance(specs, str):
+        specs = specs.split()
+    if not specs:
+        raise UsageError("no agents: give at least one spec such as greedy:offline")
+    return [AgentSpec.parse(s, index=i) for i, s in enumerate(specs)]

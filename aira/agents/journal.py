@@ -1,0 +1,188 @@
+"""The run journal: an append-only SQLite file (`journal.sqlite`) in WAL mode, one writer.
+
+Two tables:
+- `events`: the source of truth, append-only. One row per (node id, kind), kinds "created",
+  "started", "finished". The pair is UNIQUE and written with INSERT OR IGNORE, so a replayed
+  write (a retry after a crash, a resume that re-journals a node) changes nothing.
+- `nodes`: a materialised view, one row per node holding its latest state; it is updated in the
+  same transaction as the event that changed it and can be rebuilt from `events` (`rebuild()`).
+
+A small `meta` table keeps run-level counters (e.g. wall-clock seconds already spent, for resume).
+WAL mode lets `aira runs show` read the file (`Journal(path, readonly=True)`) while the
+orchestrator writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+from aira.agents.types import Node, Status
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    node_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts REAL NOT NULL,
+    payload TEXT NOT NULL,
+    UNIQUE (node_id, kind)
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    created_seq INTEGER NOT NULL,
+    finished_seq INTEGER,
+    agent TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nodes_agent ON nodes (agent, created_seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+EVENT_KINDS = ("created", "started", "finished")
+
+
+def event_kind(node: Node) -> str:
+    """The event a node's current status stands for."""
+    if node.status == Status.PENDING:
+        return "created"
+    if node.status == Status.RUNNING:
+        return "started"
+    return "finished"
+
+
+class Journal:
+    """Append-only record of every node of a run. Use as a context manager or call close()."""
+
+    FILENAME = "journal.sqlite"
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        path = Path(path)
+        if path.is_dir():
+            path = path / self.FILENAME
+        self.path = path
+        self.readonly = readonly
+        if readonly:
+            if not path.exists():
+                raise FileNotFoundError(f"no journal at {path}")
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we open transactions explicitly so an event and its view row
+            # land together or not at all.
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    # --- writing (the orchestrator only) ---------------------------------------------------------
+
+    def add(self, node: Node) -> bool:
+        """Journal a node for the first time. Its current status decides the event(s) written: a
+        node born finished (e.g. INVALID) gets "created" and "finished"."""
+        wrote = self._append(node, "created")
+        if node.status != Status.PENDING:
+            wrote = self._append(node, event_kind(node)) or wrote
+        return wrote
+
+    def update(self, node: Node) -> bool:
+        """Append the event for the node's new status. False when that event was already written."""
+        return self._append(node, event_kind(node))
+
+    def _append(self, node: Node, kind: str) -> bool:
+        if self.readonly:
+            raise PermissionError("journal opened read-only")
+        data = json.dumps(node.to_dict(), default=str)
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO events (node_id, kind, ts, payload) VALUES (?, ?, ?, ?)",
+                (node.id, kind, time.time(), data),
+            )
+            inserted = cur.rowcount == 1
+            if inserted:
+                self._materialise(node.id, kind, cur.lastrowid, node.agent, node.status.value, data)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return inserted
+
+    def _materialise(self, node_id: str, kind: str, seq: int, agent: str, status: str, data: str) -> None:
+        if kind == "created":
+            self._db.execute(
+                "INSERT OR IGNORE INTO nodes (id, created_seq, agent, status, data) VALUES (?, ?, ?, ?, ?)",
+                (node_id, seq, agent, status, data),
+            )
+            return
+        # A later event never moves a finished node back (events may be replayed out of order).
+        self._db.execute(
+            "UPDATE nodes SET status = ?, data = ?, finished_seq = CASE WHEN ? = 'finished' THEN ? "
+            "ELSE finished_seq END WHERE id = ? AND finished_seq IS NULL",
+            (status, data, kind, seq, node_id),
+        )
+
+    def rebuild(self) -> None:
+        """Recompute the `nodes` table from `events` (after a manual edit, or to check the view)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM nodes")
+            rows = db.execute("SELECT seq, node_id, kind, payload FROM events ORDER BY seq").fetchall()
+            for seq, node_id, kind, payload in rows:
+                d = json.loads(payload)
+                self._materialise(node_id, kind, seq, d.get("agent", ""), d.get("status", "pending"),
+                                  payload)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def set_meta(self, key: str, value) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def meta(self, key: str, default=None):
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def nodes(self, agent: str | None = None) -> list[Node]:
+        """Every node, in creation order; only one agent's when `agent` is given."""
+        if agent is None:
+            rows = self._db.execute("SELECT data FROM nodes ORDER BY created_seq").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,)).fetchall()
+        return [Node.from_dict(json.loads(r[0])) for r in rows]
+
+    def finished(self) -> list[Node]:
+        """Finished nodes in the order they finished: the order policies observed them."""
+        rows = self._db.execute(
+            "SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq").fetchall()
+        return [Node.from_dict(json.loads(r[0])) for r in rows]
+
+    def get(self, node_id: str) -> Node | None:
+        row = self._db.execute("SELECT data FROM nodes WHERE id = ?", (node_id,)).fetchone()
+        return Node.from_dict(json.loads(row[0])) if row else None
+
+    def events(self) -> list[tuple[int, str, str, dict]]:
+        """(seq, node id, kind, node dict) of every event, oldest first."""
+        rows = self._db.execute("SELECT seq, node_id, kind, payload FROM events ORDER BY seq").fetchall()
+        return [(s, n, k, json.loads(p)) for s, n, k, p in rows]
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

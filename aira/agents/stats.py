@@ -1,0 +1,183 @@
+"""Run statistics: the noise floor, per-agent stats, AIRS-Bench normalised scores, the leaderboard.
+
+Normalised score (AIRS-Bench): NS = (f(s) - f(s_min)) / (f(s_sota) - f(s_min)), f(s) = -log10|s - s_opt|.
+Our choices, since a search run has no "worst submission" of its own:
+- s_opt is the metric's optimum: the task's `metric_optimum` when it has one, else 0 for a
+  lower-is-better metric (a loss) and 1.0 for a higher-is-better one (accuracy), or 100 when the
+  task's reference score is above 1 (accuracy in percent).
+- s_min is the noise-floor mean: the score of the task's own reference (baseline) proposal. NS = 0 is
+  "no better than the baseline", NS = 1 "as good as the SOTA reference", above 1 beats it.
+- s_sota is `task.reference_score`. Without it, or without a baseline, NS is None.
+- |s - s_opt| is clamped to 1e-12 so that a perfect score stays finite.
+NS is computed on the agent's final pick: its best node by search score, scored on the hidden
+selection split when it has one.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from aira.agents.types import Node, Status
+
+REFERENCE = "reference"
+LOST = "lost in crash; re-proposed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskInfo:
+    """What scoring needs from a task, stored in the run folder so `runs show` needs no task."""
+
+    name: str
+    lower_is_better: bool = False
+    reference_score: float | None = None
+    metric_optimum: float | None = None
+
+    @classmethod
+    def of(cls, task) -> TaskInfo:
+        return cls(name=getattr(task, "name", "task"), lower_is_better=bool(task.lower_is_better),
+                   reference_score=getattr(task, "reference_score", None),
+                   metric_optimum=getattr(task, "metric_optimum", None))
+
+    @property
+    def optimum(self) -> float:
+        if self.metric_optimum is not None:
+            return self.metric_optimum
+        if self.lower_is_better:
+            return 0.0
+        return 100.0 if (self.reference_score or 0.0) > 1.0 else 1.0
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.lower_is_better else a > b
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoiseFloor:
+    """Spread of the reference proposal's search metric over `n` seeds."""
+
+    n: int
+    mean: float
+    std: float      # sample standard deviation (n - 1); 0 for a single seed
+    spread: float   # max - min
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def noise_floor(nodes: Iterable[Node]) -> NoiseFloor | None:
+    scores = [n.metric for n in nodes
+              if n.operator == REFERENCE and n.status == Status.OK and n.metric is not None]
+    if not scores:
+        return None
+    std = statistics.stdev(scores) if len(scores) > 1 else 0.0
+    return NoiseFloor(n=len(scores), mean=statistics.fmean(scores), std=std, spread=max(scores) - min(scores))
+
+
+def normalised_score(s: float, *, s_min: float, s_sota: float, s_opt: float) -> float | None:
+    def f(x: float) -> float:
+        return -math.log10(max(abs(x - s_opt), 1e-12))
+
+    denom = f(s_sota) - f(s_min)
+    if denom == 0:
+        return None
+    return (f(s) - f(s_min)) / denom
+
+
+def rank_key(node: Node, info: TaskInfo, *, selection: bool) -> float:
+    """Sort key, smaller is better: the selection score when asked and present, else the search score."""
+    score = node.selection_metric if selection and node.selection_metric is not None else node.metric
+    if score is None or math.isnan(score):
+        return math.inf
+    return score if info.lower_is_better else -score
+
+
+def best_node(nodes: Iterable[Node], info: TaskInfo, *, selection: bool = False) -> Node | None:
+    ok = [n for n in nodes if n.status == Status.OK and n.metric is not None]
+    return min(ok, key=lambda n: rank_key(n, info, selection=selection), default=None)
+
+
+@dataclass(kw_only=True)
+class AgentStats:
+    agent: str
+    nodes: int
+    valid_rate: float          # proposals that passed validation / all proposals
+    success_rate: float        # evaluations that finished OK / evaluations (lost ones excluded)
+    best_metric: float | None  # best search score
+    best_node: str | None
+    best_selection: float | None  # the best node's hidden selection score
+    normalised: float | None
+    cost_usd: float
+    compute_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def agent_stats(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None = None) -> list[AgentStats]:
+    """One row per agent (reference nodes excluded), in order of first appearance."""
+    agents = list(dict.fromkeys(n.agent for n in nodes if n.operator != REFERENCE))
+    out = []
+    for agent in agents:
+        mine = [n for n in nodes if n.agent == agent and n.operator != REFERENCE]
+        valid = [n for n in mine if n.status != Status.INVALID]
+        evaluated = [n for n in valid if n.status not in (Status.PENDING, Status.RUNNING) and n.error != LOST]
+        best = best_node(mine, info)
+        pick = None if best is None else (best.selection_metric if best.selection_metric is not None
+                                          else best.metric)
+        ns = None
+        if pick is not None and floor is not None and info.reference_score is not None:
+            ns = normalised_score(pick, s_min=floor.mean, s_sota=info.reference_score, s_opt=info.optimum)
+        out.append(AgentStats(
+            agent=agent, nodes=len(mine),
+            valid_rate=len(valid) / len(mine) if mine else 0.0,
+            success_rate=sum(n.status == Status.OK for n in evaluated) / len(evaluated) if evaluated else 0.0,
+            best_metric=None if best is None else best.metric,
+            best_node=None if best is None else best.id,
+            best_selection=None if best is None else best.selection_metric,
+            normalised=ns,
+            cost_usd=sum(n.cost_usd for n in mine),
+            compute_s=sum(n.seconds for n in mine),
+        ))
+    return out
+
+
+def leaderboard(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> list[Node]:
+    """Finished OK nodes, best first by the hidden selection score (search score where none)."""
+    ok = [n for n in nodes if n.status == Status.OK and n.metric is not None]
+    return sorted(ok, key=lambda n: rank_key(n, info, selection=True))[:top]
+
+
+def _fmt(x: float | None, spec: str = ".4g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> str:
+    """The text `aira runs show` prints: noise floor, per-agent stats, leaderboard."""
+    floor = noise_floor(nodes)
+    direction = "lower is better" if info.lower_is_better else "higher is better"
+    lines = [f"task {info.name} ({direction}); {len(nodes)} nodes"]
+    if floor is None:
+        lines.append("noise floor: none (the task has no reference, or it did not finish)")
+    else:
+        lines.append(f"noise floor: reference mean {floor.mean:.4g}, std {floor.std:.3g}, "
+                     f"max-min {floor.spread:.3g} over {floor.n} seeds")
+    lines.append("")
+    lines.append(f"{'agent':<32} {'nodes':>5} {'valid':>6} {'ok':>6} {'best':>9} {'sel':>9} "
+                 f"{'NS':>6} {'cost$':>7} {'compute':>8}")
+    for s in agent_stats(nodes, info, floor):
+        lines.append(f"{s.agent[:32]:<32} {s.nodes:>5} {s.valid_rate:>6.0%} {s.success_rate:>6.0%} "
+                     f"{_fmt(s.best_metric):>9} {_fmt(s.best_selection):>9} {_fmt(s.normalised, '.3f'):>6} "
+                     f"{s.cost_usd:>7.2f} {s.compute_s:>7.0f}s")
+    lines.append("")
+    lines.append("leaderboard (final pick by the hidden selection split; search score shown beside it)")
+    lines.append(f"{'#':>3} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal")
+    for i, n in enumerate(leaderboard(nodes, info, top=top), 1):
+        prop = n.proposal if isinstance(n.proposal, str) else (n.idea or type(n.proposal).__name__)
+        lines.append(f"{i:>3} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
+                     f"{_fmt(n.selection_metric):>9}  {str(prop)[:40]}")
+    return "\n".join(lines)

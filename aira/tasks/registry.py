@@ -1,0 +1,58 @@
+"""Task registry: a name (or a task folder's path) to a `Task`.
+
+A factory is a callable `factory(**kwargs) -> Task`, or a "package.module:attr" string imported on
+first use, so that listing tasks never imports torch. Task modules may call `register_task` at import;
+the built-in names below are registered here so `get_task` finds them without importing them first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+from aira.agents.base import Task
+from aira.errors import UsageError
+
+_TASKS: dict[str, Callable[..., Task] | str] = {}
+
+
+def register_task(name: str, factory: Callable[..., Task] | str) -> None:
+    """Register (or replace) a task factory under `name`."""
+    if not name or "/" in name:
+        raise UsageError(f"bad task name {name!r}: use a plain name such as 'synthetic'")
+    _TASKS[name] = factory
+
+
+def list_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def _resolve(factory: Callable[..., Task] | str) -> Callable[..., Task]:
+    if callable(factory):
+        return factory
+    module, _, attr = factory.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_task(name: str, **kwargs) -> Task:
+    """The registered task `name`, or the task folder at path `name` (a folder with task.json)."""
+    path = Path(name).expanduser()
+    if name not in _TASKS and (path.is_dir() or "/" in name or name.startswith(".")):
+        from aira.tasks.folder import FolderTask
+
+        return FolderTask(path, **kwargs)
+    if name not in _TASKS:
+        raise UsageError(f"unknown task {name!r}: use one of {', '.join(list_tasks())} or a task folder path")
+    factory = _resolve(_TASKS[name])
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:
+        raise UsageError(f"bad options for task {name!r}: {e}") from None
+    except ValueError:  # a builtin without a signature: let the call itself complain
+        pass
+    return factory(**kwargs)
+
+
+register_task("synthetic", "aira.tasks.synthetic:SyntheticPatternTask")
