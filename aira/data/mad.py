@@ -1,0 +1,291 @@
+"""The MAD synthetic task suite (Poli et al. 2024, "Mechanistic Design and Scaling of Hybrid Architectures").
+
+Six token-manipulation tasks, each written here from the paper's task definitions:
+
+  in_context_recall        key-value pairs, keys repeat; at a key already seen, output its value
+  fuzzy_in_context_recall  the same, but keys and values are spans of 1..k tokens
+  noisy_in_context_recall  the same as recall, with noise tokens inserted between the pairs
+  selective_copying        content tokens scattered among blanks; after a separator, copy them in order
+  compression              a random sequence, a compression token, then the sequence again
+  memorization             key-value pairs from one fixed table shared by every split (facts in weights)
+
+Every example is an input row `x` (L,) and a target row `y` (L,) aligned to it: `y[t]` is what a causal
+model must output at position `t`, and -100 where nothing can be known (a key seen for the first time,
+noise, the prompt of a copy). The suite score is the mean masked accuracy over tasks.
+
+Notable choices:
+  - The trainer is a causal LM, so MAD's compression (an auto-encoder decoding the whole input from one
+    aggregation token) becomes its causal analogue: after the compression token the model reproduces
+    the sequence, teacher-forced, and is scored on every reproduced token.
+  - Fuzzy keys are drawn prefix-free within a sequence (no key starts another), so a causal model can
+    tell where a key ends; values need no such care, as keys and values use disjoint tokens.
+  - Splits come from disjoint seed streams (`SeedSequence([seed, task, split])`); memorization's table
+    comes from its own stream, the same for all splits, since it must be learnt from train.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from aira.errors import UsageError
+
+IGNORE = -100
+
+MAD_TASKS: tuple[str, ...] = (
+    "in_context_recall",
+    "fuzzy_in_context_recall",
+    "noisy_in_context_recall",
+    "selective_copying",
+    "compression",
+    "memorization",
+)
+
+_SPLITS = {"train": 0, "val": 1, "select": 2, "table": 3}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MadSettings:
+    """One difficulty level of the suite. `vocab_size` counts content tokens (keys + values for recall);
+    noise, separator and compression tokens are added after them, so `MadData.vocab_size` is larger."""
+
+    vocab_size: int = 16
+    seq_len: int = 128
+    n_train: int = 12_800
+    n_val: int = 1_280
+    n_select: int = 1_280
+    noise_vocab_size: int = 16  # noisy recall: distinct noise tokens
+    frac_noise: float = 0.4  # noisy recall: share of positions that are noise
+    max_key_len: int = 3  # fuzzy recall: key spans are 1..max_key_len tokens
+    max_value_len: int = 3  # fuzzy recall: value spans are 1..max_value_len tokens
+    fuzzy_n_keys: int = 4  # fuzzy recall: distinct key spans per sequence
+    n_copy: int = 16  # selective copying: content tokens to copy
+    memory_keys: int = 256  # memorization: size of the fixed key table
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 4 or self.vocab_size % 2:
+            raise UsageError(f"MAD vocab_size must be even and >= 4, got {self.vocab_size}")
+        if self.seq_len < 8 or self.seq_len % 2:
+            raise UsageError(f"MAD seq_len must be even and >= 8, got {self.seq_len}")
+        if min(self.n_train, self.n_val, self.n_select) < 1:
+            raise UsageError("MAD split sizes must be >= 1")
+        if not 0.0 <= self.frac_noise < 0.9:
+            raise UsageError(f"MAD frac_noise must be in [0, 0.9), got {self.frac_noise}")
+        if not 1 <= self.n_copy <= self.seq_len // 2:
+            raise UsageError(f"MAD n_copy must be in [1, seq_len/2], got {self.n_copy}")
+        if self.max_key_len < 1 or self.max_value_len < 1 or self.fuzzy_n_keys < 1:
+            raise UsageError("MAD fuzzy span lengths and key count must be >= 1")
+        if self.fuzzy_n_keys > (self.vocab_size // 2) ** self.max_key_len:
+            raise UsageError(f"MAD fuzzy_n_keys={self.fuzzy_n_keys} exceeds the distinct key spans")
+        if self.memory_keys < 2:
+            raise UsageError("MAD memory_keys must be >= 2")
+
+
+MAD_PRESETS: dict[str, MadSettings] = {
+    # the paper's baseline setting
+    "default": MadSettings(),
+    # a few seconds per task on a CPU core with a small model
+    "cpu": MadSettings(seq_len=64, n_train=2_560, n_val=256, n_select=256, n_copy=8, memory_keys=64),
+    # for tests and smoke runs
+    "tiny": MadSettings(seq_len=32, n_train=256, n_val=64, n_select=64, n_copy=4, memory_keys=16),
+}
+
+
+@dataclass(frozen=True)
+class MadData:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    select_x: torch.Tensor
+    select_y: torch.Tensor
+    vocab_size: int
+    settings: MadSettings
+    task: str
+
+
+def resolve_settings(settings: MadSettings | str) -> MadSettings:
+    if isinstance(settings, MadSettings):
+        return settings
+    if settings in MAD_PRESETS:
+        return MAD_PRESETS[settings]
+    raise UsageError(f"unknown MAD settings {settings!r}; valid: {', '.join(MAD_PRESETS)}")
+
+
+def mad_settings_with(base: MadSettings | str, **changes) -> MadSettings:
+    """A preset with some knobs changed, e.g. `mad_settings_with("cpu", frac_noise=0.6)`."""
+    names = {f.name for f in fields(MadSettings)}
+    bad = sorted(set(changes) - names)
+    if bad:
+        raise UsageError(f"unknown MAD setting {bad[0]!r}; valid: {', '.join(sorted(names))}")
+    return replace(resolve_settings(base), **changes)
+
+
+def make_mad(task: str, settings: MadSettings | str = "cpu", seed: int = 0) -> MadData:
+    """Generate the train / val (search) / select (hidden) splits of one MAD task."""
+    if task not in MAD_TASKS:
+        raise UsageError(f"unknown MAD task {task!r}; valid: {', '.join(MAD_TASKS)}")
+    s = resolve_settings(settings)
+    gen, vocab = _GENERATORS[task], task_vocab_size(task, s)
+    extra = {}
+    if task == "memorization":
+        extra["table"] = memorization_table(s, seed)
+    out = {}
+    for split, n in (("train", s.n_train), ("val", s.n_val), ("select", s.n_select)):
+        x, y = gen(_rng(seed, task, split), n, s, **extra)
+        assert x.shape == y.shape == (n, s.seq_len) and x.max() < vocab
+        out[f"{split}_x"] = torch.from_numpy(x.astype(np.int64))
+        out[f"{split}_y"] = torch.from_numpy(y.astype(np.int64))
+    return MadData(**out, vocab_size=vocab, settings=s, task=task)
+
+
+def task_vocab_size(task: str, s: MadSettings) -> int:
+    """Content tokens plus the task's special tokens (noise, separator, compression)."""
+    return {
+        "in_context_recall": s.vocab_size,
+        "fuzzy_in_context_recall": s.vocab_size,
+        "noisy_in_context_recall": s.vocab_size + s.noise_vocab_size,
+        "selective_copying": s.vocab_size + 2,  # + blank, + separator
+        "compression": s.vocab_size + 1,  # + compression token
+        "memorization": s.memory_keys + s.vocab_size,  # keys, then values
+    }[task]
+
+
+def _rng(seed: int, task: str, split: str) -> np.random.Generator:
+    # crc32, not hash(): the stream must be the same in every process
+    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(task.encode()), _SPLITS[split]]))
+
+
+def _key_value_maps(rng: np.random.Generator, n: int, n_keys: int) -> np.ndarray:
+    """(n, n_keys) value ids: one random key->value bijection per sequence (values after the keys)."""
+    return np.argsort(rng.random((n, n_keys)), axis=1) + n_keys
+
+
+def _recall_targets(x: np.ndarray, key_pos: np.ndarray, n_keys: int) -> np.ndarray:
+    """y[t] = x[t+1] (the value) at key positions `key_pos` (n, P) whose key appeared earlier in the row."""
+    keys = np.take_along_axis(x, key_pos, axis=1)
+    onehot = np.eye(n_keys, dtype=np.int32)[keys]  # (n, P, n_keys)
+    earlier = np.cumsum(onehot, axis=1) - onehot
+    seen = np.take_along_axis(earlier, keys[..., None], axis=2)[..., 0] > 0
+    y = np.full_like(x, IGNORE)
+    values = np.take_along_axis(x, key_pos + 1, axis=1)
+    np.put_along_axis(y, key_pos, np.where(seen, values, IGNORE), axis=1)
+    return y
+
+
+def _in_context_recall(rng: np.random.Generator, n: int, s: MadSettings):
+    n_keys, n_pairs = s.vocab_size // 2, s.seq_len // 2
+    maps = _key_value_maps(rng, n, n_keys)
+    keys = rng.integers(0, n_keys, (n, n_pairs))
+    x = np.empty((n, s.seq_len), dtype=np.int64)
+    x[:, 0::2] = keys
+    x[:, 1::2] = np.take_along_axis(maps, keys, axis=1)
+    key_pos = np.broadcast_to(np.arange(0, s.seq_len, 2), (n, n_pairs))
+    return x, _recall_targets(x, key_pos, n_keys)
+
+
+def _noisy_in_context_recall(rng: np.random.Generator, n: int, s: MadSettings):
+    n_keys = s.vocab_size // 2
+    n_pairs = max(1, int(round(s.seq_len * (1 - s.frac_noise))) // 2)
+    n_noise = s.seq_len - 2 * n_pairs
+    maps = _key_value_maps(rng, n, n_keys)
+    keys = rng.integers(0, n_keys, (n, n_pairs))
+    x = rng.integers(s.vocab_size, s.vocab_size + s.noise_vocab_size, (n, s.seq_len))
+    # noise goes only between pairs: how many noise tokens precede each pair (the rest trail)
+    gaps = rng.multinomial(n_noise, np.full(n_pairs + 1, 1 / (n_pairs + 1)), size=n)
+    key_pos = 2 * np.arange(n_pairs) + np.cumsum(gaps[:, :-1], axis=1)
+    np.put_along_axis(x, key_pos, keys, axis=1)
+    np.put_along_axis(x, key_pos + 1, np.take_along_axis(maps, keys, axis=1), axis=1)
+    return x, _recall_targets(x, key_pos, n_keys)
+
+
+def _prefix_free_spans(rng: np.random.Generator, n_spans: int, lo: int, hi: int, max_len: int):
+    """`n_spans` distinct spans of 1..max_len tokens over [lo, hi), none a prefix of another, so a
+    causal reader knows a key has ended the moment it matches one."""
+    spans: list[tuple[int, ...]] = []
+    for _ in range(1000 * n_spans):
+        cand = tuple(int(t) for t in rng.integers(lo, hi, int(rng.integers(1, max_len + 1))))
+        if all(cand[: len(o)] != o and o[: len(cand)] != cand for o in spans):
+            spans.append(cand)
+            if len(spans) == n_spans:
+                return spans
+    raise UsageError(f"cannot draw {n_spans} prefix-free keys of length <= {max_len} from {hi - lo} tokens")
+
+
+def _fuzzy_in_context_recall(rng: np.random.Generator, n: int, s: MadSettings):
+    half = s.vocab_size // 2
+    x = np.empty((n, s.seq_len), dtype=np.int64)
+    y = np.full_like(x, IGNORE)
+    for i in range(n):
+        keys = _prefix_free_spans(rng, s.fuzzy_n_keys, 0, half, s.max_key_len)
+        values = [tuple(map(int, rng.integers(half, s.vocab_size, rng.integers(1, s.max_value_len + 1))))
+                  for _ in keys]
+        row: list[int] = []
+        tgt: list[int] = []
+        seen: set[int] = set()
+        # one token past the end, so the target at the last position is defined
+        while len(row) <= s.seq_len:
+            j = int(rng.integers(0, len(keys)))
+            span = keys[j] + values[j]
+            known = j in seen
+            row += span
+            # the output at each position is the next token, from the key's last token on
+            tgt += [IGNORE] * (len(keys[j]) - 1)
+            tgt += list(values[j]) if known else [IGNORE] * len(values[j])
+            tgt += [IGNORE]  # at the value's last token the next key is unknowable
+            seen.add(j)
+        x[i] = row[: s.seq_len]
+        y[i] = tgt[: s.seq_len]
+    return x, y
+
+
+def _selective_copying(rng: np.random.Generator, n: int, s: MadSettings):
+    blank, sep = s.vocab_size, s.vocab_size + 1
+    prompt = s.seq_len - s.n_copy  # blanks with content scattered, then the separator and the copy
+    content = rng.integers(0, s.vocab_size, (n, s.n_copy))
+    pos = np.sort(np.argsort(rng.random((n, prompt)), axis=1)[:, : s.n_copy], axis=1)
+    x = np.full((n, s.seq_len), blank, dtype=np.int64)
+    np.put_along_axis(x, pos, content, axis=1)
+    x[:, prompt] = sep
+    x[:, prompt + 1 :] = content[:, :-1]  # teacher forcing: the copy so far
+    y = np.full_like(x, IGNORE)
+    y[:, prompt:] = content
+    return x, y
+
+
+def _compression(rng: np.random.Generator, n: int, s: MadSettings):
+    half, token = s.seq_len // 2, s.vocab_size
+    seq = rng.integers(0, s.vocab_size, (n, half))
+    x = np.concatenate([seq, np.full((n, 1), token), seq[:, :-1]], axis=1)
+    y = np.full_like(x, IGNORE)
+    y[:, half:] = seq
+    return x, y
+
+
+def memorization_table(s: MadSettings, seed: int = 0) -> np.ndarray:
+    """The fixed key -> value table (value ids, offset by `memory_keys`) shared by every split."""
+    rng = _rng(seed, "memorization", "table")
+    return rng.integers(0, s.vocab_size, s.memory_keys) + s.memory_keys
+
+
+def _memorization(rng: np.random.Generator, n: int, s: MadSettings, table: np.ndarray):
+    keys = rng.integers(0, s.memory_keys, (n, s.seq_len // 2))
+    x = np.empty((n, s.seq_len), dtype=np.int64)
+    x[:, 0::2] = keys
+    x[:, 1::2] = table[keys]
+    y = np.full_like(x, IGNORE)
+    y[:, 0::2] = table[keys]  # no context needed: every key is answerable from the table
+    return x, y
+
+
+_GENERATORS = {
+    "in_context_recall": _in_context_recall,
+    "fuzzy_in_context_recall": _fuzzy_in_context_recall,
+    "noisy_in_context_recall": _noisy_in_context_recall,
+    "selective_copying": _selective_copying,
+    "compression": _compression,
+    "memorization": _memorization,
+}
