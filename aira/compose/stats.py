@@ -1,0 +1,113 @@
+"""Rank statistics for proxy fidelity: Spearman with ties, bootstrap intervals, noise floor, saturation.
+
+All functions take plain Python lists so they can be checked by hand; numpy is used only for speed in
+the bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from itertools import combinations
+
+from aira.errors import UsageError
+
+
+def average_ranks(xs: Sequence[float]) -> list[float]:
+    """Ranks 1..n; tied values share the mean of the ranks they span."""
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    ranks = [0.0] * len(xs)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and xs[order[j + 1]] == xs[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxx = sum((x - mx) ** 2 for x in xs)
+    syy = sum((y - my) ** 2 for y in ys)
+    if sxx == 0 or syy == 0:
+        return float("nan")  # a constant ranking carries no order
+    return sxy / math.sqrt(sxx * syy)
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Spearman's rho = Pearson correlation of average ranks (correct with ties)."""
+    if len(xs) != len(ys):
+        raise UsageError(f"spearman needs paired scores, got {len(xs)} and {len(ys)}")
+    if len(xs) < 2:
+        raise UsageError("spearman needs at least 2 paired scores")
+    return pearson(average_ranks(xs), average_ranks(ys))
+
+
+def bootstrap_spearman(xs: Sequence[float], ys: Sequence[float], *, n_boot: int = 2000, alpha: float = 0.05,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """(rho, low, high): percentile interval from resampling the paired items with replacement.
+    Resamples whose ranking is constant (rho undefined) are skipped."""
+    rho = spearman(xs, ys)
+    rng = random.Random(seed)
+    n = len(xs)
+    boots = []
+    for _ in range(n_boot):
+        idx = [rng.randrange(n) for _ in range(n)]
+        r = spearman([xs[i] for i in idx], [ys[i] for i in idx])
+        if not math.isnan(r):
+            boots.append(r)
+    if not boots:
+        return rho, float("nan"), float("nan")
+    boots.sort()
+    lo = boots[int(math.floor(alpha / 2 * (len(boots) - 1)))]
+    hi = boots[int(math.ceil((1 - alpha / 2) * (len(boots) - 1)))]
+    return rho, lo, hi
+
+
+def seed_to_seed_spearman(table: Mapping[str, Sequence[float]]) -> float:
+    """Mean Spearman between every pair of seeds; table: pattern -> scores per seed (same seed order)."""
+    n_seeds = min(len(v) for v in table.values())
+    if n_seeds < 2:
+        raise UsageError("seed-to-seed agreement needs at least 2 seeds per pattern")
+    keys = list(table)
+    rhos = [spearman([table[k][a] for k in keys], [table[k][b] for k in keys])
+            for a, b in combinations(range(n_seeds), 2)]
+    rhos = [r for r in rhos if not math.isnan(r)]
+    return sum(rhos) / len(rhos) if rhos else float("nan")
+
+
+def std(xs: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1); 0 for a single value."""
+    if len(xs) < 2:
+        return 0.0
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def noise_floor(table: Mapping[str, Sequence[float]]) -> float:
+    """Pooled seed-to-seed standard deviation over patterns: sqrt(mean of per-pattern variances)."""
+    variances = [std(v) ** 2 for v in table.values() if len(v) >= 2]
+    if not variances:
+        raise UsageError("the noise floor needs at least 2 seeds for some pattern")
+    return math.sqrt(sum(variances) / len(variances))
+
+
+def saturation(table: Mapping[str, Sequence[float]], *, ceiling: float | None, chance: float | None,
+               noise: float | None = None) -> dict:
+    """Share of patterns whose mean score is within `noise` (default: 2 x the noise floor) of the metric's
+    ceiling (e.g. accuracy 1.0) or of chance: such patterns cannot be ranked by this proxy."""
+    if noise is None:
+        noise = 2 * noise_floor(table) if any(len(v) >= 2 for v in table.values()) else 0.0
+    means = {k: sum(v) / len(v) for k, v in table.items()}
+    at_ceiling = [k for k, m in means.items() if ceiling is not None and abs(ceiling - m) <= noise]
+    at_chance = [k for k, m in means.items() if chance is not None and abs(m - chance) <= noise]
+    n = len(means)
+    return {"noise": noise, "at_ceiling": at_ceiling, "at_chance": at_chance,
+            "ceiling_share": len(at_ceiling) / n, "chance_share": len(at_chance) / n,
+            "saturated_share": len(set(at_ceiling) | set(at_chance)) / n}

@@ -1,0 +1,65 @@
+"""Fidelity statistics against hand-computed cases (ties included)."""
+
+import math
+
+import pytest
+
+from aira.compose.stats import (average_ranks, bootstrap_spearman, noise_floor, saturation, seed_to_seed_spearman,
+                                spearman)
+from aira.errors import UsageError
+
+
+def test_average_ranks_with_ties():
+    assert average_ranks([10, 20, 20, 30]) == [1, 2.5, 2.5, 4]
+    assert average_ranks([5, 5, 5]) == [2, 2, 2]
+
+
+def test_spearman_by_hand():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ties: ranks x = 1, 2.5, 2.5, 4 and y = 1, 2, 3, 4 -> 4.5 / sqrt(4.5 * 5)
+    assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(4.5 / math.sqrt(22.5))
+    # d^2 formula holds without ties: 1 - 6 sum d^2 / (n (n^2 - 1)); d = (0, 2, -1, -1) -> 1 - 36/60
+    assert spearman([1, 2, 3, 4], [1, 4, 2, 3]) == pytest.approx(1 - 6 * 6 / 60)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_spearman_matches_scipy_on_random_ties():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    import random
+
+    rng = random.Random(3)
+    for _ in range(20):
+        xs = [rng.randint(0, 5) for _ in range(12)]
+        ys = [rng.randint(0, 5) for _ in range(12)]
+        if len(set(xs)) > 1 and len(set(ys)) > 1:
+            assert spearman(xs, ys) == pytest.approx(scipy_stats.spearmanr(xs, ys).statistic)
+
+
+def test_bootstrap_interval():
+    rho, lo, hi = bootstrap_spearman([1, 2, 3, 4, 5, 6], [2, 4, 6, 8, 10, 12], n_boot=200)
+    assert rho == lo == hi == pytest.approx(1.0)
+    xs = list(range(20))
+    ys = [x + (7 if x % 3 == 0 else -7) for x in xs]
+    rho, lo, hi = bootstrap_spearman(xs, ys, n_boot=500, seed=1)
+    assert lo <= rho <= hi and hi - lo > 0.05
+    assert bootstrap_spearman(xs, ys, n_boot=500, seed=1) == (rho, lo, hi)  # seeded
+
+
+def test_seed_to_seed_and_noise_floor():
+    table = {"a": [1.0, 3.0], "b": [2.0, 2.0], "c": [5.0, 6.0]}
+    # seed 0 ranks a < b < c, seed 1 ranks b < a < c: rho = 1 - 6 * 2 / 24 = 0.5
+    assert seed_to_seed_spearman(table) == pytest.approx(0.5)
+    # variances 2, 0, 0.5 -> sqrt(2.5 / 3)
+    assert noise_floor(table) == pytest.approx(math.sqrt(2.5 / 3))
+    with pytest.raises(UsageError):
+        seed_to_seed_spearman({"a": [1.0], "b": [2.0]})
+
+
+def test_saturation_shares():
+    table = {"top1": [0.99, 1.0], "top2": [0.98, 0.99], "mid": [0.6, 0.62], "low": [0.1, 0.11]}
+    s = saturation(table, ceiling=1.0, chance=0.1, noise=0.02)
+    assert sorted(s["at_ceiling"]) == ["top1", "top2"] and s["at_chance"] == ["low"]
+    assert s["ceiling_share"] == 0.5 and s["saturated_share"] == 0.75
+    s = saturation(table, ceiling=1.0, chance=None, noise=0.001)
+    assert s["saturated_share"] == 0.0
