@@ -1,0 +1,123 @@
+"""Runs one job in this process: `python -m aira.agents.executors.worker JOB_JSON RESULT_JSON`.
+
+Every executor ends here (the local pool and Ray in a subprocess, the inline executor in-process):
+import the job's "package.module:function", call it with the job's kwargs, and write the Result as
+JSON atomically (tmp file + rename) so the harness never reads half a file.
+
+- An exception becomes status "crashed"; the error keeps the traceback's last lines, and the whole
+  traceback goes to stderr (the job's log).
+- A `MemoryError` (usually the RLIMIT_AS set here from `job.mem_limit_mb`) becomes "killed" with
+  error "memory limit ...".
+- NaN metrics are the function's call: it returns status "diverged" when it decides so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aira.agents.types import Job, Result, Status
+
+TRACEBACK_LINES = 12
+
+
+def load_fn(spec: str) -> Callable[..., Any]:
+    """'package.module:function' -> the function (attribute paths like 'mod:Class.method' work)."""
+    module, sep, attr = spec.partition(":")
+    if not sep or not module or not attr:
+        raise ValueError(f"job fn {spec!r} is not 'package.module:function'")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"job fn {spec!r} is not callable")
+    return obj
+
+
+def limit_memory(mem_mb: int | None) -> None:
+    """Cap this process's address space (soft and hard, so the job cannot raise it again)."""
+    if mem_mb:
+        n = int(mem_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (n, n))
+
+
+def _tail(text: str, lines: int = TRACEBACK_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def run_job(job: Job) -> Result:
+    """Call the job's function here and turn whatever happens into a Result (never raises)."""
+    t0 = time.perf_counter()
+    try:
+        out = load_fn(job.fn)(**job.kwargs)
+        if isinstance(out, Result):
+            result = out
+        elif isinstance(out, dict):
+            result = Result.from_dict(out)
+        else:
+            raise TypeError(f"{job.fn} returned {type(out).__name__}, expected a dict for Result.from_dict")
+    except MemoryError:
+        tb = traceback.format_exc()
+        sys.stderr.write(tb)
+        limit = f" (mem_limit_mb={job.mem_limit_mb})" if job.mem_limit_mb else ""
+        result = Result(status=Status.KILLED, error=f"memory limit{limit}: MemoryError\n{_tail(tb, 4)}")
+    except BaseException as e:  # noqa: BLE001 - a job's failure is data, SystemExit included
+        tb = traceback.format_exc()
+        sys.stderr.write(tb)
+        result = Result(status=Status.CRASHED, error=_tail(tb) or repr(e))
+    if not result.seconds:
+        result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "item"):  # numpy / torch scalars
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def write_result(path: str | Path, result: Result) -> None:
+    """Write atomically: a reader sees no file or the whole file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(result.to_dict(), f, default=_jsonable)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_result(path: str | Path) -> Result | None:
+    """The Result a worker wrote, or None when there is none (or it is not valid JSON)."""
+    try:
+        with open(path) as f:
+            return Result.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m aira.agents.executors.worker JOB_JSON RESULT_JSON\n")
+        return 2
+    job = Job.from_dict(json.loads(Path(argv[0]).read_text()))
+    limit_memory(job.mem_limit_mb)
+    result = run_job(job)
+    write_result(argv[1], result)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
