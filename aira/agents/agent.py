@@ -66,7 +66,7 @@ class AgentSpec:
             raise UsageError(f"empty agent spec: {hint}")
         head, _, query = raw.partition("?")
         policy, colon, llm = head.partition(":")
-        policy, llm = policy.strip().lower(), llm.strip()
+        policy, llm = policy.strip().lower().replace("-", "_"), llm.strip()
         if colon and not llm:
             raise UsageError(f"agent spec {text!r} has no LLM after ':': {hint}")
         if policy not in policies:
@@ -87,3 +87,24 @@ def parse_agents(specs: list[str] | str) -> list[AgentSpec]:
     if not specs:
         raise UsageError("no agents: give at least one spec such as greedy:offline")
     return [AgentSpec.parse(s, index=i) for i, s in enumerate(specs)]
+
+
+@dataclass(eq=False, kw_only=True)
+class AgentRuntime:
+    """One agent of a running ensemble: its policy, LLM and random stream, and whether it may step."""
+
+    spec: AgentSpec
+    policy: object            # aira.agents.base.Policy
+    llm: object | None        # aira.agents.base.LLM, None for the offline agent
+    rng: object               # random.Random
+    done: bool = False        # the policy said None with nothing of its own in flight
+    waiting: bool = False     # the policy said None while its own nodes run: ask again after one ends
+    invalid_streak: int = 0   # consecutive INVALID proposals; too many retire the agent
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def can_step(self) -> bool:
+        return not (self.done or self.waiting)

@@ -1,0 +1,453 @@
+"""The orchestrator: runs an ensemble of agents against one task, one journal, one executor.
+
+A run folder holds `config.json` (the resolved RunConfig), `journal.sqlite` (every node) and, at the
+end, `summary.json`. The loop keeps every executor slot busy:
+
+1. Noise floor: the task's reference proposal is evaluated with `noise_seeds` seeds (nodes with
+   operator "reference", agent "reference"); their mean / std / max-min is the floor, and
+   `improve_margin` ("noise" = one std, or a number) is handed to policies as the attribute
+   `policy.improve_margin` and to operators as `ctx.extra["improve_margin"]` (with
+   `ctx.extra["noise_floor"]`, a dict or None). Reference runs do not count against the evaluation budget.
+2. Search: round robin over agents that can step: `policy.next_step(own nodes)`, the operator makes a
+   Draft, the task validates it (invalid: an INVALID node, observed at once), else the job is
+   submitted. Finished results are applied, journaled, and observed by the owning policy.
+   Policies and operators only ever see copies with the hidden selection-split metrics stripped.
+3. Stop when a budget is spent (in-flight jobs waited for or killed, `stop=`), or every agent is done.
+
+`resume(run_dir)` marks nodes that were pending / running when the run died as CRASHED ("lost in
+crash; re-proposed"), replays the other finished nodes into fresh policies in journal order, and
+continues with what is left of the budget. With one slot and an in-process executor a run is
+deterministic for its seed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aira.agents.agent import AgentRuntime, AgentSpec, parse_agents
+from aira.agents.base import Draft, Executor, OperatorContext, Task
+from aira.agents.budget import Budget, BudgetTracker
+from aira.agents.journal import Journal
+from aira.agents.progress import Progress, Snapshot
+from aira.agents.stats import LOST, REFERENCE, TaskInfo, agent_stats, best_node, noise_floor
+from aira.agents.types import Node, Status
+from aira.errors import UsageError
+
+MAX_INVALID_STREAK = 25  # an agent whose proposals keep failing validation is retired, not spun forever
+HIDDEN_PREFIXES = ("selection", "true_")  # metric keys no agent may see (the synthetic task's true_score)
+
+
+@dataclass(kw_only=True)
+class RunConfig:
+    task: str                                   # a registered name or a task folder path
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    agents: list[str] = field(default_factory=lambda: ["greedy:offline"])
+    executor: str = "local"
+    slots: int = 1
+    executor_kwargs: dict[str, Any] = field(default_factory=dict)
+    budget: Budget | str | None = None          # see aira.agents.budget
+    seed: int = 0                               # agents' random streams and the evaluation seed
+    noise_seeds: int = 3                        # reference evaluations for the noise floor (0: none)
+    improve_margin: float | str = "noise"       # "noise" = one std of the floor, or an absolute number
+    shared_memory: bool = False                 # operators see every agent's nodes, not only their own
+    out: str = "runs/run"
+    quiet: bool = False
+
+    def __post_init__(self):
+        self.budget = Budget.coerce(self.budget)
+        self.agents = [self.agents] if isinstance(self.agents, str) else list(self.agents)
+        parse_agents(self.agents)  # fail early with the list of policies
+        if self.slots < 1:
+            raise UsageError(f"bad number of workers {self.slots}: need at least 1")
+        if self.noise_seeds < 0:
+            raise UsageError(f"bad noise_seeds {self.noise_seeds}: need 0 or more")
+        if self.improve_margin != "noise":
+            try:
+                self.improve_margin = float(self.improve_margin)
+            except (TypeError, ValueError):
+                raise UsageError(f"bad improve_margin {self.improve_margin!r}: use 'noise' or a number") from None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["budget"] = self.budget.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(kw_only=True)
+class RunSummary:
+    run_dir: str
+    stop_reason: str
+    evaluations: int
+    nodes: int
+    lost: int
+    elapsed_s: float
+    cost_usd: float
+    noise_floor: dict | None
+    best: dict | None                          # the final pick, by the hidden selection split
+    agents: list[dict]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def strip_hidden(node: Node) -> Node:
+    """A copy safe to show a policy or operator: no selection-split (or other hidden) metrics."""
+    view = Node.from_dict(node.to_dict())
+    view.selection_metric = None
+    view.metrics = {k: v for k, v in view.metrics.items() if not k.startswith(HIDDEN_PREFIXES)}
+    return view
+
+
+def _make_policy(spec: AgentSpec, task: Task):
+    from aira.agents.policies import make_policy
+
+    params = dict(spec.params)
+    accepted = inspect.signature(make_policy).parameters
+    for key, value in (("lower_is_better", task.lower_is_better), ("direction", task.lower_is_better),
+                       ("task", task)):
+        if key in accepted:
+            params.setdefault(key, value if key != "direction" else ("min" if value else "max"))
+    try:
+        return make_policy(spec.policy, **params)
+    except TypeError as e:
+        raise UsageError(f"bad parameters for policy {spec.policy!r}: {e}") from None
+
+
+def _llm_tools():
+    """(make_llm, CostLedger, BudgetExceeded) from aira.agents.llm."""
+    from aira.agents.llm.ledger import BudgetExceeded, CostLedger
+
+    try:
+        from aira.agents.llm import make_llm
+    except ImportError:
+        def make_llm(spec, *, ledger=None):
+            if spec != "offline":
+                raise UsageError(f"LLM {spec!r} unavailable: aira.agents.llm has no make_llm yet")
+            return None
+    return make_llm, CostLedger, BudgetExceeded
+
+
+class _Run:
+    """The state of one run segment (a fresh run, or one resume of it)."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, task: Task, executor: Executor,
+                 journal: Journal, *, segment: int = 0,
+                 policy_factory: Callable[[AgentSpec, Task], Any] = _make_policy,
+                 operators: dict | None = None):
+        from aira.agents.memory import debug_chain
+
+        self.config, self.run_dir, self.task, self.executor, self.journal = config, run_dir, task, executor, journal
+        self.debug_chain = debug_chain
+        if operators is None:
+            from aira.agents.operators import OPERATORS as operators
+        self.operators = operators
+        self.slots = max(1, int(getattr(executor, "slots", config.slots) or config.slots))
+        self.nodes: dict[str, Node] = {n.id: n for n in journal.nodes()}
+        self.views: dict[str, Node] = {i: strip_hidden(n) for i, n in self.nodes.items()}
+        self.inflight: dict[str, Node] = {}
+        self.counter = len(self.nodes)
+        self.stop_reason = ""
+
+        done = [n for n in self.nodes.values() if self._counts(n)]
+        self.tracker = BudgetTracker(config.budget, elapsed_before=journal.meta("elapsed_s", 0.0),
+                                     evals_before=len(done),
+                                     usd_before=sum(n.cost_usd for n in self.nodes.values()))
+        make_llm, CostLedger, self.BudgetExceeded = _llm_tools()
+        cap = None if config.budget.usd is None else max(0.0, config.budget.usd - self.tracker.usd)
+        self.ledger = CostLedger(cap)
+        self.agents: list[AgentRuntime] = []
+        for spec in parse_agents(config.agents):
+            self.agents.append(AgentRuntime(
+                spec=spec, policy=policy_factory(spec, task), llm=make_llm(spec.llm, ledger=self.ledger),
+                rng=random.Random(f"{config.seed}:{spec.name}:{segment}")))
+        self.by_name = {a.name: a for a in self.agents}
+        # Resume: fresh policies learn the tree by observing it again, in the order it finished.
+        for n in journal.finished():
+            if n.error != LOST and n.agent in self.by_name:
+                self.by_name[n.agent].policy.observe(self.views[n.id])
+        self.rr = 0
+        self.floor = None
+        self.margin = 0.0
+        self.progress = Progress(quiet=config.quiet)
+        self._last_meta = time.monotonic()
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _counts(node: Node) -> bool:
+        """A completed candidate evaluation, counted against the evaluation budget."""
+        return (node.operator != REFERENCE and node.status not in (Status.PENDING, Status.RUNNING, Status.INVALID)
+                and node.error != LOST)
+
+    def _new_id(self) -> str:
+        self.counter += 1
+        return f"n{self.counter:04d}"
+
+    def _record(self, node: Node, *, new: bool = False) -> None:
+        self.nodes[node.id] = node
+        self.views[node.id] = strip_hidden(node)
+        (self.journal.add if new else self.journal.update)(node)
+
+    def _save_elapsed(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._last_meta > 2.0:
+            self.journal.set_meta("elapsed_s", self.tracker.elapsed())
+            self._last_meta = time.monotonic()
+
+    def _visible(self, agent: str | None) -> list[Node]:
+        """Nodes a policy (agent given) or shared memory (None) may see; lost ones are forgotten."""
+        return [v for v in self.views.values()
+                if v.error != LOST and v.operator != REFERENCE and (agent is None or v.agent == agent)]
+
+    def _submit(self, node: Node) -> None:
+        job = self.task.make_job(node.proposal, seed=node.seed, job_id=node.id)
+        job.timeout_s = self.tracker.job_timeout(job.timeout_s)
+        self._record(node, new=True)
+        self.executor.submit(job)
+        node.status = Status.RUNNING
+        self._record(node)
+        self.inflight[node.id] = node
+
+    def _observe(self, node: Node) -> None:
+        agent = self.by_name.get(node.agent)
+        if agent is not None:
+            agent.waiting = False
+            agent.policy.observe(self.views[node.id])
+
+    def _drain(self, timeout: float) -> int:
+        finished = 0
+        for job_id, result in self.executor.poll(timeout):
+            node = self.inflight.pop(job_id, None)
+            if node is None:  # a duplicate or a job this segment did not submit
+                continue
+            node.apply(result)
+            self._record(node)
+            if self._counts(node):
+                self.tracker.evals += 1
+            self._observe(node)
+            finished += 1
+        self._save_elapsed()
+        return finished
+
+    def snapshot(self) -> Snapshot:
+        nodes = [n for n in self.nodes.values() if n.operator != REFERENCE]
+        best = best_node(nodes, TaskInfo.of(self.task))
+        return Snapshot(agents=len(self.agents), done=self.tracker.evals, running=len(self.inflight),
+                        failed=sum(n.status.failed for n in nodes), best=best and best.metric,
+                        best_node=best and best.id, cost_usd=self.tracker.usd, elapsed_s=self.tracker.elapsed())
+
+    # --- phases ----------------------------------------------------------------------------------
+
+    def noise_floor_phase(self) -> None:
+        ref = self.task.reference()
+        cfg = self.config
+        if ref is not None and cfg.noise_seeds > 0:
+            have = {n.seed for n in self.nodes.values()
+                    if n.operator == REFERENCE and n.status != Status.PENDING and n.error != LOST}
+            todo = [cfg.seed + i for i in range(cfg.noise_seeds) if cfg.seed + i not in have]
+            if todo and (err := self.task.validate(ref)):
+                raise UsageError(f"the task's reference proposal is invalid: {err}")
+            while todo or self.inflight:
+                while todo and len(self.inflight) < self.slots:
+                    s = todo.pop(0)
+                    self._submit(Node(id=self._new_id(), agent=REFERENCE, operator=REFERENCE, proposal=ref,
+                                      idea=f"reference, noise-floor seed {s}", seed=s))
+                if (reason := self.tracker.hard_stop_reason()):
+                    self.stop_reason = reason
+                    return
+                self._drain(0.2)
+        self.floor = noise_floor(self.nodes.values())
+        if cfg.improve_margin == "noise":
+            self.margin = self.floor.std if self.floor else 0.0
+        else:
+            self.margin = float(cfg.improve_margin)
+        for a in self.agents:
+            if "improve_margin" not in a.spec.params:  # an explicit ?improve_margin= wins
+                a.policy.improve_margin = self.margin
+
+    def _next_agent(self) -> AgentRuntime | None:
+        for k in range(len(self.agents)):
+            a = self.agents[(self.rr + k) % len(self.agents)]
+            if a.can_step:
+                self.rr = (self.rr + k + 1) % len(self.agents)
+                return a
+        return None
+
+    def _step(self, agent: AgentRuntime) -> None:
+        own = self._visible(agent.name)
+        step = agent.policy.next_step(own, agent.rng)
+        if step is None:
+            if any(n.agent == agent.name for n in self.inflight.values()):
+                agent.waiting = True
+            else:
+                agent.done = True
+            return
+        parents = [self.views[p] for p in step.parents if p in self.views]
+        memory = self._visible(None if self.config.shared_memory else agent.name)
+        memory += [v for v in self.views.values() if v.operator == REFERENCE and v.status == Status.OK]
+        chain = self.debug_chain(parents[0], memory) if step.operator == "debug" and parents else []
+        ctx = OperatorContext(task=self.task, llm=agent.llm, parents=parents, memory=memory, rng=agent.rng,
+                              debug_chain=chain, extra={"improve_margin": self.margin,
+                                                        "noise_floor": self.floor and self.floor.to_dict()})
+        op = self.operators.get(step.operator)
+        try:
+            if op is None:
+                raise ValueError(f"policy {agent.spec.policy} asked for unknown operator {step.operator!r}")
+            draft = op(ctx)
+        except self.BudgetExceeded as e:
+            self.stop_reason = str(e)
+            return
+        except UsageError:
+            raise
+        except Exception as e:  # a failed operator is one INVALID node, not a dead run
+            draft = Draft(proposal=None, error=f"operator {step.operator} failed: {type(e).__name__}: {e}")
+        depth = parents[0].debug_depth + 1 if step.operator == "debug" and parents else 0
+        node = Node(id=self._new_id(), agent=agent.name, operator=step.operator, parents=list(step.parents),
+                    proposal=draft.proposal, idea=draft.idea, llm=agent.spec.llm, transcript=draft.transcript,
+                    input_tokens=draft.input_tokens, output_tokens=draft.output_tokens, cost_usd=draft.cost_usd,
+                    seed=self.config.seed, debug_depth=depth)
+        self.tracker.usd += draft.cost_usd
+        error = draft.error
+        if not error:
+            try:
+                error = self.task.validate(draft.proposal)
+            except Exception as e:
+                error = f"validation failed: {type(e).__name__}: {e}"
+        if error:
+            node.status, node.error, node.finished_at = Status.INVALID, error, time.time()
+            self._record(node, new=True)
+            self._observe(node)
+            agent.invalid_streak += 1
+            if agent.invalid_streak >= MAX_INVALID_STREAK:
+                agent.done = True
+                print(f"aira: agent {agent.name} retired after {MAX_INVALID_STREAK} invalid proposals in a row",
+                      file=sys.stderr)
+            return
+        agent.invalid_streak = 0
+        self._submit(node)
+
+    def search_phase(self) -> None:
+        while not self.stop_reason:
+            self._drain(0.0)
+            if (reason := self.tracker.hard_stop_reason()):
+                self.stop_reason = reason
+                break
+            while len(self.inflight) < self.slots and self.tracker.may_submit(len(self.inflight)):
+                agent = self._next_agent()
+                if agent is None or self.stop_reason:
+                    break
+                self._step(agent)
+            if not self.inflight:
+                if self.tracker.evals_spent():
+                    self.stop_reason = f"evaluation budget spent ({self.config.budget.evals})"
+                elif not any(a.can_step for a in self.agents):
+                    self.stop_reason = "every agent is done"
+                continue
+            self._drain(0.2)
+            self.progress.update(self.snapshot())
+
+    def finish(self) -> None:
+        """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
+        if self.inflight and self.config.budget.on_stop == "kill":
+            self.executor.shutdown()
+            for node in list(self.inflight.values()):
+                node.status, node.error, node.finished_at = Status.KILLED, f"killed: {self.stop_reason}", time.time()
+                self._record(node)
+            self.inflight.clear()
+        while self.inflight:
+            self._drain(0.5)
+        self._save_elapsed(force=True)
+        self.progress.close(self.snapshot())
+
+    def summary(self) -> RunSummary:
+        nodes = list(self.nodes.values())
+        info = TaskInfo.of(self.task)
+        best = best_node([n for n in nodes if n.operator != REFERENCE], info, selection=True)
+        s = RunSummary(
+            run_dir=str(self.run_dir), stop_reason=self.stop_reason, evaluations=self.tracker.evals,
+            nodes=len(nodes), lost=sum(n.error == LOST for n in nodes), elapsed_s=self.tracker.elapsed(),
+            cost_usd=self.tracker.usd, noise_floor=self.floor and self.floor.to_dict(),
+            best=best and {k: getattr(best, k) for k in ("id", "agent", "metric", "selection_metric", "proposal")},
+            agents=[a.to_dict() for a in agent_stats(nodes, info, self.floor)])
+        (self.run_dir / "summary.json").write_text(json.dumps(s.to_dict(), indent=1, default=str))
+        return s
+
+
+def _execute(config: RunConfig, run_dir: Path, task: Task, executor: Executor | None, *, segment: int,
+             **hooks) -> RunSummary:
+    if executor is None:
+        from aira.agents.executors import make_executor
+
+        executor = make_executor(config.executor, config.slots, **config.executor_kwargs)
+    with Journal(run_dir) as journal:
+        r = _Run(config, run_dir, task, executor, journal, segment=segment, **hooks)
+        try:
+            r.noise_floor_phase()
+            r.search_phase()
+            r.finish()
+        finally:
+            r._save_elapsed(force=True)
+            executor.shutdown()
+        return r.summary()
+
+
+def _write_config(config: RunConfig, run_dir: Path, task: Task) -> None:
+    resolved = {"task": TaskInfo.of(task).to_dict(), "agents": [s.name for s in parse_agents(config.agents)],
+                "budget": config.budget.describe()}
+    (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "resolved": resolved}, indent=1,
+                                                    default=str))
+
+
+def run(config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, **hooks) -> RunSummary:
+    """Start a fresh run in `config.out`. `task` / `executor` override the ones the config names
+    (tests, or callers that built them already)."""
+    from aira.tasks.registry import get_task
+
+    run_dir = Path(config.out)
+    if (run_dir / Journal.FILENAME).exists():
+        raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
+    task = task or get_task(config.task, **config.task_kwargs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_config(config, run_dir, task)
+    return _execute(config, run_dir, task, executor, segment=0, **hooks)
+
+
+def load_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise UsageError(f"no run at {run_dir}: {path} not found")
+    return RunConfig.from_dict(json.loads(path.read_text()))
+
+
+def resume(run_dir: str | Path, *, task: Task | None = None, executor: Executor | None = None,
+           budget: Budget | str | None = None, quiet: bool | None = None, **hooks) -> RunSummary:
+    """Continue a run that stopped or crashed; `budget` replaces the stored one when given."""
+    from aira.tasks.registry import get_task
+
+    run_dir = Path(run_dir)
+    config = load_config(run_dir)
+    if budget is not None:
+        config.budget = Budget.coerce(budget)
+    if quiet is not None:
+        config.quiet = quiet
+    task = task or get_task(config.task, **config.task_kwargs)
+    with Journal(run_dir) as journal:
+        for node in journal.nodes():
+            if node.status in (Status.PENDING, Status.RUNNING):
+                node.status, node.error, node.finished_at = Status.CRASHED, LOST, time.time()
+                journal.update(node)
+        segment = journal.meta("segments", 0) + 1
+        journal.set_meta("segments", segment)
+    _write_config(config, run_dir, task)
+    return _execute(config, run_dir, task, executor, segment=segment, **hooks)

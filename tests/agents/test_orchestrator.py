@@ -1,0 +1,188 @@
+"""The orchestrator on the synthetic task: ensembles, determinism, the noise floor, hidden metrics."""
+
+import json
+import statistics
+
+import pytest
+
+from aira.agents import orchestrator as orch
+from aira.agents.base import Executor
+from aira.agents.executors.worker import run_job
+from aira.agents.journal import Journal
+from aira.agents.orchestrator import RunConfig, resume, run
+from aira.agents.stats import REFERENCE
+from aira.agents.types import Status
+from aira.errors import UsageError
+from aira.tasks.synthetic import SyntheticPatternTask
+
+
+def inline_executor() -> Executor:
+    """The project's in-process executor, or a stand-in with the same contract."""
+    try:
+        from aira.agents.executors import InlineExecutor
+        return InlineExecutor()
+    except ImportError:
+        class Inline(Executor):
+            slots = 1
+
+            def __init__(self):
+                self.queue = []
+
+            def submit(self, job):
+                self.queue.append(job)
+
+            def poll(self, timeout=0.0):
+                done, self.queue = [(j.id, run_job(j)) for j in self.queue], []
+                return done
+
+            def running(self):
+                return len(self.queue)
+
+        return Inline()
+
+
+class RefTask(SyntheticPatternTask):
+    """The synthetic task with a baseline and evaluation noise, to measure a noise floor."""
+
+    def reference(self):
+        return "AM" * 8
+
+
+def _config(tmp_path, name="run", **kw) -> RunConfig:
+    kw.setdefault("budget", "12evals")
+    return RunConfig(task="synthetic", agents=kw.pop("agents", ["greedy:offline"]), out=str(tmp_path / name),
+                     quiet=True, **kw)
+
+
+def test_ensemble_of_two_agents_shares_the_budget(tmp_path):
+    cfg = _config(tmp_path, agents=["greedy:offline", "evolutionary:offline?num_islands=2"], noise_seeds=0)
+    s = run(cfg, executor=inline_executor())
+    assert s.evaluations == 12 and s.stop_reason.startswith("evaluation budget")
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = j.nodes()
+    agents = {n.agent for n in nodes}
+    assert agents == {"greedy:offline#0", "evolutionary:offline#1"}
+    # round robin with one slot: the agents alternate while both can step
+    assert [n.agent for n in nodes[:4]] == ["greedy:offline#0", "evolutionary:offline#1"] * 2
+    evaluated = [n for n in nodes if n.status not in (Status.INVALID,)]
+    assert len(evaluated) == 12 and all(n.status == Status.OK for n in evaluated)
+    assert all(n.metric is not None and n.seconds >= 0 and n.finished_at for n in evaluated)
+    for n in nodes:
+        assert n.llm == "offline" and n.idea.startswith("[offline]")
+        assert all(p in {m.id for m in nodes} for p in n.parents)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["budget"]["evals"] == 12 and saved["resolved"]["task"]["name"] == "synthetic-0"
+    assert saved["resolved"]["agents"] == ["greedy:offline#0", "evolutionary:offline#1"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best"]["id"] in {n.id for n in nodes} and len(summary["agents"]) == 2
+
+
+def test_one_slot_runs_are_deterministic_for_a_seed(tmp_path):
+    def trace(name, seed):
+        run(_config(tmp_path, name, seed=seed, noise_seeds=0), executor=inline_executor())
+        with Journal(tmp_path / name, readonly=True) as j:
+            return [(n.id, n.agent, n.operator, n.parents, n.proposal, n.metric) for n in j.nodes()]
+
+    a, b, c = trace("a", 3), trace("b", 3), trace("c", 4)
+    assert a == b
+    assert a != c
+
+
+def test_noise_floor_margin_and_hidden_metrics(tmp_path):
+    seen_by_policy, seen_by_ops, margins = [], [], []
+
+    def spy_policy(spec, task):
+        policy = orch._make_policy(spec, task)
+        next_step, observe = policy.next_step, policy.observe
+
+        def spy_next(nodes, rng):
+            seen_by_policy.extend(nodes)
+            margins.append(policy.improve_margin)
+            return next_step(nodes, rng)
+
+        def spy_observe(node):
+            seen_by_policy.append(node)
+            observe(node)
+
+        policy.next_step, policy.observe = spy_next, spy_observe
+        return policy
+
+    from aira.agents.operators import OPERATORS
+
+    def spy(op):
+        def call(ctx):
+            seen_by_ops.append(ctx)
+            return op(ctx)
+        return call
+
+    task = RefTask(noise=0.05)
+    cfg = _config(tmp_path, budget="6evals", noise_seeds=3, seed=10)
+    s = run(cfg, task=task, executor=inline_executor(), policy_factory=spy_policy,
+            operators={k: spy(v) for k, v in OPERATORS.items()})
+
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = j.nodes()
+    refs = [n for n in nodes if n.operator == REFERENCE]
+    assert [n.seed for n in refs] == [10, 11, 12] and all(n.agent == REFERENCE for n in refs)
+    assert [n.id for n in nodes[:3]] == [n.id for n in refs]  # measured before any agent steps
+    scores = [n.metric for n in refs]
+    assert len(set(scores)) == 3  # the noise really differs by seed
+    assert s.noise_floor["mean"] == pytest.approx(statistics.fmean(scores))
+    assert s.noise_floor["std"] == pytest.approx(statistics.stdev(scores))
+    assert s.noise_floor["spread"] == pytest.approx(max(scores) - min(scores))
+    assert s.evaluations == 6  # reference runs are not charged to the search budget
+    assert margins and all(m == pytest.approx(statistics.stdev(scores)) for m in margins)
+    assert seen_by_ops[0].extra["improve_margin"] == pytest.approx(statistics.stdev(scores))
+    assert seen_by_ops[0].extra["noise_floor"]["n"] == 3
+    # the journal keeps the hidden split; no policy or operator ever saw it
+    assert all(n.selection_metric is not None and "true_score" in n.metrics for n in nodes if n.status == Status.OK)
+    shown = seen_by_policy + [m for ctx in seen_by_ops for m in ctx.memory + ctx.parents]
+    assert shown and all(n.selection_metric is None and "true_score" not in n.metrics for n in shown)
+    assert any(m.operator == REFERENCE for m in seen_by_ops[-1].memory)  # the baseline is in memory
+
+
+def test_invalid_proposals_are_recorded_and_observed(tmp_path):
+    from aira.agents.base import Draft
+
+    observed = []
+
+    def factory(spec, task):
+        p = orch._make_policy(spec, task)
+        inner = p.observe
+        p.observe = lambda n: (observed.append(n.status), inner(n))
+        return p
+
+    bad = {"draft": lambda ctx: Draft(proposal="XYZ", idea="nonsense")}
+    cfg = _config(tmp_path, budget="5evals", noise_seeds=0)
+    s = run(cfg, executor=inline_executor(), policy_factory=factory, operators=bad)
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = j.nodes()
+    assert s.evaluations == 0 and s.stop_reason == "every agent is done"
+    assert len(nodes) == orch.MAX_INVALID_STREAK
+    assert all(n.status == Status.INVALID and "XYZ" not in n.error and n.error for n in nodes)
+    assert observed == [Status.INVALID] * orch.MAX_INVALID_STREAK
+
+
+def test_run_refuses_an_existing_run_and_bad_config(tmp_path):
+    cfg = _config(tmp_path, budget="2evals", noise_seeds=0)
+    run(cfg, executor=inline_executor())
+    with pytest.raises(UsageError, match="resume"):
+        run(cfg, executor=inline_executor())
+    with pytest.raises(UsageError, match="greedy"):
+        _config(tmp_path, agents=["gready:offline"])
+    with pytest.raises(UsageError, match="workers"):
+        _config(tmp_path, slots=0)
+    with pytest.raises(UsageError, match="improve_margin"):
+        _config(tmp_path, improve_margin="lots")
+    with pytest.raises(UsageError, match="no run"):
+        resume(tmp_path / "missing")
+
+
+def test_resume_after_clean_stop_continues_with_a_bigger_budget(tmp_path):
+    cfg = _config(tmp_path, budget="4evals", noise_seeds=0)
+    run(cfg, executor=inline_executor())
+    s = resume(cfg.out, executor=inline_executor(), budget="9evals", quiet=True)
+    assert s.evaluations == 9 and s.lost == 0
+    with Journal(cfg.out, readonly=True) as j:
+        ids = [n.id for n in j.nodes()]
+    assert len(ids) == len(set(ids)) and sum(1 for _ in ids) >= 9
