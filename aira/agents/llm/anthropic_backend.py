@@ -6,6 +6,8 @@ The key comes from ANTHROPIC_API_KEY; ANTHROPIC_BASE_URL points the client at a 
 
 from __future__ import annotations
 
+import inspect
+
 from aira.agents.llm.backend import BackendLLM, Reply
 from aira.agents.llm.ledger import CostLedger
 from aira.agents.llm.retry import RetryPolicy
@@ -24,11 +26,16 @@ class AnthropicLLM(BackendLLM):
             raise UsageError("the anthropic package is not installed: pip install 'aira[llm]'") from e
         self.client = anthropic.Anthropic(api_key=api_key, base_url=base_url or None,
                                           timeout=timeout_s, max_retries=0)
+        # Recent SDKs (2.x) dropped the sampling parameters from messages.create; older ones take
+        # `temperature`. Send it only where the installed SDK knows it.
+        self._takes_temperature = "temperature" in inspect.signature(self.client.messages.create).parameters
 
     def _request(self, system, messages, max_tokens, temperature) -> Reply:
-        kwargs = {"system": system} if system else {}
+        kwargs: dict = {"system": system} if system else {}
+        if self._takes_temperature:
+            kwargs["temperature"] = temperature
         msg = self.client.messages.create(model=self.model, messages=messages, max_tokens=max_tokens,
-                                          temperature=temperature, **kwargs)
+                                          **kwargs)
         # Thinking and tool blocks carry no answer text; only the text blocks are the reply.
         text = "".join(b.text for b in msg.content if getattr(b, "type", "") == "text")
         u = msg.usage
