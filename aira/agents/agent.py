@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from aira.errors import UsageError
 
@@ -72,11 +72,11 @@ class AgentSpec:
         if policy not in policies:
             raise UsageError(f"unknown policy {policy!r} in agent spec {text!r}: {hint}")
         params = {}
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
-            if not pairs or any(not k for k, _ in pairs):
-                raise UsageError(f"bad parameters {query!r} in agent spec {text!r}: use ?key=value&key=value")
-            params = {k: _value(v) for k, v in pairs}
+        for item in filter(None, query.split("&")):
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise UsageError(f"bad parameter {item!r} in agent spec {text!r}: write ?key=value&key=value; {hint}")
+            params[key.strip()] = _value(unquote(value.strip()))
         return cls(policy=policy, llm=llm or "offline", params=params, index=index)
 
 

@@ -20,6 +20,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+from aira.agents.memory import short_proposal
 from aira.agents.types import Node, Status
 
 REFERENCE = "reference"
@@ -177,7 +178,6 @@ def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> st
     lines.append("leaderboard (final pick by the hidden selection split; search score shown beside it)")
     lines.append(f"{'#':>3} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal")
     for i, n in enumerate(leaderboard(nodes, info, top=top), 1):
-        prop = n.proposal if isinstance(n.proposal, str) else (n.idea or type(n.proposal).__name__)
         lines.append(f"{i:>3} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
-                     f"{_fmt(n.selection_metric):>9}  {str(prop)[:40]}")
+                     f"{_fmt(n.selection_metric):>9}  {short_proposal(n.proposal)}")
     return "\n".join(lines)
