@@ -4,8 +4,8 @@ Accepted forms (mixable, whitespace and commas are separators):
   - codes:       "AMAMSMAM" (lower case too: "amam")
   - names:       "attn,mlp,mamba" or "attn mlp mamba"
   - repetition:  "(AM)x16", "(AM)x2S(AM)x3", "A (M)x3", nested "((AM)x2 S)x2"; `x`, `X`, `*` all work
-A letter run that is a registered name (case-insensitive) is that primitive; otherwise each letter
-must be a code. `compress_pattern` writes the repetition form back, and parsing it gives the same list.
+An all-upper-case letter run made of codes is read as codes ("SWA" is S, W, A); any other run is a
+registered name if it is one ("swa", "Mamba"), else lower-case codes ("amam"). `compress_pattern` writes the repetition form back, and parsing it gives the same list.
 """
 
 from __future__ import annotations
@@ -23,17 +23,22 @@ def _fail(text: str, why: str) -> UsageError:
 
 
 def _letters_to_codes(word: str, text: str) -> list[str]:
-    """A letter run is a primitive name (or a single code), or else a run of one-letter codes."""
-    try:
-        return [registry.get(word).code]
-    except UsageError:
-        pass
+    """An upper-case run of codes ("SWA": S, W, A), else a name ("swa", "Mamba"), else lower-case codes."""
     codes = []
     for ch in word.upper():
         try:
             codes.append(registry.get(ch).code)
         except UsageError:
-            raise _fail(text, f"unknown primitive {word!r}") from None
+            codes = None
+            break
+    if codes is not None and word.isupper():
+        return codes
+    try:
+        return [registry.get(word).code]
+    except UsageError:
+        pass
+    if codes is None:
+        raise _fail(text, f"unknown primitive {word!r}")
     return codes
 
 
@@ -114,7 +119,9 @@ def _best_repeat(codes: list[str], i: int) -> tuple[int, int]:
         k = 1
         while codes[i + k * u : i + (k + 1) * u] == unit:
             k += 1
-        if k >= 2 and u * k > best_u * best_k:
+        # a repeat must pay for its brackets: "WW" stays literal, "(M)x3" and "(AM)x2" do not
+        worth = k >= 3 or u * k >= 4
+        if k >= 2 and worth and u * k > best_u * best_k:
             best_u, best_k = u, k
     return best_u, best_k
 
