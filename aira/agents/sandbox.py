@@ -71,6 +71,7 @@ class SandboxResult:
     seconds: float
     violation: str = ""   # "network disabled", "memory limit", "cpu time", "process limit", ...
     isolated: bool = True  # False when run with allow_unsafe and no namespace
+    uid: int | None = None  # the run's own uid (root mode), for audits
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -330,6 +331,6 @@ def run_sandboxed(cmd: Sequence[str], *, workdir: str | Path, readonly_paths: Se
             violation = (violation + "; " if violation else "") + "UNSAFE: ran without isolation"
         return SandboxResult(returncode=proc.returncode, status=status, stdout_tail=log_tail(out, tail_lines),
                              stderr_tail=stderr_tail, seconds=seconds, violation=violation,
-                             isolated=proc.isolated)
+                             isolated=proc.isolated, uid=proc.uid)
     finally:
         shutil.rmtree(logs, ignore_errors=True)

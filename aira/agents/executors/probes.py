@@ -1,0 +1,50 @@
+"""Tiny job functions that exercise an executor: sleep, crash, spawn, allocate, report the env.
+
+Used by the executor tests, the Ray check and `bench/executors.py`; also handy to smoke-test a new
+cluster (`Job(fn="aira.agents.executors.probes:env_report", ...)`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+
+def sleep(seconds: float = 0.0, metric: float = 1.0) -> dict:
+    time.sleep(seconds)
+    return {"status": "ok", "metric": metric, "pid": os.getpid()}
+
+
+def crash(message: str = "boom", noise_lines: int = 0) -> dict:
+    for i in range(noise_lines):
+        print(f"training step {i}", flush=True)
+    raise RuntimeError(message)
+
+
+def spawn_grandchild(pid_file: str, sleep_s: float = 60.0) -> dict:
+    """Start a child that starts a sleeping grandchild (its pid goes to `pid_file`), then wait."""
+    code = ("import os, subprocess, sys, time\n"
+            f"g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep({sleep_s})'])\n"
+            f"open({pid_file!r}, 'w').write(str(g.pid))\n"
+            f"time.sleep({sleep_s})\n")
+    subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(sleep_s)
+    return {"status": "ok", "metric": 0.0}
+
+
+def allocate(mb: int) -> dict:
+    """Touch `mb` megabytes (one bytearray): a MemoryError under a smaller RLIMIT_AS."""
+    block = bytearray(mb * 1024 * 1024)
+    return {"status": "ok", "metric": float(len(block) // (1024 * 1024))}
+
+
+def env_report(names: list[str] | None = None) -> dict:
+    names = names or ["CUDA_VISIBLE_DEVICES"]
+    return {"status": "ok", "metric": 0.0, "env": {n: os.environ.get(n) for n in names},
+            "uid": os.getuid(), "cwd": os.getcwd()}
+
+
+def nan_metric(call_it_diverged: bool = True) -> dict:
+    return {"status": "diverged" if call_it_diverged else "ok", "metric": float("nan")}
