@@ -148,7 +148,7 @@ def _ask(name: str, ctx: OperatorContext) -> Draft:
         tokens = _usage(getattr(e, "usage", None) or {})
         return Draft(proposal=None, idea="", transcript=list(getattr(e, "transcript", None) or messages),
                      input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2],
-                     error=f"no parsable reply after {ATTEMPTS} attempts: {e}")
+                     error=str(e))
     tokens = _usage(usage)
     return Draft(proposal=proposal, idea=idea, transcript=list(transcript),
                  input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2])

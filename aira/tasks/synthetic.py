@@ -90,6 +90,8 @@ class PatternSpace(ProposalSpace):
         n = rng.randint(2, 4)
         i = rng.randrange(self.length - n + 1)
         c = rng.choice(self.alphabet)
+        if p[i:i + n] == [c] * n:  # a no-op would waste an evaluation
+            c = self._other(c, rng)
         p[i:i + n] = c * n
         return "".join(p), f"segment mutation: layers {i}-{i + n - 1} -> {c * n}"
 

@@ -72,7 +72,8 @@ class Evolutionary(SearchPolicy):
     def admit(self, island: int, node_id: str, fit: float, *, always: bool = False) -> bool:
         """Add a scored node to an island if it is >= the island's mean (or `always`); cap the island."""
         mean = self.mean(island)
-        if not always and mean is not None and fit < mean:
+        # The tolerance keeps a child equal to the mean in, whatever the rounding of the sum.
+        if not always and mean is not None and fit < mean - 1e-12 * max(1.0, abs(mean)):
             return False
         self._fit[node_id] = fit
         if node_id not in self.islands[island]:
