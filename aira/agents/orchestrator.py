@@ -389,7 +389,10 @@ def _execute(config: RunConfig, run_dir: Path, task: Task, executor: Executor | 
     if executor is None:
         from aira.agents.executors import make_executor
 
-        executor = make_executor(config.executor, config.slots, **config.executor_kwargs)
+        kw = dict(config.executor_kwargs)
+        if config.executor == "local":
+            kw.setdefault("log_dir", str(run_dir / "jobs"))  # job logs belong to the run folder
+        executor = make_executor(config.executor, config.slots, **kw)
     with Journal(run_dir) as journal:
         r = _Run(config, run_dir, task, executor, journal, segment=segment, **hooks)
         try:

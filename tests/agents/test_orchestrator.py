@@ -7,7 +7,7 @@ import pytest
 
 from aira.agents import orchestrator as orch
 from aira.agents.base import Executor
-from aira.agents.executors.worker import run_job
+from aira.agents.executors import make_executor
 from aira.agents.journal import Journal
 from aira.agents.orchestrator import RunConfig, resume, run
 from aira.agents.stats import REFERENCE
@@ -17,28 +17,7 @@ from aira.tasks.synthetic import SyntheticPatternTask
 
 
 def inline_executor() -> Executor:
-    """The project's in-process executor, or a stand-in with the same contract."""
-    try:
-        from aira.agents.executors import InlineExecutor
-        return InlineExecutor()
-    except ImportError:
-        class Inline(Executor):
-            slots = 1
-
-            def __init__(self):
-                self.queue = []
-
-            def submit(self, job):
-                self.queue.append(job)
-
-            def poll(self, timeout=0.0):
-                done, self.queue = [(j.id, run_job(j)) for j in self.queue], []
-                return done
-
-            def running(self):
-                return len(self.queue)
-
-        return Inline()
+    return make_executor("inline")
 
 
 class RefTask(SyntheticPatternTask):
