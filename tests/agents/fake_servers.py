@@ -71,7 +71,7 @@ class FakeServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 try:
                     body = json.loads(raw or b"{}")
@@ -107,7 +107,7 @@ class FakeServer:
             self.queue.extend(replies)
         return self
 
-    def __enter__(self) -> FakeServer:
+    def __enter__(self) -> FakeServer:  # noqa: PYI034 - Self needs Python 3.11
         self._thread.start()
         return self
 

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fake_servers import (FakeServer, anthropic_error, anthropic_ok, openai_error,  # noqa: E402
-                          openai_ok)
+from fake_servers import FakeServer, anthropic_error, anthropic_ok, openai_error, openai_ok
 
-from aira.agents.llm import (BudgetExceeded, CostLedger, LLMAuthError, LLMError, is_offline,  # noqa: E402
-                             make_llm)
-from aira.errors import UsageError  # noqa: E402
+from aira.agents.llm import BudgetExceeded, CostLedger, LLMAuthError, LLMError, is_offline, make_llm
+from aira.errors import UsageError
 
 ENV = ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
        "OPENAI_COMPATIBLE_API_KEY", "AIRA_PRICES"]
@@ -198,8 +196,8 @@ def test_ledger_cap_refuses_calls(monkeypatch, server):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("anthropic/claude-opus-4-5", "ANTHROPIC_API_KEY is not set; export it to use anthropic/claude-opus-4-5, "
-                                  "or use --agents greedy:offline to run without an LLM"),
+    ("anthropic/claude-opus-4-5", ("ANTHROPIC_API_KEY is not set; export it to use anthropic/claude-opus-4-5, "
+                                   "or use --agents greedy:offline to run without an LLM")),
     ("openai/gpt-5", "OPENAI_API_KEY is not set"),
     ("gemini/pro", "unknown LLM spec 'gemini/pro'; expected anthropic/<model>"),
     ("claude", "unknown LLM spec 'claude'"),

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from aira.agents.base import LLM
-from aira.agents.llm import ParseError, complete_with_retries, extract_code_block, extract_json, strip_reasoning
+from aira.agents.llm import (
+    ParseError,
+    complete_with_retries,
+    extract_code_block,
+    extract_json,
+    strip_reasoning,
+)
 from aira.agents.types import Completion
 from aira.errors import UsageError
 

@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from aira.agents.llm import (CostLedger, RecordingLLM, ReplayExhausted, ReplayLLM, ReplayMismatch,
-                             complete_with_retries, extract_json, make_llm)
+from aira.agents.llm import (
+    CostLedger,
+    RecordingLLM,
+    ReplayExhausted,
+    ReplayLLM,
+    ReplayMismatch,
+    complete_with_retries,
+    extract_json,
+    make_llm,
+)
 from aira.errors import UsageError
 
 ASK = [{"role": "user", "content": "Propose a 16-layer pattern."}]

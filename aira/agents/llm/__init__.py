@@ -20,8 +20,14 @@ from collections.abc import Callable
 from aira.agents.base import LLM
 from aira.agents.llm.errors import LLMAuthError, LLMError
 from aira.agents.llm.ledger import BudgetExceeded, CostLedger
-from aira.agents.llm.parse import (ParseError, Usage, complete_with_retries, extract_code_block,
-                                   extract_json, strip_reasoning)
+from aira.agents.llm.parse import (
+    ParseError,
+    Usage,
+    complete_with_retries,
+    extract_code_block,
+    extract_json,
+    strip_reasoning,
+)
 from aira.agents.llm.pricing import cost_usd, load_prices, register_price
 from aira.agents.llm.replay import RecordingLLM, ReplayExhausted, ReplayLLM, ReplayMismatch
 from aira.agents.llm.retry import RetryPolicy
