@@ -129,3 +129,16 @@ def test_make_policy_params_and_errors():
         make_policy("greedy", num_drafts="x")
     with pytest.raises(UsageError, match="temperature=0.0 must be > 0"):
         make_policy("steady_state", temperature=0)
+
+
+def test_greedy_incumbent_changes_only_beyond_the_improve_margin():
+    nodes = [_n("a", metric=0.50), _n("b", metric=0.53), _n("c", metric=0.545), _n("d", metric=0.2),
+             _n("e", metric=0.1)]
+    rng = random.Random(0)
+    assert make_policy("greedy").next_step(nodes, rng).parents == ["c"]
+    assert make_policy("greedy", improve_margin=0.1).next_step(nodes, rng).parents == ["a"]
+    pol = make_policy("greedy")
+    pol.improve_margin = 0.02   # as the orchestrator sets it from the noise floor
+    assert pol.next_step(nodes, rng).parents == ["b"]
+    with pytest.raises(UsageError, match="improve_margin=-1.0 must be >= 0.0"):
+        make_policy("greedy", improve_margin=-1)

@@ -42,6 +42,7 @@ _RANGES = {
     "num_drafts": (1, None), "max_debug_depth": (0, None), "num_children": (1, None),
     "num_islands": (1, None), "island_cap": (1, None), "init_per_island": (1, None),
     "crossover_after": (0, None), "migration_every": (0, None), "c": (0.0, None),
+    "improve_margin": (0.0, None),
 }
 _POSITIVE = {"temperature"}
 

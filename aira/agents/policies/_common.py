@@ -19,6 +19,9 @@ class SearchPolicy(Policy):
     """Base of the built-in policies: a dataclass of parameters plus the task's direction."""
 
     lower_is_better: bool = False
+    # Set by the orchestrator from the measured noise floor (one std by default): a node must beat
+    # the incumbent by more than this to replace it in `best`, so a lucky draw does not steer greedy.
+    improve_margin: float = 0.0
 
     def fitness(self, node: Node) -> float | None:
         """Higher-is-better search metric of a finished, good node; None otherwise."""
@@ -33,8 +36,14 @@ class SearchPolicy(Policy):
         return out
 
     def best(self, nodes: Sequence[Node]) -> Node | None:
-        s = self.scored(nodes)
-        return s[0][0] if s else None
+        """The incumbent: in node order, a scored node takes over only if it beats the current one
+        by more than `improve_margin` (with margin 0: the first node of the highest fitness)."""
+        best, best_fit = None, 0.0
+        for n in nodes:
+            f = self.fitness(n)
+            if f is not None and (best is None or f > best_fit + self.improve_margin):
+                best, best_fit = n, f
+        return best
 
 
 def children(nodes: Sequence[Node]) -> dict[str, list[Node]]:
