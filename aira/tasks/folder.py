@@ -80,6 +80,11 @@ class FolderTask(Task):
         if self.proposal_kind == "json" and (self.dir / "schema.json").is_file():
             self.schema = json.loads((self.dir / "schema.json").read_text())
 
+    @property
+    def editable_file(self) -> str | None:
+        """The name the operators read (aira.agents.operators.editable_file)."""
+        return self.editable
+
     def describe(self) -> str:
         desc = self.dir / "description.md"
         text = desc.read_text() if desc.is_file() else f"Task {self.name}."
