@@ -56,7 +56,8 @@ def render_memory(nodes: Sequence[Node], task: Task, *, limit: int = 20) -> str:
     if failed:
         out += ["", "Failed:"]
         for n in failed[-limit:]:
-            out.append(f"- {n.id} ({n.operator}, {n.status.value}): {_one_line(n.idea, 60)} -- {_error_line(n)}")
+            out.append(f"- {n.id} ({n.operator}, {n.status.value}): {_one_line(n.idea, 60)} -- "
+                       f"{_error_line(n)}")
         if len(failed) > limit:
             out.append(f"({len(failed) - limit} earlier failures not shown)")
     if pending:

@@ -84,12 +84,23 @@ def _bullets(lines: list[str]) -> str:
     return "\n".join(f"- {ln}" for ln in lines if ln) or "- none yet"
 
 
+def constraints(ctx: OperatorContext) -> str:
+    """The fixed rules, the measured noise floor when there is one, and any task-specific rules."""
+    lines = [CONSTRAINTS]
+    floor = ctx.extra.get("noise_floor")
+    if isinstance(floor, dict) and floor.get("n", 0) > 1:
+        # Agents otherwise "improve" by luck (users of autoresearch report it): say what noise is.
+        lines.append(f"- The reference design scored {floor['mean']:.6g} +- {floor['std']:.2g} (std over "
+                     f"{floor['n']} seeds): differences smaller than that are noise, not progress.")
+    if ctx.extra.get("constraints"):
+        lines.append(str(ctx.extra["constraints"]))
+    return "\n".join(lines)
+
+
 def render_prompt(name: str, ctx: OperatorContext) -> str:
     """The prompt of operator `name` for this context (public so it can be inspected and tested)."""
     values = {"task": ctx.task.describe(), "memory": render_memory(ctx.memory, ctx.task),
-              "constraints": CONSTRAINTS + ("\n" + ctx.extra["constraints"] if ctx.extra.get("constraints")
-                                            else ""),
-              "response_format": response_format(ctx.task)}
+              "constraints": constraints(ctx), "response_format": response_format(ctx.task)}
     if name in ("improve", "debug", "crossover"):
         values |= _parent_fields("parent", ctx.parents[0])
     if name == "improve":
@@ -133,7 +144,8 @@ def _parse_reply(task: Task) -> Callable[[str], tuple[Any, str]]:
 
 def _usage(usage: Any) -> tuple[int, int, float]:
     get = usage.get if isinstance(usage, dict) else (lambda k, d=0: getattr(usage, k, d))
-    return int(get("input_tokens", 0) or 0), int(get("output_tokens", 0) or 0), float(get("cost_usd", 0.0) or 0)
+    return (int(get("input_tokens", 0) or 0), int(get("output_tokens", 0) or 0),
+            float(get("cost_usd", 0.0) or 0.0))
 
 
 def _ask(name: str, ctx: OperatorContext) -> Draft:

@@ -109,9 +109,19 @@ def test_prompts_have_the_sections_and_never_the_selection_metric(kind):
     assert GOOD in improve and "metric 0.5" in improve
 
 
+def test_constraints_state_the_noise_floor():
+    task = SyntheticPatternTask()
+    floor = {"n": 3, "mean": 0.61, "std": 0.012, "spread": 0.03}
+    prompt = render_prompt("draft", ctx(task, extra={"noise_floor": floor, "constraints": "- no S at layer 0"}))
+    section = prompt[prompt.index("## Constraints"):prompt.index("## Response format")]
+    assert "0.61 +- 0.012 (std over 3 seeds)" in section and "- no S at layer 0" in section
+    assert "noise" not in render_prompt("draft", ctx(task, extra={"noise_floor": None}))
+
+
 def test_render_memory_orders_by_direction_and_summarises_failures():
     nodes = [node("lo", metric=0.1, idea="low"), node("hi", metric=0.9, idea="high"),
-             node("mid", metric=0.5), node("f", status=Status.CRASHED, error="Traceback\n  x\nValueError: boom"),
+             node("mid", metric=0.5),
+             node("f", status=Status.CRASHED, error="Traceback\n  x\nValueError: boom"),
              node("p", status=Status.PENDING, idea="still running")]
     up = render_memory(nodes, SyntheticPatternTask())
     assert up.index("| hi |") < up.index("| mid |") < up.index("| lo |")
@@ -180,7 +190,8 @@ def test_malformed_replies_give_an_error_draft_with_the_full_transcript(tmp_path
 
 def test_llm_debug_prompt_carries_the_chain(tmp_path):
     nodes = _chain()
-    llm = replay_llm(tmp_path, ['{"idea": "fix three", "proposal": "AAAAAAAAAAAAAAAA"}'], match="E1 first failure")
+    reply = '{"idea": "fix three", "proposal": "AAAAAAAAAAAAAAAA"}'
+    llm = replay_llm(tmp_path, [reply], match="E1 first failure")
     d = OPERATORS["debug"](ctx(SyntheticPatternTask(), [nodes[3]], nodes, llm=llm))
     assert d.proposal == "A" * 16 and d.idea == "fix three"
 

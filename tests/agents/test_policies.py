@@ -55,7 +55,8 @@ def test_beats_random_search_on_average(name):
 def test_direction_is_respected(name):
     # Regret (lower is better) is 1 - score: a policy told the direction makes the very same moves.
     up = drive(make_policy(name), SyntheticPatternTask(target_seed=2), 40, seed=0)
-    down = drive(make_policy(name, lower_is_better=True), SyntheticPatternTask(target_seed=2, lower_is_better=True),
+    down = drive(make_policy(name, lower_is_better=True),
+                 SyntheticPatternTask(target_seed=2, lower_is_better=True),
                  40, seed=0)
     assert trace(up) == trace(down)
     wrong = drive(make_policy(name), SyntheticPatternTask(target_seed=2, lower_is_better=True), 40, seed=0)
