@@ -177,8 +177,6 @@ class BudgetTracker:
         return self.budget.evals is not None and self.evals >= self.budget.evals
 
     def job_timeout(self, timeout_s: float) -> float:
-        t = timeout_s if self.budget.eval_timeout_s is None else min(timeout_s, self.budget.eval_timeout_s)
-        if self.budget.wall_s is not None and self.budget.on_stop == "kill":
-            # A job may not outlive the run's clock when the budget says kill.
-            t = min(t, max(1.0, self.budget.wall_s - self.elapsed()))
-        return t
+        """A job's own limit, capped by the per-evaluation budget. (With stop=kill the orchestrator
+        kills in-flight jobs when the clock runs out, so the wall clock needs no cap here.)"""
+        return timeout_s if self.budget.eval_timeout_s is None else min(timeout_s, self.budget.eval_timeout_s)

@@ -2,6 +2,7 @@
 
 import json
 import statistics
+import time
 
 import pytest
 
@@ -165,3 +166,68 @@ def test_resume_after_clean_stop_continues_with_a_bigger_budget(tmp_path):
     with Journal(cfg.out, readonly=True) as j:
         ids = [n.id for n in j.nodes()]
     assert len(ids) == len(set(ids)) and sum(1 for _ in ids) >= 9
+
+
+def _spy_operators(log):
+    from aira.agents.operators import OPERATORS
+
+    def spy(op):
+        def call(ctx):
+            log.append(ctx)
+            return op(ctx)
+        return call
+
+    return {k: spy(v) for k, v in OPERATORS.items()}
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_shared_memory_shows_every_agents_nodes(tmp_path, shared):
+    log = []
+    cfg = _config(tmp_path, agents=["greedy:offline", "random:offline"], budget="8evals", noise_seeds=0,
+                  shared_memory=shared)
+    run(cfg, executor=inline_executor(), operators=_spy_operators(log))
+    last = log[-1]
+    agents_seen = {m.agent for m in last.memory}
+    assert agents_seen == ({"greedy:offline#0", "random:offline#1"} if shared else {"random:offline#1"})
+
+
+def test_llm_dollar_budget_stops_the_run(tmp_path):
+    from aira.agents.base import Draft
+
+    def paid_draft(ctx):
+        proposal, idea = ctx.task.space().sample(ctx.rng)
+        return Draft(proposal=proposal, idea=idea, cost_usd=0.4, input_tokens=100, output_tokens=10)
+
+    cfg = _config(tmp_path, agents=["random:offline"], budget="$1,100evals", noise_seeds=0)
+    s = run(cfg, executor=inline_executor(), operators={"draft": paid_draft})
+    assert s.stop_reason == "LLM budget spent ($1)"
+    assert s.evaluations == 3 and s.cost_usd == pytest.approx(1.2)  # 0.4, 0.8 < 1; 1.2 stops
+    with Journal(cfg.out, readonly=True) as j:
+        assert [n.input_tokens for n in j.nodes()] == [100] * 3
+
+
+def _sleepy_task(root, seconds):
+    d = root / "sleepy"
+    d.mkdir()
+    (d / "task.json").write_text(json.dumps({"proposal_kind": "pattern", "alphabet": "AM", "length": 4}))
+    (d / "evaluate.py").write_text(f"import time\ndef evaluate(p, seed, wd):\n    time.sleep({seconds})\n"
+                                   "    return {'metric': 1.0}\n")
+    return d
+
+
+def test_wall_clock_kill_and_eval_timeout_with_the_local_executor(tmp_path):
+    d = _sleepy_task(tmp_path, 30)
+    t0 = time.monotonic()
+    s = run(RunConfig(task=str(d), agents=["random:offline"], executor="local", budget="1s,stop=kill",
+                      out=str(tmp_path / "kill"), quiet=True))
+    assert time.monotonic() - t0 < 15 and s.stop_reason.startswith("wall-clock budget spent")
+    with Journal(tmp_path / "kill", readonly=True) as j:
+        nodes = j.nodes()
+    assert nodes and all(n.status == Status.KILLED and "wall-clock" in n.error for n in nodes)
+    assert (tmp_path / "kill" / "jobs").is_dir()  # job logs live in the run folder
+
+    s = run(RunConfig(task=str(d), agents=["random:offline"], executor="local", budget="1evals,timeout=1s",
+                      out=str(tmp_path / "timeout"), quiet=True))
+    with Journal(tmp_path / "timeout", readonly=True) as j:
+        (node,) = j.nodes()
+    assert node.status == Status.TIMED_OUT and s.evaluations == 1
