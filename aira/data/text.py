@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
 import sysconfig
 from dataclasses import dataclass
@@ -133,9 +134,12 @@ def _pycode(spec: str) -> Corpus:
     if cap_mb <= 0:
         raise UsageError(f"pycode size cap must be positive, got {cap_mb}")
     root = Path(sysconfig.get_paths()["stdlib"])
-    skip = ("site-packages", "test", "tests", "idlelib", "__pycache__")
-    files = sorted((p for p in root.rglob("*.py") if not set(p.relative_to(root).parts) & set(skip)),
-                   key=lambda p: p.relative_to(root).as_posix())
+    skip = {"site-packages", "dist-packages", "test", "tests", "idlelib", "__pycache__"}
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in skip]  # prune: never walk installed packages or tests
+        files += [Path(folder, n) for n in names if n.endswith(".py")]
+    files.sort(key=lambda p: p.relative_to(root).as_posix())
     docs, size, budget = [], 0, int(cap_mb * 1e6)
     for p in files:
         try:

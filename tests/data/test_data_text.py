@@ -71,7 +71,8 @@ def test_shakespeare_is_the_plays_without_markup():
     assert 4_000_000 < len(c.text) < 6_000_000
     assert "To be, or not to be" in c.text and "HAMLET" in c.text
     assert "**" not in c.text and "  \n" not in c.text
-    assert load_corpus("shakespeare").documents[0] == c.documents[0]
+    # plays in sorted path order: comedies/a-midsummer-night-s-dream.md comes first
+    assert c.documents[0].startswith("A Midsummer Night's Dream")
 
 
 def test_shakespeare_missing_package_says_how_to_install(monkeypatch):
