@@ -79,9 +79,7 @@ def run_job(job: Job) -> Result:
 
 
 def _jsonable(o: Any) -> Any:
-    if hasattr(o, "item"):  # numpy / torch scalars
-        return o.item()
-    if hasattr(o, "tolist"):
+    if hasattr(o, "tolist"):  # numpy / torch scalars and arrays
         return o.tolist()
     return str(o)
 
