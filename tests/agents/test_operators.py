@@ -206,3 +206,18 @@ def test_file_task_reply_becomes_the_edited_file(tmp_path):
     assert d.proposal == {"files": {"train.py": "LR = 3e-3\nprint(LR)"}}
     assert d.idea == "raise the learning rate"
     assert "LR = 1e-3" in d.transcript[0]["content"]
+
+
+def test_a_replayed_agent_runs_end_to_end(tmp_path):
+    from aira.agents.policies import make_policy
+    from aira.agents.policies.inline import run_inline
+
+    task = SyntheticPatternTask(target_seed=2)
+    replies = ['{"idea": "the optimum", "proposal": "' + task.optimum() + '"}',
+               "garbage", "more garbage", "still garbage"]
+    llm = replay_llm(tmp_path, replies)
+    nodes = run_inline(make_policy("greedy", num_drafts=2), task, 2, llm=llm)
+    assert nodes[0].status is Status.OK and nodes[0].metric == pytest.approx(1.0)
+    assert nodes[0].idea == "the optimum" and nodes[0].llm.startswith("replay:")
+    assert nodes[1].status is Status.INVALID and "3 attempts" in nodes[1].error
+    assert len(nodes[1].transcript) == 6 and llm.remaining == 0

@@ -92,8 +92,9 @@ def test_greedy_drafts_five_first_then_improves_the_best(in_flight):
     assert pol.next_step(done, random.Random(0)).parents == [best.id]
 
 
-def _n(id, op="draft", parents=(), metric=None, status=Status.OK, **kw):
-    return Node(id=id, agent="t", operator=op, parents=list(parents), metric=metric, status=status, **kw)
+def _n(id, op="draft", parents=(), metric=None, status=Status.OK, proposal="AM" * 8, **kw):
+    return Node(id=id, agent="t", operator=op, parents=list(parents), metric=metric, status=status,
+                proposal=proposal, **kw)
 
 
 def test_greedy_debugs_failed_leaves_up_to_the_depth_limit():
@@ -109,6 +110,9 @@ def test_greedy_debugs_failed_leaves_up_to_the_depth_limit():
                      _n("r3", "debug", ["r2"], status=Status.CRASHED)]
     assert make_policy("greedy", max_debug_depth=3).next_step(chain, rng).parents == ["d4"]
     assert make_policy("greedy", max_debug_depth=4).next_step(chain, rng).parents == ["r3"]
+    # No proposal (an unparsable reply): nothing to repair.
+    unparsed = nodes[:5] + [_n("u", "improve", ["d4"], status=Status.INVALID, proposal=None)]
+    assert make_policy("greedy").next_step(unparsed, rng).parents == ["d4"]
     # A repair in flight: the failed node is no longer a leaf.
     inflight = nodes + [_n("r1", "debug", ["x"], status=Status.PENDING)]
     assert make_policy("greedy").next_step(inflight, rng).parents == ["d4"]

@@ -17,8 +17,9 @@ from aira.tasks.synthetic import SyntheticPatternTask
 from aira.agents.policies.inline import run_inline as drive
 
 
-def _n(id, op="draft", parents=(), metric=None, status=Status.OK, **kw):
-    return Node(id=id, agent="t", operator=op, parents=list(parents), metric=metric, status=status, **kw)
+def _n(id, op="draft", parents=(), metric=None, status=Status.OK, proposal="AM" * 8, **kw):
+    return Node(id=id, agent="t", operator=op, parents=list(parents), metric=metric, status=status,
+                proposal=proposal, **kw)
 
 
 # -- MCTS ---------------------------------------------------------------------------------------

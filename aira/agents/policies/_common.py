@@ -70,10 +70,11 @@ def debug_depth(node: Node, by_id: dict[str, Node]) -> int:
 
 def failed_leaves(nodes: Sequence[Node], max_debug_depth: int) -> list[Node]:
     """Failed nodes that nothing builds on yet (not even an in-flight repair) and that may still be
-    debugged: their debug depth is below `max_debug_depth`, so the repair is at most that deep."""
+    debugged: their debug depth is below `max_debug_depth`, so the repair is at most that deep.
+    A node without a proposal (the LLM's reply could not be parsed) has nothing to repair."""
     by_id = {n.id: n for n in nodes}
     kids = children(nodes)
-    return [n for n in nodes if n.status.failed and n.id not in kids
+    return [n for n in nodes if n.status.failed and n.proposal is not None and n.id not in kids
             and debug_depth(n, by_id) < max_debug_depth]
 
 
