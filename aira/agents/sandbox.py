@@ -239,8 +239,9 @@ class SandboxProcess(GroupProcess):
         if self.uid is not None:
             needed = [str(self.workdir), AIRA_ROOT, os.path.realpath(sys.prefix),
                       os.path.realpath(sys.base_prefix)]
-            exe = os.path.realpath(shutil.which(cmd[0]) or cmd[0])
-            needed.append(os.path.dirname(exe))
+            exe_dir = os.path.dirname(os.path.realpath(shutil.which(cmd[0]) or cmd[0]))
+            if os.path.isdir(exe_dir):
+                needed.append(exe_dir)
             needed = list(dict.fromkeys(needed))
             cfg.update(uid=self.uid, gid=self.uid)
             cfg["hide"], cfg["binds"] = _mount_plan(needed, limits)

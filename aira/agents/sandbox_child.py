@@ -82,7 +82,7 @@ def arrange_mounts(hide: list, binds: list) -> None:
         if os.path.isdir(h):
             opts = f"mode={mode:o}" + (f",size={size}m" if size else "")
             _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    for fd, path, rw in fds:
+    for fd, path, rw in sorted(fds, key=lambda x: len(x[1])):  # outer first: inner binds land on top
         if os.path.isdir(f"/proc/self/fd/{fd}"):
             os.makedirs(path, exist_ok=True)
         else:
