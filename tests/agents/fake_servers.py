@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +21,7 @@ class Scripted:
     status: int = 200
     body: dict | str = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # wait before answering, to make the client time out
 
 
 @dataclass
@@ -82,6 +84,8 @@ class FakeServer:
                                                     body))
                     reply = server.queue.popleft() if server.queue else Scripted(
                         500, {"error": {"message": "fake server: no scripted response left"}})
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
                 data = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
                 payload = data.encode()
                 self.send_response(reply.status)

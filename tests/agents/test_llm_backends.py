@@ -182,6 +182,19 @@ def test_connection_refused_is_retried_then_fails(monkeypatch):
     assert e.value.status is None and len(sleeps) == 2
 
 
+def test_timeout_is_retried(monkeypatch, server, caplog):
+    slow = openai_ok("late")
+    slow.delay_s = 1.0
+    server.push(slow, openai_ok("on time"))
+    sleeps = Sleeps()
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    llm = make_llm(f"openai-compatible/m@{server.base_url}/v1", timeout_s=0.2, sleep=sleeps)
+    with caplog.at_level(logging.WARNING, logger="aira.llm"):
+        assert llm.complete(MSGS).text == "on time"
+    assert len(sleeps) == 1 and len(server.requests) == 2
+    assert "no response: timed out" in caplog.text
+
+
 def test_ledger_cap_refuses_calls(monkeypatch, server):
     server.push(*[anthropic_ok("x", input_tokens=1_000_000, output_tokens=0)] * 2)
     ledger = CostLedger(cap_usd=1.5)
