@@ -19,7 +19,12 @@ import json
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from aira.agents.types import Node
 from aira.errors import UsageError
+
+# Metric keys no policy or operator may see: the hidden selection split (Hidden Consistent
+# Evaluation) and ground truth a test task reports (the synthetic task's true_score).
+HIDDEN_PREFIXES = ("selection", "true_")
 
 # The policies aira ships; aira.agents.policies is the authority once it is importable.
 DEFAULT_POLICIES = ("oneshot", "greedy", "mcts", "evolutionary", "steady_state", "random")
@@ -75,7 +80,9 @@ class AgentSpec:
         for item in filter(None, query.split("&")):
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
-                raise UsageError(f"bad parameter {item!r} in agent spec {text!r}: write ?key=value&key=value; {hint}")
+                raise UsageError(
+                    f"bad parameter {item!r} in agent spec {text!r}: write ?key=value&key=value; {hint}"
+                )
             params[key.strip()] = _value(unquote(value.strip()))
         return cls(policy=policy, llm=llm or "offline", params=params, index=index)
 
@@ -94,12 +101,12 @@ class AgentRuntime:
     """One agent of a running ensemble: its policy, LLM and random stream, and whether it may step."""
 
     spec: AgentSpec
-    policy: object            # aira.agents.base.Policy
-    llm: object | None        # aira.agents.base.LLM, None for the offline agent
-    rng: object               # random.Random
-    done: bool = False        # the policy said None with nothing of its own in flight
-    waiting: bool = False     # the policy said None while its own nodes run: ask again after one ends
-    invalid_streak: int = 0   # consecutive INVALID proposals; too many retire the agent
+    policy: object  # aira.agents.base.Policy
+    llm: object | None  # aira.agents.base.LLM, None for the offline agent
+    rng: object  # random.Random
+    done: bool = False  # the policy said None with nothing of its own in flight
+    waiting: bool = False  # the policy said None while its own nodes run: ask again after one ends
+    invalid_streak: int = 0  # consecutive INVALID proposals; too many retire the agent
 
     @property
     def name(self) -> str:
@@ -108,3 +115,42 @@ class AgentRuntime:
     @property
     def can_step(self) -> bool:
         return not (self.done or self.waiting)
+
+    def draft_node(self, step, ctx, operators: dict, *, node_id: str, seed: int) -> Node:
+        """Run the step's operator and wrap its Draft in a pending Node. An operator that raises
+        gives a node with `error` set (recorded INVALID), except for UsageError (bad setup, e.g. a
+        missing API key) and the LLM budget running out, which end the run."""
+        from aira.agents.base import Draft
+        from aira.agents.llm import BudgetExceeded
+
+        op = operators.get(step.operator)
+        try:
+            if op is None:
+                raise ValueError(f"policy {self.spec.policy} asked for unknown operator {step.operator!r}")
+            draft = op(ctx)
+        except (UsageError, BudgetExceeded):
+            raise
+        except Exception as e:  # noqa: BLE001 - a failed operator is one INVALID node, not a dead run
+            draft = Draft(proposal=None, error=f"operator {step.operator} failed: {type(e).__name__}: {e}")
+        debug = step.operator == "debug" and ctx.parents
+        return Node(
+            id=node_id, agent=self.name, operator=step.operator, parents=list(step.parents),
+            proposal=draft.proposal, idea=draft.idea, llm=self.spec.llm, transcript=draft.transcript,
+            input_tokens=draft.input_tokens, output_tokens=draft.output_tokens, cost_usd=draft.cost_usd,
+            error=draft.error, seed=seed, debug_depth=ctx.parents[0].debug_depth + 1 if debug else 0,
+        )  # fmt: skip
+
+
+def strip_hidden(node: Node) -> Node:
+    """A copy safe to show a policy or operator: no selection-split (or other hidden) metrics."""
+    view = Node.from_dict(node.to_dict())
+    view.selection_metric = None
+    view.metrics = {k: v for k, v in view.metrics.items() if not k.startswith(HIDDEN_PREFIXES)}
+    return view
+
+
+def make_policy_for(spec: AgentSpec, task):
+    """A fresh policy for `spec`, oriented by the task's direction."""
+    from aira.agents.policies import make_policy
+
+    return make_policy(spec.policy, lower_is_better=task.lower_is_better, **spec.params)

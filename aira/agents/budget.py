@@ -25,7 +25,7 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 
 
-def parse_duration(text: str | float | int) -> float:
+def parse_duration(text: str | float) -> float:
     """Seconds in "90s", "10m", "2h", "1h30m", "1.5h" or a plain number of seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
@@ -42,7 +42,7 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
-def parse_dollars(text: str | float | int) -> float:
+def parse_dollars(text: str | float) -> float:
     """Dollars in "$5", "5", "5usd" or "2.50"."""
     s = str(text).strip().lower().removeprefix("$").removesuffix("usd").strip()
     try:
@@ -99,7 +99,9 @@ class Budget:
                     b.on_stop = value
                     b.__post_init__()
                 else:
-                    raise UsageError(f"unknown budget key {key!r}: use time=, evals=, usd=, timeout= or stop=")
+                    raise UsageError(
+                        f"unknown budget key {key!r}: use time=, evals=, usd=, timeout= or stop="
+                    )
             elif item.startswith("$") or item.lower().endswith("usd"):
                 b.usd = parse_dollars(item)
             elif m := re.fullmatch(r"(\d+)\s*(evals?|evaluations?)", item.lower()):
@@ -145,8 +147,9 @@ class BudgetTracker:
     `elapsed_before` and `evals_before` carry what earlier segments of a resumed run spent.
     """
 
-    def __init__(self, budget: Budget, *, elapsed_before: float = 0.0, evals_before: int = 0,
-                 usd_before: float = 0.0):
+    def __init__(
+        self, budget: Budget, *, elapsed_before: float = 0.0, evals_before: int = 0, usd_before: float = 0.0
+    ):
         self.budget = budget
         self.elapsed_before = elapsed_before
         self.evals = evals_before

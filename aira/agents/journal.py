@@ -135,8 +135,7 @@ class Journal:
             rows = db.execute("SELECT seq, node_id, kind, payload FROM events ORDER BY seq").fetchall()
             for seq, node_id, kind, payload in rows:
                 d = json.loads(payload)
-                self._materialise(node_id, kind, seq, d.get("agent", ""), d.get("status", "pending"),
-                                  payload)
+                self._materialise(node_id, kind, seq, d.get("agent", ""), d.get("status", "pending"), payload)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -157,13 +156,15 @@ class Journal:
             rows = self._db.execute("SELECT data FROM nodes ORDER BY created_seq").fetchall()
         else:
             rows = self._db.execute(
-                "SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,)).fetchall()
+                "SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,)
+            ).fetchall()
         return [Node.from_dict(json.loads(r[0])) for r in rows]
 
     def finished(self) -> list[Node]:
         """Finished nodes in the order they finished: the order policies observed them."""
         rows = self._db.execute(
-            "SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq").fetchall()
+            "SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq"
+        ).fetchall()
         return [Node.from_dict(json.loads(r[0])) for r in rows]
 
     def get(self, node_id: str) -> Node | None:

@@ -22,7 +22,6 @@ deterministic for its seed.
 
 from __future__ import annotations
 
-import inspect
 import json
 import random
 import sys
@@ -32,8 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aira.agents.agent import AgentRuntime, AgentSpec, parse_agents
-from aira.agents.base import Draft, Executor, OperatorContext, Task
+from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
+from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker
 from aira.agents.journal import Journal
 from aira.agents.progress import Progress, Snapshot
@@ -42,22 +41,21 @@ from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
 MAX_INVALID_STREAK = 25  # an agent whose proposals keep failing validation is retired, not spun forever
-HIDDEN_PREFIXES = ("selection", "true_")  # metric keys no agent may see (the synthetic task's true_score)
 
 
 @dataclass(kw_only=True)
 class RunConfig:
-    task: str                                   # a registered name or a task folder path
+    task: str  # a registered name or a task folder path
     task_kwargs: dict[str, Any] = field(default_factory=dict)
     agents: list[str] = field(default_factory=lambda: ["greedy:offline"])
     executor: str = "local"
     slots: int = 1
     executor_kwargs: dict[str, Any] = field(default_factory=dict)
-    budget: Budget | str | None = None          # see aira.agents.budget
-    seed: int = 0                               # agents' random streams and the evaluation seed
-    noise_seeds: int = 3                        # reference evaluations for the noise floor (0: none)
-    improve_margin: float | str = "noise"       # "noise" = one std of the floor, or an absolute number
-    shared_memory: bool = False                 # operators see every agent's nodes, not only their own
+    budget: Budget | str | None = None  # see aira.agents.budget
+    seed: int = 0  # agents' random streams and the evaluation seed
+    noise_seeds: int = 3  # reference evaluations for the noise floor (0: none)
+    improve_margin: float | str = "noise"  # "noise" = one std of the floor, or an absolute number
+    shared_memory: bool = False  # operators see every agent's nodes, not only their own
     out: str = "runs/run"
     quiet: bool = False
 
@@ -73,7 +71,9 @@ class RunConfig:
             try:
                 self.improve_margin = float(self.improve_margin)
             except (TypeError, ValueError):
-                raise UsageError(f"bad improve_margin {self.improve_margin!r}: use 'noise' or a number") from None
+                raise UsageError(
+                    f"bad improve_margin {self.improve_margin!r}: use 'noise' or a number"
+                ) from None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -95,60 +95,32 @@ class RunSummary:
     elapsed_s: float
     cost_usd: float
     noise_floor: dict | None
-    best: dict | None                          # the final pick, by the hidden selection split
+    best: dict | None  # the final pick, by the hidden selection split
     agents: list[dict]
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def strip_hidden(node: Node) -> Node:
-    """A copy safe to show a policy or operator: no selection-split (or other hidden) metrics."""
-    view = Node.from_dict(node.to_dict())
-    view.selection_metric = None
-    view.metrics = {k: v for k, v in view.metrics.items() if not k.startswith(HIDDEN_PREFIXES)}
-    return view
-
-
-def _make_policy(spec: AgentSpec, task: Task):
-    from aira.agents.policies import make_policy
-
-    params = dict(spec.params)
-    accepted = inspect.signature(make_policy).parameters
-    for key, value in (("lower_is_better", task.lower_is_better), ("direction", task.lower_is_better),
-                       ("task", task)):
-        if key in accepted:
-            params.setdefault(key, value if key != "direction" else ("min" if value else "max"))
-    try:
-        return make_policy(spec.policy, **params)
-    except TypeError as e:
-        raise UsageError(f"bad parameters for policy {spec.policy!r}: {e}") from None
-
-
-def _llm_tools():
-    """(make_llm, CostLedger, BudgetExceeded) from aira.agents.llm."""
-    from aira.agents.llm.ledger import BudgetExceeded, CostLedger
-
-    try:
-        from aira.agents.llm import make_llm
-    except ImportError:
-        def make_llm(spec, *, ledger=None):
-            if spec != "offline":
-                raise UsageError(f"LLM {spec!r} unavailable: aira.agents.llm has no make_llm yet")
-            return None
-    return make_llm, CostLedger, BudgetExceeded
-
-
 class _Run:
     """The state of one run segment (a fresh run, or one resume of it)."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, task: Task, executor: Executor,
-                 journal: Journal, *, segment: int = 0,
-                 policy_factory: Callable[[AgentSpec, Task], Any] = _make_policy,
-                 operators: dict | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        run_dir: Path,
+        task: Task,
+        executor: Executor,
+        journal: Journal,
+        *,
+        segment: int = 0,
+        policy_factory: Callable[[AgentSpec, Task], Any] = make_policy_for,
+        operators: dict | None = None,
+    ):
         from aira.agents.memory import debug_chain
 
-        self.config, self.run_dir, self.task, self.executor, self.journal = config, run_dir, task, executor, journal
+        self.config, self.run_dir, self.task = config, run_dir, task
+        self.executor, self.journal = executor, journal
         self.debug_chain = debug_chain
         if operators is None:
             from aira.agents.operators import OPERATORS as operators
@@ -161,17 +133,27 @@ class _Run:
         self.stop_reason = ""
 
         done = [n for n in self.nodes.values() if self._counts(n)]
-        self.tracker = BudgetTracker(config.budget, elapsed_before=journal.meta("elapsed_s", 0.0),
-                                     evals_before=len(done),
-                                     usd_before=sum(n.cost_usd for n in self.nodes.values()))
-        make_llm, CostLedger, self.BudgetExceeded = _llm_tools()
+        self.tracker = BudgetTracker(
+            config.budget,
+            elapsed_before=journal.meta("elapsed_s", 0.0),
+            evals_before=len(done),
+            usd_before=sum(n.cost_usd for n in self.nodes.values()),
+        )
+        from aira.agents.llm import BudgetExceeded, CostLedger, make_llm
+
+        self.BudgetExceeded = BudgetExceeded
         cap = None if config.budget.usd is None else max(0.0, config.budget.usd - self.tracker.usd)
         self.ledger = CostLedger(cap)
         self.agents: list[AgentRuntime] = []
         for spec in parse_agents(config.agents):
-            self.agents.append(AgentRuntime(
-                spec=spec, policy=policy_factory(spec, task), llm=make_llm(spec.llm, ledger=self.ledger),
-                rng=random.Random(f"{config.seed}:{spec.name}:{segment}")))
+            self.agents.append(
+                AgentRuntime(
+                    spec=spec,
+                    policy=policy_factory(spec, task),
+                    llm=make_llm(spec.llm, ledger=self.ledger),
+                    rng=random.Random(f"{config.seed}:{spec.name}:{segment}"),
+                )
+            )
         self.by_name = {a.name: a for a in self.agents}
         # Resume: fresh policies learn the tree by observing it again, in the order it finished.
         for n in journal.finished():
@@ -188,8 +170,11 @@ class _Run:
     @staticmethod
     def _counts(node: Node) -> bool:
         """A completed candidate evaluation, counted against the evaluation budget."""
-        return (node.operator != REFERENCE and node.status not in (Status.PENDING, Status.RUNNING, Status.INVALID)
-                and node.error != LOST)
+        return (
+            node.operator != REFERENCE
+            and node.status not in (Status.PENDING, Status.RUNNING, Status.INVALID)
+            and node.error != LOST
+        )
 
     def _new_id(self) -> str:
         self.counter += 1
@@ -207,8 +192,11 @@ class _Run:
 
     def _visible(self, agent: str | None) -> list[Node]:
         """Nodes a policy (agent given) or shared memory (None) may see; lost ones are forgotten."""
-        return [v for v in self.views.values()
-                if v.error != LOST and v.operator != REFERENCE and (agent is None or v.agent == agent)]
+        return [
+            v
+            for v in self.views.values()
+            if v.error != LOST and v.operator != REFERENCE and (agent is None or v.agent == agent)
+        ]
 
     def _submit(self, node: Node) -> None:
         job = self.task.make_job(node.proposal, seed=node.seed, job_id=node.id)
@@ -243,9 +231,16 @@ class _Run:
     def snapshot(self) -> Snapshot:
         nodes = [n for n in self.nodes.values() if n.operator != REFERENCE]
         best = best_node(nodes, TaskInfo.of(self.task))
-        return Snapshot(agents=len(self.agents), done=self.tracker.evals, running=len(self.inflight),
-                        failed=sum(n.status.failed for n in nodes), best=best and best.metric,
-                        best_node=best and best.id, cost_usd=self.tracker.usd, elapsed_s=self.tracker.elapsed())
+        return Snapshot(
+            agents=len(self.agents),
+            done=self.tracker.evals,
+            running=len(self.inflight),
+            failed=sum(n.status.failed for n in nodes),
+            best=best and best.metric,
+            best_node=best and best.id,
+            cost_usd=self.tracker.usd,
+            elapsed_s=self.tracker.elapsed(),
+        )
 
     # --- phases ----------------------------------------------------------------------------------
 
@@ -253,17 +248,28 @@ class _Run:
         ref = self.task.reference()
         cfg = self.config
         if ref is not None and cfg.noise_seeds > 0:
-            have = {n.seed for n in self.nodes.values()
-                    if n.operator == REFERENCE and n.status != Status.PENDING and n.error != LOST}
+            have = {
+                n.seed
+                for n in self.nodes.values()
+                if n.operator == REFERENCE and n.status != Status.PENDING and n.error != LOST
+            }
             todo = [cfg.seed + i for i in range(cfg.noise_seeds) if cfg.seed + i not in have]
             if todo and (err := self.task.validate(ref)):
                 raise UsageError(f"the task's reference proposal is invalid: {err}")
             while todo or self.inflight:
                 while todo and len(self.inflight) < self.slots:
                     s = todo.pop(0)
-                    self._submit(Node(id=self._new_id(), agent=REFERENCE, operator=REFERENCE, proposal=ref,
-                                      idea=f"reference, noise-floor seed {s}", seed=s))
-                if (reason := self.tracker.hard_stop_reason()):
+                    self._submit(
+                        Node(
+                            id=self._new_id(),
+                            agent=REFERENCE,
+                            operator=REFERENCE,
+                            proposal=ref,
+                            idea=f"reference, noise-floor seed {s}",
+                            seed=s,
+                        )
+                    )
+                if reason := self.tracker.hard_stop_reason():
                     self.stop_reason = reason
                     return
                 self._drain(0.2)
@@ -297,32 +303,26 @@ class _Run:
         memory = self._visible(None if self.config.shared_memory else agent.name)
         memory += [v for v in self.views.values() if v.operator == REFERENCE and v.status == Status.OK]
         chain = self.debug_chain(parents[0], memory) if step.operator == "debug" and parents else []
-        ctx = OperatorContext(task=self.task, llm=agent.llm, parents=parents, memory=memory, rng=agent.rng,
-                              debug_chain=chain, extra={"improve_margin": self.margin,
-                                                        "noise_floor": self.floor and self.floor.to_dict()})
-        op = self.operators.get(step.operator)
+        ctx = OperatorContext(
+            task=self.task,
+            llm=agent.llm,
+            parents=parents,
+            memory=memory,
+            rng=agent.rng,
+            debug_chain=chain,
+            extra={"improve_margin": self.margin, "noise_floor": self.floor and self.floor.to_dict()},
+        )
         try:
-            if op is None:
-                raise ValueError(f"policy {agent.spec.policy} asked for unknown operator {step.operator!r}")
-            draft = op(ctx)
+            node = agent.draft_node(step, ctx, self.operators, node_id=self._new_id(), seed=self.config.seed)
         except self.BudgetExceeded as e:
             self.stop_reason = str(e)
             return
-        except UsageError:
-            raise
-        except Exception as e:  # a failed operator is one INVALID node, not a dead run
-            draft = Draft(proposal=None, error=f"operator {step.operator} failed: {type(e).__name__}: {e}")
-        depth = parents[0].debug_depth + 1 if step.operator == "debug" and parents else 0
-        node = Node(id=self._new_id(), agent=agent.name, operator=step.operator, parents=list(step.parents),
-                    proposal=draft.proposal, idea=draft.idea, llm=agent.spec.llm, transcript=draft.transcript,
-                    input_tokens=draft.input_tokens, output_tokens=draft.output_tokens, cost_usd=draft.cost_usd,
-                    seed=self.config.seed, debug_depth=depth)
-        self.tracker.usd += draft.cost_usd
-        error = draft.error
+        self.tracker.usd += node.cost_usd
+        error = node.error
         if not error:
             try:
-                error = self.task.validate(draft.proposal)
-            except Exception as e:
+                error = self.task.validate(node.proposal)
+            except Exception as e:  # noqa: BLE001 - a validator that raises rejects the proposal
                 error = f"validation failed: {type(e).__name__}: {e}"
         if error:
             node.status, node.error, node.finished_at = Status.INVALID, error, time.time()
@@ -331,8 +331,10 @@ class _Run:
             agent.invalid_streak += 1
             if agent.invalid_streak >= MAX_INVALID_STREAK:
                 agent.done = True
-                print(f"aira: agent {agent.name} retired after {MAX_INVALID_STREAK} invalid proposals in a row",
-                      file=sys.stderr)
+                print(
+                    f"aira: agent {agent.name} retired after {MAX_INVALID_STREAK} invalid proposals in a row",
+                    file=sys.stderr,
+                )
             return
         agent.invalid_streak = 0
         self._submit(node)
@@ -340,7 +342,7 @@ class _Run:
     def search_phase(self) -> None:
         while not self.stop_reason:
             self._drain(0.0)
-            if (reason := self.tracker.hard_stop_reason()):
+            if reason := self.tracker.hard_stop_reason():
                 self.stop_reason = reason
                 break
             while len(self.inflight) < self.slots and self.tracker.may_submit(len(self.inflight)):
@@ -362,7 +364,8 @@ class _Run:
         if self.inflight and self.config.budget.on_stop == "kill":
             self.executor.shutdown()
             for node in list(self.inflight.values()):
-                node.status, node.error, node.finished_at = Status.KILLED, f"killed: {self.stop_reason}", time.time()
+                node.status, node.error = Status.KILLED, f"killed: {self.stop_reason}"
+                node.finished_at = time.time()
                 self._record(node)
             self.inflight.clear()
         while self.inflight:
@@ -375,17 +378,25 @@ class _Run:
         info = TaskInfo.of(self.task)
         best = best_node([n for n in nodes if n.operator != REFERENCE], info, selection=True)
         s = RunSummary(
-            run_dir=str(self.run_dir), stop_reason=self.stop_reason, evaluations=self.tracker.evals,
-            nodes=len(nodes), lost=sum(n.error == LOST for n in nodes), elapsed_s=self.tracker.elapsed(),
-            cost_usd=self.tracker.usd, noise_floor=self.floor and self.floor.to_dict(),
-            best=best and {k: getattr(best, k) for k in ("id", "agent", "metric", "selection_metric", "proposal")},
-            agents=[a.to_dict() for a in agent_stats(nodes, info, self.floor)])
+            run_dir=str(self.run_dir),
+            stop_reason=self.stop_reason,
+            evaluations=self.tracker.evals,
+            nodes=len(nodes),
+            lost=sum(n.error == LOST for n in nodes),
+            elapsed_s=self.tracker.elapsed(),
+            cost_usd=self.tracker.usd,
+            noise_floor=self.floor and self.floor.to_dict(),
+            best=best
+            and {k: getattr(best, k) for k in ("id", "agent", "metric", "selection_metric", "proposal")},
+            agents=[a.to_dict() for a in agent_stats(nodes, info, self.floor)],
+        )
         (self.run_dir / "summary.json").write_text(json.dumps(s.to_dict(), indent=1, default=str))
         return s
 
 
-def _execute(config: RunConfig, run_dir: Path, task: Task, executor: Executor | None, *, segment: int,
-             **hooks) -> RunSummary:
+def _execute(
+    config: RunConfig, run_dir: Path, task: Task, executor: Executor | None, *, segment: int, **hooks
+) -> RunSummary:
     if executor is None:
         from aira.agents.executors import make_executor
 
@@ -406,13 +417,19 @@ def _execute(config: RunConfig, run_dir: Path, task: Task, executor: Executor | 
 
 
 def _write_config(config: RunConfig, run_dir: Path, task: Task) -> None:
-    resolved = {"task": TaskInfo.of(task).to_dict(), "agents": [s.name for s in parse_agents(config.agents)],
-                "budget": config.budget.describe()}
-    (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "resolved": resolved}, indent=1,
-                                                    default=str))
+    resolved = {
+        "task": TaskInfo.of(task).to_dict(),
+        "agents": [s.name for s in parse_agents(config.agents)],
+        "budget": config.budget.describe(),
+    }
+    (run_dir / "config.json").write_text(
+        json.dumps({**config.to_dict(), "resolved": resolved}, indent=1, default=str)
+    )
 
 
-def run(config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, **hooks) -> RunSummary:
+def run(
+    config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, **hooks
+) -> RunSummary:
     """Start a fresh run in `config.out`. `task` / `executor` override the ones the config names
     (tests, or callers that built them already)."""
     from aira.tasks.registry import get_task
@@ -433,8 +450,15 @@ def load_config(run_dir: str | Path) -> RunConfig:
     return RunConfig.from_dict(json.loads(path.read_text()))
 
 
-def resume(run_dir: str | Path, *, task: Task | None = None, executor: Executor | None = None,
-           budget: Budget | str | None = None, quiet: bool | None = None, **hooks) -> RunSummary:
+def resume(
+    run_dir: str | Path,
+    *,
+    task: Task | None = None,
+    executor: Executor | None = None,
+    budget: Budget | str | None = None,
+    quiet: bool | None = None,
+    **hooks,
+) -> RunSummary:
     """Continue a run that stopped or crashed; `budget` replaces the stored one when given."""
     from aira.tasks.registry import get_task
 

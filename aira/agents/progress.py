@@ -29,8 +29,10 @@ class Snapshot:
         h, m = divmod(m, 60)
         clock = f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
         best = "-" if self.best is None else f"{self.best:.4g} ({self.best_node})"
-        return (f"[{clock}] {self.agents} agent{'s' if self.agents != 1 else ''} | {self.done} done, "
-                f"{self.running} running, {self.failed} failed | best {best} | ${self.cost_usd:.2f}")
+        return (
+            f"[{clock}] {self.agents} agent{'s' if self.agents != 1 else ''} | {self.done} done, "
+            f"{self.running} running, {self.failed} failed | best {best} | ${self.cost_usd:.2f}"
+        )
 
 
 class Progress:

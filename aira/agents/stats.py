@@ -38,9 +38,12 @@ class TaskInfo:
 
     @classmethod
     def of(cls, task) -> TaskInfo:
-        return cls(name=getattr(task, "name", "task"), lower_is_better=bool(task.lower_is_better),
-                   reference_score=getattr(task, "reference_score", None),
-                   metric_optimum=getattr(task, "metric_optimum", None))
+        return cls(
+            name=getattr(task, "name", "task"),
+            lower_is_better=bool(task.lower_is_better),
+            reference_score=getattr(task, "reference_score", None),
+            metric_optimum=getattr(task, "metric_optimum", None),
+        )
 
     @property
     def optimum(self) -> float:
@@ -63,16 +66,17 @@ class NoiseFloor:
 
     n: int
     mean: float
-    std: float      # sample standard deviation (n - 1); 0 for a single seed
-    spread: float   # max - min
+    std: float  # sample standard deviation (n - 1); 0 for a single seed
+    spread: float  # max - min
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def noise_floor(nodes: Iterable[Node]) -> NoiseFloor | None:
-    scores = [n.metric for n in nodes
-              if n.operator == REFERENCE and n.status == Status.OK and n.metric is not None]
+    scores = [
+        n.metric for n in nodes if n.operator == REFERENCE and n.status == Status.OK and n.metric is not None
+    ]
     if not scores:
         return None
     std = statistics.stdev(scores) if len(scores) > 1 else 0.0
@@ -106,8 +110,8 @@ def best_node(nodes: Iterable[Node], info: TaskInfo, *, selection: bool = False)
 class AgentStats:
     agent: str
     nodes: int
-    valid_rate: float          # proposals that passed validation / all proposals
-    success_rate: float        # evaluations that finished OK / evaluations (lost ones excluded)
+    valid_rate: float  # proposals that passed validation / all proposals
+    success_rate: float  # evaluations that finished OK / evaluations (lost ones excluded)
     best_metric: float | None  # best search score
     best_node: str | None
     best_selection: float | None  # the best node's hidden selection score
@@ -128,22 +132,30 @@ def agent_stats(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None 
         valid = [n for n in mine if n.status != Status.INVALID]
         evaluated = [n for n in valid if n.status not in (Status.PENDING, Status.RUNNING) and n.error != LOST]
         best = best_node(mine, info)
-        pick = None if best is None else (best.selection_metric if best.selection_metric is not None
-                                          else best.metric)
+        pick = (
+            None
+            if best is None
+            else (best.selection_metric if best.selection_metric is not None else best.metric)
+        )
         ns = None
         if pick is not None and floor is not None and info.reference_score is not None:
             ns = normalised_score(pick, s_min=floor.mean, s_sota=info.reference_score, s_opt=info.optimum)
-        out.append(AgentStats(
-            agent=agent, nodes=len(mine),
-            valid_rate=len(valid) / len(mine) if mine else 0.0,
-            success_rate=sum(n.status == Status.OK for n in evaluated) / len(evaluated) if evaluated else 0.0,
-            best_metric=None if best is None else best.metric,
-            best_node=None if best is None else best.id,
-            best_selection=None if best is None else best.selection_metric,
-            normalised=ns,
-            cost_usd=sum(n.cost_usd for n in mine),
-            compute_s=sum(n.seconds for n in mine),
-        ))
+        out.append(
+            AgentStats(
+                agent=agent,
+                nodes=len(mine),
+                valid_rate=len(valid) / len(mine) if mine else 0.0,
+                success_rate=sum(n.status == Status.OK for n in evaluated) / len(evaluated)
+                if evaluated
+                else 0.0,
+                best_metric=None if best is None else best.metric,
+                best_node=None if best is None else best.id,
+                best_selection=None if best is None else best.selection_metric,
+                normalised=ns,
+                cost_usd=sum(n.cost_usd for n in mine),
+                compute_s=sum(n.seconds for n in mine),
+            )
+        )
     return out
 
 
@@ -165,19 +177,29 @@ def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> st
     if floor is None:
         lines.append("noise floor: none (the task has no reference, or it did not finish)")
     else:
-        lines.append(f"noise floor: reference mean {floor.mean:.4g}, std {floor.std:.3g}, "
-                     f"max-min {floor.spread:.3g} over {floor.n} seeds")
+        lines.append(
+            f"noise floor: reference mean {floor.mean:.4g}, std {floor.std:.3g}, "
+            f"max-min {floor.spread:.3g} over {floor.n} seeds"
+        )
     lines.append("")
-    lines.append(f"{'agent':<32} {'nodes':>5} {'valid':>6} {'ok':>6} {'best':>9} {'sel':>9} "
-                 f"{'NS':>6} {'cost$':>7} {'compute':>8}")
+    lines.append(
+        f"{'agent':<32} {'nodes':>5} {'valid':>6} {'ok':>6} {'best':>9} {'sel':>9} "
+        f"{'NS':>6} {'cost$':>7} {'compute':>8}"
+    )
     for s in agent_stats(nodes, info, floor):
-        lines.append(f"{s.agent[:32]:<32} {s.nodes:>5} {s.valid_rate:>6.0%} {s.success_rate:>6.0%} "
-                     f"{_fmt(s.best_metric):>9} {_fmt(s.best_selection):>9} {_fmt(s.normalised, '.3f'):>6} "
-                     f"{s.cost_usd:>7.2f} {s.compute_s:>7.0f}s")
+        lines.append(
+            f"{s.agent[:32]:<32} {s.nodes:>5} {s.valid_rate:>6.0%} {s.success_rate:>6.0%} "
+            f"{_fmt(s.best_metric):>9} {_fmt(s.best_selection):>9} {_fmt(s.normalised, '.3f'):>6} "
+            f"{s.cost_usd:>7.2f} {s.compute_s:>7.0f}s"
+        )
     lines.append("")
     lines.append("leaderboard (final pick by the hidden selection split; search score shown beside it)")
-    lines.append(f"{'#':>3} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal")
+    lines.append(
+        f"{'#':>3} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal"
+    )
     for i, n in enumerate(leaderboard(nodes, info, top=top), 1):
-        lines.append(f"{i:>3} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
-                     f"{_fmt(n.selection_metric):>9}  {short_proposal(n.proposal)}")
+        lines.append(
+            f"{i:>3} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
+            f"{_fmt(n.selection_metric):>9}  {short_proposal(n.proposal)}"
+        )
     return "\n".join(lines)

@@ -18,8 +18,11 @@ from aira.errors import UsageError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("runs", help="list, show, start and resume agent runs",
-                       description="List, show, start and resume agent runs.")
+    p = sub.add_parser(
+        "runs",
+        help="list, show, start and resume agent runs",
+        description="List, show, start and resume agent runs.",
+    )
     verbs = p.add_subparsers(dest="runs_verb", metavar="ACTION", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -35,10 +38,20 @@ def register(sub) -> None:
 
     start = verbs.add_parser("start", help="start a run of agents on a task")
     start.add_argument("--task", required=True, help="registered task name or task folder path")
-    start.add_argument("--task-arg", action="append", default=[], metavar="KEY=VALUE",
-                       help="task option (value read as JSON where it parses); repeatable")
-    start.add_argument("--agents", nargs="+", default=["greedy:offline"], metavar="SPEC",
-                       help="agent specs POLICY:LLM[?k=v&...] (default: greedy:offline)")
+    start.add_argument(
+        "--task-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="task option (value read as JSON where it parses); repeatable",
+    )
+    start.add_argument(
+        "--agents",
+        nargs="+",
+        default=["greedy:offline"],
+        metavar="SPEC",
+        help="agent specs POLICY:LLM[?k=v&...] (default: greedy:offline)",
+    )
     start.add_argument("--budget", default="", help="e.g. 2h,100evals,$5,timeout=10m,stop=kill")
     start.add_argument("--workers", type=int, default=1, help="executor slots (default: 1)")
     start.add_argument("--executor", default="local", help="local | inline | ray (default: local)")
@@ -82,13 +95,17 @@ def _ls(args) -> int:
     from aira.agents.stats import REFERENCE, TaskInfo, best_node
 
     rows = []
-    for d in sorted(p for p in root.iterdir() if (p / "config.json").is_file() and (p / "journal.sqlite").is_file()):
+    for d in sorted(
+        p for p in root.iterdir() if (p / "config.json").is_file() and (p / "journal.sqlite").is_file()
+    ):
         _, config, info, nodes = _load(str(d))
         best = best_node([n for n in nodes if n.operator != REFERENCE], TaskInfo(**info.to_dict()))
         state = "finished" if (d / "summary.json").is_file() else "stopped or running"
-        rows.append(f"{d.name:<24} {info.name:<20} {len(nodes):>6} "
-                    f"{'-' if best is None else format(best.metric, '.4g'):>9}  {state:<18} "
-                    f"{' '.join(config.get('agents', []))}")
+        rows.append(
+            f"{d.name:<24} {info.name:<20} {len(nodes):>6} "
+            f"{'-' if best is None else format(best.metric, '.4g'):>9}  {state:<18} "
+            f"{' '.join(config.get('agents', []))}"
+        )
     print(f"{'run':<24} {'task':<20} {'nodes':>6} {'best':>9}  {'state':<18} agents")
     print("\n".join(rows) if rows else f"(no runs under {root})")
     return 0
@@ -100,14 +117,34 @@ def _show(args) -> int:
     d, config, info, nodes = _load(args.run)
     if args.json:
         floor = noise_floor(nodes)
-        out = {"run": str(d), "task": info.to_dict(), "noise_floor": floor and floor.to_dict(),
-               "agents": [s.to_dict() for s in agent_stats(nodes, info, floor)],
-               "nodes": [{"id": n.id, "parents": n.parents, "agent": n.agent, "operator": n.operator,
-                          "proposal": n.proposal, "idea": n.idea, "status": n.status.value,
-                          "metric": n.metric, "selection_metric": n.selection_metric, "metrics": n.metrics,
-                          "error": n.error, "seconds": n.seconds, "cost_usd": n.cost_usd, "llm": n.llm,
-                          "input_tokens": n.input_tokens, "output_tokens": n.output_tokens,
-                          "debug_depth": n.debug_depth} for n in nodes]}
+        out = {
+            "run": str(d),
+            "task": info.to_dict(),
+            "noise_floor": floor and floor.to_dict(),
+            "agents": [s.to_dict() for s in agent_stats(nodes, info, floor)],
+            "nodes": [
+                {
+                    "id": n.id,
+                    "parents": n.parents,
+                    "agent": n.agent,
+                    "operator": n.operator,
+                    "proposal": n.proposal,
+                    "idea": n.idea,
+                    "status": n.status.value,
+                    "metric": n.metric,
+                    "selection_metric": n.selection_metric,
+                    "metrics": n.metrics,
+                    "error": n.error,
+                    "seconds": n.seconds,
+                    "cost_usd": n.cost_usd,
+                    "llm": n.llm,
+                    "input_tokens": n.input_tokens,
+                    "output_tokens": n.output_tokens,
+                    "debug_depth": n.debug_depth,
+                }
+                for n in nodes
+            ],
+        }
         print(json.dumps(out, indent=1, default=str))
     else:
         print(f"run {d}  agents: {' '.join(config.get('agents', []))}")
@@ -130,21 +167,36 @@ def _parse_task_args(items: list[str]) -> dict:
 
 def _print_summary(s) -> None:
     best = s.best
-    print(f"stopped: {s.stop_reason}; {s.evaluations} evaluations, {s.nodes} nodes, "
-          f"{s.elapsed_s:.0f}s, ${s.cost_usd:.2f}")
+    print(
+        f"stopped: {s.stop_reason}; {s.evaluations} evaluations, {s.nodes} nodes, "
+        f"{s.elapsed_s:.0f}s, ${s.cost_usd:.2f}"
+    )
     if best:
-        print(f"best (by the selection split): {best['id']} {best['agent']} search {best['metric']:.4g} "
-              f"selection {best['selection_metric'] if best['selection_metric'] is None else format(best['selection_metric'], '.4g')}")
+        sel = best["selection_metric"]
+        print(
+            f"best (by the selection split): {best['id']} {best['agent']} search {best['metric']:.4g} "
+            f"selection {'-' if sel is None else format(sel, '.4g')}"
+        )
     print(f"see: aira runs show {s.run_dir}")
 
 
 def _start(args) -> int:
     from aira.agents.orchestrator import RunConfig, run
 
-    config = RunConfig(task=args.task, task_kwargs=_parse_task_args(args.task_arg), agents=args.agents,
-                       executor=args.executor, slots=args.workers, budget=args.budget, seed=args.seed,
-                       noise_seeds=args.noise_seeds, improve_margin=args.improve_margin,
-                       shared_memory=args.shared_memory, out=args.out, quiet=args.quiet)
+    config = RunConfig(
+        task=args.task,
+        task_kwargs=_parse_task_args(args.task_arg),
+        agents=args.agents,
+        executor=args.executor,
+        slots=args.workers,
+        budget=args.budget,
+        seed=args.seed,
+        noise_seeds=args.noise_seeds,
+        improve_margin=args.improve_margin,
+        shared_memory=args.shared_memory,
+        out=args.out,
+        quiet=args.quiet,
+    )
     _print_summary(run(config))
     return 0
 

@@ -75,7 +75,9 @@ class FolderTask(Task):
         self.evaluator_sha = _sha256(self.evaluator)
         self.editable = meta.get("editable")
         if self.proposal_kind == "file" and not (self.editable and (self.dir / self.editable).is_file()):
-            raise UsageError(f"task folder {self.dir}: proposal_kind 'file' needs 'editable' naming a file there")
+            raise UsageError(
+                f"task folder {self.dir}: proposal_kind 'file' needs 'editable' naming a file there"
+            )
         self.schema = {}
         if self.proposal_kind == "json" and (self.dir / "schema.json").is_file():
             self.schema = json.loads((self.dir / "schema.json").read_text())
@@ -89,14 +91,20 @@ class FolderTask(Task):
         desc = self.dir / "description.md"
         text = desc.read_text() if desc.is_file() else f"Task {self.name}."
         direction = "lower is better" if self.lower_is_better else "higher is better"
-        extra = [f"Metric: {self.metric_name} ({direction}). Each evaluation is limited to {self.timeout_s:g}s."]
+        extra = [
+            f"Metric: {self.metric_name} ({direction}). Each evaluation is limited to {self.timeout_s:g}s."
+        ]
         if self.proposal_kind == "file":
             extra.append(f"Reply with the full contents of {self.editable}.")
         elif self.proposal_kind == "json" and self.schema:
-            extra.append(f"Reply with a JSON object following this schema:\n{json.dumps(self.schema, indent=1)}")
+            extra.append(
+                f"Reply with a JSON object following this schema:\n{json.dumps(self.schema, indent=1)}"
+            )
         elif self.proposal_kind == "pattern" and "alphabet" in self.meta:
-            extra.append(f"Reply with a pattern of {self.meta.get('length', 'any number of')} letters "
-                         f"from {self.meta['alphabet']!r}.")
+            extra.append(
+                f"Reply with a pattern of {self.meta.get('length', 'any number of')} letters "
+                f"from {self.meta['alphabet']!r}."
+            )
         return text.rstrip() + "\n\n" + "\n".join(extra)
 
     # --- proposals -------------------------------------------------------------------------------
@@ -144,10 +152,18 @@ class FolderTask(Task):
         return None
 
     def make_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
-        return Job(id=job_id, fn="aira.tasks.folder:evaluate_in_folder", timeout_s=self.timeout_s,
-                   sandbox=self.proposal_kind == "file",
-                   kwargs={"task_dir": str(self.dir), "proposal": self.normalise(proposal), "seed": seed,
-                           "evaluator_sha": self.evaluator_sha})
+        return Job(
+            id=job_id,
+            fn="aira.tasks.folder:evaluate_in_folder",
+            timeout_s=self.timeout_s,
+            sandbox=self.proposal_kind == "file",
+            kwargs={
+                "task_dir": str(self.dir),
+                "proposal": self.normalise(proposal),
+                "seed": seed,
+                "evaluator_sha": self.evaluator_sha,
+            },
+        )
 
 
 def validate_schema(proposal: Any, schema: dict) -> str | None:
@@ -198,7 +214,7 @@ class PatternSpace(ProposalSpace):
     def mutate(self, proposal: str, rng: random.Random) -> tuple[str, str]:
         i = rng.randrange(self.length)
         c = rng.choice([a for a in self.alphabet if a != proposal[i]] or list(self.alphabet))
-        return proposal[:i] + c + proposal[i + 1:], f"layer {i}: {proposal[i]} -> {c}"
+        return proposal[:i] + c + proposal[i + 1 :], f"layer {i}: {proposal[i]} -> {c}"
 
 
 class SchemaSpace(ProposalSpace):
@@ -222,8 +238,9 @@ def _load_evaluator(path: Path):
     return module.evaluate
 
 
-def evaluate_in_folder(*, task_dir: str, proposal: Any, seed: int, evaluator_sha: str,
-                       workdir: str | None = None) -> dict:
+def evaluate_in_folder(
+    *, task_dir: str, proposal: Any, seed: int, evaluator_sha: str, workdir: str | None = None
+) -> dict:
     """The job function: run a folder's frozen evaluate.py on one proposal."""
     evaluator = Path(task_dir) / "evaluate.py"
     if _sha256(evaluator) != evaluator_sha:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from aira.agents import orchestrator as orch
+from aira.agents.agent import make_policy_for
 from aira.agents.base import Executor
 from aira.agents.executors import make_executor
 from aira.agents.journal import Journal
@@ -30,8 +31,13 @@ class RefTask(SyntheticPatternTask):
 
 def _config(tmp_path, name="run", **kw) -> RunConfig:
     kw.setdefault("budget", "12evals")
-    return RunConfig(task="synthetic", agents=kw.pop("agents", ["greedy:offline"]), out=str(tmp_path / name),
-                     quiet=True, **kw)
+    return RunConfig(
+        task="synthetic",
+        agents=kw.pop("agents", ["greedy:offline"]),
+        out=str(tmp_path / name),
+        quiet=True,
+        **kw,
+    )
 
 
 def test_ensemble_of_two_agents_shares_the_budget(tmp_path):
@@ -72,7 +78,7 @@ def test_noise_floor_margin_and_hidden_metrics(tmp_path):
     seen_by_policy, seen_by_ops, margins = [], [], []
 
     def spy_policy(spec, task):
-        policy = orch._make_policy(spec, task)
+        policy = make_policy_for(spec, task)
         next_step, observe = policy.next_step, policy.observe
 
         def spy_next(nodes, rng):
@@ -93,12 +99,18 @@ def test_noise_floor_margin_and_hidden_metrics(tmp_path):
         def call(ctx):
             seen_by_ops.append(ctx)
             return op(ctx)
+
         return call
 
     task = RefTask(noise=0.05)
     cfg = _config(tmp_path, budget="6evals", noise_seeds=3, seed=10)
-    s = run(cfg, task=task, executor=inline_executor(), policy_factory=spy_policy,
-            operators={k: spy(v) for k, v in OPERATORS.items()})
+    s = run(
+        cfg,
+        task=task,
+        executor=inline_executor(),
+        policy_factory=spy_policy,
+        operators={k: spy(v) for k, v in OPERATORS.items()},
+    )
 
     with Journal(cfg.out, readonly=True) as j:
         nodes = j.nodes()
@@ -115,7 +127,9 @@ def test_noise_floor_margin_and_hidden_metrics(tmp_path):
     assert seen_by_ops[0].extra["improve_margin"] == pytest.approx(statistics.stdev(scores))
     assert seen_by_ops[0].extra["noise_floor"]["n"] == 3
     # the journal keeps the hidden split; no policy or operator ever saw it
-    assert all(n.selection_metric is not None and "true_score" in n.metrics for n in nodes if n.status == Status.OK)
+    assert all(
+        n.selection_metric is not None and "true_score" in n.metrics for n in nodes if n.status == Status.OK
+    )
     shown = seen_by_policy + [m for ctx in seen_by_ops for m in ctx.memory + ctx.parents]
     assert shown and all(n.selection_metric is None and "true_score" not in n.metrics for n in shown)
     assert any(m.operator == REFERENCE for m in seen_by_ops[-1].memory)  # the baseline is in memory
@@ -127,7 +141,7 @@ def test_invalid_proposals_are_recorded_and_observed(tmp_path):
     observed = []
 
     def factory(spec, task):
-        p = orch._make_policy(spec, task)
+        p = make_policy_for(spec, task)
         inner = p.observe
         p.observe = lambda n: (observed.append(n.status), inner(n))
         return p
@@ -175,6 +189,7 @@ def _spy_operators(log):
         def call(ctx):
             log.append(ctx)
             return op(ctx)
+
         return call
 
     return {k: spy(v) for k, v in OPERATORS.items()}
@@ -183,8 +198,13 @@ def _spy_operators(log):
 @pytest.mark.parametrize("shared", [False, True])
 def test_shared_memory_shows_every_agents_nodes(tmp_path, shared):
     log = []
-    cfg = _config(tmp_path, agents=["greedy:offline", "random:offline"], budget="8evals", noise_seeds=0,
-                  shared_memory=shared)
+    cfg = _config(
+        tmp_path,
+        agents=["greedy:offline", "random:offline"],
+        budget="8evals",
+        noise_seeds=0,
+        shared_memory=shared,
+    )
     run(cfg, executor=inline_executor(), operators=_spy_operators(log))
     last = log[-1]
     agents_seen = {m.agent for m in last.memory}
@@ -210,24 +230,41 @@ def _sleepy_task(root, seconds):
     d = root / "sleepy"
     d.mkdir()
     (d / "task.json").write_text(json.dumps({"proposal_kind": "pattern", "alphabet": "AM", "length": 4}))
-    (d / "evaluate.py").write_text(f"import time\ndef evaluate(p, seed, wd):\n    time.sleep({seconds})\n"
-                                   "    return {'metric': 1.0}\n")
+    (d / "evaluate.py").write_text(
+        f"import time\ndef evaluate(p, seed, wd):\n    time.sleep({seconds})\n    return {{'metric': 1.0}}\n"
+    )
     return d
 
 
 def test_wall_clock_kill_and_eval_timeout_with_the_local_executor(tmp_path):
     d = _sleepy_task(tmp_path, 30)
     t0 = time.monotonic()
-    s = run(RunConfig(task=str(d), agents=["random:offline"], executor="local", budget="1s,stop=kill",
-                      out=str(tmp_path / "kill"), quiet=True))
+    s = run(
+        RunConfig(
+            task=str(d),
+            agents=["random:offline"],
+            executor="local",
+            budget="1s,stop=kill",
+            out=str(tmp_path / "kill"),
+            quiet=True,
+        )
+    )
     assert time.monotonic() - t0 < 15 and s.stop_reason.startswith("wall-clock budget spent")
     with Journal(tmp_path / "kill", readonly=True) as j:
         nodes = j.nodes()
     assert nodes and all(n.status == Status.KILLED and "wall-clock" in n.error for n in nodes)
     assert (tmp_path / "kill" / "jobs").is_dir()  # job logs live in the run folder
 
-    s = run(RunConfig(task=str(d), agents=["random:offline"], executor="local", budget="1evals,timeout=1s",
-                      out=str(tmp_path / "timeout"), quiet=True))
+    s = run(
+        RunConfig(
+            task=str(d),
+            agents=["random:offline"],
+            executor="local",
+            budget="1evals,timeout=1s",
+            out=str(tmp_path / "timeout"),
+            quiet=True,
+        )
+    )
     with Journal(tmp_path / "timeout", readonly=True) as j:
         (node,) = j.nodes()
     assert node.status == Status.TIMED_OUT and s.evaluations == 1

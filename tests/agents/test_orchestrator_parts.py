@@ -8,15 +8,33 @@ import pytest
 from aira.agents.agent import AgentSpec, parse_agents
 from aira.agents.budget import Budget, BudgetTracker, parse_dollars, parse_duration
 from aira.agents.progress import Progress, Snapshot
-from aira.agents.stats import (LOST, REFERENCE, TaskInfo, agent_stats, format_report, leaderboard,
-                               noise_floor, normalised_score)
+from aira.agents.stats import (
+    LOST,
+    REFERENCE,
+    TaskInfo,
+    agent_stats,
+    format_report,
+    leaderboard,
+    noise_floor,
+    normalised_score,
+)
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("90s", 90), ("10m", 600), ("2h", 7200), ("1h30m", 5400), ("1.5h", 5400), ("45", 45), (12, 12), ("1d", 86400),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("2h", 7200),
+        ("1h30m", 5400),
+        ("1.5h", 5400),
+        ("45", 45),
+        (12, 12),
+        ("1d", 86400),
+    ],
+)
 def test_parse_duration(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -37,17 +55,27 @@ def test_parse_budget():
     assert Budget.coerce({"evals": 4}).evals == 4
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("100", "ambiguous"), ("5 parsecs", "bad budget item"), ("evals=many", "evaluations"),
-    ("$-1", "dollar"), ("stop=maybe", "stop=wait"), ("gpus=3", "unknown budget key"), ("evals=0", "positive"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("100", "ambiguous"),
+        ("5 parsecs", "bad budget item"),
+        ("evals=many", "evaluations"),
+        ("$-1", "dollar"),
+        ("stop=maybe", "stop=wait"),
+        ("gpus=3", "unknown budget key"),
+        ("evals=0", "positive"),
+    ],
+)
 def test_parse_budget_errors(spec, message):
     with pytest.raises(UsageError, match=message):
         Budget.parse(spec)
 
 
 def test_budget_tracker_counts_in_flight_and_carries_over():
-    t = BudgetTracker(Budget.parse("5evals,$1,timeout=30s"), evals_before=3, usd_before=0.4, elapsed_before=10)
+    t = BudgetTracker(
+        Budget.parse("5evals,$1,timeout=30s"), evals_before=3, usd_before=0.4, elapsed_before=10
+    )
     assert t.may_submit(1) and not t.may_submit(2)  # 3 done + 2 running would reach 5
     assert not t.evals_spent() and t.hard_stop_reason() is None and t.elapsed() >= 10
     assert t.job_timeout(600) == 30 and t.job_timeout(5) == 5
@@ -58,21 +86,34 @@ def test_budget_tracker_counts_in_flight_and_carries_over():
 
 def test_agent_specs():
     a = AgentSpec.parse("greedy:offline?debug_prob=0.5&num_drafts=3", index=2)
-    assert (a.policy, a.llm, a.params, a.name) == ("greedy", "offline", {"debug_prob": 0.5, "num_drafts": 3},
-                                                   "greedy:offline#2")
+    assert (a.policy, a.llm, a.params, a.name) == (
+        "greedy",
+        "offline",
+        {"debug_prob": 0.5, "num_drafts": 3},
+        "greedy:offline#2",
+    )
     u = AgentSpec.parse("evolutionary:openai-compatible/qwen3@http://localhost:8000/v1")
     assert u.llm == "openai-compatible/qwen3@http://localhost:8000/v1" and u.params == {}
     assert AgentSpec.parse("mcts").llm == "offline"
     assert AgentSpec.parse("steady-state:anthropic/claude-opus-4-5").policy == "steady_state"
     assert AgentSpec.parse("greedy:offline?name=abc&x=true").params == {"name": "abc", "x": True}
     assert AgentSpec.parse(a.spec).params == a.params
-    assert [s.name for s in parse_agents("greedy:offline mcts:offline")] == ["greedy:offline#0", "mcts:offline#1"]
+    assert [s.name for s in parse_agents("greedy:offline mcts:offline")] == [
+        "greedy:offline#0",
+        "mcts:offline#1",
+    ]
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("", "empty"), ("gready:offline", "greedy, mcts|unknown policy"), ("greedy:", "no LLM"),
-    ("greedy:offline?=3", "bad parameter"), ("greedy:offline?debug_prob", "key=value"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("", "empty"),
+        ("gready:offline", "greedy, mcts|unknown policy"),
+        ("greedy:", "no LLM"),
+        ("greedy:offline?=3", "bad parameter"),
+        ("greedy:offline?debug_prob", "key=value"),
+    ],
+)
 def test_agent_spec_errors_list_the_policies(spec, message):
     with pytest.raises(UsageError, match=message) as e:
         AgentSpec.parse(spec)
@@ -94,14 +135,24 @@ def test_normalised_score_by_hand():
 
 
 def _n(i, agent, status=Status.OK, metric=None, sel=None, operator="draft", cost=0.0, seconds=0.0, error=""):
-    return Node(id=f"n{i}", agent=agent, operator=operator, status=status, metric=metric, selection_metric=sel,
-                cost_usd=cost, seconds=seconds, error=error)
+    return Node(
+        id=f"n{i}",
+        agent=agent,
+        operator=operator,
+        status=status,
+        metric=metric,
+        selection_metric=sel,
+        cost_usd=cost,
+        seconds=seconds,
+        error=error,
+    )
 
 
 def test_agent_stats_and_leaderboard_by_hand():
     info = TaskInfo(name="t", reference_score=0.99)
     nodes = [
-        _n(0, REFERENCE, metric=0.89, operator=REFERENCE), _n(1, REFERENCE, metric=0.91, operator=REFERENCE),
+        _n(0, REFERENCE, metric=0.89, operator=REFERENCE),
+        _n(1, REFERENCE, metric=0.91, operator=REFERENCE),
         _n(2, "a", metric=0.95, sel=0.93, cost=0.5, seconds=10),
         _n(3, "a", metric=0.97, sel=0.90, cost=0.25, seconds=20),
         _n(4, "a", Status.INVALID, cost=0.25),
@@ -125,19 +176,24 @@ def test_agent_stats_and_leaderboard_by_hand():
     assert [n.id for n in leaderboard(nodes, info, top=4)] == ["n7", "n2", "n1", "n3"]
     text = format_report(nodes, info)
     assert "noise floor: reference mean 0.9, std 0.0141, max-min 0.02 over 2 seeds" in text
-    board = text[text.index("leaderboard"):].splitlines()
+    board = text[text.index("leaderboard") :].splitlines()
     assert board[2].split()[:2] == ["1", "n7"] and board[4].split()[:3] == ["3", "n1", "reference"]
 
 
 def test_leaderboard_lower_is_better():
     info = TaskInfo(name="loss", lower_is_better=True)
-    nodes = [_n(1, "a", metric=2.0, sel=2.1), _n(2, "a", metric=1.5, sel=None), _n(3, "a", metric=1.0, sel=3.0)]
+    nodes = [
+        _n(1, "a", metric=2.0, sel=2.1),
+        _n(2, "a", metric=1.5, sel=None),
+        _n(3, "a", metric=1.0, sel=3.0),
+    ]
     assert [n.id for n in leaderboard(nodes, info)] == ["n2", "n1", "n3"]
 
 
 def test_progress_line_tty_and_periodic():
-    snap = Snapshot(agents=2, done=41, running=4, failed=7, best=0.81234, best_node="n0037", cost_usd=1.4,
-                    elapsed_s=723)
+    snap = Snapshot(
+        agents=2, done=41, running=4, failed=7, best=0.81234, best_node="n0037", cost_usd=1.4, elapsed_s=723
+    )
     assert snap.line() == "[12m03s] 2 agents | 41 done, 4 running, 7 failed | best 0.8123 (n0037) | $1.40"
 
     class Tty(io.StringIO):
@@ -154,7 +210,7 @@ def test_progress_line_tty_and_periodic():
     p = Progress(stream=log, interval=3600)
     p.update(snap)
     p.update(snap)  # within the interval: not printed again
-    p.close(snap)   # the final state always is
+    p.close(snap)  # the final state always is
     assert log.getvalue().count("\n") == 2
     quiet = io.StringIO()
     Progress(stream=quiet, quiet=True).update(snap)

@@ -25,9 +25,29 @@ def _finished(run_dir) -> int:
 def test_resume_after_sigkill(tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "aira", "runs", "start", "--task", "synthetic", "--agents", "greedy:offline",
-           "mcts:offline", "--budget", f"{BUDGET}evals", "--workers", str(SLOTS), "--executor", "local",
-           "--noise-seeds", "0", "--out", str(run_dir), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aira",
+        "runs",
+        "start",
+        "--task",
+        "synthetic",
+        "--agents",
+        "greedy:offline",
+        "mcts:offline",
+        "--budget",
+        f"{BUDGET}evals",
+        "--workers",
+        str(SLOTS),
+        "--executor",
+        "local",
+        "--noise-seeds",
+        "0",
+        "--out",
+        str(run_dir),
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while _finished(run_dir) < 6 and proc.poll() is None and time.monotonic() < deadline:
@@ -42,8 +62,14 @@ def test_resume_after_sigkill(tmp_path):
     in_flight = [n for n in before.values() if n.status in (Status.PENDING, Status.RUNNING)]
     assert 6 <= len(done_before) < BUDGET and len(in_flight) <= SLOTS
 
-    out = subprocess.run([sys.executable, "-m", "aira", "runs", "resume", str(run_dir), "--quiet"], env=env,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "aira", "runs", "resume", str(run_dir), "--quiet"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert f"evaluation budget spent ({BUDGET})" in out.stdout
 

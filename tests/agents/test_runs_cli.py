@@ -10,9 +10,28 @@ from aira.cli import main
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    rc = main(["runs", "start", "--task", "synthetic", "--task-arg", "noise=0.01", "--agents", "greedy:offline",
-               "random:offline", "--budget", "6evals", "--executor", "inline", "--noise-seeds", "0",
-               "--out", str(root / "r1"), "--quiet"])
+    rc = main(
+        [
+            "runs",
+            "start",
+            "--task",
+            "synthetic",
+            "--task-arg",
+            "noise=0.01",
+            "--agents",
+            "greedy:offline",
+            "random:offline",
+            "--budget",
+            "6evals",
+            "--executor",
+            "inline",
+            "--noise-seeds",
+            "0",
+            "--out",
+            str(root / "r1"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     return root
 
@@ -29,8 +48,19 @@ def test_show_json_lists_every_node(finished_run, capsys):
     nodes = out["nodes"]
     assert len(nodes) == 6 and len({n["id"] for n in nodes}) == 6
     for n in nodes:
-        assert {"id", "parents", "agent", "operator", "proposal", "status", "metric", "selection_metric",
-                "metrics", "seconds", "cost_usd"} <= set(n)
+        assert {
+            "id",
+            "parents",
+            "agent",
+            "operator",
+            "proposal",
+            "status",
+            "metric",
+            "selection_metric",
+            "metrics",
+            "seconds",
+            "cost_usd",
+        } <= set(n)
         assert n["status"] == "ok" and len(n["proposal"]) == 16
     assert {n["agent"] for n in nodes} == {"greedy:offline#0", "random:offline#1"}
     assert [a["agent"] for a in out["agents"]] == ["greedy:offline#0", "random:offline#1"]
@@ -42,7 +72,7 @@ def test_show_text_and_ls(finished_run, capsys):
     assert main(["runs", "show", str(finished_run / "r1"), "--top", "3"]) == 0
     text = capsys.readouterr().out
     assert "leaderboard" in text and "greedy:offline#0" in text
-    assert len(text[text.index("leaderboard"):].strip().splitlines()) == 2 + 3
+    assert len(text[text.index("leaderboard") :].strip().splitlines()) == 2 + 3
     assert main(["runs", "ls", "--root", str(finished_run)]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[1].split()[:3] == ["r1", "synthetic-0", "6"] and "finished" in rows[1]
@@ -58,15 +88,21 @@ def test_resume_with_a_bigger_budget(finished_run, tmp_path, capsys):
     assert "evaluation budget spent (9)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["runs", "show", "no/such/run"], "no run at no/such/run"),
-    (["runs", "resume", "no/such/run"], "no run at no/such/run"),
-    (["runs", "ls", "--root", "no/such/root"], "no runs folder"),
-    (["runs", "start", "--task", "synthetic", "--agents", "best:offline", "--out", "x"], "unknown policy 'best'"),
-    (["runs", "start", "--task", "synthetic", "--budget", "100", "--out", "x"], "ambiguous budget"),
-    (["runs", "start", "--task", "nope", "--budget", "1evals", "--out", "{out}"], "unknown task 'nope'"),
-    (["runs", "start", "--task", "synthetic", "--task-arg", "oops", "--out", "x"], "bad --task-arg"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["runs", "show", "no/such/run"], "no run at no/such/run"),
+        (["runs", "resume", "no/such/run"], "no run at no/such/run"),
+        (["runs", "ls", "--root", "no/such/root"], "no runs folder"),
+        (
+            ["runs", "start", "--task", "synthetic", "--agents", "best:offline", "--out", "x"],
+            "unknown policy 'best'",
+        ),
+        (["runs", "start", "--task", "synthetic", "--budget", "100", "--out", "x"], "ambiguous budget"),
+        (["runs", "start", "--task", "nope", "--budget", "1evals", "--out", "{out}"], "unknown task 'nope'"),
+        (["runs", "start", "--task", "synthetic", "--task-arg", "oops", "--out", "x"], "bad --task-arg"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     argv = [a.replace("{out}", str(tmp_path / "o")) for a in argv]
     assert main(argv) == 2

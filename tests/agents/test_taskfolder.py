@@ -41,14 +41,32 @@ def evaluate(proposal, seed, workdir):
 def make_json_task(root):
     d = root / "bowl"
     d.mkdir()
-    (d / "task.json").write_text(json.dumps({
-        "name": "bowl", "metric": "loss", "lower_is_better": True, "reference_score": 0.001,
-        "proposal_kind": "json", "timeout": "30s", "reference": {"lr": 0.1, "depth": 4, "act": "relu"}}))
-    (d / "schema.json").write_text(json.dumps({
-        "properties": {"lr": {"type": "number", "minimum": 1e-4, "maximum": 1.0},
-                       "depth": {"type": "integer", "minimum": 1, "maximum": 12},
-                       "act": {"enum": ["relu", "gelu"]}},
-        "required": ["lr", "depth", "act"], "additionalProperties": False}))
+    (d / "task.json").write_text(
+        json.dumps(
+            {
+                "name": "bowl",
+                "metric": "loss",
+                "lower_is_better": True,
+                "reference_score": 0.001,
+                "proposal_kind": "json",
+                "timeout": "30s",
+                "reference": {"lr": 0.1, "depth": 4, "act": "relu"},
+            }
+        )
+    )
+    (d / "schema.json").write_text(
+        json.dumps(
+            {
+                "properties": {
+                    "lr": {"type": "number", "minimum": 1e-4, "maximum": 1.0},
+                    "depth": {"type": "integer", "minimum": 1, "maximum": 12},
+                    "act": {"enum": ["relu", "gelu"]},
+                },
+                "required": ["lr", "depth", "act"],
+                "additionalProperties": False,
+            }
+        )
+    )
     (d / "description.md").write_text("Tune three hyperparameters of a tiny model.\n")
     (d / "evaluate.py").write_text(JSON_EVAL)
     return d
@@ -57,7 +75,9 @@ def make_json_task(root):
 def make_file_task(root):
     d = root / "code"
     d.mkdir()
-    (d / "task.json").write_text(json.dumps({"metric": "value", "proposal_kind": "file", "editable": "solution.py"}))
+    (d / "task.json").write_text(
+        json.dumps({"metric": "value", "proposal_kind": "file", "editable": "solution.py"})
+    )
     (d / "solution.py").write_text("def answer():\n    return 41\n")
     (d / "evaluate.py").write_text(FILE_EVAL)
     return d
@@ -94,8 +114,14 @@ def test_json_folder_task(tmp_path):
 
 def test_offline_run_on_a_json_folder_measures_the_noise_floor(tmp_path):
     d = make_json_task(tmp_path)
-    cfg = RunConfig(task=str(d), agents=["greedy:offline"], budget="8evals", noise_seeds=3,
-                    out=str(tmp_path / "run"), quiet=True)
+    cfg = RunConfig(
+        task=str(d),
+        agents=["greedy:offline"],
+        budget="8evals",
+        noise_seeds=3,
+        out=str(tmp_path / "run"),
+        quiet=True,
+    )
     s = run(cfg, executor=make_executor("inline"))
     with Journal(cfg.out, readonly=True) as j:
         nodes = j.nodes()
@@ -129,13 +155,15 @@ def test_file_folder_task(tmp_path):
 def test_pattern_folder_task_has_a_search_space(tmp_path):
     d = tmp_path / "pat"
     d.mkdir()
-    (d / "task.json").write_text(json.dumps({"proposal_kind": "pattern", "alphabet": "AM", "length": 4,
-                                             "reference": "AMAM"}))
+    (d / "task.json").write_text(
+        json.dumps({"proposal_kind": "pattern", "alphabet": "AM", "length": 4, "reference": "AMAM"})
+    )
     (d / "evaluate.py").write_text("def evaluate(p, seed, wd):\n    return {'metric': p.count('A') / 4}\n")
     task = get_task(str(d))
     assert task.validate("AMXM") == "letters 'X' are not in the alphabet 'AM'"
     assert task.validate("AMA") == "the pattern has 3 letters, expected 4"
     import random
+
     rng = random.Random(0)
     p, _ = task.space().sample(rng)
     q, idea = task.space().mutate(p, rng)
@@ -175,10 +203,12 @@ def test_folder_evaluator_cannot_write_outside_its_workdir(tmp_path):
     d.mkdir()
     (d / "task.json").write_text(json.dumps({"proposal_kind": "file", "editable": "s.py"}))
     (d / "s.py").write_text("x = 1\n")
-    (d / "evaluate.py").write_text(textwrap.dedent("""
+    (d / "evaluate.py").write_text(
+        textwrap.dedent("""
         def evaluate(p, seed, wd):
             return {"metric": 1.0}
-    """))
+    """)
+    )
     task = get_task(str(d))
     job = task.make_job({"files": {"../../evil.py": "x"}}, seed=0, job_id="e")
     assert run_job(job).status == Status.INVALID
