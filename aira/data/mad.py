@@ -189,7 +189,7 @@ def _in_context_recall(rng: np.random.Generator, n: int, s: MadSettings):
 
 def _noisy_in_context_recall(rng: np.random.Generator, n: int, s: MadSettings):
     n_keys = s.vocab_size // 2
-    n_pairs = max(1, int(round(s.seq_len * (1 - s.frac_noise))) // 2)
+    n_pairs = max(1, round(s.seq_len * (1 - s.frac_noise)) // 2)
     n_noise = s.seq_len - 2 * n_pairs
     maps = _key_value_maps(rng, n, n_keys)
     keys = rng.integers(0, n_keys, (n, n_pairs))

@@ -15,6 +15,7 @@ concurrent jobs preparing the same data never read half a cache.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -112,7 +113,7 @@ def split_blocks(text: str, n_blocks: int, val_frac: float, heldout_frac: float)
         at = text.find("\n", i * len(text) // n)
         cuts.append(len(text) if at < 0 else at + 1)
     cuts.append(len(text))
-    blocks = [text[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    blocks = [text[a:b] for a, b in itertools.pairwise(cuts) if b > a]
     if len(blocks) < need:
         # too few line ends to cut at: fall back to cutting anywhere
         step = -(-len(text) // need)

@@ -7,11 +7,13 @@ solver answers every target correctly, and the targets are -100 exactly where it
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
-from aira.data.mad import MAD_PRESETS, MAD_TASKS, MadSettings, make_mad, mad_settings_with
+from aira.data.mad import MAD_PRESETS, MAD_TASKS, MadSettings, mad_settings_with, make_mad
 from aira.errors import UsageError
 from aira.train.metrics import masked_accuracy
 
@@ -130,7 +132,7 @@ def test_noisy_recall_structure():
     assert bool(((following >= half) & (following < s.vocab_size)).all())
     # within a sequence a key always maps to the same value
     for row in x[:20].tolist():
-        pairs = {(a, b) for a, b in zip(row, row[1:]) if a < half}
+        pairs = {(a, b) for a, b in itertools.pairwise(row) if a < half}
         assert len({a for a, _ in pairs}) == len(pairs)
 
 
@@ -167,7 +169,7 @@ def test_fuzzy_keys_are_multi_token_and_prefix_free():
     lengths = set()
     for row in d.train_x[:50].tolist():
         runs, cur = [], [row[0]]
-        for a, b in zip(row, row[1:]):
+        for a, b in itertools.pairwise(row):
             if (a < half) == (b < half):
                 cur.append(b)
             else:

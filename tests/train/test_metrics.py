@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from aira.data.tokenizer import ByteTokenizer, bytes_per_token_table
-from aira.train.metrics import (bits_per_byte, count_target_bytes, mask_zero_byte_targets, masked_accuracy,
-                                masked_correct, token_nll_sum)
+from aira.train.metrics import (
+    bits_per_byte,
+    count_target_bytes,
+    mask_zero_byte_targets,
+    masked_accuracy,
+    masked_correct,
+    token_nll_sum,
+)
 
 
 def test_masked_accuracy_counts_only_answer_positions():
