@@ -201,8 +201,10 @@ class LocalExecutor(Executor):
             limits = SandboxLimits(**{**self.sandbox_limits.__dict__, "timeout_s": job.timeout_s,
                                       "mem_mb": job.mem_limit_mb or self.sandbox_limits.mem_mb})
             extra = {"CUDA_VISIBLE_DEVICES": cuda} if cuda is not None else None
+            # Inputs the job may read, copied read-only into workdir/data (a Job field once types.py has it).
+            readonly = getattr(job, "readonly_paths", None) or ()
             proc: GroupProcess = SandboxProcess(argv, workdir=workdir, limits=limits, stdout_path=log_path,
-                                                extra_env=extra)
+                                                extra_env=extra, readonly_paths=readonly)
         else:
             proc = GroupProcess(argv, env=worker_env(cuda), cwd=job.workdir, stdout_path=log_path)
         return _Run(job=job, proc=proc, log_path=log_path, result_path=result_path, gpus=gpus,
