@@ -45,6 +45,12 @@ def test_extract_json_nested_braces_and_braces_in_strings():
     assert extract_json(text) == obj
 
 
+def test_extract_json_after_many_unmatched_braces():
+    # a long reply of code with unbalanced braces must neither hide the answer nor take quadratic time
+    text = 'x = {"k": v for v in range(3)\n' * 3000 + 'Answer: {"pattern": "AM"} done.'
+    assert extract_json(text) == {"pattern": "AM"}
+
+
 def test_extract_json_untagged_fence_and_trailing_commas():
     assert extract_json(f'{F}\n{{"x": [1, 2,],}}\n{F}') == {"x": [1, 2]}
 

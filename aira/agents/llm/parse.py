@@ -135,32 +135,31 @@ def _loads(s: str) -> tuple[Any, str | None]:
 
 
 def _balanced_objects(text: str) -> tuple[list[str], bool]:
-    """Every balanced {...} that could start a JSON object ('{' then '"' or '}'), in order of start,
-    and whether some such start never closed. Braces inside JSON strings are skipped."""
-    found, unclosed = [], False
-    for m in re.finditer(r"\{\s*[\"}]", text):
-        start, depth, in_str, esc = m.start(), 0, False, False
-        for j in range(start, len(text)):
-            c = text[j]
-            if in_str:
-                if esc:
-                    esc = False
-                elif c == "\\":
-                    esc = True
-                elif c == '"':
-                    in_str = False
+    """Every balanced {...} that could be a JSON object ('{' then '"' or '}'), in order of start,
+    and whether such a start never closed. One pass with a stack of open braces, so a long reply
+    full of unmatched braces (code) stays linear; quotes are tracked only inside braces, where a
+    brace within a JSON string must not count."""
+    spans, stack, in_str, esc = [], [], False, False
+    for j, c in enumerate(text):
+        if in_str:
+            if esc:
+                esc = False
+            elif c == "\\":
+                esc = True
             elif c == '"':
-                in_str = True
-            elif c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    found.append(text[start:j + 1])
-                    break
-        else:
-            unclosed = True
-    return found, unclosed
+                in_str = False
+        elif c == '"' and stack:
+            in_str = True
+        elif c == "{":
+            stack.append(j)
+        elif c == "}" and stack:
+            spans.append((stack.pop(), j + 1))
+    found = [text[a:b] for a, b in sorted(spans) if _opens_object(text, a)]
+    return found, any(_opens_object(text, i) for i in stack)
+
+
+def _opens_object(text: str, i: int) -> bool:
+    return text[i + 1:i + 2000].lstrip()[:1] in ('"', "}")
 
 
 def extract_json(text: str) -> dict:
