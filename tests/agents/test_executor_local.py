@@ -122,12 +122,16 @@ def test_gpu_assignment_round_robin(tmp_path):
 def test_gpu_jobs_wait_for_free_devices(tmp_path):
     with LocalExecutor(slots=3, gpus=[0], log_dir=tmp_path) as ex:
         for i in range(2):
-            ex.submit(Job(id=f"g{i}", fn=f"{P}:sleep", kwargs={"seconds": 0.5}, gpus=1))
+            ex.submit(Job(id=f"g{i}", fn=f"{P}:sleep", kwargs={"seconds": 1.0}, gpus=1))
         ex.submit(Job(id="cpu", fn=f"{P}:sleep", kwargs={"seconds": 0.0}))
-        time.sleep(0.3)
-        assert ex.running() == 2 and ex.queued() == 1  # one GPU job runs, the CPU job passed the other
-        out = collect(ex, 3)
-    assert all(r.status == Status.OK for r in out.values())
+        end = time.monotonic() + 5
+        while ex.started_count < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert ex.started_count == 2 and ex.queued() == 1  # one GPU job runs, the CPU job passed the other
+        order = []
+        while len(order) < 3 and time.monotonic() < end + 20:
+            order += [j for j, r in ex.poll(timeout=0.5) if r.status == Status.OK]
+    assert order == ["cpu", "g0", "g1"]
 
 
 def test_shutdown_kills_running_jobs(tmp_path):
