@@ -11,8 +11,8 @@ Shapes everywhere: x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n), s
   steps; inside a chunk the output is a masked quadratic form (C B^T weighted by a decay mask built
   from segment sums of dt*A), every chunk summarises its inputs in one state, a short recurrence over
   chunks carries the states along, and each chunk reads its incoming state through C. Everything is
-  batched matmuls; the only sequential part is over L/Q chunks, done as one (c+1) x (c+1) decay matrix
-  applied to the chunk states, so there is no Python loop at all.
+  batched matmuls; the only sequential part is a loop over the L/Q chunks of elementwise work
+  (no loop over time steps).
 - `ssd` picks the fused `mamba_chunk_scan_combined` of `mamba_ssm` on CUDA when it is installed,
   else `ssd_chunked`.
 """
@@ -51,17 +51,16 @@ def ssd_naive(
     return y, state
 
 
-def _segsum_exp(a: Tensor) -> Tensor:
-    """exp of segment sums: out[..., i, j] = exp(a[..., j+1] + ... + a[..., i]) for j <= i, else 0.
+def _decay_mask(a_cum: Tensor) -> Tensor:
+    """(..., Q) cumulative log-decays -> (..., Q, Q) with out[i, j] = exp(a_cum[i] - a_cum[j]) for j <= i, else 0.
 
-    Differences of one cumulative sum are exact enough here because each call spans one chunk (or
-    the chunk count), and masking with -inf before exp keeps the upper triangle from overflowing.
+    The difference of one cumulative sum is exact enough within a chunk; filling the upper triangle
+    with -inf before exp keeps it from overflowing (and its gradient from turning into inf * 0).
     """
-    T = a.shape[-1]
-    cs = torch.cumsum(a, dim=-1)
-    diff = cs[..., :, None] - cs[..., None, :]
-    keep = torch.ones(T, T, dtype=torch.bool, device=a.device).tril()
-    return torch.exp(diff.masked_fill(~keep, float("-inf")))
+    Q = a_cum.shape[-1]
+    diff = a_cum[..., :, None] - a_cum[..., None, :]
+    upper = torch.ones(Q, Q, dtype=torch.bool, device=a_cum.device).triu(1)
+    return torch.exp(diff.masked_fill_(upper, float("-inf")))  # in place: diff is a fresh temporary
 
 
 def ssd_chunked(
@@ -90,40 +89,46 @@ def ssd_chunked(
         x, dt, B, C = (F.pad(t, (0,) * (2 * (t.dim() - 2)) + (0, pad)) for t in (x, dt, B, C))
     c = (l + pad) // Q
 
-    # Heads split as (g, rep) so B and C broadcast over the heads of their group without copies.
-    xs = x.reshape(b, c, Q, g, rep, p).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, Q, p)
-    a = (dt * A).reshape(b, c, Q, g, rep).permute(0, 1, 3, 4, 2)  # (b, c, g, r, Q) log-decays
-    dts = dt.reshape(b, c, Q, g, rep).permute(0, 1, 3, 4, 2)
-    Bs = B.reshape(b, c, Q, g, n).transpose(2, 3).unsqueeze(3)  # (b, c, g, 1, Q, n)
-    Cs = C.reshape(b, c, Q, g, n).transpose(2, 3).unsqueeze(3)
-    a_cum = torch.cumsum(a, dim=-1)
-    a_tot = a_cum[..., -1]  # (b, c, g, r): log-decay across the whole chunk
+    # Heads split as (g, r): B and C are shared by the r heads of a group. Tensors keep the input
+    # layout (..., Q, g, r, p) wherever they can, so the state matmuls fold (r, p) into one matrix
+    # dimension and need no broadcast copies; only the intra-chunk product needs (r, Q, p).
+    x5 = x.reshape(b, c, Q, g, rep, p)
+    dt5 = dt.reshape(b, c, Q, g, rep)
+    a_cum = torch.cumsum(dt5 * A.reshape(g, rep), dim=2)  # (b, c, Q, g, r) log-decay from chunk start
+    a_tot = a_cum[:, :, -1]  # (b, c, g, r) log-decay across the whole chunk
+    Bg = B.reshape(b, c, Q, g, n).transpose(2, 3)  # (b, c, g, Q, n)
+    Cg = C.reshape(b, c, Q, g, n).transpose(2, 3)
 
-    # 1) inside each chunk: y = (C B^T * decay mask) (dt x)
-    xdt = xs * dts[..., None]
-    scores = (Cs @ Bs.transpose(-1, -2)) * _segsum_exp(a)  # (b, c, g, r, Q, Q)
-    y = scores @ xdt
+    # 1) inside each chunk: y_t = sum_{s<=t} (C_t . B_s) exp(a_cum_t - a_cum_s) dt_s x_s
+    CB = (Cg @ Bg.transpose(-1, -2)).unsqueeze(3)  # (b, c, g, 1, Q, Q)
+    M = _decay_mask(a_cum.permute(0, 1, 3, 4, 2)) * CB  # (b, c, g, r, Q, Q)
+    xdt = (x5 * dt5[..., None]).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, Q, p)
+    y_diag = M @ xdt
 
-    # 2) the state each chunk leaves behind, from its own inputs only: sum_s decay(s->end) dt_s x_s B_s^T
-    to_end = torch.exp(a_tot[..., None] - a_cum)  # (b, c, g, r, Q)
-    chunk_states = (xdt * to_end[..., None]).transpose(-1, -2) @ Bs  # (b, c, g, r, p, n)
+    # 2) the state each chunk leaves from its own inputs: sum_s exp(a_tot - a_cum_s) dt_s B_s x_s^T,
+    #    kept as (n, r*p) per group, the transpose of the (p, n) per head of the docstring.
+    w = dt5 * torch.exp(a_tot[:, :, None] - a_cum)  # (b, c, Q, g, r)
+    xw = (x5 * w[..., None]).reshape(b, c, Q, g, rep * p).transpose(2, 3)  # (b, c, g, Q, r*p)
+    chunk_states = (Bg.transpose(-1, -2) @ xw).reshape(b, c, g, n, rep, p)
 
-    # 3) carry states across chunks: entering[k] = sum_{j<=k} decay(j->k) * s_j, with s_0 the initial state
+    # 3) carry states across chunks: h_in(k+1) = exp(a_tot_k) h_in(k) + s_k. A loop over L/Q chunks of
+    #    elementwise work is O(c); the alternative (c+1)^2 decay matrix costs more beyond a few chunks.
     if initial_state is None:
-        s0 = chunk_states.new_zeros(b, 1, g, rep, p, n)
+        run = x.new_zeros(b, g, n, rep, p)
     else:
-        s0 = initial_state.to(x.dtype).reshape(b, 1, g, rep, p, n)
-    states = torch.cat([s0, chunk_states], dim=1)  # (b, c+1, g, r, p, n)
-    decay = _segsum_exp(F.pad(a_tot.permute(0, 2, 3, 1), (1, 0)))  # (b, g, r, c+1, c+1)
-    flat = states.permute(0, 2, 3, 1, 4, 5).reshape(b, g, rep, c + 1, p * n)
-    carried = (decay @ flat).reshape(b, g, rep, c + 1, p, n)
-    entering = carried[:, :, :, :-1].permute(0, 3, 1, 2, 4, 5)  # (b, c, g, r, p, n)
-    final = carried[:, :, :, -1].reshape(b, h, p, n)
+        run = initial_state.to(x.dtype).reshape(b, g, rep, p, n).permute(0, 1, 4, 2, 3)
+    # unbind, not indexing: the backward of c index ops would build c full-size zero gradients.
+    decays = torch.exp(a_tot)[:, :, :, None, :, None].unbind(1)  # c x (b, g, 1, r, 1)
+    entering = []
+    for decay_k, state_k in zip(decays, chunk_states.unbind(1)):
+        entering.append(run)
+        run = decay_k * run + state_k
+    h_in = torch.stack(entering, dim=1).reshape(b, c, g, n, rep * p)
+    final = run.permute(0, 1, 3, 4, 2).reshape(b, h, p, n)
 
-    # 4) each chunk reads its incoming state: y_t += exp(a_cum_t) C_t h_in
-    y = y + (Cs @ entering.transpose(-1, -2)) * torch.exp(a_cum)[..., None]
-
-    y = y.permute(0, 1, 4, 2, 3, 5).reshape(b, c * Q, h, p)
+    # 4) each chunk reads its incoming state: y_t += exp(a_cum_t) C_t . h_in
+    y_off = (Cg @ h_in).reshape(b, c, g, Q, rep, p) * torch.exp(a_cum).transpose(2, 3)[..., None]
+    y = (y_off + y_diag.transpose(3, 4)).transpose(2, 3).reshape(b, c * Q, h, p)
     return y[:, :l], final
 
 
