@@ -125,9 +125,12 @@ class AgentRuntime:
 
         op = operators.get(step.operator)
         try:
-            if op is None:
+            if getattr(step, "proposal", None) is not None:  # the policy chose the proposal itself
+                draft = Draft(proposal=step.proposal, idea=step.idea)
+            elif op is None:
                 raise ValueError(f"policy {self.spec.policy} asked for unknown operator {step.operator!r}")
-            draft = op(ctx)
+            else:
+                draft = op(ctx)
         except (UsageError, BudgetExceeded):
             raise
         except Exception as e:  # noqa: BLE001 - a failed operator is one INVALID node, not a dead run
@@ -153,4 +156,7 @@ def make_policy_for(spec: AgentSpec, task):
     """A fresh policy for `spec`, oriented by the task's direction."""
     from aira.agents.policies import make_policy
 
-    return make_policy(spec.policy, lower_is_better=task.lower_is_better, **spec.params)
+    policy = make_policy(spec.policy, lower_is_better=task.lower_is_better, **spec.params)
+    if hasattr(policy, "bind"):  # policies that read the task itself (baselines, Bayesian optimisation)
+        policy.bind(task)
+    return policy

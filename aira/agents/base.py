@@ -34,6 +34,15 @@ class ProposalSpace(ABC):
         """Fix a failed proposal; by default a mutation (the offline agent cannot read tracebacks)."""
         return self.mutate(proposal, rng)
 
+    def dimensions(self) -> list[tuple[str, list]] | None:
+        """A categorical encoding [(name, choices), ...] for model-based searchers (Bayesian
+        optimisation); None when the space has none."""
+        return None
+
+    def decode(self, params: dict[str, Any]) -> Any:
+        """The proposal for one assignment of `dimensions()`."""
+        raise NotImplementedError
+
 
 class Task(ABC):
     """A search problem. The harness, never the agent, evaluates proposals (see make_job)."""
@@ -62,6 +71,11 @@ class Task(ABC):
     def space(self) -> ProposalSpace | None:
         """Search moves for the offline agent and random search; None if the task has none."""
         return None
+
+    def baselines(self) -> dict[str, Any]:
+        """Named reference proposals evaluated beside the agents (the `baselines` policy)."""
+        ref = self.reference()
+        return {} if ref is None else {"reference": ref}
 
     def better(self, a: float, b: float) -> bool:
         return a < b if self.lower_is_better else a > b
@@ -101,6 +115,10 @@ class Step:
 
     operator: str                       # draft | improve | debug | crossover
     parents: list[str] = field(default_factory=list)
+    # A policy that chooses proposals itself (a baseline list, Bayesian optimisation) sets them here;
+    # the orchestrator then records the proposal as-is instead of calling an operator.
+    proposal: Any = None
+    idea: str = ""
 
 
 class Policy(ABC):

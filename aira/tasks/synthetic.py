@@ -102,6 +102,12 @@ class PatternSpace(ProposalSpace):
         i, j = sorted(rng.sample(range(1, self.length), 2))
         return a[:i] + b[i:j] + a[j:], f"two-point crossover: layers {i}-{j - 1} from the second parent"
 
+    def dimensions(self) -> list[tuple[str, list]]:
+        return [(f"layer{i:02d}", list(self.alphabet)) for i in range(self.length)]
+
+    def decode(self, params: dict[str, Any]) -> str:
+        return "".join(params[f"layer{i:02d}"] for i in range(self.length))
+
     def repair(self, proposal: Any, error: str, rng: random.Random) -> tuple[str, str]:
         # Keep what is usable of the broken pattern: letters in the alphabet, padded or cut to length.
         s = "".join(c for c in str(proposal).upper() if c in self.alphabet)[: self.length]

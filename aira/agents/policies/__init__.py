@@ -16,6 +16,10 @@ in-flight drafts count towards the initial drafts.
 | evolutionary   | 3 islands (cap 20), softmax parents, crossover p=0.5 after 2 generations   |
 | steady_state   | AIRA-2 async evolution, rank-based parents p ~ (N - rank + 1)^(1/T)        |
 | random         | drafts only: the random-search control                                    |
+| bo             | Bayesian optimisation (Optuna TPE or GP) over the task's categorical space |
+| baselines      | evaluates the task's named baselines once each (not a searcher)            |
+
+`bo` and `baselines` read the task itself: `make_policy_for` calls their `bind(task)`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import dataclasses
 from typing import Any
 
 from aira.agents.policies._common import SearchPolicy
+from aira.agents.policies.baselines import Baselines
+from aira.agents.policies.bayesian import BayesianOptimisation
 from aira.agents.policies.evolutionary import Evolutionary
 from aira.agents.policies.greedy import Greedy
 from aira.agents.policies.mcts import MCTS
@@ -33,7 +39,8 @@ from aira.agents.policies.steady_state import SteadyState
 from aira.errors import UsageError
 
 POLICIES: dict[str, type[SearchPolicy]] = {
-    cls.name: cls for cls in (OneShot, Greedy, MCTS, Evolutionary, SteadyState, RandomSearch)
+    cls.name: cls
+    for cls in (OneShot, Greedy, MCTS, Evolutionary, SteadyState, RandomSearch, BayesianOptimisation, Baselines)
 }
 
 # Checked by make_policy so that a bad value is one clear line, not a policy that misbehaves later.
@@ -69,7 +76,7 @@ def make_policy(name: str, *, lower_is_better: bool = False, **params: Any) -> S
         raise UsageError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")
     cls = POLICIES[key]
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "lower_is_better"}
-    kinds = {"int": int, "float": float, "bool": bool}
+    kinds = {"int": int, "float": float, "bool": bool, "str": str}
     clean: dict[str, Any] = {}
     for k, v in params.items():
         if k not in fields:

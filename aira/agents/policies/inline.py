@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import random
 
-from aira.agents.base import LLM, OperatorContext, Policy, Task
+from aira.agents.base import LLM, Draft, OperatorContext, Policy, Task
 from aira.agents.memory import debug_chain
 from aira.agents.operators import OPERATORS
 from aira.agents.types import Node, Result, Status
@@ -57,7 +57,10 @@ def run_inline(policy: Policy, task: Task, n_evals: int, seed: int = 0, *, llm: 
         chain = debug_chain(parents[0], nodes) if step.operator == "debug" else []
         ctx = OperatorContext(task=task, llm=llm, parents=parents, memory=list(nodes), rng=rng,
                               debug_chain=chain)
-        draft = OPERATORS[step.operator](ctx)
+        if step.proposal is not None:  # the policy chose the proposal itself (bo, baselines)
+            draft = Draft(proposal=step.proposal, idea=step.idea)
+        else:
+            draft = OPERATORS[step.operator](ctx)
         n = Node(id=f"n{len(nodes)}", agent=f"{policy.name}:{llm.spec if llm else 'offline'}",
                  operator=step.operator, parents=list(step.parents), proposal=draft.proposal,
                  idea=draft.idea, transcript=draft.transcript, error=draft.error, seed=seed,
