@@ -128,3 +128,16 @@ def test_parse_retry_after():
     assert parse_retry_after({}) is None and parse_retry_after({"retry-after": "soon"}) is None
     date = email.utils.formatdate(time.time() + 30, usegmt=True)
     assert 25 <= parse_retry_after({"retry-after": date}) <= 31
+
+
+def test_bad_price_file_stops_make_llm_before_any_call(tmp_path, monkeypatch):
+    from aira.agents.llm import make_llm
+
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"gpt-5": "cheap"}')
+    monkeypatch.setenv("AIRA_PRICES", str(bad))
+    replay = tmp_path / "r.jsonl"
+    replay.write_text('{"text": "x"}\n')
+    with pytest.raises(UsageError, match="'gpt-5' needs"):
+        make_llm(f"replay:{replay}")
+    assert make_llm("offline") is None  # the offline path needs no prices

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from aira.agents.base import LLM
+from aira.agents.llm import pricing
 from aira.agents.llm.errors import LLMAuthError, LLMError
 from aira.agents.llm.ledger import BudgetExceeded, CostLedger
 from aira.agents.llm.parse import (
@@ -66,6 +67,7 @@ def make_llm(spec: str, *, ledger: CostLedger | None = None, timeout_s: float = 
     spec = spec.strip()
     if is_offline(spec):
         return None
+    pricing.ensure_loaded()
     retry = RetryPolicy(max_retries=max_retries, sleep=sleep)
     if spec.startswith("replay:"):
         path = spec.removeprefix("replay:")

@@ -56,7 +56,7 @@ _BUILTIN: dict[str, tuple[float, float]] = {
     "o4-mini": (1.1, 4.4),
 }
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: loading the env file registers prices under it
 _prices: dict[str, Price] = {}
 _env_loaded = False
 _warned: set[str] = set()
@@ -99,22 +99,24 @@ def load_prices(path: str | Path) -> int:
     return len(table)
 
 
-def _ensure_loaded() -> None:
+def ensure_loaded() -> None:
+    """Fill the table (built-ins, then the AIRA_PRICES file) once. make_llm calls it so that a bad
+    price file stops a run before its first call rather than after it."""
     global _env_loaded
     with _lock:
         if _env_loaded:
             return
-        _env_loaded = True
         for name, (i, o) in _BUILTIN.items():
             _prices.setdefault(normalize(name), Price(i, o))
-    path = os.environ.get("AIRA_PRICES")
-    if path:
-        load_prices(path)
+        path = os.environ.get("AIRA_PRICES")
+        if path:
+            load_prices(path)
+        _env_loaded = True
 
 
 def lookup(model: str) -> Price | None:
     """The price of `model`, or None when it is not in the table (no warning)."""
-    _ensure_loaded()
+    ensure_loaded()
     with _lock:
         return _prices.get(normalize(model))
 
@@ -136,6 +138,6 @@ def cost_usd(model: str, input_tokens: int, output_tokens: int, *, alias: str | 
 
 
 def known_models() -> dict[str, Price]:
-    _ensure_loaded()
+    ensure_loaded()
     with _lock:
         return dict(_prices)
