@@ -191,3 +191,13 @@ def test_inline_executor_and_worker_semantics():
     assert out["notdict"].status == Status.CRASHED and "returned int" in out["notdict"].error
     assert "not 'package.module:function'" in out["badspec"].error
     assert ex.poll() == []
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_sees_only_its_devices(tmp_path):
+    with LocalExecutor(slots=2, gpus=[0], log_dir=tmp_path) as ex:
+        ex.submit(Job(id="gpu", fn=f"{P}:cuda_report", gpus=1, timeout_s=120))
+        ex.submit(Job(id="cpu", fn=f"{P}:cuda_report", gpus=0, timeout_s=120))
+        out = collect(ex, 2, timeout=150)
+    assert out["gpu"].metric == 1.0 and out["cpu"].metric == 0.0

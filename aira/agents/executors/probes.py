@@ -53,3 +53,10 @@ def nan_metric(call_it_diverged: bool = True) -> dict:
 def exit_now(code: int = 3) -> dict:
     """Leave without a result, as a segfaulting extension or a stray os._exit would."""
     os._exit(code)
+
+
+def cuda_report() -> dict:
+    """How many CUDA devices this job sees (checks CUDA_VISIBLE_DEVICES on a GPU machine)."""
+    import torch
+
+    return {"status": "ok", "metric": float(torch.cuda.device_count())}
