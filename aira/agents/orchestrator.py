@@ -130,6 +130,10 @@ class _Run:
         self.views: dict[str, Node] = {i: strip_hidden(n) for i, n in self.nodes.items()}
         self.inflight: dict[str, Node] = {}
         self.counter = len(self.nodes)
+        self.info = TaskInfo.of(task)
+        self.best, self.n_failed = None, 0
+        for n in self.nodes.values():
+            self._tally(n)
         self.stop_reason = ""
 
         done = [n for n in self.nodes.values() if self._counts(n)]
@@ -184,6 +188,19 @@ class _Run:
         self.nodes[node.id] = node
         self.views[node.id] = strip_hidden(node)
         (self.journal.add if new else self.journal.update)(node)
+        self._tally(node)
+
+    def _tally(self, node: Node) -> None:
+        """Running best and failure count for the progress line (rescanning every node each tick
+        made the loop quadratic)."""
+        if node.operator == REFERENCE or node.status in (Status.PENDING, Status.RUNNING):
+            return
+        if node.status.failed:
+            self.n_failed += 1
+        elif node.metric is not None and (
+            self.best is None or self.info.better(node.metric, self.best.metric)
+        ):
+            self.best = node
 
     def _save_elapsed(self, force: bool = False) -> None:
         if force or time.monotonic() - self._last_meta > 2.0:
@@ -229,13 +246,12 @@ class _Run:
         return finished
 
     def snapshot(self) -> Snapshot:
-        nodes = [n for n in self.nodes.values() if n.operator != REFERENCE]
-        best = best_node(nodes, TaskInfo.of(self.task))
+        best = self.best
         return Snapshot(
             agents=len(self.agents),
             done=self.tracker.evals,
             running=len(self.inflight),
-            failed=sum(n.status.failed for n in nodes),
+            failed=self.n_failed,
             best=best and best.metric,
             best_node=best and best.id,
             cost_usd=self.tracker.usd,
@@ -357,7 +373,8 @@ class _Run:
                     self.stop_reason = "every agent is done"
                 continue
             self._drain(0.2)
-            self.progress.update(self.snapshot())
+            if not self.progress.quiet:
+                self.progress.update(self.snapshot())
 
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
