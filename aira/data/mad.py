@@ -206,37 +206,42 @@ def _prefix_free_spans(rng: np.random.Generator, n_spans: int, lo: int, hi: int,
     """`n_spans` distinct spans of 1..max_len tokens over [lo, hi), none a prefix of another, so a
     causal reader knows a key has ended the moment it matches one."""
     spans: list[tuple[int, ...]] = []
-    for _ in range(1000 * n_spans):
-        cand = tuple(int(t) for t in rng.integers(lo, hi, int(rng.integers(1, max_len + 1))))
-        if all(cand[: len(o)] != o and o[: len(cand)] != cand for o in spans):
-            spans.append(cand)
-            if len(spans) == n_spans:
-                return spans
+    for _ in range(100):
+        # candidates in bulk: one generator call per batch rather than per span keeps this fast
+        lengths = rng.integers(1, max_len + 1, 8 * n_spans)
+        tokens = rng.integers(lo, hi, (8 * n_spans, max_len)).tolist()
+        for length, row in zip(lengths.tolist(), tokens):
+            cand = tuple(row[:length])
+            if all(cand[: len(o)] != o and o[: len(cand)] != cand for o in spans):
+                spans.append(cand)
+                if len(spans) == n_spans:
+                    return spans
     raise UsageError(f"cannot draw {n_spans} prefix-free keys of length <= {max_len} from {hi - lo} tokens")
 
 
 def _fuzzy_in_context_recall(rng: np.random.Generator, n: int, s: MadSettings):
-    half = s.vocab_size // 2
+    half, n_keys = s.vocab_size // 2, s.fuzzy_n_keys
     x = np.empty((n, s.seq_len), dtype=np.int64)
     y = np.full_like(x, IGNORE)
     for i in range(n):
-        keys = _prefix_free_spans(rng, s.fuzzy_n_keys, 0, half, s.max_key_len)
-        values = [tuple(map(int, rng.integers(half, s.vocab_size, rng.integers(1, s.max_value_len + 1))))
-                  for _ in keys]
+        keys = _prefix_free_spans(rng, n_keys, 0, half, s.max_key_len)
+        value_len = rng.integers(1, s.max_value_len + 1, n_keys).tolist()
+        value_tok = rng.integers(half, s.vocab_size, (n_keys, s.max_value_len)).tolist()
+        values = [tuple(value_tok[j][: value_len[j]]) for j in range(n_keys)]
         row: list[int] = []
         tgt: list[int] = []
         seen: set[int] = set()
-        # one token past the end, so the target at the last position is defined
-        while len(row) <= s.seq_len:
-            j = int(rng.integers(0, len(keys)))
-            span = keys[j] + values[j]
-            known = j in seen
-            row += span
+        # a pair is >= 2 tokens, so seq_len // 2 + 1 pairs always run one token past the end, which
+        # defines the target at the last position
+        for j in rng.integers(0, n_keys, s.seq_len // 2 + 1).tolist():
+            row += keys[j] + values[j]
             # the output at each position is the next token, from the key's last token on
             tgt += [IGNORE] * (len(keys[j]) - 1)
-            tgt += list(values[j]) if known else [IGNORE] * len(values[j])
-            tgt += [IGNORE]  # at the value's last token the next key is unknowable
+            tgt += list(values[j]) if j in seen else [IGNORE] * len(values[j])
+            tgt.append(IGNORE)  # at the value's last token the next key is unknowable
             seen.add(j)
+            if len(row) > s.seq_len:
+                break
         x[i] = row[: s.seq_len]
         y[i] = tgt[: s.seq_len]
     return x, y
