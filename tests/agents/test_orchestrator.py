@@ -268,3 +268,27 @@ def test_wall_clock_kill_and_eval_timeout_with_the_local_executor(tmp_path):
     with Journal(tmp_path / "timeout", readonly=True) as j:
         (node,) = j.nodes()
     assert node.status == Status.TIMED_OUT and s.evaluations == 1
+
+
+class FlakyTask(SyntheticPatternTask):
+    """Evaluations of patterns starting with S crash (a bad keyword reaches the evaluator)."""
+
+    def make_job(self, proposal, *, seed, job_id):
+        job = super().make_job(proposal, seed=seed, job_id=job_id)
+        if proposal.startswith("S"):
+            job.kwargs["no_such_option"] = 1
+        return job
+
+
+def test_failed_evaluations_get_debugged_with_depth_and_parents(tmp_path):
+    cfg = _config(tmp_path, agents=["greedy:offline?debug_prob=1.0"], budget="30evals", noise_seeds=0)
+    run(cfg, task=FlakyTask(), executor=inline_executor())
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = {n.id: n for n in j.nodes()}
+    crashed = [n for n in nodes.values() if n.status == Status.CRASHED]
+    debugs = [n for n in nodes.values() if n.operator == "debug"]
+    assert crashed and debugs
+    assert all("no_such_option" in n.error for n in crashed)
+    for d in debugs:
+        (parent,) = (nodes[p] for p in d.parents)
+        assert parent.status.failed and d.debug_depth == parent.debug_depth + 1
