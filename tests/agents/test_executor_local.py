@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from aira.agents.executors import make_executor
 from aira.agents.executors.inline import InlineExecutor
@@ -194,7 +195,7 @@ def test_inline_executor_and_worker_semantics():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_sees_only_its_devices(tmp_path):
     with LocalExecutor(slots=2, gpus=[0], log_dir=tmp_path) as ex:
         ex.submit(Job(id="gpu", fn=f"{P}:cuda_report", gpus=1, timeout_s=120))
