@@ -177,3 +177,26 @@ def test_tables_made_in_inference_mode_train_later():
         m(torch.randn(1, 23, CFG.d_model))
     m(torch.randn(1, 23, CFG.d_model)).sum().backward()  # reuses the cached RoPE tables
     assert m.qkv_proj.weight.grad is not None
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_sdpa_repeated_kv_heads_equal_grouped(masked):
+    from aira.models.primitives.attention import sdpa
+
+    q = torch.randn(2, 6, 9, 8, dtype=torch.float64)
+    k, v = torch.randn(2, 3, 9, 8, dtype=torch.float64), torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    mask = _band(9, 3, True) if masked else None
+    torch.testing.assert_close(sdpa(q, k, v, causal=True, mask=mask, expand_kv=True),
+                               sdpa(q, k, v, causal=True, mask=mask, expand_kv=False))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks the flash / efficient kernels")
+def test_cuda_kernels_take_our_attention():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    cfg = CFG.with_(d_model=256, n_heads=8, n_kv_heads=2)
+    x = torch.randn(2, 64, 256, device="cuda")
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION), torch.autocast("cuda", dtype=torch.bfloat16):
+        Attention(cfg).cuda()(x).sum().backward()  # grouped heads, no copy
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        SlidingWindowAttention(cfg.with_(window=8)).cuda()(x).sum().backward()  # fp32, masked

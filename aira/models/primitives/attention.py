@@ -3,7 +3,7 @@
 Papers: "Attention Is All You Need" (Vaswani et al. 2017); grouped-query attention, GQA (Ainslie et
 al. 2023); rotary position embeddings, RoPE (Su et al. 2021). Computed by
 `torch.nn.functional.scaled_dot_product_attention` so GPUs use flash kernels; the kv heads are shared
-through SDPA's `enable_gqa` rather than copied.
+through SDPA's `enable_gqa` rather than copied wherever the chosen kernel supports it (see `sdpa`).
 
 With D = d_model, H = n_heads, K = n_kv_heads, h = head_dim = D / H:
   params = D (H + 2K) h  (fused q, k, v projection)  +  H h D  (out_proj)
@@ -61,6 +61,28 @@ def attended_length(seq_len: int, causal: bool, window: int | None = None) -> fl
     return (L * L - far) / L
 
 
+def _cuda_flash_takes(q: Tensor, mask: Tensor | None) -> bool:
+    return mask is None and q.dtype in (torch.float16, torch.bfloat16) and q.shape[-1] <= 256
+
+
+def sdpa(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, mask: Tensor | None = None,
+         expand_kv: bool | None = None) -> Tensor:
+    """SDPA over (B, H, L, h) queries and (B, K, L, h) keys/values, H a multiple of K.
+
+    Grouped kv heads go to SDPA as they are (`enable_gqa`, no copy), except on CUDA when the flash
+    kernel cannot run (a mask, fp32, head_dim > 256): there only the math kernel takes grouped heads,
+    so the kv heads are repeated to let the memory-efficient kernel run. `expand_kv` forces either way.
+    """
+    rep = q.shape[1] // k.shape[1]
+    if expand_kv is None:
+        expand_kv = rep > 1 and q.is_cuda and not _cuda_flash_takes(q, mask)
+    if expand_kv and rep > 1:
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=causal and mask is None, enable_gqa=k.shape[1] != q.shape[1]
+    )
+
+
 @register("A", "attn")
 class Attention(nn.Module):
     """Grouped-query attention with RoPE; `out_proj` is the final projection."""
@@ -92,9 +114,7 @@ class Attention(nn.Module):
         return self.out_proj(y.transpose(1, 2).reshape(B, L, H * h))
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        return F.scaled_dot_product_attention(
-            q, k, v, is_causal=self.causal, enable_gqa=self.n_kv_heads != self.n_heads
-        )
+        return sdpa(q, k, v, causal=self.causal)
 
     @classmethod
     def num_params(cls, cfg: ModelConfig) -> int:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from aira.errors import UsageError
 from aira.models.config import ModelConfig
-from aira.models.primitives.attention import Attention, attended_length
+from aira.models.primitives.attention import Attention, attended_length, sdpa
 from aira.models.registry import register
 
 
@@ -50,9 +49,7 @@ class SlidingWindowAttention(Attention):
         if self.window >= L:
             return super()._attend(q, k, v)
         mask = band_mask(L, self.window, self.causal, q.device)
-        return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads
-        )
+        return sdpa(q, k, v, causal=self.causal, mask=mask)
 
     @classmethod
     def _attended(cls, cfg: ModelConfig, seq_len: int) -> float:
