@@ -43,6 +43,28 @@ def test_labels_match_an_independent_evaluator_and_lengths_stay_in_range():
     assert ops_seen == set(listops.OPS)
 
 
+def test_depth_and_argument_limits_hold():
+    cfg = listops.ListOpsConfig(min_len=10, max_len=400, max_depth=3, max_args=4)
+    rng = random.Random(1)
+    for _ in range(100):
+        toks, _ = listops.sample(rng, cfg)
+        depth = deepest = 0
+        args: list[int] = []
+        for tok in toks:
+            if tok.startswith("["):
+                depth += 1
+                deepest = max(deepest, depth)
+                args.append(0)
+            elif tok == "]":
+                depth -= 1
+                assert 2 <= args.pop() <= 4
+                if args:
+                    args[-1] += 1
+            elif tok.isdigit():
+                args[-1] += 1
+        assert deepest <= 3
+
+
 def test_median_truncates_the_mean_of_the_middle_pair():
     assert listops.apply_op("[MED", [3, 4]) == 3
     assert listops.apply_op("[MED", [1, 9, 2, 8]) == 5

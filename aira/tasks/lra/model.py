@@ -96,6 +96,9 @@ class Encoder(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         mask = ids == PAD                                        # (B, L), True = pad
+        # An empty document would leave a query with no key at all (NaN in softmax): let such a row
+        # see its first (pad) position instead.
+        mask[:, 0] &= ~mask.all(dim=1)
         pos = torch.arange(ids.shape[1], device=ids.device)
         h = self.drop(self.tok(ids) + self.pos(pos)[None])
         for block in self.blocks:
