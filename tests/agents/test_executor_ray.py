@@ -13,6 +13,7 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'aira
 P = "aira.agents.executors.probes"
 
 
+@pytest.mark.slow  # starting a local Ray instance alone takes 10-20 s on 2 shared cores
 def test_ray_end_to_end(tmp_path):
     from aira.agents.executors import make_executor
 
