@@ -112,3 +112,15 @@ def test_build_model_resolves_presets_and_overrides():
         build_model("AM", "huge")
     with pytest.raises(UsageError, match="valid codes"):
         build_model("AX", "tiny")
+
+
+def test_compiles_without_graph_breaks():
+    # torch.compile is the GPU fast path; the eager backend checks tracing only (no C++ toolchain needed).
+    import torch._dynamo as dynamo
+
+    torch.manual_seed(0)
+    model = build_model("AW", CFG)
+    idx = torch.randint(0, CFG.vocab_size, (2, 12))
+    explained = dynamo.explain(model)(idx, idx)
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    torch.testing.assert_close(torch.compile(model, backend="eager")(idx, idx)[1], model(idx, idx)[1])

@@ -106,7 +106,9 @@ class Attention(nn.Module):
         B, L, _ = x.shape
         H, K, h = self.n_heads, self.n_kv_heads, self.head_dim
         q, k, v = self.qkv_proj(x).split([H * h, K * h, K * h], dim=-1)
-        cos, sin = rope_tables(L, h, self.rope_theta, x.device, x.dtype)
+        # Under torch.compile the tables are traced into the graph instead (dynamo ignores lru_cache).
+        tables = rope_tables.__wrapped__ if torch.compiler.is_compiling() else rope_tables
+        cos, sin = tables(L, h, self.rope_theta, x.device, x.dtype)
         q = apply_rope(q.view(B, L, H, h), cos, sin).transpose(1, 2)  # (B, H, L, h)
         k = apply_rope(k.view(B, L, K, h), cos, sin).transpose(1, 2)  # (B, K, L, h)
         v = v.view(B, L, K, h).transpose(1, 2)

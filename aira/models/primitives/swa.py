@@ -48,7 +48,8 @@ class SlidingWindowAttention(Attention):
         L = q.shape[-2]
         if self.window >= L:
             return super()._attend(q, k, v)
-        mask = band_mask(L, self.window, self.causal, q.device)
+        make = band_mask.__wrapped__ if torch.compiler.is_compiling() else band_mask  # see Attention.forward
+        mask = make(L, self.window, self.causal, q.device)
         return sdpa(q, k, v, causal=self.causal, mask=mask)
 
     @classmethod
