@@ -1,5 +1,6 @@
 """Contract checks catch broken attention modules with one clear line; every library mechanism passes."""
 
+import re
 import textwrap
 
 import pytest
@@ -44,7 +45,7 @@ class Attention(nn.Module):
 def test_broken_forward_is_caught(tmp_path, forward, expected):
     rep = check(tmp_path, GOOD_INIT + f"\n    def forward(self, x, key_padding_mask):\n        {forward}\n")
     assert not rep.ok
-    assert any(__import__("re").search(expected, f) for f in rep.failures), rep.failures
+    assert any(re.search(expected, f) for f in rep.failures), rep.failures
 
 
 def test_masked_mean_does_not_leak(tmp_path):
@@ -86,8 +87,10 @@ def test_load_errors_are_one_line(tmp_path):
         load_attention(module_file(tmp_path, "def broken(:\n", name="bad.py"))
     with pytest.raises(ContractError, match=r"must define `class Attention\(nn.Module\)`"):
         load_attention(module_file(tmp_path, "class Attn(nn.Module):\n    pass\n", name="none.py"))
-    rep = check(tmp_path, "class Attention(nn.Module):\n    def __init__(self, dim):\n        super().__init__()\n")
-    assert rep.failures[0].startswith("construction failed: Attention(d_model=16, n_heads=2, max_len=32) raised TypeError")
+    rep = check(tmp_path, "class Attention(nn.Module):\n    def __init__(self, dim):\n"
+                          "        super().__init__()\n")
+    assert rep.failures[0].startswith(
+        "construction failed: Attention(d_model=16, n_heads=2, max_len=32) raised TypeError")
 
 
 @pytest.mark.parametrize("name", list(MECHANISMS))

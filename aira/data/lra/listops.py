@@ -105,7 +105,8 @@ def encode(tokens: list[str], where: str = "") -> list[int]:
     try:
         return [TOKEN_ID[t] for t in tokens]
     except KeyError as e:
-        raise UsageError(f"{where}unknown ListOps token {e.args[0]!r}; valid: {' '.join(VOCAB[1:])}") from None
+        valid = " ".join(VOCAB[1:])
+        raise UsageError(f"{where}unknown ListOps token {e.args[0]!r}; valid: {valid}") from None
 
 
 def generate(cfg: ListOpsConfig, seed: int) -> dict[str, Split]:

@@ -90,7 +90,8 @@ def check_attention(cls: type[nn.Module], *, d_model: int, n_heads: int, max_len
     """Run every check; `length` is the test length (default min(max_len, 64)), FLOPs use max_len."""
     rep = ContractReport(flop_len=max_len)
     kw = dict(attention_kwargs or {})
-    sig = f"Attention(d_model={d_model}, n_heads={n_heads}, max_len={max_len}{''.join(f', {k}={v!r}' for k, v in kw.items())})"
+    extra = "".join(f", {k}={v!r}" for k, v in kw.items())
+    sig = f"Attention(d_model={d_model}, n_heads={n_heads}, max_len={max_len}{extra})"
     torch.manual_seed(seed)
     try:
         module = cls(d_model=d_model, n_heads=n_heads, max_len=max_len, **kw)
@@ -176,7 +177,8 @@ def validate_settings(settings: dict | str | None, preset: LraPreset) -> Setting
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(settings) - known)
     if unknown:
-        raise ContractError(f"settings: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        raise ContractError(f"settings: unknown key(s) {', '.join(unknown)}; "
+                            f"allowed: {', '.join(sorted(known))}")
     c = preset.caps
     limits = {"d_model": (int, 8, c.max_d_model), "n_layers": (int, 1, c.max_n_layers),
               "n_heads": (int, 1, c.max_n_heads), "batch_size": (int, 1, c.max_batch_size),

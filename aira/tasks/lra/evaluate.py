@@ -74,8 +74,12 @@ def build_model(cls, data: LraData, preset: LraPreset, s: Settings) -> LraClassi
 def train(model: LraClassifier, data: LraData, preset: LraPreset, s: Settings, seed: int) -> float:
     """AdamW, linear warm-up then cosine decay, gradient clipping; returns the final training loss."""
     device = next(model.parameters()).device
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "tok" not in n and "pos" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "tok" not in n and "pos" not in n)]
+    # Weight decay on matrices only; embeddings, norms and biases are left alone.
+    def decays(name: str, p: torch.Tensor) -> bool:
+        return p.ndim >= 2 and "tok" not in name and "pos" not in name
+
+    decay = [p for n, p in model.named_parameters() if decays(n, p)]
+    no_decay = [p for n, p in model.named_parameters() if not decays(n, p)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98))
 

@@ -81,7 +81,8 @@ def _smoke(task: str) -> LraPreset:
         max_attention_flops_per_token=1e6)
 
 
-# LRA base configs: (d_model, n_layers, n_heads, mlp_dim, batch, weight_decay, dropout, steps, warmup), lr ours.
+# LRA base configs: (d_model, n_layers, n_heads, mlp_dim, batch, weight_decay, dropout, steps, warmup),
+# then our learning rate.
 _LRA = {
     "lra-listops": (512, 6, 8, 2048, 32, 0.1, 0.1, 5_000, 1_000, 1e-4),
     "lra-text": (256, 4, 4, 1024, 32, 0.1, 0.1, 20_000, 8_000, 1e-4),

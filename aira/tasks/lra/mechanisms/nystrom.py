@@ -41,7 +41,8 @@ class Attention(nn.Module):
             return t / n.clamp_min(1.0)
 
         ql, kl = landmarks(q), landmarks(k)                         # (B, H, m, dh)
-        key_bias = torch.zeros_like(keep.transpose(-1, -2)).masked_fill(keep.transpose(-1, -2) == 0, float("-inf"))
+        key_keep = keep.transpose(-1, -2)                          # (B, 1, 1, L)
+        key_bias = torch.zeros_like(key_keep).masked_fill(key_keep == 0, float("-inf"))
         k1 = torch.softmax(q @ kl.transpose(-1, -2), dim=-1)        # (B, H, L, m)
         k2 = torch.softmax(ql @ kl.transpose(-1, -2), dim=-1)       # (B, H, m, m)
         k3 = torch.softmax(ql @ k.transpose(-1, -2) + key_bias, dim=-1)  # (B, H, m, L)
