@@ -25,7 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aira.models import ModelConfig, build_model  # noqa: E402
+from aira.models import ModelConfig, build_model
 
 
 class RefBlock(nn.Module):
@@ -64,7 +64,8 @@ class RefLlama(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(
-            RefBlock(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.ffn_dim) for _ in range(n_blocks))
+            RefBlock(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.ffn_dim) for _ in range(n_blocks)
+        )
         self.norm = nn.RMSNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.head.weight = self.embed.weight
@@ -107,9 +108,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=args.d_model, n_heads=args.heads, n_kv_heads=args.kv_heads,
-                      ffn_dim=int(8 * args.d_model / 3) // 64 * 64, vocab_size=args.vocab,
-                      max_seq_len=args.seq_len)
+    cfg = ModelConfig(
+        d_model=args.d_model,
+        n_heads=args.heads,
+        n_kv_heads=args.kv_heads,
+        ffn_dim=int(8 * args.d_model / 3) // 64 * 64,
+        vocab_size=args.vocab,
+        max_seq_len=args.seq_len,
+    )
     dev = args.device
     models = {
         "plain": RefLlama(cfg, args.layers).to(dev),
@@ -148,13 +154,17 @@ def main() -> None:
     tokens = args.batch * args.seq_len * args.steps
     tps = {k: tokens / statistics.median(v) for k, v in times.items()}
     cpu_tps = {k: tokens / statistics.median(v) for k, v in cpu.items()}
-    print(f"config: d {cfg.d_model} heads {cfg.n_heads}/{cfg.n_kv_heads} ffn {cfg.ffn_dim} vocab {cfg.vocab_size} "
-          f"blocks {args.layers} seq {args.seq_len} batch {args.batch} params {n_params['aira']:,} "
-          f"device {dev} threads {args.threads} dtype {args.dtype}")
+    print(
+        f"config: d {cfg.d_model} heads {cfg.n_heads}/{cfg.n_kv_heads} ffn {cfg.ffn_dim} vocab {cfg.vocab_size} "
+        f"blocks {args.layers} seq {args.seq_len} batch {args.batch} params {n_params['aira']:,} "
+        f"device {dev} threads {args.threads} dtype {args.dtype}"
+    )
     for k in models:
         spread = (max(times[k]) - min(times[k])) / statistics.median(times[k])
-        print(f"{k}_tokens_per_s: {tps[k]:.0f} (spread {spread:.0%} over {args.rounds} rounds)"
-              + (f", per CPU second {cpu_tps[k]:.0f}" if dev == "cpu" else ""))
+        print(
+            f"{k}_tokens_per_s: {tps[k]:.0f} (spread {spread:.0%} over {args.rounds} rounds)"
+            + (f", per CPU second {cpu_tps[k]:.0f}" if dev == "cpu" else "")
+        )
     print(f"ratio_aira_over_plain: {tps['aira'] / tps['plain']:.3f} (wall clock; target >= 0.95)")
     if dev == "cpu":
         print(f"ratio_aira_over_plain_cpu_time: {cpu_tps['aira'] / cpu_tps['plain']:.3f}")

@@ -7,14 +7,22 @@ import json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="inspect layer patterns, primitives and presets",
-                       description="Inspect a layer pattern at a preset, or list primitives and presets.")
+    p = sub.add_parser(
+        "models",
+        help="inspect layer patterns, primitives and presets",
+        description="Inspect a layer pattern at a preset, or list primitives and presets.",
+    )
     msub = p.add_subparsers(dest="models_cmd", metavar="CMD", parser_class=type(p))
-    show = msub.add_parser("show", help="layers, parameters, FLOPs/token and primitive mix of a pattern",
-                           description="Analytic summary of a pattern at a preset (nothing is built).")
+    show = msub.add_parser(
+        "show",
+        help="layers, parameters, FLOPs/token and primitive mix of a pattern",
+        description="Analytic summary of a pattern at a preset (nothing is built).",
+    )
     show.add_argument("--pattern", required=True, help="e.g. AMAMSMAM, (AM)x8, attn,mlp,mamba")
     show.add_argument("--preset", default="tiny", help="tiny | mad | small | 350M | 1B | 3B (default: tiny)")
-    show.add_argument("--seq-len", type=int, default=None, help="FLOPs at this length (default: the preset's)")
+    show.add_argument(
+        "--seq-len", type=int, default=None, help="FLOPs at this length (default: the preset's)"
+    )
     show.add_argument("--json", action="store_true", help="print JSON instead of key: value lines")
     show.set_defaults(func=run_show)
     lst = msub.add_parser("list", help="registered primitives and presets")
@@ -25,8 +33,15 @@ def register(sub) -> None:
 
 def _summary(pattern: str, preset_name: str, seq_len: int | None) -> dict:
     from aira.errors import UsageError
-    from aira.models import compress_pattern, count_params, flops_per_token, get_preset, parse_pattern, ratios
-    from aira.models import registry
+    from aira.models import (
+        compress_pattern,
+        count_params,
+        flops_per_token,
+        get_preset,
+        parse_pattern,
+        ratios,
+        registry,
+    )
 
     preset = get_preset(preset_name)
     codes = parse_pattern(pattern)
@@ -69,16 +84,31 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from aira.models import PRESETS
-    from aira.models import registry
+    from aira.models import PRESETS, registry
 
-    prims = [{"code": i.code, "name": i.name, "class": i.cls.__name__,
-              "about": (i.cls.__doc__ or "").strip().splitlines()[0] if i.cls.__doc__ else ""}
-             for i in registry.all_primitives()]
-    presets = [{"name": p.name, "d_model": p.model.d_model, "n_heads": p.model.n_heads,
-                "n_kv_heads": p.model.n_kv_heads, "ffn_dim": p.model.ffn_dim, "vocab_size": p.model.vocab_size,
-                "seq_len": p.seq_len, "baseline": p.baseline, "description": p.description}
-               for p in PRESETS.values()]
+    prims = [
+        {
+            "code": i.code,
+            "name": i.name,
+            "class": i.cls.__name__,
+            "about": (i.cls.__doc__ or "").strip().splitlines()[0] if i.cls.__doc__ else "",
+        }
+        for i in registry.all_primitives()
+    ]
+    presets = [
+        {
+            "name": p.name,
+            "d_model": p.model.d_model,
+            "n_heads": p.model.n_heads,
+            "n_kv_heads": p.model.n_kv_heads,
+            "ffn_dim": p.model.ffn_dim,
+            "vocab_size": p.model.vocab_size,
+            "seq_len": p.seq_len,
+            "baseline": p.baseline,
+            "description": p.description,
+        }
+        for p in PRESETS.values()
+    ]
     if args.json:
         print(json.dumps({"primitives": prims, "presets": presets}, indent=2))
         return 0
@@ -87,7 +117,9 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"  {p['code']}  {p['name']:<8} {p['class']:<24} {p['about']}")
     print("presets:")
     for p in presets:
-        print(f"  {p['name']:<6} d {p['d_model']:<5} heads {p['n_heads']}/{p['n_kv_heads']} kv  "
-              f"ffn {p['ffn_dim']:<5} vocab {p['vocab_size']:<6} seq {p['seq_len']:<5} "
-              f"baseline {p['baseline']:<8} {p['description']}")
+        print(
+            f"  {p['name']:<6} d {p['d_model']:<5} heads {p['n_heads']}/{p['n_kv_heads']} kv  "
+            f"ffn {p['ffn_dim']:<5} vocab {p['vocab_size']:<6} seq {p['seq_len']:<5} "
+            f"baseline {p['baseline']:<8} {p['description']}"
+        )
     return 0

@@ -1,7 +1,7 @@
 """aira.models: primitives, the pattern-built hybrid LM, presets and analytic counts.
 
-    model = build_model("(AM)x8", "tiny", vocab_size=512)
-    logits, loss = model(idx, targets)
+model = build_model("(AM)x8", "tiny", vocab_size=512)
+logits, loss = model(idx, targets)
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from aira.models.presets import PRESETS, Preset, get_preset
 from aira.models.registry import register
 
 
-def resolve_config(preset: str | Preset | ModelConfig, *, vocab_size: int | None = None,
-                   **overrides) -> ModelConfig:
+def resolve_config(
+    preset: str | Preset | ModelConfig, *, vocab_size: int | None = None, **overrides
+) -> ModelConfig:
     """The ModelConfig of a preset name / Preset / ModelConfig with vocab_size and field overrides applied."""
     if isinstance(preset, ModelConfig):
         cfg = preset
@@ -35,8 +36,13 @@ def resolve_config(preset: str | Preset | ModelConfig, *, vocab_size: int | None
     return cfg.with_(**overrides) if overrides else cfg
 
 
-def build_model(pattern: str | list[str], preset: str | Preset | ModelConfig, *, vocab_size: int | None = None,
-                **overrides) -> HybridLM:
+def build_model(
+    pattern: str | list[str],
+    preset: str | Preset | ModelConfig,
+    *,
+    vocab_size: int | None = None,
+    **overrides,
+) -> HybridLM:
     """Build a HybridLM from a pattern and a preset (name, Preset or ModelConfig), e.g. vocab_size=16."""
     return HybridLM(resolve_config(preset, vocab_size=vocab_size, **overrides), pattern)
 

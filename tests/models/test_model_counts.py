@@ -5,14 +5,23 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from aira.models import build_model, count_params, flops_per_token, get_preset
-from aira.models import registry
+from aira.models import build_model, count_params, flops_per_token, get_preset, registry
 from aira.models.config import ModelConfig
 from aira.models.pattern import parse_pattern
 from aira.models.primitives.attention import Attention
 
-CFG = ModelConfig(d_model=32, n_heads=4, n_kv_heads=2, ffn_dim=64, vocab_size=97, max_seq_len=32,
-                  window=6, ssm_state=8, ssm_head_dim=8, ssm_chunk=8)
+CFG = ModelConfig(
+    d_model=32,
+    n_heads=4,
+    n_kv_heads=2,
+    ffn_dim=64,
+    vocab_size=97,
+    max_seq_len=32,
+    window=6,
+    ssm_state=8,
+    ssm_head_dim=8,
+    ssm_chunk=8,
+)
 
 
 @pytest.mark.parametrize("pattern", ["(AM)x2", "AMSMWM", "SSW", "W", "(attn mlp mamba)x2 swa"])

@@ -10,8 +10,18 @@ from aira.errors import UsageError
 from aira.models import HybridLM, build_model, get_preset
 from aira.models.config import ModelConfig
 
-CFG = ModelConfig(d_model=32, n_heads=4, n_kv_heads=2, ffn_dim=64, vocab_size=61, max_seq_len=32,
-                  window=4, ssm_state=8, ssm_head_dim=8, ssm_chunk=8)
+CFG = ModelConfig(
+    d_model=32,
+    n_heads=4,
+    n_kv_heads=2,
+    ffn_dim=64,
+    vocab_size=61,
+    max_seq_len=32,
+    window=4,
+    ssm_state=8,
+    ssm_head_dim=8,
+    ssm_chunk=8,
+)
 MIXED = "AMSMWM"
 
 
@@ -22,7 +32,13 @@ def test_forward_shapes_and_pattern():
     assert logits.shape == (3, 20, CFG.vocab_size) and loss is None
     assert model.pattern == MIXED and len(model.blocks) == 6
     assert [type(b.mixer).__name__ for b in model.blocks] == [
-        "Attention", "SwiGLU", "Mamba2", "SwiGLU", "SlidingWindowAttention", "SwiGLU"]
+        "Attention",
+        "SwiGLU",
+        "Mamba2",
+        "SwiGLU",
+        "SlidingWindowAttention",
+        "SwiGLU",
+    ]
 
 
 def test_mixed_model_is_causal():
@@ -84,8 +100,17 @@ def test_tied_and_untied_head():
 
 
 def test_scaled_residual_init():
-    cfg = ModelConfig(d_model=256, n_heads=4, n_kv_heads=4, ffn_dim=512, vocab_size=512, max_seq_len=16,
-                      init_std=0.02, ssm_state=16, ssm_head_dim=64)
+    cfg = ModelConfig(
+        d_model=256,
+        n_heads=4,
+        n_kv_heads=4,
+        ffn_dim=512,
+        vocab_size=512,
+        max_seq_len=16,
+        init_std=0.02,
+        ssm_state=16,
+        ssm_head_dim=64,
+    )
     model = build_model("(AMSW)x2", cfg.with_(tie_embeddings=False))
     n = len(model.blocks)
     out_std = 0.02 / math.sqrt(2 * n)

@@ -16,10 +16,21 @@ def test_names_and_lookup():
 
 def test_llama_widths():
     one, three = get_preset("1B").model, get_preset("3B").model
-    assert (one.d_model, one.n_heads, one.n_kv_heads, one.ffn_dim, one.vocab_size) == (2048, 32, 8, 8192, 128256)
+    assert (one.d_model, one.n_heads, one.n_kv_heads, one.ffn_dim, one.vocab_size) == (
+        2048,
+        32,
+        8,
+        8192,
+        128256,
+    )
     assert one.rope_theta == 500_000 and one.tie_embeddings
     assert (three.d_model, three.n_heads, three.n_kv_heads, three.ffn_dim, three.vocab_size) == (
-        3072, 24, 8, 8192, 128256)
+        3072,
+        24,
+        8,
+        8192,
+        128256,
+    )
     assert three.tie_embeddings and three.head_dim == 128
 
 

@@ -12,8 +12,18 @@ from aira.models.primitives.attention import Attention, attended_length
 from aira.models.primitives.mlp import SwiGLU
 from aira.models.primitives.swa import SlidingWindowAttention
 
-CFG = ModelConfig(d_model=32, n_heads=4, n_kv_heads=2, ffn_dim=48, vocab_size=50, max_seq_len=32,
-                  window=5, ssm_state=8, ssm_head_dim=8, ssm_chunk=8)
+CFG = ModelConfig(
+    d_model=32,
+    n_heads=4,
+    n_kv_heads=2,
+    ffn_dim=48,
+    vocab_size=50,
+    max_seq_len=32,
+    window=5,
+    ssm_state=8,
+    ssm_head_dim=8,
+    ssm_chunk=8,
+)
 
 
 def _built(cls, cfg=CFG, seed=0):
@@ -150,7 +160,7 @@ def test_no_biases_and_out_proj_everywhere():
 
 
 @pytest.mark.parametrize(
-    "changes", [dict(n_heads=5), dict(n_kv_heads=3), dict(d_model=36, n_heads=12, n_kv_heads=12)]
+    "changes", [{"n_heads": 5}, {"n_kv_heads": 3}, {"d_model": 36, "n_heads": 12, "n_kv_heads": 12}]
 )
 def test_bad_head_config_is_a_usage_error(changes):
     with pytest.raises(UsageError):
@@ -186,8 +196,10 @@ def test_sdpa_repeated_kv_heads_equal_grouped(masked):
     q = torch.randn(2, 6, 9, 8, dtype=torch.float64)
     k, v = torch.randn(2, 3, 9, 8, dtype=torch.float64), torch.randn(2, 3, 9, 8, dtype=torch.float64)
     mask = _band(9, 3, True) if masked else None
-    torch.testing.assert_close(sdpa(q, k, v, causal=True, mask=mask, expand_kv=True),
-                               sdpa(q, k, v, causal=True, mask=mask, expand_kv=False))
+    torch.testing.assert_close(
+        sdpa(q, k, v, causal=True, mask=mask, expand_kv=True),
+        sdpa(q, k, v, causal=True, mask=mask, expand_kv=False),
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checks the flash / efficient kernels")

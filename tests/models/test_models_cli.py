@@ -15,7 +15,9 @@ def test_show_llama_1b(capsys):
 
 
 def test_show_json(capsys):
-    assert main(["models", "show", "--pattern", "attn mlp (mamba mlp)x2 swa", "--preset", "mad", "--json"]) == 0
+    assert (
+        main(["models", "show", "--pattern", "attn mlp (mamba mlp)x2 swa", "--preset", "mad", "--json"]) == 0
+    )
     s = json.loads(capsys.readouterr().out)
     assert s["pattern"] == "AMSMSMW" and s["layers"] == 7 and s["compressed"] == "A (MS)x2 MW"
     assert s["ratio_codes"] == "A:M:S:W" and s["ratio"] == "1:3:2:1"

@@ -65,8 +65,15 @@ def _cuda_flash_takes(q: Tensor, mask: Tensor | None) -> bool:
     return mask is None and q.dtype in (torch.float16, torch.bfloat16) and q.shape[-1] <= 256
 
 
-def sdpa(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, mask: Tensor | None = None,
-         expand_kv: bool | None = None) -> Tensor:
+def sdpa(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    causal: bool,
+    mask: Tensor | None = None,
+    expand_kv: bool | None = None,
+) -> Tensor:
     """SDPA over (B, H, L, h) queries and (B, K, L, h) keys/values, H a multiple of K.
 
     Grouped kv heads go to SDPA as they are (`enable_gqa`, no copy), except on CUDA when the flash
