@@ -7,7 +7,7 @@ import pytest
 from aira.agents.types import Result, Status
 from aira.errors import UsageError
 from aira.tasks.lra import references
-from aira.tasks.lra.evaluate import evaluate_attention
+from aira.tasks.lra.evaluate import evaluate_attention, hold_out, score_test
 from aira.tasks.lra.mechanisms import path
 
 
@@ -23,11 +23,18 @@ def test_softmax_listops_runs_end_to_end_and_reports_accuracy():
     assert res.status is Status.OK and res.metrics["test_accuracy"] == r["test_accuracy"]
 
 
-def test_two_tower_retrieval_with_agent_settings():
+def test_two_tower_retrieval_with_held_out_test_labels(tmp_path):
+    labels = hold_out("lra-retrieval", tmp_path / "data", preset="smoke")
     r = evaluate_attention(str(path("linear")), "lra-retrieval", preset="smoke",
-                           settings={"d_model": 16, "batch_size": 16})
+                           split_dir=str(tmp_path / "data"), settings={"d_model": 16, "batch_size": 16})
     assert r["status"] == "ok", r["error"]
     assert r["settings"]["d_model"] == 16 and 0.0 <= r["metric"] <= 1.0
+    assert r["selection_metric"] is None and len(r["test_predictions"]) == len(labels)
+    scored = score_test(r, labels)
+    expected = sum(int(p == y) for p, y in zip(r["test_predictions"], labels.tolist())) / len(labels)
+    assert scored["selection_metric"] == scored["test_accuracy"] == pytest.approx(expected)
+    assert "test_predictions" not in scored
+    assert score_test(r | {"test_predictions": [0]}, labels)["status"] == "crashed"
 
 
 def test_contract_failure_and_bad_settings_are_invalid(tmp_path):

@@ -7,6 +7,11 @@ crashed), metric = validation accuracy (the search split the agent sees), select
 accuracy (computed here from predictions against labels the harness holds; never shown to the agent),
 params, flops, seconds, error, plus a few descriptive keys. Contract violations and bad settings are
 "invalid" with one line for the debug operator; other errors in the agent's code are "crashed".
+
+Sandboxed runs keep the test labels out of the sandbox: the harness calls `hold_out(...)`, which writes
+the splits without test labels and returns those labels; the sandbox runs
+`evaluate_attention(..., split_dir=dir)`, which returns `test_predictions` instead of a test accuracy;
+the harness then calls `score_test(result, labels)`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import traceback
 
 import torch
 
-from aira.data.lra import LraData, Split, load_lra
+from pathlib import Path
+
+from aira.data.lra import LraData, Split, load_lra, load_saved
 from aira.tasks.lra.contract import check_attention, validate_settings
 from aira.tasks.lra.model import ContractError, LraClassifier, load_attention, loss_fn
 from aira.tasks.lra.presets import LraPreset, Settings, get_preset
@@ -113,16 +120,47 @@ def train(model: LraClassifier, data: LraData, preset: LraPreset, s: Settings, s
     return loss_value
 
 
+def hold_out(task: str, dir: str | Path, *, preset: str = "cpu", seed: int = 0,
+             data_dir: str | None = None) -> torch.Tensor:
+    """Harness side: write the task's splits to `dir` without test labels; return those labels."""
+    data = load_lra(task, data_dir=data_dir, preset=get_preset(task, preset).data_preset, seed=seed)
+    data.save_split(dir, include_labels=False)
+    return data.test.y.clone()
+
+
+def score_test(result: dict, labels: torch.Tensor) -> dict:
+    """Harness side: turn a sandboxed result's `test_predictions` into the selection metric."""
+    out = dict(result)
+    preds = out.pop("test_predictions", None)
+    if out.get("status") == "ok":
+        if preds is None or len(preds) != len(labels):
+            return out | {"status": "crashed", "error": "test predictions missing or of the wrong length"}
+        acc = accuracy(torch.as_tensor(preds, dtype=torch.long), labels)
+        out |= {"selection_metric": acc, "test_accuracy": acc}
+    return out
+
+
 def evaluate_attention(file: str, task: str, *, preset: str = "cpu", seed: int = 0,
-                       data_dir: str | None = None, settings: dict | str | None = None) -> dict:
-    t0 = time.time()
+                       data_dir: str | None = None, settings: dict | str | None = None,
+                       split_dir: str | None = None) -> dict:
+    """Train `file`'s Attention on `task` and score it (see the module docstring).
+
+    split_dir: read the splits written by `hold_out` instead of loading the task; when they hold no
+    test labels, the result carries `test_predictions` for `score_test`.
+    """
+    t0, c0 = time.time(), time.process_time()
     p = get_preset(task, preset)  # harness input: a bad name raises UsageError, not a result
     result = {"status": "crashed", "metric": None, "selection_metric": None, "error": "", "task": task,
               "preset": preset, "seed": seed}
     try:
         s = validate_settings(settings, p)
         cls = load_attention(file)
-        data = load_lra(task, data_dir=data_dir, preset=p.data_preset, seed=seed)
+        if split_dir is not None:
+            data = load_saved(split_dir)
+            if data.task != task:
+                raise ContractError(f"split_dir holds {data.task}, not {task}")
+        else:
+            data = load_lra(task, data_dir=data_dir, preset=p.data_preset, seed=seed)
         result |= {"standin": data.standin, "source": data.source}
         report = check_attention(cls, d_model=s.d_model, n_heads=s.n_heads, max_len=data.max_len,
                                  attention_kwargs=s.attention_kwargs, max_params=p.max_attention_params,
@@ -136,8 +174,11 @@ def evaluate_attention(file: str, task: str, *, preset: str = "cpu", seed: int =
         result["train_loss"] = train(model, data, p, s, seed)
         val_acc = accuracy(predict(model, data.val.without_labels(), batch_size=p.eval_batch_size),
                            data.val.y)
-        test_acc = accuracy(predict(model, data.test.without_labels(), batch_size=p.eval_batch_size),
-                            data.test.y)
+        test_pred = predict(model, data.test.without_labels(), batch_size=p.eval_batch_size)
+        if data.test.y is None:
+            test_acc, result["test_predictions"] = None, test_pred.tolist()
+        else:
+            test_acc = accuracy(test_pred, data.test.y)
         result |= {"status": "ok", "metric": val_acc, "selection_metric": test_acc,
                    "val_accuracy": val_acc, "test_accuracy": test_acc, "steps": p.steps,
                    "settings": {k: getattr(s, k) for k in s.__dataclass_fields__}}
@@ -150,4 +191,5 @@ def evaluate_attention(file: str, task: str, *, preset: str = "cpu", seed: int =
         result |= {"status": "crashed", "error": f"{type(e).__name__}: {e}",
                    "traceback": "".join(tb[-3:])[-2000:]}
     result["seconds"] = time.time() - t0
+    result["cpu_seconds"] = time.process_time() - c0  # this process's CPU time: robust to a busy machine
     return result
