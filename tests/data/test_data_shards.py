@@ -80,6 +80,16 @@ def test_cache_is_reused_and_keyed_by_content_and_settings(corpus, tmp_path, mon
     assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
 
 
+def test_a_concurrent_twin_build_keeps_the_first(corpus, tmp_path):
+    data = prepare_text_data(corpus, tokenizer="bytes", cache_dir=tmp_path)
+    before = (data.root / "train.bin").stat().st_mtime_ns
+    settings = {k: data.meta[k] for k in ("format", "corpus_sha256", "tokenizer", "val_frac", "heldout_frac",
+                                          "n_blocks")}
+    shards._build(data.root, corpus, {**settings, "vocab_size": None})  # loses the rename race
+    assert (data.root / "train.bin").stat().st_mtime_ns == before
+    assert not list(tmp_path.glob(".*"))
+
+
 def test_get_batch_windows(byte_data):
     g = torch.Generator().manual_seed(0)
     x, y = byte_data.get_batch("train", 8, 32, g)
