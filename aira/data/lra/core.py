@@ -20,11 +20,14 @@ from aira.errors import UsageError
 
 PAD = 0
 SPLITS = ("train", "val", "test")
+# Ids are stored as int16 (every vocabulary here is < 300): LRA's retrieval split alone would take
+# 9 GB as int64. The evaluator widens each batch to int64 for the embedding.
+TOKEN_DTYPE = torch.int16
 
 
 @dataclass(kw_only=True)
 class Split:
-    x: torch.Tensor                  # (N, L) int64, 0 = pad
+    x: torch.Tensor                  # (N, L) int16 ids, 0 = pad
     y: torch.Tensor | None           # (N,) int64; None where the labels are held back
     x2: torch.Tensor | None = None   # (N, L) second document of a pair (retrieval only)
 
@@ -92,13 +95,13 @@ def load_saved(dir: str | Path) -> LraData:
 
 
 def pad_rows(rows: list[list[int]], max_len: int) -> torch.Tensor:
-    """Right-pad (and truncate) id lists to the longest row, at most max_len: (N, L) int64."""
+    """Right-pad (and truncate) id lists to the longest row, at most max_len: (N, L) int16."""
     width = min(max_len, max((len(r) for r in rows), default=1)) or 1
-    out = torch.zeros(len(rows), width, dtype=torch.long)
+    out = torch.zeros(len(rows), width, dtype=TOKEN_DTYPE)
     for i, r in enumerate(rows):
         r = r[:width]
         if r:
-            out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            out[i, : len(r)] = torch.tensor(r, dtype=TOKEN_DTYPE)
     return out
 
 

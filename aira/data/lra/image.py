@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from aira.data.lra.core import Split, carve_val, take
+from aira.data.lra.core import TOKEN_DTYPE, Split, carve_val, take
 from aira.errors import UsageError
 
 N_CLASSES = 10
@@ -41,7 +41,7 @@ def to_tokens(gray: torch.Tensor, side: int) -> torch.Tensor:
     if gray.shape[-1] != side:
         pooled = F.adaptive_avg_pool2d(gray.float().unsqueeze(1), side).squeeze(1)
         gray = pooled.round().clamp(0, 255).to(torch.uint8)
-    return gray.reshape(gray.shape[0], -1).long() + 1
+    return (gray.reshape(gray.shape[0], -1).to(TOKEN_DTYPE) + 1)
 
 
 def _read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:

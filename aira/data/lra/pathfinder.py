@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aira.data.lra.core import Split
+from aira.data.lra.core import TOKEN_DTYPE, Split
 from aira.errors import UsageError
 
 PATH_LEVEL = 160
@@ -136,6 +136,7 @@ def generate(cfg: PathfinderConfig, seed: int) -> dict[str, Split]:
                 raise UsageError(f"pathfinder layout does not fit: side={cfg.side}, path_len={cfg.path_len}, "
                                  f"n_distractors={cfg.n_distractors}")
             images.append(img)
-        x = torch.stack(images).reshape(n, -1).long() + 1 if n else torch.zeros(0, cfg.side**2).long()
+        x = (torch.stack(images).reshape(n, -1).to(TOKEN_DTYPE) + 1 if n
+             else torch.zeros(0, cfg.side**2, dtype=TOKEN_DTYPE))
         splits[name] = Split(x=x, y=torch.tensor(labels, dtype=torch.long))
     return splits

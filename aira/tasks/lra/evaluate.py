@@ -42,7 +42,7 @@ def _trim(*xs: torch.Tensor) -> list[torch.Tensor]:
 
 def _batch(split: Split, idx: torch.Tensor, device) -> tuple[torch.Tensor, torch.Tensor | None]:
     xs = [split.x[idx]] + ([split.x2[idx]] if split.x2 is not None else [])
-    xs = [t.to(device, non_blocking=True) for t in _trim(*xs)]
+    xs = [t.to(device, non_blocking=True).long() for t in _trim(*xs)]
     return xs[0], (xs[1] if len(xs) > 1 else None)
 
 
