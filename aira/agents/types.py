@@ -42,6 +42,7 @@ class Job:
     gpus: int = 0
     sandbox: bool = False  # run under aira.agents.sandbox (agent-written code)
     workdir: str | None = None
+    readonly_paths: list[str] = field(default_factory=list)  # copied read-only into a sandboxed job's data/
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,236 @@
+"""The AIRA-Compose task: propose a layer pattern; the harness trains it as a proxy model and scores it.
+
+Spaces: `attn-mlp` (A, M: the AIRAformer family), `attn-mlp-mamba` (A, M, S: the AIRAhybrid family), or
+any registered primitives by code or name ("A,M,W", "attn,mlp,swa"). Patterns have `layers` layers
+(16 by default).
+
+Proxies (`proxy=`): `mad` and `lm` pick their CPU or GPU preset from the machine; `mad-cpu`, `mad-gpu`,
+`lm-cpu`, `lm-gpu` name one. Each fixes the model preset, the data and the training budget, so a
+candidate is its pattern alone. The metric is on the search split; the hidden selection split is
+scored in the same job and never shown to agents.
+
+Evaluations are cached on disk, keyed by (pattern, proxy settings, seed): a duplicate pattern is not
+re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aira.agents.base import ProposalSpace, Task
+from aira.agents.types import Job
+from aira.errors import UsageError
+from aira.tasks.synthetic import PatternSpace
+
+SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS"}
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proxy:
+    name: str
+    task: str
+    preset: str
+    budget: str
+    mad_settings: str = "cpu"
+    tokenizer: str = "bpe"
+    vocab_size: int = 8192
+    lr: float | None = None
+    batch_size: int | None = None
+    seq_len: int | None = None
+    timeout_s: float = 900.0
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def train_kwargs(self) -> dict:
+        kw = {"task": self.task, "preset": self.preset, "budget": self.budget, "mad_settings": self.mad_settings,
+              "tokenizer": self.tokenizer, "vocab_size": self.vocab_size}
+        for k in ("lr", "batch_size", "seq_len"):
+            if getattr(self, k) is not None:
+                kw[k] = getattr(self, k)
+        return kw
+
+
+# Step budgets, not seconds, so that a score does not depend on how loaded the machine is.
+PROXIES = {
+    "mad-cpu": Proxy(name="mad-cpu", task="mad:in_context_recall,noisy_in_context_recall,selective_copying",
+                     preset="tiny", mad_settings="tiny", budget="360steps", lr=3e-3, timeout_s=300,
+                     description="three MAD tasks (recall, noisy recall, selective copying), tiny settings, "
+                                 "width 64, 120 steps each"),
+    "mad-gpu": Proxy(name="mad-gpu", task="mad", preset="mad", mad_settings="default", budget="3000steps",
+                     description="the six MAD tasks at MAD's settings, width 128, 500 steps each"),
+    "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="150steps",
+                    lr=3e-3, timeout_s=300, description="byte-level LM on Shakespeare, width 64, 150 steps"),
+    "lm-gpu": Proxy(name="lm-gpu", task="lm:shakespeare", preset="small", budget="500steps",
+                    description="BPE-8192 LM on Shakespeare, width 768, 500 steps"),
+}
+
+
+def resolve_proxy(name: str, device: str = "auto") -> Proxy:
+    if name in ("mad", "lm"):
+        import torch
+
+        gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+        name = f"{name}-{'gpu' if gpu else 'cpu'}"
+    if name not in PROXIES:
+        raise UsageError(f"unknown proxy {name!r}; valid: mad, lm, {', '.join(PROXIES)}")
+    return PROXIES[name]
+
+
+def resolve_space(space: str) -> str:
+    """The alphabet of primitive codes of a named space or a comma list of codes / names."""
+    from aira.models.registry import get
+
+    if space in SPACES:
+        return SPACES[space]
+    codes = [get(item).code for item in space.replace(" ", ",").split(",") if item.strip()]
+    if len(codes) < 2:
+        raise UsageError(f"a search space needs at least two primitives, got {space!r}; "
+                         f"named spaces: {', '.join(SPACES)}")
+    return "".join(dict.fromkeys(codes))
+
+
+def baseline_patterns(alphabet: str, layers: int) -> dict[str, str]:
+    """The baselines every Compose run evaluates beside the agents, cut or stacked to `layers`."""
+    from aira.compose.extrapolate import stack_pattern
+
+    def fit(p: str) -> str:
+        return stack_pattern(p, layers / len(p))[:layers]
+
+    out = {}
+    if "A" in alphabet and "M" in alphabet:
+        out["llama-3.2 (AM alternation)"] = fit("AM")
+        out["composer 2A+4M (stacked)"] = fit("AAMMMM")
+        out["composer 2A5M2A3M1A3M (stretched)"] = fit("AAMMMMMAAMMMAMMM")
+    if {"A", "M", "S"} <= set(alphabet):
+        # Nemotron-H style: Mamba-2 and MLP layers with ~8% attention (one A per 16 layers, mid-depth).
+        base = ("SM" * layers)[:layers]
+        mid = (layers // 2) & ~1
+        out["nemotron-h style (~8% attention)"] = base[:mid] + "A" + base[mid + 1:]
+    return out
+
+
+class ComposePatternSpace(PatternSpace):
+    """Pattern moves (from the synthetic task's space) over a Compose alphabet."""
+
+
+class ComposeTask(Task):
+    proposal_kind = "pattern"
+
+    def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int = 1,
+                 threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
+                 timeout_s: float | None = None):
+        if layers < 1 or layers > 64:
+            raise UsageError(f"layers must be between 1 and 64, got {layers}")
+        if seeds < 1:
+            raise UsageError(f"seeds must be at least 1, got {seeds}")
+        self.space_name, self.alphabet = space, resolve_space(space)
+        self.proxy = resolve_proxy(proxy, device)
+        self.layers, self.seeds, self.threads, self.device = layers, seeds, threads, device
+        self.cache_dir = cache_dir
+        self.timeout_s = timeout_s or self.proxy.timeout_s * seeds
+        self.lower_is_better = self.proxy.task.startswith("lm")
+        self.name = f"compose-{space}-{self.proxy.name}"
+
+    def describe(self) -> str:
+        from aira.models.registry import get
+
+        prims = "\n".join(f"  {c} = {get(c).name}: {(get(c).cls.__doc__ or '').strip().splitlines()[0]}"
+                          for c in self.alphabet)
+        metric = ("validation bits per byte (lower is better)" if self.lower_is_better
+                  else "mean accuracy on the answer positions of the MAD tasks (higher is better)")
+        return (
+            f"Design a {self.layers}-layer language-model backbone as a layer pattern: one primitive per "
+            f"layer, each a pre-norm residual sublayer x + f(RMSNorm(x)).\nPrimitives:\n{prims}\n"
+            f"Write the pattern as a string of {self.layers} codes (e.g. {('AM' * self.layers)[:self.layers]}); "
+            f"repetition like (AM)x{self.layers // 2} is accepted.\n"
+            f"Proxy: {self.proxy.description}. Every candidate is trained from scratch with the same budget, "
+            f"data and optimiser; the width is fixed, so more of an expensive primitive is not free.\n"
+            f"Metric: {metric}."
+        )
+
+    def canonical(self, proposal: Any) -> str:
+        from aira.models import parse_pattern
+
+        return "".join(parse_pattern(str(proposal)))
+
+    def validate(self, proposal: Any) -> str | None:
+        if not isinstance(proposal, str):
+            return f"the proposal must be a pattern string, got {type(proposal).__name__}"
+        try:
+            codes = self.canonical(proposal)
+        except UsageError as e:
+            return str(e)
+        if len(codes) != self.layers:
+            return f"the pattern must have exactly {self.layers} layers, got {len(codes)}"
+        bad = sorted(set(codes) - set(self.alphabet))
+        if bad:
+            return f"primitive(s) {', '.join(bad)} are not in this space ({', '.join(self.alphabet)})"
+        return None
+
+    def make_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
+        kwargs = {"pattern": self.canonical(proposal), "seed": seed, "seeds": self.seeds,
+                  "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device,
+                  "train": self.proxy.train_kwargs()}
+        return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs, timeout_s=self.timeout_s,
+                   gpus=1 if self.proxy.name.endswith("gpu") else 0)
+
+    def reference(self) -> str:
+        return ("AM" * self.layers)[: self.layers] if "A" in self.alphabet and "M" in self.alphabet \
+            else self.alphabet[0] * self.layers
+
+    def baselines(self) -> dict[str, str]:
+        return baseline_patterns(self.alphabet, self.layers)
+
+    def space(self) -> ProposalSpace:
+        return ComposePatternSpace(self.layers, self.alphabet)
+
+
+def _cache_key(pattern: str, train: dict, seed: int) -> str:
+    blob = json.dumps({"v": CACHE_VERSION, "pattern": pattern, "train": train, "seed": seed}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def evaluate_pattern(*, pattern: str, seed: int = 0, seeds: int = 1, cache_dir: str | None = None,
+                     threads: int | None = None, device: str = "auto", train: dict) -> dict:
+    """The frozen evaluation (a Job's function): train `seeds` seeds of the pattern, average the scores."""
+    from aira.train.trainer import TrainConfig
+    from aira.train.trainer import train as train_fn
+
+    if threads is None and os.environ.get("AIRA_THREADS"):
+        threads = int(os.environ["AIRA_THREADS"])
+    cache = Path(cache_dir) if cache_dir else None
+    runs, cached = [], 0
+    for s in range(seed, seed + seeds):
+        path = cache / f"{_cache_key(pattern, train, s)}.json" if cache else None
+        if path is not None and path.is_file():
+            runs.append(json.loads(path.read_text()))
+            cached += 1
+            continue
+        r = train_fn(TrainConfig(pattern=pattern, seed=s, threads=threads, device=device, progress=False, **train),
+                     log=lambda *_: None)
+        runs.append(r)
+        if path is not None and r["status"] == "ok":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{random.randrange(1 << 30)}")
+            tmp.write_text(json.dumps(r))
+            tmp.replace(path)
+    bad = [r for r in runs if r["status"] != "ok"]
+    first = runs[0]
+    metrics = {k: first.get(k) for k in ("metric_name", "params", "non_embedding_params", "flops_per_token",
+                                          "tokens", "steps", "tokens_per_s", "peak_mem_mb", "device")}
+    metrics.update(seeds=seeds, cached=cached, seed_metrics=[r.get("metric") for r in runs],
+                   per_task=first.get("per_task"))
+    if bad:
+        return {"status": bad[0]["status"], "error": bad[0].get("error", ""), **metrics}
+    vals = [r["metric"] for r in runs]
+    metrics["seed_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return {"status": "ok", "metric": statistics.fmean(vals),
+            "selection_metric": statistics.fmean(r["selection_metric"] for r in runs), **metrics}
