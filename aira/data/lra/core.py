@@ -94,21 +94,25 @@ def load_saved(dir: str | Path) -> LraData:
                    pair=meta["pair"], **splits)
 
 
-def pad_rows(rows: list[list[int]], max_len: int) -> torch.Tensor:
+def pad_rows(rows: list[list[int] | torch.Tensor], max_len: int) -> torch.Tensor:
     """Right-pad (and truncate) id lists to the longest row, at most max_len: (N, L) int16."""
     width = min(max_len, max((len(r) for r in rows), default=1)) or 1
     out = torch.zeros(len(rows), width, dtype=TOKEN_DTYPE)
     for i, r in enumerate(rows):
         r = r[:width]
-        if r:
-            out[i, : len(r)] = torch.tensor(r, dtype=TOKEN_DTYPE)
+        if len(r):
+            out[i, : len(r)] = r if isinstance(r, torch.Tensor) else torch.tensor(r, dtype=TOKEN_DTYPE)
     return out
 
 
-def encode_bytes(text: str | bytes, max_len: int) -> list[int]:
-    """Byte-level ids: byte + 1 (0 is padding), truncated to max_len bytes as LRA does."""
+def encode_bytes(text: str | bytes, max_len: int) -> torch.Tensor:
+    """Byte-level ids: byte + 1 (0 is padding), truncated to max_len bytes as LRA does. A tensor, not a
+    list: LRA-sized text splits hold hundreds of millions of bytes."""
     raw = text.encode("utf-8", errors="replace") if isinstance(text, str) else text
-    return [b + 1 for b in raw[:max_len]]
+    raw = raw[:max_len]
+    if not raw:
+        return torch.zeros(0, dtype=TOKEN_DTYPE)
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8).to(TOKEN_DTYPE) + 1
 
 
 def carve_val(n: int, n_val: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
