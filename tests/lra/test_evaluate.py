@@ -61,9 +61,11 @@ def test_crash_while_training_is_reported(tmp_path):
     assert r["status"] == "crashed" and "out of memory at step 5" in r["error"]
 
 
-def test_unknown_preset_is_a_usage_error():
+def test_harness_input_errors_raise_usage_error(tmp_path):
     with pytest.raises(UsageError, match="unknown LRA preset 'tiny'"):
         evaluate_attention(str(path("softmax")), "lra-listops", preset="tiny")
+    with pytest.raises(UsageError, match="no IMDb data found"):
+        evaluate_attention(str(path("softmax")), "lra-text", preset="smoke", data_dir=str(tmp_path))
 
 
 def test_references_table():

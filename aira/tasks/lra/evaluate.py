@@ -25,6 +25,7 @@ import torch
 from pathlib import Path
 
 from aira.data.lra import LraData, Split, load_lra, load_saved
+from aira.errors import UsageError
 from aira.tasks.lra.contract import check_attention, validate_settings
 from aira.tasks.lra.model import ContractError, LraClassifier, load_attention, loss_fn
 from aira.tasks.lra.presets import LraPreset, Settings, get_preset
@@ -184,6 +185,8 @@ def evaluate_attention(file: str, task: str, *, preset: str = "cpu", seed: int =
                    "settings": {k: getattr(s, k) for k in s.__dataclass_fields__}}
     except ContractError as e:
         result |= {"status": "invalid", "error": str(e)}
+    except UsageError:
+        raise  # the harness's own input (task, data_dir, split_dir) is wrong: not the agent's fault
     except FloatingPointError as e:
         result |= {"status": "diverged", "error": str(e)}
     except Exception as e:  # the agent's code failed while training: keep the last frames for debugging
