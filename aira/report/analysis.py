@@ -1,0 +1,135 @@
+"""The numbers behind the report's tables and plots, computed from journal nodes (no HTML, no plotting).
+
+Ties: two scores closer than the noise floor's standard deviation (the reference proposal's spread
+over seeds, the same margin the greedy policy needs to call something an improvement) cannot be told
+apart. The leaderboard groups rows by their distance to the group's FIRST row, not to the row above,
+so that a long run of small steps cannot chain the whole board into one tie.
+
+Best-so-far curves count an agent's own evaluations in the order they finished; INVALID proposals
+never reached the evaluator and are not counted, crashed ones are (they spent an evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aira.agents.stats import REFERENCE, NoiseFloor, TaskInfo, leaderboard
+from aira.agents.types import Node, Status
+
+# Names for the built-in codes, so the report needs no torch import to label a heat map.
+PRIMITIVE_NAMES = {"A": "attention", "M": "MLP", "S": "Mamba-2", "W": "sliding-window attn"}
+
+
+def primitive_name(code: str) -> str:
+    if code in PRIMITIVE_NAMES:
+        return PRIMITIVE_NAMES[code]
+    try:
+        from aira.models.registry import get
+
+        return get(code).name
+    except Exception:  # an unregistered code in an old run still gets a label
+        return code
+
+
+@dataclass(kw_only=True)
+class LeaderRow:
+    rank: int  # 1-based position
+    group: int  # rank of the tie group's first row; equal to `rank` for a row that leads its group
+    tied: bool  # within the noise of another row of its group
+    node: Node
+    score: float  # the ranking score: selection split when present, else search
+    seed_std: float | None  # spread of the search metric over the node's seeds
+    seeds: int  # how many seeds the search metric averages
+
+    @property
+    def reference(self) -> bool:
+        return self.node.operator == REFERENCE
+
+
+def ranking_score(node: Node) -> float:
+    return node.selection_metric if node.selection_metric is not None else node.metric
+
+
+def leader_rows(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None, *, top: int = 20) -> list[LeaderRow]:
+    """The top finished nodes (reference runs included, to compare against), with tie groups."""
+    noise = floor.std if floor is not None and floor.std > 0 else None
+    rows: list[LeaderRow] = []
+    leader: LeaderRow | None = None
+    for i, n in enumerate(leaderboard(nodes, info, top=top), 1):
+        score = ranking_score(n)
+        same = leader is not None and noise is not None and abs(score - leader.score) < noise
+        seed_metrics = [x for x in n.metrics.get("seed_metrics") or [] if isinstance(x, (int, float))]
+        row = LeaderRow(
+            rank=i,
+            group=leader.group if same else i,
+            tied=same,
+            node=n,
+            score=score,
+            seed_std=n.metrics.get("seed_std"),
+            seeds=len(seed_metrics) or 1,
+        )
+        if same:
+            leader.tied = True
+        else:
+            leader = row
+        rows.append(row)
+    return rows
+
+
+def evaluated_in_order(nodes: Sequence[Node], agent: str) -> list[Node]:
+    """An agent's evaluated nodes (INVALID and unfinished ones left out) in the order they finished."""
+    mine = [
+        n
+        for n in nodes
+        if n.agent == agent and n.status not in (Status.INVALID, Status.PENDING, Status.RUNNING)
+    ]
+    return sorted(mine, key=lambda n: (n.finished_at or math.inf, n.created_at))
+
+
+def best_so_far(nodes: Sequence[Node], info: TaskInfo, agent: str) -> list[float | None]:
+    """Running best search score after each of the agent's evaluations (None until one succeeds)."""
+    best: float | None = None
+    out: list[float | None] = []
+    for n in evaluated_in_order(nodes, agent):
+        if n.status == Status.OK and n.metric is not None and math.isfinite(n.metric):
+            if best is None or info.better(n.metric, best):
+                best = n.metric
+        out.append(best)
+    return out
+
+
+def top_patterns(nodes: Sequence[Node], info: TaskInfo, *, k: int = 20) -> list[str]:
+    """The k best distinct layer patterns among the agents' nodes (most common length only), best first."""
+    pats: dict[str, None] = {}
+    for n in leaderboard([n for n in nodes if n.operator != REFERENCE], info, top=len(nodes)):
+        if isinstance(n.proposal, str) and n.proposal.isalpha() and n.proposal.isupper():
+            pats.setdefault(n.proposal)
+    if not pats:
+        return []
+    length = Counter(len(p) for p in pats).most_common(1)[0][0]
+    return [p for p in pats if len(p) == length][:k]
+
+
+def frequencies(patterns: Sequence[str]) -> tuple[list[str], list[list[float]]]:
+    """(codes, freq) with freq[c][i] = share of the patterns that have codes[c] at layer i."""
+    if not patterns:
+        return [], []
+    length = len(patterns[0])
+    codes = sorted({c for p in patterns for c in p}, key=code_order)
+    freq = [[sum(p[i] == c for p in patterns) / len(patterns) for i in range(length)] for c in codes]
+    return codes, freq
+
+
+def code_order(code: str) -> tuple[int, str]:
+    order = "AMSW"
+    return (order.index(code) if code in order else len(order), code)
+
+
+def ratio_text(pattern: str) -> str:
+    """Attention:MLP:Mamba counts, e.g. 'A:M:S = 5:9:2' (only the codes in the pattern, in a fixed order)."""
+    counts = Counter(pattern)
+    codes = sorted(counts, key=code_order)
+    return f"{':'.join(codes)} = {':'.join(str(counts[c]) for c in codes)}"

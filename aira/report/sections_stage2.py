@@ -1,0 +1,143 @@
+"""Sections for what later stages leave in the run folder: Compose's aggregation, extrapolations,
+scaling study and proxy-fidelity checks, and autoresearch's results.tsv and plots.
+
+Every one is optional: a function returns None when its file is absent. The files are written by
+other commands (`aira compose ...`, the autoresearch loop), so fields are read defensively: a
+missing key shows as "-" rather than failing the whole report.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aira.report import plots
+from aira.report.analysis import ratio_text
+from aira.report.data import RunData
+from aira.report.html import Images, Markup, esc, figure, fmt, kv_table, para, section, si, table
+
+
+def _code(x) -> Markup:
+    return Markup(f"<code>{esc(x)}</code>")
+
+
+def aggregate_section(run: RunData, images: Images) -> Markup | None:
+    agg = run.aggregate
+    if not agg or not isinstance(agg.get("pattern"), str):
+        return None
+    top = [c for c in agg.get("top", []) if isinstance(c, dict) and isinstance(c.get("pattern"), str)]
+    strips = [(f"aggregate ({agg.get('method', '?')})", agg["pattern"])]
+    strips += [(f"top #{i + 1} ({fmt(c.get('score'))})", c["pattern"]) for i, c in enumerate(top[:10])]
+    fallbacks = [str(layer.get("layer")) for layer in agg.get("layers", []) if layer.get("fallback")]
+    items = {
+        "method": agg.get("method", "-"),
+        "pattern": _code(agg["pattern"]),
+        "ratio": ratio_text(agg["pattern"]),
+        "top candidates": len(top),
+        "layers that fell back to a shorter context": ", ".join(fallbacks) or "none",
+    }
+    rows = [(i + 1, _code(c["pattern"]), fmt(c.get("score")), ratio_text(c["pattern"])) for i, c in enumerate(top)]
+    return section(
+        "aggregate",
+        "Aggregated pattern",
+        kv_table(items),
+        figure(images.add("aggregate", plots.pattern_strips(strips), "aggregated pattern and top candidates"),
+               "The aggregated pattern (top row) and the top candidates it was voted from."),
+        table(["#", "candidate", "score", "ratio"], rows, cls="top"),
+    )
+
+
+def extrapolate_section(run: RunData, images: Images) -> Markup | None:
+    xs = [x for x in run.extrapolations if isinstance(x.get("pattern"), str)]
+    if not xs:
+        return None
+    strips, rows, seen_ref = [], [], set()
+    for x in xs:
+        label = f"{x.get('target', '?')} {x.get('strategy', '?')}"
+        strips.append((label, x["pattern"]))
+        ref = x.get("reference_pattern")
+        if isinstance(ref, str) and (x.get("target"), ref) not in seen_ref:
+            seen_ref.add((x.get("target"), ref))
+            strips.append((f"{x.get('target', '?')} reference", ref))
+        rows.append(
+            (
+                x.get("target", "-"), x.get("strategy", "-"), _code(x.get("source_pattern", "-")),
+                _code(x.get("compressed") or x["pattern"]), x.get("layers", len(x["pattern"])),
+                ratio_text(x["pattern"]), fmt(x.get("scale"), ".3g"), si(x.get("params")),
+                si(x.get("non_embedding_params")), si(x.get("reference_non_embedding_params")),
+                si(x.get("flops_per_token")),
+            )
+        )
+    headers = ["target", "strategy", "searched", "extrapolated", "layers", "ratio", "scale M/m", "params",
+               "non-emb.", "reference non-emb.", "FLOPs/token"]
+    return section(
+        "extrapolate",
+        "Extrapolated patterns",
+        table(headers, rows, cls="extrapolate"),
+        figure(images.add("extrapolated", plots.pattern_strips(strips), "extrapolated patterns"),
+               "Each extrapolated pattern with its target's Llama-style reference below it."),
+    )
+
+
+def scaling_section(run: RunData, images: Images) -> Markup | None:
+    sc = run.scaling
+    archs = sc.get("architectures") if sc else None
+    if not isinstance(archs, dict) or not archs:
+        return None
+    rows = []
+    for name, arch in archs.items():
+        fr = arch.get("frontier") or {}
+        pts = fr.get("points", [])
+        rows.append((name, fmt(fr.get("a"), ".4g"), fmt(fr.get("b"), ".4f"), len(pts),
+                     sum(bool(p.get("fitted")) for p in pts), len(arch.get("runs", []))))
+    parts = [
+        figure(images.add("scaling", plots.scaling_frontiers(archs), "scaling frontiers"),
+               "Faint dots: every run; diamonds: each budget's compute-optimal point; lines: L*(C) = a C^b."),
+        table(["architecture", "a", "b", "budgets", "fitted minima", "runs"], rows, cls="frontiers"),
+    ]
+    comps = [c for c in sc.get("comparisons") or [] if isinstance(c, dict)]
+    if comps:
+        keys = list(dict.fromkeys(k for c in comps for k in c))
+        parts.append(para("Comparisons (p = 100 (b_X / b_Y - 1): how much faster X's frontier falls):"))
+        parts.append(table(keys, [[_cell(c.get(k)) for k in keys] for c in comps], cls="comparisons"))
+    return section("scaling", "Scaling frontiers", *parts)
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return fmt(v)
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=str)
+    return "-" if v is None else str(v)
+
+
+def fidelity_section(run: RunData) -> Markup | None:
+    fid = run.fidelity
+    if not fid:
+        return None
+    order = ["spearman", "ci", "seed_to_seed", "noise_floor", "saturation"]
+    keys = [k for k in order if k in fid] + [k for k in fid if k not in order]
+    return section(
+        "fidelity",
+        "Proxy fidelity",
+        para("How far the proxy's ranking can be trusted: rank correlation with the larger scale, its "
+             "confidence interval, seed-to-seed agreement, the noise floor and score saturation."),
+        kv_table({k: _cell(fid[k]) for k in keys}),
+    )
+
+
+def autoresearch_section(run: RunData, images: Images) -> Markup | None:
+    if run.results_tsv is None and not run.pngs:
+        return None
+    parts = []
+    if run.results_tsv is not None:
+        rows = run.results_tsv
+        headers = list(rows[0]) if rows else ["(results.tsv is empty)"]
+        parts.append(para(f"results.tsv: {len(rows)} experiments."))
+        parts.append(table(headers, [[r.get(h, "") for h in headers] for r in rows], cls="results"))
+    for p in run.pngs:
+        try:
+            data = p.read_bytes()
+        except OSError:
+            continue
+        parts.append(figure(images.add_png(f"run-{p.stem}", data, p.name), f"{p.name} (from the run folder)"))
+    return section("experiments", "Experiments", *parts)
