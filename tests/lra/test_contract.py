@@ -80,6 +80,8 @@ def test_softmax_flops_include_the_attention_kernel():
     rep = check_attention(load_attention(path("softmax")), d_model=32, n_heads=4, max_len=100)
     projections = 2 * 32 * 96 + 2 * 32 * 32
     assert rep.flops_per_token == pytest.approx(projections + 4 * 100 * 32)
+    conv = check_attention(load_attention(path("longconv")), d_model=32, n_heads=4, max_len=100)
+    assert conv.flops_per_token > 2 * 32 * 64 + 2 * 32 * 32 + 32 * 5 * 3 * 256 / 100  # FFTs are counted
 
 
 def test_load_errors_are_one_line(tmp_path):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from aira.tasks.lra.model import ContractError
 from aira.tasks.lra.presets import LraPreset, Settings
@@ -64,14 +64,19 @@ def _cpu_sdpa_formula(query_shape, key_shape, value_shape, *args, out_shape=None
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# Without these, FFT mixers and SDPA on CPU (its own kernel, unknown to the counter) would look free.
-for _ops, _formula in (
-        (("_fft_r2c", "_fft_c2r", "_fft_c2c"), _fft_formula),
-        (("_scaled_dot_product_flash_attention_for_cpu",), _cpu_sdpa_formula)):
-    try:
-        register_flop_formula([getattr(torch.ops.aten, op) for op in _ops])(_formula)
-    except (AttributeError, RuntimeError):  # pragma: no cover - op missing in this torch, or registered
-        pass
+def _extra_formulas() -> dict:
+    """FLOP formulas the counter lacks; passed per use, so other users of the counter are unaffected.
+
+    Without them, FFT mixers and SDPA on CPU (its own kernel, unknown to the counter) would look free.
+    """
+    table = {}
+    for names, formula in ((("_fft_r2c", "_fft_c2r", "_fft_c2c"), _fft_formula),
+                           (("_scaled_dot_product_flash_attention_for_cpu",), _cpu_sdpa_formula)):
+        for name in names:
+            op = getattr(torch.ops.aten, name, None)
+            if op is not None:
+                table[op] = formula
+    return table
 
 
 def _fmt_shape(t) -> str:
@@ -135,7 +140,7 @@ def check_attention(cls: type[nn.Module], *, d_model: int, n_heads: int, max_len
             rep.failures.append(f"padding leak: changing padded inputs changed non-padded outputs by up to "
                                 f"{leak:.3g} (expected 0; mask positions where key_padding_mask is True)")
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_extra_formulas()) as counter:
             _forward(module, torch.randn(1, max_len, d_model, generator=gen),
                      torch.zeros(1, max_len, dtype=torch.bool), seed)
         rep.flops = float(counter.get_total_flops())
