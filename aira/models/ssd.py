@@ -29,6 +29,8 @@ except Exception:  # noqa: BLE001 - any import failure (missing package, CUDA/Tr
     _fused_scan = None
 
 HAS_FUSED = _fused_scan is not None
+# Largest |log-decay| across one chunk for the factored form: its factors stay within exp(+-60).
+MAX_FACTORED_DECAY = 120.0
 
 
 def ssd_naive(
@@ -90,45 +92,21 @@ def ssd_chunked(
     c = (l + pad) // Q
 
     # Heads split as (g, r): B and C are shared by the r heads of a group. Tensors keep the input
-    # layout (..., Q, g, r, p) wherever they can, so the state matmuls fold (r, p) into one matrix
-    # dimension and need no broadcast copies; only the intra-chunk product needs (r, Q, p).
+    # layout (..., Q, g, r, p), so the matmuls against B and C fold (r, p) into one matrix dimension.
     x5 = x.reshape(b, c, Q, g, rep, p)
     dt5 = dt.reshape(b, c, Q, g, rep)
     a_cum = torch.cumsum(dt5 * A.reshape(g, rep), dim=2)  # (b, c, Q, g, r) log-decay from chunk start
     a_tot = a_cum[:, :, -1]  # (b, c, g, r) log-decay across the whole chunk
     Bg = B.reshape(b, c, Q, g, n).transpose(2, 3)  # (b, c, g, Q, n)
     Cg = C.reshape(b, c, Q, g, n).transpose(2, 3)
-
-    # 1) inside each chunk: y_t = sum_{s<=t} (C_t . B_s) exp(a_cum_t - a_cum_s) dt_s x_s
-    CB = (Cg @ Bg.transpose(-1, -2)).unsqueeze(3)  # (b, c, g, 1, Q, Q)
-    M = _decay_mask(a_cum.permute(0, 1, 3, 4, 2)) * CB  # (b, c, g, r, Q, Q)
-    xdt = (x5 * dt5[..., None]).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, Q, p)
-    y_diag = M @ xdt
-
-    # 2) the state each chunk leaves from its own inputs: sum_s exp(a_tot - a_cum_s) dt_s B_s x_s^T,
-    #    kept as (n, r*p) per group, the transpose of the (p, n) per head of the docstring.
-    w = dt5 * torch.exp(a_tot[:, :, None] - a_cum)  # (b, c, Q, g, r)
-    xw = (x5 * w[..., None]).reshape(b, c, Q, g, rep * p).transpose(2, 3)  # (b, c, g, Q, r*p)
-    chunk_states = (Bg.transpose(-1, -2) @ xw).reshape(b, c, g, n, rep, p)
-
-    # 3) carry states across chunks: h_in(k+1) = exp(a_tot_k) h_in(k) + s_k. A loop over L/Q chunks of
-    #    elementwise work is O(c); the alternative (c+1)^2 decay matrix costs more beyond a few chunks.
-    if initial_state is None:
-        run = x.new_zeros(b, g, n, rep, p)
+    # The factored form needs exp(+-a_tot/2) inside fp32's range; the mask form works for any decay.
+    # The check reads a value, which would stall a GPU, so there the mask form always runs.
+    factored = not x.is_cuda and a_tot.abs().max().item() <= MAX_FACTORED_DECAY
+    if factored:
+        y, final = _chunks_factored(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state)
     else:
-        run = initial_state.to(x.dtype).reshape(b, g, rep, p, n).permute(0, 1, 4, 2, 3)
-    # unbind, not indexing: the backward of c index ops would build c full-size zero gradients.
-    decays = torch.exp(a_tot)[:, :, :, None, :, None].unbind(1)  # c x (b, g, 1, r, 1)
-    entering = []
-    for decay_k, state_k in zip(decays, chunk_states.unbind(1)):
-        entering.append(run)
-        run = decay_k * run + state_k
-    h_in = torch.stack(entering, dim=1).reshape(b, c, g, n, rep * p)
-    final = run.permute(0, 1, 3, 4, 2).reshape(b, h, p, n)
-
-    # 4) each chunk reads its incoming state: y_t += exp(a_cum_t) C_t . h_in
-    y_off = (Cg @ h_in).reshape(b, c, g, Q, rep, p) * torch.exp(a_cum).transpose(2, 3)[..., None]
-    y = (y_off + y_diag.transpose(3, 4)).transpose(2, 3).reshape(b, c * Q, h, p)
+        y, final = _chunks_masked(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state)
+    y = y.transpose(2, 3).reshape(b, c * Q, h, p)
     return y[:, :l], final
 
 
@@ -148,3 +126,81 @@ def ssd(
         )
         return y, final
     return ssd_chunked(x, dt, A, B, C, chunk_size, initial_state)
+
+
+def _carry(
+    chunk_states: Tensor,
+    a_tot: Tensor,
+    initial_state: Tensor | None,
+    in_scale: Tensor | None = None,
+    out_scale: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """States entering each chunk (b, c, g, n, r*p) and the final state (b, h, p, n).
+
+    h_in(k+1) = exp(a_tot_k) h_in(k) + in_scale_k s_k: a loop over the L/Q chunks of elementwise
+    work, O(c); a (c+1) x (c+1) decay matrix would need no loop but costs O(c^2) beyond a few chunks.
+    The optional per-head scales (b, c, g, r) ride along in the loop, so that no extra full-size
+    tensor is allocated for them: the stored h_in(k) is multiplied by out_scale_k.
+    chunk_states: (b, c, g, n, r, p), the transpose of the (p, n) per head of the module docstring.
+    """
+    b, c, g, n, rep, p = chunk_states.shape
+    if initial_state is None:
+        run = chunk_states.new_zeros(b, g, n, rep, p)
+    else:
+        run = initial_state.to(chunk_states.dtype).reshape(b, g, rep, p, n).permute(0, 1, 4, 2, 3)
+
+    def per_chunk(t: Tensor | None) -> list:
+        # unbind, not indexing: the backward of c index ops would build c full-size zero gradients.
+        return [None] * c if t is None else t[:, :, :, None, :, None].unbind(1)  # c x (b, g, 1, r, 1)
+
+    entering = []
+    for decay_k, state_k, ins_k, outs_k in zip(
+        per_chunk(torch.exp(a_tot)), chunk_states.unbind(1), per_chunk(in_scale), per_chunk(out_scale)
+    ):
+        entering.append(run if outs_k is None else run * outs_k)
+        run = decay_k * run + (state_k if ins_k is None else ins_k * state_k)
+    h_in = torch.stack(entering, dim=1).reshape(b, c, g, n, rep * p)
+    return h_in, run.permute(0, 1, 3, 4, 2).reshape(b, g * rep, p, n)
+
+
+def _chunks_masked(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state) -> tuple[Tensor, Tensor]:
+    """Any decay: an explicit (Q, Q) decay mask per head. Returns y (b, c, g, Q, r, p) and the final state."""
+    b, c, Q, g, rep, p = x5.shape
+    n = Bg.shape[-1]
+    # 1) inside each chunk: y_t = sum_{s<=t} (C_t . B_s) exp(a_cum_t - a_cum_s) dt_s x_s
+    CB = (Cg @ Bg.transpose(-1, -2)).unsqueeze(3)  # (b, c, g, 1, Q, Q)
+    M = _decay_mask(a_cum.permute(0, 1, 3, 4, 2)) * CB  # (b, c, g, r, Q, Q)
+    y_diag = M @ (x5 * dt5[..., None]).permute(0, 1, 3, 4, 2, 5)  # (b, c, g, r, Q, p)
+    # 2) the state each chunk leaves from its own inputs: sum_s exp(a_tot - a_cum_s) dt_s B_s x_s^T
+    w = dt5 * torch.exp(a_tot[:, :, None] - a_cum)  # (b, c, Q, g, r)
+    xw = (x5 * w[..., None]).reshape(b, c, Q, g, rep * p).transpose(2, 3)  # (b, c, g, Q, r*p)
+    h_in, final = _carry((Bg.transpose(-1, -2) @ xw).reshape(b, c, g, n, rep, p), a_tot, initial_state)
+    # 3) each chunk reads its incoming state: y_t += exp(a_cum_t) C_t . h_in
+    y_off = (Cg @ h_in).reshape(b, c, g, Q, rep, p) * torch.exp(a_cum).transpose(2, 3)[..., None]
+    return y_off + y_diag.transpose(3, 4), final
+
+
+def _chunks_factored(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state) -> tuple[Tensor, Tensor]:
+    """Moderate decays: exp(a_t - a_s) = exp(a_t - m) exp(m - a_s), m = a_tot / 2 per chunk and head.
+
+    With the decay split into a factor per row and one per column, the (Q, Q) scores C B^T are the
+    same for every head of a group, so one matmul serves all heads with (r, p) folded together, no
+    per-head mask is built, and the intra-chunk product and the state read-out share one
+    `baddbmm`: y = exp(a_t - m) * ([C B^T]_causal u + C (exp(m) h_in)), u_s = exp(m - a_s) dt_s x_s.
+    """
+    b, c, Q, g, rep, p = x5.shape
+    n = Bg.shape[-1]
+    m = a_tot * 0.5
+    u = x5 * (dt5 * torch.exp(m[:, :, None] - a_cum))[..., None]  # (b, c, Q, g, r, p)
+    u = u.reshape(b, c, Q, g, rep * p).transpose(2, 3)  # (b, c, g, Q, r*p)
+    # chunk state = exp(a_tot - m) B^T u; the read-out wants exp(m) h_in: both scales go into the loop
+    chunk_states = (Bg.transpose(-1, -2) @ u).reshape(b, c, g, n, rep, p)
+    h_in, final = _carry(chunk_states, a_tot, initial_state, torch.exp(a_tot - m), torch.exp(m))
+    upper = torch.ones(Q, Q, dtype=torch.bool, device=x5.device).triu(1)
+    scores = (Cg @ Bg.transpose(-1, -2)).masked_fill(upper, 0.0)  # (b, c, g, Q, Q)
+    k = b * c * g
+    y = torch.baddbmm(
+        (Cg @ h_in).reshape(k, Q, rep * p), scores.reshape(k, Q, Q), u.reshape(k, Q, rep * p)
+    )
+    row = torch.exp(a_cum - m[:, :, None]).transpose(2, 3)[..., None]  # (b, c, g, Q, r, 1)
+    return y.reshape(b, c, g, Q, rep, p) * row, final

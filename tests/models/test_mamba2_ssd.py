@@ -21,9 +21,17 @@ def _inputs(b, l, h, p, g, n, *, seed=0, dt_scale=1.0, device="cpu", requires_gr
     return (*out, s0.to(device))
 
 
+@pytest.fixture(params=["factored", "masked"])
+def form(request, monkeypatch):
+    """Run a test with each of ssd_chunked's two forms (the masked one is forced by a zero limit)."""
+    if request.param == "masked":
+        monkeypatch.setattr(ssd_mod, "MAX_FACTORED_DECAY", -1.0)
+    return request.param
+
+
 @pytest.mark.parametrize("length", [1, 7, 64, 100, 257])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_chunked_matches_naive(length, with_state):
+def test_chunked_matches_naive(length, with_state, form):
     x, dt, A, B, C, s0 = _inputs(2, length, 4, 8, 2, 16, seed=length)
     init = s0 if with_state else None
     y_ref, h_ref = ssd_naive(x, dt, A, B, C, init)
@@ -41,6 +49,16 @@ def test_any_chunk_size_gives_the_same_scan(chunk):
     assert torch.allclose(y, y_ref, atol=1e-4) and torch.allclose(h, h_ref, atol=1e-4)
 
 
+def test_factored_form_at_the_edge_of_its_range():
+    # |log-decay| across a chunk close to MAX_FACTORED_DECAY: factors near exp(+-60) stay exact.
+    x, dt, A, B, C, s0 = _inputs(1, 64, 2, 4, 1, 8, seed=2)
+    A = torch.tensor([-1.0, -16.0])
+    dt = torch.full_like(dt, 110.0 / (16 * 64))  # head 1 decays by exp(-110) over the chunk
+    y_ref, h_ref = ssd_naive(x, dt, A, B, C, s0)
+    y, h = ssd_chunked(x, dt, A, B, C, 64, initial_state=s0)
+    assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4) and torch.allclose(h, h_ref, atol=1e-4)
+
+
 def test_final_state_continues_the_scan():
     # Scanning [first | second] equals scanning first, then second from first's final state.
     x, dt, A, B, C, _ = _inputs(2, 90, 4, 8, 1, 16, seed=3)
@@ -51,7 +69,7 @@ def test_final_state_continues_the_scan():
     assert torch.allclose(h2, h_all, atol=1e-4)
 
 
-def test_gradients_match_naive():
+def test_gradients_match_naive(form):
     x, dt, A, B, C, s0 = _inputs(1, 45, 4, 4, 2, 8, seed=4, requires_grad=True)
     w = torch.randn(1, 45, 4, 4)
     grads = []

@@ -1,0 +1,149 @@
+"""Speed of the Mamba-2 SSD scan and of the `S` layer, as ratios against references timed in the same run.
+
+(1) `ssd_chunked` against the step-by-step recurrence `ssd_naive`, forward, fp32, at each length
+    (target: >= 20x at L = 1024 on CPU), plus a sweep of chunk sizes for the chosen widths.
+(2) One `S` layer against one `A` layer (forward + backward), same d_model, at each length.
+
+Candidates are timed in alternating rounds after a warm-up, so that load from other processes hits
+all alike; the median round is reported. On CPU the process CPU time is reported as well: with one
+thread it ignores time lost to other processes, so its ratios are the steadier ones on a shared machine.
+
+    python bench/ssd.py                                   # CPU, 1 thread, d_model 256, batch 1
+    python bench/ssd.py --device cuda --batch 8 --lengths 1024 4096 8192 --no-naive
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aira.models.config import ModelConfig  # noqa: E402
+from aira.models.registry import get  # noqa: E402
+from aira.models.ssd import HAS_FUSED, ssd, ssd_chunked, ssd_naive  # noqa: E402
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def timed_rounds(fns: dict[str, Callable[[], object]], rounds: int, device: str) -> dict[str, tuple[float, float]]:
+    """Median (wall, cpu) seconds per call for each candidate, timed in alternating rounds."""
+    for fn in fns.values():  # warm-up: allocator, kernels, lazy init
+        fn()
+    _sync(device)
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            _sync(device)
+            times[name].append((time.perf_counter() - w, time.process_time() - c))
+    return {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
+
+
+def scan_inputs(cfg: ModelConfig, batch: int, length: int, device: str):
+    E = cfg.ssm_expand * cfg.d_model
+    H = E // cfg.ssm_head_dim
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, length, H, cfg.ssm_head_dim, generator=g)
+    dt = torch.nn.functional.softplus(torch.randn(batch, length, H, generator=g) - 3.0)
+    A = -torch.empty(H).uniform_(1.0, 16.0, generator=g)
+    B = torch.randn(batch, length, cfg.ssm_groups, cfg.ssm_state, generator=g)
+    C = torch.randn(batch, length, cfg.ssm_groups, cfg.ssm_state, generator=g)
+    return [t.to(device) for t in (x, dt, A, B, C)]
+
+
+def bench_scan(cfg: ModelConfig, args) -> None:
+    print(f"\n(1) SSD forward, fp32: chunked (chunk {cfg.ssm_chunk}) vs step-by-step recurrence")
+    print(f"{'L':>6} {'naive ms':>10} {'chunked ms':>11} {'speed-up':>9} {'cpu-time speed-up':>18}")
+    for L in args.lengths:
+        x, dt, A, B, C = scan_inputs(cfg, args.batch, L, args.device)
+        fns = {"chunked": lambda: ssd_chunked(x, dt, A, B, C, cfg.ssm_chunk)}
+        if not args.no_naive:
+            fns["naive"] = lambda: ssd_naive(x, dt, A, B, C)
+        with torch.no_grad():
+            t = timed_rounds(fns, args.rounds, args.device)
+        if "naive" in t:
+            n, c = t["naive"], t["chunked"]
+            print(f"{L:>6} {n[0] * 1e3:>10.1f} {c[0] * 1e3:>11.2f} {n[0] / c[0]:>8.1f}x {n[1] / c[1]:>17.1f}x")
+        else:
+            print(f"{L:>6} {'-':>10} {t['chunked'][0] * 1e3:>11.2f}")
+    if args.device == "cuda" and HAS_FUSED:
+        x, dt, A, B, C = scan_inputs(cfg, args.batch, max(args.lengths), args.device)
+        with torch.no_grad():
+            t = timed_rounds({"chunked": lambda: ssd_chunked(x, dt, A, B, C, cfg.ssm_chunk),
+                              "fused": lambda: ssd(x, dt, A, B, C, cfg.ssm_chunk)}, args.rounds, args.device)
+        print(f"fused mamba_chunk_scan_combined vs chunked at L={max(args.lengths)}: "
+              f"{t['chunked'][0] / t['fused'][0]:.1f}x faster")
+
+    print("\nchunk-size sweep, forward + backward of the scan (median ms; fastest marked *)")
+    chunks = [16, 32, 64, 128, 256]
+    print(f"{'L':>6} " + " ".join(f"{'Q=' + str(q):>9}" for q in chunks))
+    for L in args.lengths:
+        x, dt, A, B, C = scan_inputs(cfg, args.batch, L, args.device)
+        x.requires_grad_()
+
+        def step(q):
+            return lambda: ssd_chunked(x, dt, A, B, C, q)[0].sum().backward()
+
+        t = timed_rounds({q: step(q) for q in chunks}, max(1, args.rounds // 2), args.device)
+        best = min(t, key=lambda q: t[q][1 if args.device == "cpu" else 0])
+        print(f"{L:>6} " + " ".join(f"{t[q][0] * 1e3:>8.1f}{'*' if q == best else ' '}" for q in chunks))
+
+
+def bench_layers(cfg: ModelConfig, args) -> None:
+    print("\n(2) one S (Mamba-2) layer vs one A (attention) layer, forward + backward, same d_model")
+    print(f"{'L':>6} {'A ms':>9} {'S ms':>9} {'S/A wall':>9} {'S/A cpu':>8}")
+    torch.manual_seed(0)
+    layers = {code: get(code).cls(cfg).to(args.device) for code in ("A", "S")}
+    for L in args.lengths:
+        x = torch.randn(args.batch, L, cfg.d_model, device=args.device, requires_grad=True)
+
+        def step(code):
+            return lambda: layers[code](x).sum().backward()
+
+        t = timed_rounds({code: step(code) for code in layers}, args.rounds, args.device)
+        a, s = t["A"], t["S"]
+        print(f"{L:>6} {a[0] * 1e3:>9.1f} {s[0] * 1e3:>9.1f} {s[0] / a[0]:>8.2f}x {s[1] / a[1]:>7.2f}x")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--state", type=int, default=64)
+    p.add_argument("--head-dim", type=int, default=64, help="Mamba-2 head dim")
+    p.add_argument("--chunk", type=int, default=64)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--no-naive", action="store_true", help="skip the slow step-by-step reference")
+    p.add_argument("--only", choices=["scan", "layers"], default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = ModelConfig(d_model=args.d_model, n_heads=args.n_heads, n_kv_heads=args.n_heads,
+                      ffn_dim=4 * args.d_model, vocab_size=256, max_seq_len=max(args.lengths),
+                      ssm_state=args.state, ssm_head_dim=args.head_dim, ssm_chunk=args.chunk)
+    E = cfg.ssm_expand * cfg.d_model
+    print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, d_model {cfg.d_model}, "
+          f"Mamba-2: d_inner {E}, heads {E // cfg.ssm_head_dim} x {cfg.ssm_head_dim}, state {cfg.ssm_state}; "
+          f"fused kernels: {'yes' if HAS_FUSED and args.device == 'cuda' else 'no'}")
+    if args.only != "layers":
+        bench_scan(cfg, args)
+    if args.only != "scan":
+        bench_layers(cfg, args)
+
+
+if __name__ == "__main__":
+    main()
