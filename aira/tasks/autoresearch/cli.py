@@ -1,0 +1,80 @@
+"""`aira design eval|run autoresearch`: the task's side of the design verb (aira/commands/design.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from aira.errors import UsageError
+
+
+def _task_kwargs(args, **extra) -> dict:
+    kw = {"preset": args.preset, "time_budget_s": args.time_budget, "cache_dir": args.cache_dir,
+          "allow_unsafe": args.unsafe_no_sandbox}
+    if args.data_dir:
+        if not Path(args.data_dir).is_dir():
+            raise UsageError(f"--data-dir {args.data_dir} is not a folder")
+        kw["data_dir"] = args.data_dir
+    elif args.data:
+        kw["data"] = args.data
+    return {**kw, **extra}
+
+
+def eval_command(args) -> int:
+    from aira.tasks.autoresearch.evaluate import evaluate_script
+    from aira.tasks.autoresearch.task import EDITABLE, AutoresearchTask
+
+    task = AutoresearchTask(**_task_kwargs(args))
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UsageError(f"--file {args.file} does not exist")
+        proposal = {"files": {EDITABLE: path.read_text()}}
+    else:
+        proposal = task.reference()
+    if err := task.validate(proposal):
+        raise UsageError(f"{args.file or EDITABLE}: {err}")
+    job = task.make_job(proposal, seed=args.seed, job_id="eval")
+    if not args.json:
+        print(f"aira: training {args.file or 'the baseline train.py'} (preset {task.preset.name}, "
+              f"{task.preset.time_budget_s:g} s budget) in the sandbox...", file=sys.stderr)
+    result = evaluate_script(**job.kwargs)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+    else:
+        for key in ("status", "val_bpb", "selection_metric", "error"):
+            if key in result:
+                print(f"{'heldout_bpb' if key == 'selection_metric' else key}: {result[key]}")
+        for key, value in result.items():
+            if key not in ("status", "val_bpb", "selection_metric", "error", "metric"):
+                print(f"{key}: {value}")
+    return 0 if result.get("status") == "ok" else 1
+
+
+def run_command(args) -> int:
+    from aira.agents.executors import make_executor
+    from aira.agents.journal import Journal
+    from aira.agents.orchestrator import RunConfig, run
+    from aira.tasks.autoresearch.loop import ExperimentLoop, LoopExecutor
+    from aira.tasks.autoresearch.report import final_report
+    from aira.tasks.autoresearch.task import AutoresearchTask
+
+    out = Path(args.out)
+    if (out / Journal.FILENAME).exists():
+        raise UsageError(f"{out} already holds a run")
+    kwargs = _task_kwargs(args, literature=args.literature, work_dir=str((out / "work").resolve()))
+    task = AutoresearchTask(**kwargs)
+    config = RunConfig(task="autoresearch", task_kwargs=kwargs, agents=args.agents, executor=args.executor,
+                       slots=args.workers, budget=args.budget, seed=args.seed, noise_seeds=args.noise_seeds,
+                       improve_margin=args.improve_margin, out=str(out), quiet=args.quiet)
+    loop = ExperimentLoop(out, task.baseline, margin=config.improve_margin)
+    kw = {"log_dir": str(out / "jobs")} if args.executor == "local" else {}
+    executor = LoopExecutor(make_executor(args.executor, args.workers, **kw), loop)
+    summary = run(config, task=task, executor=executor)
+    loop.sync_journal()
+    report = final_report(out)
+    print(report)
+    print(f"aira: run folder {out} (stop: {summary.stop_reason}); results.tsv, progress.png, report.md, "
+          f"experiments/ (git)", file=sys.stderr)
+    return 0
