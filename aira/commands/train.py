@@ -30,10 +30,24 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--json", metavar="FILE", help="write the JSON result here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre = p.add_argument_group("pre-training (data-parallel under torchrun; see docs/pretraining.md)")
+    pre.add_argument("--data", metavar="DIR", help="token data: a folder prepared by aira.data.shards, or a "
+                                                   "corpus to prepare; runs the pre-training loop")
+    pre.add_argument("--ckpt-dir", metavar="DIR", help="save checkpoints here")
+    pre.add_argument("--ckpt-every", type=int, default=0, metavar="K", help="checkpoint every K steps")
+    pre.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --ckpt-dir")
+    pre.add_argument("--micro-batch", type=int, default=None, metavar="N",
+                     help="sequences per process per forward pass (gradient accumulation)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    if args.data or args.ckpt_dir or args.resume or os.environ.get("WORLD_SIZE"):
+        from aira.train.ddp import run_cli
+
+        return run_cli(args)
     from aira.errors import UsageError
     from aira.train.trainer import TrainConfig, format_summary, train
 

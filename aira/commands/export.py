@@ -1,0 +1,42 @@
+"""`aira export`: write a pattern (random init or trained weights) as a Hugging Face model folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write a model as a Hugging Face folder (config.json, modeling code, weights)",
+        description="Write a layer pattern at a preset (or an `aira compose extrapolate` JSON, or an aira "
+        "checkpoint) as a folder that AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True) "
+        "loads without aira. See docs/export.md.",
+    )
+    p.add_argument("--pattern", help="layer pattern, e.g. AMAMSMAM or (AM)x8")
+    p.add_argument("--preset", help="model preset for --pattern (default: tiny)")
+    p.add_argument("--config", metavar="JSON", help="an extrapolation JSON with 'pattern' and 'model_config'")
+    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary size (default: the preset's, or "
+                                                                "the checkpoint's)")
+    p.add_argument("--weights", metavar="CKPT", help="an aira checkpoint (.pt) or a model state dict; "
+                                                     "default: random init")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random init")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aira.errors import UsageError
+    from aira.export.hf import build_for_export, export_model
+
+    if args.vocab_size is not None and args.vocab_size < 1:
+        raise UsageError(f"--vocab-size must be positive, got {args.vocab_size}")
+    model = build_for_export(pattern=args.pattern, preset=args.preset, config_json=args.config,
+                             vocab_size=args.vocab_size, weights=args.weights, seed=args.seed)
+    out = export_model(model, args.out, overwrite=args.force)
+    print(f"exported: {out}")
+    print(f"pattern: {model.pattern}")
+    print(f"params: {model.num_params()}")
+    print(f"weights: {'checkpoint ' + args.weights if args.weights else 'random init (seed %d)' % args.seed}")
+    return 0

@@ -1,0 +1,204 @@
+"""Write an aira model as a Hugging Face model folder that loads without aira.
+
+    <out>/config.json              model_type "aira_hybrid", auto_map, the pattern, every ModelConfig field
+    <out>/configuration_aira.py    copied from this package (plain transformers, no aira import)
+    <out>/modeling_aira.py         the same: the primitives re-stated in plain PyTorch
+    <out>/model.safetensors        the weights (pytorch_model.bin when safetensors is not installed)
+    <out>/README.md                what the folder is and how to load it
+
+Load it with `AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)`.
+
+Why a hand-written modeling file rather than one concatenated from aira's sources at export time:
+aira's primitives import aira (registry decorators, UsageError, the optional mamba_ssm fast path), so
+a concatenation would have to rewrite imports and strip decorators, and would break silently whenever
+a primitive gains an import. The two files here are ordinary modules of this package, linted and
+tested like the rest: tests/export loads an exported folder and checks its logits against HybridLM on
+the same weights, so a change to a primitive that the modeling file does not follow fails CI. The
+price: only the built-in primitives (A, M, S, W) export; a user-registered primitive is refused.
+Parameter names are aira's own, so a HybridLM state dict goes in unchanged (a tied head is dropped:
+the exported model reads the embedding matrix instead).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from aira.errors import UsageError
+
+MODEL_TYPE = "aira_hybrid"
+CODE_FILES = ("configuration_aira.py", "modeling_aira.py")
+SUPPORTED_CODES = "AMSW"  # keep in step with configuration_aira.SUPPORTED_CODES
+# Hugging Face's names for aira's fields, written too so tools reading config.json raw find them.
+HF_ALIASES = {
+    "hidden_size": "d_model",
+    "num_attention_heads": "n_heads",
+    "num_key_value_heads": "n_kv_heads",
+    "intermediate_size": "ffn_dim",
+    "max_position_embeddings": "max_seq_len",
+    "rms_norm_eps": "norm_eps",
+    "initializer_range": "init_std",
+}
+
+
+def hf_config(pattern: str, cfg) -> dict:
+    """The config.json dict of `pattern` at ModelConfig `cfg`."""
+    from aira import __version__
+
+    fields = asdict(cfg)
+    return {
+        "architectures": ["AiraForCausalLM"],
+        "model_type": MODEL_TYPE,
+        "auto_map": {
+            "AutoConfig": "configuration_aira.AiraConfig",
+            "AutoModelForCausalLM": "modeling_aira.AiraForCausalLM",
+        },
+        "pattern": pattern,
+        **fields,
+        **{alias: fields[name] for alias, name in HF_ALIASES.items()},
+        "num_hidden_layers": len(pattern),
+        "tie_word_embeddings": False,  # the model ties by itself (see modeling_aira.py)
+        "torch_dtype": "float32",
+        "aira_version": __version__,
+    }
+
+
+def check_exportable(pattern: str, cfg) -> None:
+    bad = sorted(set(pattern) - set(SUPPORTED_CODES))
+    if bad:
+        raise UsageError(f"cannot export layer code(s) {', '.join(bad)}: the Hugging Face modeling file "
+                         f"implements {', '.join(SUPPORTED_CODES)} only")
+    if not cfg.causal:
+        raise UsageError("cannot export a bidirectional model (causal=False) as a causal LM")
+
+
+def export_state_dict(model) -> dict[str, torch.Tensor]:
+    """The weights to write: fp32, contiguous, on CPU, without the tied head (no shared tensors)."""
+    state = {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+    if model.cfg.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    return state
+
+
+def write_weights(state: dict[str, torch.Tensor], out: Path) -> Path:
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        path = out / "pytorch_model.bin"
+        torch.save(state, path)
+        return path
+    path = out / "model.safetensors"
+    save_file(state, str(path), metadata={"format": "pt"})
+    return path
+
+
+def export_model(model, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write HybridLM `model` as a Hugging Face model folder at `out`; returns the folder."""
+    out = Path(out)
+    pattern = model.pattern
+    check_exportable(pattern, model.cfg)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"output folder {out} is not empty (pass --force to overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).parent
+    for name in CODE_FILES:
+        shutil.copyfile(here / name, out / name)
+    config = hf_config(pattern, model.cfg)
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    weights = write_weights(export_state_dict(model), out)
+    (out / "README.md").write_text(_readme(config, weights.name, model.num_params()))
+    return out
+
+
+def build_for_export(
+    *,
+    pattern: str | None = None,
+    preset: str | None = None,
+    config_json: str | Path | None = None,
+    vocab_size: int | None = None,
+    weights: str | Path | None = None,
+    seed: int = 0,
+):
+    """A HybridLM from a pattern + preset, or an extrapolation JSON, or a checkpoint's own config.
+
+    With `weights` (an aira checkpoint or a bare state dict) the model takes those weights, else it
+    keeps its random init (seeded).
+    """
+    from aira.models import HybridLM, ModelConfig, resolve_config
+    from aira.train.checkpoint import read_model_weights
+
+    state, meta = read_model_weights(weights) if weights else (None, {})
+    if config_json is not None:
+        if pattern is not None or preset is not None:
+            raise UsageError("give either --config or --pattern/--preset, not both")
+        pattern, cfg = _read_config_json(Path(config_json))
+    elif pattern is not None:
+        cfg = resolve_config(preset or "tiny")
+    elif "pattern" in meta and "model_config" in meta:
+        pattern, cfg = meta["pattern"], ModelConfig(**meta["model_config"])
+    else:
+        raise UsageError("give --pattern (with --preset), --config extrapolated.json, or --weights of an "
+                         "aira checkpoint that records its pattern")
+    if vocab_size is not None:
+        cfg = cfg.with_(vocab_size=vocab_size)
+    elif state is not None and "embed.weight" in state:
+        cfg = cfg.with_(vocab_size=state["embed.weight"].shape[0])  # a checkpoint knows its vocabulary
+    torch.manual_seed(seed)
+    model = HybridLM(cfg, pattern)
+    if state is not None:
+        if cfg.tie_embeddings and "lm_head.weight" not in state and "embed.weight" in state:
+            state = {**state, "lm_head.weight": state["embed.weight"]}
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches: name the first one
+            detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e))
+            raise UsageError(f"weights {weights} do not fit pattern {model.pattern}: {detail}") from None
+        if missing or unexpected:
+            raise UsageError(f"weights {weights} do not fit pattern {model.pattern} at this config: "
+                             f"missing {_few(missing)}, unexpected {_few(unexpected)}")
+    return model
+
+
+def _few(keys: list[str]) -> str:
+    return "none" if not keys else ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
+def _read_config_json(path: Path):
+    """(pattern, ModelConfig) from the JSON of `aira compose extrapolate` (keys pattern, model_config)."""
+    from aira.models import ModelConfig
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"config file {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or "pattern" not in data or "model_config" not in data:
+        raise UsageError(f"config file {path} needs the keys 'pattern' and 'model_config' "
+                         "(as written by `aira compose extrapolate`)")
+    try:
+        cfg = ModelConfig(**data["model_config"])
+    except TypeError as e:
+        raise UsageError(f"config file {path}: bad model_config: {e}") from None
+    return data["pattern"], cfg
+
+
+def _readme(config: dict, weights_name: str, n_params: int) -> str:
+    return f"""# aira hybrid model `{config['pattern']}`
+
+Exported by aira {config['aira_version']}: {config['num_hidden_layers']} layers (A attention, W sliding-window
+attention, M SwiGLU MLP, S Mamba-2), d_model {config['d_model']}, vocabulary {config['vocab_size']},
+{n_params:,} parameters, weights in `{weights_name}`.
+
+```python
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("<this folder>", trust_remote_code=True)
+```
+
+The modeling code needs only torch and transformers. `generate` recomputes the whole prefix at each
+step (no KV cache); batches must be right-padded.
+"""
