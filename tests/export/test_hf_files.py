@@ -1,0 +1,127 @@
+"""`aira export` without transformers: the folder's files, the three ways to name a model, bad input."""
+
+import ast
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from aira.cli import main
+from aira.errors import UsageError
+from aira.export.hf import CODE_FILES, build_for_export, check_exportable, export_model
+from aira.models import ModelConfig, build_model, resolve_config
+from aira.train.checkpoint import save_checkpoint
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    if (folder / "model.safetensors").exists():
+        from safetensors.torch import load_file
+
+        return load_file(str(folder / "model.safetensors"))
+    return torch.load(folder / "pytorch_model.bin")
+
+
+def test_folder_holds_config_code_and_every_weight(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("AMSW", "tiny", vocab_size=97)
+    out = export_model(model, tmp_path / "m")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model_type"] == "aira_hybrid"
+    assert cfg["auto_map"] == {"AutoConfig": "configuration_aira.AiraConfig",
+                               "AutoModelForCausalLM": "modeling_aira.AiraForCausalLM"}
+    assert cfg["pattern"] == "AMSW" and cfg["num_hidden_layers"] == 4
+    for f in dataclasses.fields(ModelConfig):  # every ModelConfig field, with its value
+        assert cfg[f.name] == getattr(model.cfg, f.name), f.name
+    assert cfg["hidden_size"] == model.cfg.d_model and cfg["max_position_embeddings"] == model.cfg.max_seq_len
+    weights = _read_weights(out)
+    state = model.state_dict()
+    # tied head: written once, as the embedding
+    assert set(weights) == set(state) - {"lm_head.weight"}
+    for k, v in weights.items():
+        assert v.dtype == torch.float32 and torch.equal(v, state[k]), k
+    for name in CODE_FILES:
+        assert (out / name).read_text() == (Path("aira/export") / name).read_text()
+
+
+def test_modeling_code_never_imports_aira():
+    # The folder must load where aira is not installed.
+    for name in CODE_FILES:
+        tree = ast.parse((Path("aira/export") / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "aira" for a in node.names), name
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 1 or not (node.module or "").startswith("aira"), name
+
+
+def test_untied_head_is_written(tmp_path):
+    model = build_model("AM", "tiny", tie_embeddings=False)
+    weights = _read_weights(export_model(model, tmp_path / "m"))
+    assert torch.equal(weights["lm_head.weight"], model.lm_head.weight)
+    assert not torch.equal(weights["lm_head.weight"], weights["embed.weight"])
+
+
+def test_export_from_an_extrapolation_json(tmp_path):
+    from aira.compose.extrapolate import extrapolate
+
+    ext = extrapolate("AMSW", "tiny", "stretch").to_dict()
+    path = tmp_path / "ext.json"
+    path.write_text(json.dumps(ext))
+    assert main(["export", "--config", str(path), "--out", str(tmp_path / "m")]) == 0
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["pattern"] == ext["pattern"] and len(ext["pattern"]) > 4
+    assert {k: cfg[k] for k in ext["model_config"]} == ext["model_config"]
+
+
+def test_export_a_checkpoint_uses_its_pattern_config_and_weights(tmp_path):
+    torch.manual_seed(1)
+    cfg = resolve_config("tiny", vocab_size=50, max_seq_len=32)
+    model = build_model("SMAW", cfg)
+    save_checkpoint(tmp_path / "ck", {"model": model.state_dict(), "optimizer": {}, "pattern": "SMAW",
+                                      "model_config": dataclasses.asdict(cfg)}, 7)
+    out = tmp_path / "m"
+    assert main(["export", "--weights", str(tmp_path / "ck" / "step_00000007.pt"), "--out", str(out)]) == 0
+    written = json.loads((out / "config.json").read_text())
+    assert written["pattern"] == "SMAW" and written["vocab_size"] == 50 and written["max_seq_len"] == 32
+    weights = _read_weights(out)
+    assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items() if k != "lm_head.weight")
+
+
+def test_bare_state_dict_with_ddp_prefixes_loads(tmp_path):
+    model = build_model("AM", "tiny", vocab_size=40)
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "w.pt")
+    again = build_for_export(pattern="AM", preset="tiny", weights=tmp_path / "w.pt", seed=123)
+    assert again.cfg.vocab_size == 40  # taken from the weights
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    with pytest.raises(UsageError, match="implements A, M, S, W only"):
+        check_exportable("AMZ", resolve_config("tiny"))
+    with pytest.raises(UsageError, match="bidirectional"):
+        check_exportable("AM", resolve_config("tiny", causal=False))
+    model = build_model("AM", "tiny")
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(UsageError, match="do not fit pattern AMS"):
+        build_for_export(pattern="AMS", preset="tiny", weights=tmp_path / "w.pt")
+    with pytest.raises(UsageError, match="size mismatch"):
+        build_for_export(pattern="AM", preset="small", weights=tmp_path / "w.pt")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep me")
+    with pytest.raises(UsageError, match="not empty"):
+        export_model(model, tmp_path / "full")
+    (tmp_path / "bad.json").write_text(json.dumps({"pattern": "AM"}))
+    for argv, message in [
+        (["export", "--out", str(tmp_path / "o")], "give --pattern"),
+        (["export", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o")], "model_config"),
+        (["export", "--config", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")], "does not exist"),
+        (["export", "--pattern", "AQ", "--out", str(tmp_path / "o")], "invalid layer pattern"),
+        (["export", "--pattern", "AM", "--weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")],
+         "does not exist"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert (tmp_path / "full" / "x").read_text() == "keep me"

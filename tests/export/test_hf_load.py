@@ -1,0 +1,94 @@
+"""An exported folder loads with AutoModelForCausalLM (local, offline) and computes what aira computes."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder only: never the network
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install aira[hf])")
+
+from aira.export.hf import export_model  # noqa: E402
+from aira.models import build_model  # noqa: E402
+
+# A mixed pattern at widths where every path runs: several SSD chunks with a padded tail (chunk 8,
+# L = 21), a window shorter than the sequence (W), grouped kv heads, and in the second setting an
+# untied head, plain multi-head attention and two SSM groups.
+SETTINGS = {
+    "tied-gqa": dict(n_kv_heads=2, ssm_chunk=8, window=5),
+    "untied-groups": dict(n_kv_heads=4, ssm_chunk=8, window=5, ssm_groups=2, tie_embeddings=False),
+}
+PATTERN = "AMSWSMA"
+L = 21
+
+
+def _perturbed(name: str):
+    """A model whose every parameter (norms, D, dt, A included) differs from its init, so each one counts."""
+    torch.manual_seed(0)
+    model = build_model(PATTERN, "tiny", vocab_size=101, **SETTINGS[name])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model.eval()
+
+
+@pytest.fixture(scope="module", params=list(SETTINGS))
+def pair(request, tmp_path_factory):
+    ref = _perturbed(request.param)
+    folder = export_model(ref, tmp_path_factory.mktemp("hf") / request.param)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=True).eval()
+    return ref, hf
+
+
+def test_logits_match_aira(pair):
+    ref, hf = pair
+    idx = torch.randint(0, 101, (3, L), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want, _ = ref(idx)
+        got = hf(input_ids=idx).logits
+    assert got.dtype == torch.float32 and got.shape == want.shape == (3, L, 101)
+    assert (got - want).abs().max().item() <= 1e-5
+    assert want.std() > 0.1  # not a trivial comparison of near-zero logits
+
+
+def test_loss_follows_the_hf_label_convention(pair):
+    ref, hf = pair
+    idx = torch.randint(0, 101, (2, L), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        _, want = ref(idx[:, :-1], idx[:, 1:])  # aira takes shifted targets
+        got = hf(input_ids=idx, labels=idx).loss  # HF shifts inside the model
+    assert abs(got.item() - want.item()) <= 1e-5
+
+
+def test_greedy_generate_matches_aira_step_by_step(pair):
+    ref, hf = pair
+    prompt = torch.randint(0, 101, (1, 6), generator=torch.Generator().manual_seed(3))
+    out = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=5, do_sample=False,
+                      pad_token_id=0)
+    seq = prompt
+    with torch.no_grad():
+        for _ in range(5):
+            seq = torch.cat([seq, ref(seq)[0][:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(out, seq)
+
+
+def test_right_padding_is_harmless_and_left_padding_refused(pair):
+    ref, hf = pair
+    idx = torch.randint(1, 101, (1, 10), generator=torch.Generator().manual_seed(4))
+    padded = torch.cat([idx, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones(1, 10), torch.zeros(1, 4)], dim=1).long()
+    with torch.no_grad():
+        alone = hf(input_ids=idx).logits
+        right = hf(input_ids=padded, attention_mask=mask).logits[:, :10]
+    assert (alone - right).abs().max().item() <= 1e-5
+    with pytest.raises(ValueError, match="right-padded"):
+        hf(input_ids=padded.flip(1), attention_mask=mask.flip(1))
+
+
+def test_config_reads_back_with_hf_names(pair):
+    ref, hf = pair
+    c = hf.config
+    assert c.model_type == "aira_hybrid" and c.pattern == PATTERN
+    assert (c.hidden_size, c.num_attention_heads, c.num_key_value_heads) == (64, 4, ref.cfg.n_kv_heads)
+    assert c.num_hidden_layers == len(PATTERN) and c.max_position_embeddings == ref.cfg.max_seq_len
+    assert sum(p.numel() for p in hf.parameters()) == ref.num_params()
