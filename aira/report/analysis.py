@@ -86,7 +86,7 @@ def evaluated_in_order(nodes: Sequence[Node], agent: str) -> list[Node]:
         for n in nodes
         if n.agent == agent and n.status not in (Status.INVALID, Status.PENDING, Status.RUNNING)
     ]
-    return sorted(mine, key=lambda n: (n.finished_at or math.inf, n.created_at))
+    return sorted(mine, key=lambda n: (math.inf if n.finished_at is None else n.finished_at, n.created_at))
 
 
 def best_so_far(nodes: Sequence[Node], info: TaskInfo, agent: str) -> list[float | None]:

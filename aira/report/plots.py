@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from aira.report.analysis import code_order, primitive_name
 
@@ -197,6 +198,10 @@ def scaling_frontiers(archs: dict[str, dict]) -> Figure:
     ax.set_xlabel("training compute C (FLOPs)")
     ax.set_ylabel("loss")
     ax.set_title("frontiers", fontsize=10)
+    # Losses span less than a decade: label the minor ticks as plain numbers, not 7x10^0.
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     for a in (iso, ax):
         a.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -214,6 +214,11 @@ def patterns_section(run: RunData, images: Images) -> Markup | None:
     codes, freq = frequencies(pats)
     heat = plots.primitive_heatmap(codes, freq, title=f"primitive frequency per layer among {source}")
     items = [(f"#{i + 1} {p}", p) for i, p in enumerate(pats[:12])]
+    # The stage-2 results beside the candidates they came from: does aggregation keep the mix?
+    if run.aggregate and isinstance(run.aggregate.get("pattern"), str):
+        items.append((f"aggregate ({run.aggregate.get('method', '?')})", run.aggregate["pattern"]))
+    items += [(f"{x.get('target', '?')} {x.get('strategy', '?')}", x["pattern"])
+              for x in run.extrapolations if isinstance(x.get("pattern"), str)]
     ratio_rows = [(f"#{i + 1}", Markup(f"<code>{esc(p)}</code>"), ratio_text(p)) for i, p in enumerate(pats)]
     return section(
         "patterns",
@@ -221,7 +226,8 @@ def patterns_section(run: RunData, images: Images) -> Markup | None:
         figure(images.add("heatmap", heat, "primitive frequency per layer"),
                f"Share of {source} that use each primitive at each layer."),
         figure(images.add("ratios_top", plots.ratio_bars(items), "primitive ratios of the top candidates"),
-               "Primitive shares (attention : MLP : Mamba-2) of the best candidates."),
+               "Primitive shares (attention : MLP : Mamba-2) of the best candidates, and of the aggregated "
+               "and extrapolated patterns where those stages ran."),
         table(["#", "pattern", "ratio"], ratio_rows, cls="ratios"),
     )
 
