@@ -8,7 +8,7 @@ Candidates are timed in alternating rounds after a warm-up, so that load from ot
 all alike; the median round is reported. On CPU the process CPU time is reported as well: with one
 thread it ignores time lost to other processes, so its ratios are the steadier ones on a shared machine.
 
-    python bench/ssd.py                                   # CPU, 1 thread, d_model 256, batch 1
+    python bench/ssd.py                                   # CPU, 1 thread, d_model 256, batch 4
     python bench/ssd.py --device cuda --batch 8 --lengths 1024 4096 8192 --no-naive
 """
 
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aira.models.config import ModelConfig  # noqa: E402
 from aira.models.registry import get  # noqa: E402
+import aira.models.ssd as ssd_mod  # noqa: E402
 from aira.models.ssd import HAS_FUSED, ssd, ssd_chunked, ssd_naive  # noqa: E402
 
 
@@ -35,7 +36,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed_rounds(fns: dict[str, Callable[[], object]], rounds: int, device: str) -> dict[str, tuple[float, float]]:
+def timed_rounds(
+    fns: dict[str, Callable[[], object]], rounds: int, device: str
+) -> dict[str, tuple[float, float]]:
     """Median (wall, cpu) seconds per call for each candidate, timed in alternating rounds."""
     for fn in fns.values():  # warm-up: allocator, kernels, lazy init
         fn()
@@ -47,7 +50,7 @@ def timed_rounds(fns: dict[str, Callable[[], object]], rounds: int, device: str)
             fn()
             _sync(device)
             times[name].append((time.perf_counter() - w, time.process_time() - c))
-    return {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
+    return {k: tuple(statistics.median(t[i] for t in v) for i in (0, 1)) for k, v in times.items()}
 
 
 def scan_inputs(cfg: ModelConfig, batch: int, length: int, device: str):
@@ -62,21 +65,39 @@ def scan_inputs(cfg: ModelConfig, batch: int, length: int, device: str):
     return [t.to(device) for t in (x, dt, A, B, C)]
 
 
+def masked_form(fn: Callable[[], object]) -> Callable[[], object]:
+    """fn with ssd_chunked forced onto its masked form (what large decays and GPUs run)."""
+
+    def run():
+        saved, ssd_mod.FACTOR_LIMIT = ssd_mod.FACTOR_LIMIT, -1.0
+        try:
+            return fn()
+        finally:
+            ssd_mod.FACTOR_LIMIT = saved
+
+    return run
+
+
 def bench_scan(cfg: ModelConfig, args) -> None:
     print(f"\n(1) SSD forward, fp32: chunked (chunk {cfg.ssm_chunk}) vs step-by-step recurrence")
-    print(f"{'L':>6} {'naive ms':>10} {'chunked ms':>11} {'speed-up':>9} {'cpu-time speed-up':>18}")
+    print("(chunked = the factored form where decays allow, as here; masked = the general form)")
+    print(f"{'L':>6} {'naive ms':>10} {'chunked ms':>11} {'speed-up':>9} {'cpu-time speed-up':>18} "
+          f"{'masked ms':>10} {'speed-up':>9}")
     for L in args.lengths:
         x, dt, A, B, C = scan_inputs(cfg, args.batch, L, args.device)
         fns = {"chunked": lambda: ssd_chunked(x, dt, A, B, C, cfg.ssm_chunk)}
+        fns["masked"] = masked_form(fns["chunked"])
         if not args.no_naive:
             fns["naive"] = lambda: ssd_naive(x, dt, A, B, C)
         with torch.no_grad():
             t = timed_rounds(fns, args.rounds, args.device)
+        c, mk = t["chunked"], t["masked"]
         if "naive" in t:
-            n, c = t["naive"], t["chunked"]
-            print(f"{L:>6} {n[0] * 1e3:>10.1f} {c[0] * 1e3:>11.2f} {n[0] / c[0]:>8.1f}x {n[1] / c[1]:>17.1f}x")
+            n = t["naive"]
+            print(f"{L:>6} {n[0] * 1e3:>10.1f} {c[0] * 1e3:>11.2f} {n[0] / c[0]:>8.1f}x "
+                  f"{n[1] / c[1]:>17.1f}x {mk[0] * 1e3:>10.2f} {n[0] / mk[0]:>8.1f}x")
         else:
-            print(f"{L:>6} {'-':>10} {t['chunked'][0] * 1e3:>11.2f}")
+            print(f"{L:>6} {'-':>10} {c[0] * 1e3:>11.2f} {'-':>9} {'-':>18} {mk[0] * 1e3:>10.2f}")
     if args.device == "cuda" and HAS_FUSED:
         x, dt, A, B, C = scan_inputs(cfg, args.batch, max(args.lengths), args.device)
         with torch.no_grad():
@@ -125,7 +146,7 @@ def main() -> None:
     p.add_argument("--state", type=int, default=64)
     p.add_argument("--head-dim", type=int, default=64, help="Mamba-2 head dim")
     p.add_argument("--chunk", type=int, default=64)
-    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096])
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-naive", action="store_true", help="skip the slow step-by-step reference")
@@ -136,9 +157,10 @@ def main() -> None:
                       ffn_dim=4 * args.d_model, vocab_size=256, max_seq_len=max(args.lengths),
                       ssm_state=args.state, ssm_head_dim=args.head_dim, ssm_chunk=args.chunk)
     E = cfg.ssm_expand * cfg.d_model
-    print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, d_model {cfg.d_model}, "
-          f"Mamba-2: d_inner {E}, heads {E // cfg.ssm_head_dim} x {cfg.ssm_head_dim}, state {cfg.ssm_state}; "
-          f"fused kernels: {'yes' if HAS_FUSED and args.device == 'cuda' else 'no'}")
+    fused = "yes" if HAS_FUSED and args.device == "cuda" else "no"
+    print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, "
+          f"d_model {cfg.d_model}, Mamba-2: d_inner {E}, heads {E // cfg.ssm_head_dim} x {cfg.ssm_head_dim}, "
+          f"state {cfg.ssm_state}; fused kernels: {fused}")
     if args.only != "layers":
         bench_scan(cfg, args)
     if args.only != "scan":

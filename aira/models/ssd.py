@@ -12,7 +12,14 @@ Shapes everywhere: x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n), s
   from segment sums of dt*A), every chunk summarises its inputs in one state, a short recurrence over
   chunks carries the states along, and each chunk reads its incoming state through C. Everything is
   batched matmuls; the only sequential part is a loop over the L/Q chunks of elementwise work
-  (no loop over time steps).
+  (no loop over time steps). Two forms, same result:
+    * factored (CPU, when every chunk's log-decay range fits FACTOR_LIMIT; the chunk is halved down
+      to MIN_FACTORED_CHUNK to make it fit, which only lowers the FLOPs): the decay
+      exp(a_t - a_s) is split into a row and a column factor around the chunk's mid-decay, so the
+      (Q, Q) scores are shared by all heads of a group and the intra-chunk product and the state
+      read-out become one matmul over (heads x head_dim) columns. About 2-3x faster on CPU.
+    * masked (any decay; always on GPU, where the range check would stall): a (Q, Q) decay mask per
+      head, as in the paper's formulation.
 - `ssd` picks the fused `mamba_chunk_scan_combined` of `mamba_ssm` on CUDA when it is installed,
   else `ssd_chunked`.
 """
@@ -25,12 +32,14 @@ from torch import Tensor
 
 try:  # optional fused Triton kernels; CPU users never have them
     from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as _fused_scan
-except Exception:  # noqa: BLE001 - any import failure (missing package, CUDA/Triton mismatch) means "no fast path"
+except Exception:  # noqa: BLE001 - any failure (missing package, CUDA/Triton mismatch): no fast path
     _fused_scan = None
 
 HAS_FUSED = _fused_scan is not None
-# Largest |log-decay| across one chunk for the factored form: its factors stay within exp(+-60).
-MAX_FACTORED_DECAY = 120.0
+# The factored form's factors exp(+-(a_cum - a_tot/2)) stay within exp(+-FACTOR_LIMIT), far from
+# fp32's overflow at exp(88) even after multiplying inputs; it runs for chunks >= MIN_FACTORED_CHUNK.
+FACTOR_LIMIT = 60.0
+MIN_FACTORED_CHUNK = 8
 
 
 def ssd_naive(
@@ -54,7 +63,7 @@ def ssd_naive(
 
 
 def _decay_mask(a_cum: Tensor) -> Tensor:
-    """(..., Q) cumulative log-decays -> (..., Q, Q) with out[i, j] = exp(a_cum[i] - a_cum[j]) for j <= i, else 0.
+    """(..., Q) cumulative log-decays -> (..., Q, Q): exp(a_cum[i] - a_cum[j]) for j <= i, else 0.
 
     The difference of one cumulative sum is exact enough within a chunk; filling the upper triangle
     with -inf before exp keeps it from overflowing (and its gradient from turning into inf * 0).
@@ -86,6 +95,16 @@ def ssd_chunked(
         raise ValueError(f"heads ({h}) must be a multiple of groups ({g})")
     rep = h // g
     Q = max(1, min(chunk_size, l))
+    factored = False
+    if not x.is_cuda:  # the range check reads a value, which would stall a GPU
+        # Halve the chunk until every chunk's decay fits the factored form (a smaller chunk also
+        # costs fewer FLOPs; only the loop over chunks grows). Below MIN_FACTORED_CHUNK the masked
+        # form, which takes any decay, runs at the requested chunk.
+        q = Q
+        while not factored and q >= min(Q, MIN_FACTORED_CHUNK):
+            if _factor_range(dt, A, q) <= FACTOR_LIMIT:
+                factored, Q = True, q
+            q //= 2
     pad = (-l) % Q
     if pad:
         x, dt, B, C = (F.pad(t, (0,) * (2 * (t.dim() - 2)) + (0, pad)) for t in (x, dt, B, C))
@@ -99,9 +118,6 @@ def ssd_chunked(
     a_tot = a_cum[:, :, -1]  # (b, c, g, r) log-decay across the whole chunk
     Bg = B.reshape(b, c, Q, g, n).transpose(2, 3)  # (b, c, g, Q, n)
     Cg = C.reshape(b, c, Q, g, n).transpose(2, 3)
-    # The factored form needs exp(+-a_tot/2) inside fp32's range; the mask form works for any decay.
-    # The check reads a value, which would stall a GPU, so there the mask form always runs.
-    factored = not x.is_cuda and a_tot.abs().max().item() <= MAX_FACTORED_DECAY
     if factored:
         y, final = _chunks_factored(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state)
     else:
@@ -126,6 +142,15 @@ def ssd(
         )
         return y, final
     return ssd_chunked(x, dt, A, B, C, chunk_size, initial_state)
+
+
+def _factor_range(dt: Tensor, A: Tensor, chunk: int) -> float:
+    """Largest |a_cum - a_tot / 2| over chunks of `chunk` steps: the exponent range of the factors."""
+    with torch.no_grad():
+        a = dt * A  # (b, l, h)
+        a = F.pad(a, (0, 0, 0, (-a.shape[1]) % chunk)).unflatten(1, (-1, chunk))
+        a_cum = torch.cumsum(a, dim=2)
+        return (a_cum - a_cum[:, :, -1:] * 0.5).abs().max().item()
 
 
 def _carry(

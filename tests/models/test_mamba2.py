@@ -21,7 +21,9 @@ def test_registered_as_S_and_mamba():
     assert get("S").cls is Mamba2 and get("mamba").cls is Mamba2
 
 
-@pytest.mark.parametrize("changes", [{}, {"ssm_groups": 2}, {"ssm_expand": 1, "ssm_conv": 3}, {"d_model": 48}])
+@pytest.mark.parametrize(
+    "changes", [{}, {"ssm_groups": 2}, {"ssm_expand": 1, "ssm_conv": 3}, {"d_model": 48}]
+)
 def test_num_params_is_exact(changes):
     cfg = CFG.with_(**changes)
     assert Mamba2.num_params(cfg) == sum(p.numel() for p in Mamba2(cfg).parameters())

@@ -25,7 +25,7 @@ def _inputs(b, l, h, p, g, n, *, seed=0, dt_scale=1.0, device="cpu", requires_gr
 def form(request, monkeypatch):
     """Run a test with each of ssd_chunked's two forms (the masked one is forced by a zero limit)."""
     if request.param == "masked":
-        monkeypatch.setattr(ssd_mod, "MAX_FACTORED_DECAY", -1.0)
+        monkeypatch.setattr(ssd_mod, "FACTOR_LIMIT", -1.0)
     return request.param
 
 
@@ -50,12 +50,31 @@ def test_any_chunk_size_gives_the_same_scan(chunk):
 
 
 def test_factored_form_at_the_edge_of_its_range():
-    # |log-decay| across a chunk close to MAX_FACTORED_DECAY: factors near exp(+-60) stay exact.
+    # log-decay of 110 across a chunk: factors near exp(+-55), just inside FACTOR_LIMIT, stay exact.
     x, dt, A, B, C, s0 = _inputs(1, 64, 2, 4, 1, 8, seed=2)
     A = torch.tensor([-1.0, -16.0])
     dt = torch.full_like(dt, 110.0 / (16 * 64))  # head 1 decays by exp(-110) over the chunk
     y_ref, h_ref = ssd_naive(x, dt, A, B, C, s0)
     y, h = ssd_chunked(x, dt, A, B, C, 64, initial_state=s0)
+    assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4) and torch.allclose(h, h_ref, atol=1e-4)
+
+
+def test_large_decays_halve_the_chunk(monkeypatch):
+    # Decay 4 per step: 256 across a chunk of 64 (too wide), 64 across 16 (factors within exp(+-32)).
+    x, dt, A, B, C, s0 = _inputs(1, 100, 2, 4, 1, 8, seed=7)
+    A = torch.tensor([-4.0, -1.0])
+    dt = torch.ones_like(dt)
+    chunks = []
+    real = ssd_mod._chunks_factored
+
+    def spy(x5, *rest):
+        chunks.append(x5.shape[2])
+        return real(x5, *rest)
+
+    monkeypatch.setattr(ssd_mod, "_chunks_factored", spy)
+    y, h = ssd_chunked(x, dt, A, B, C, 64, initial_state=s0)
+    assert chunks == [16]
+    y_ref, h_ref = ssd_naive(x, dt, A, B, C, s0)
     assert torch.allclose(y, y_ref, atol=1e-4, rtol=1e-4) and torch.allclose(h, h_ref, atol=1e-4)
 
 
