@@ -14,7 +14,9 @@ def register(sub) -> None:
         "Compose's aggregate / extrapolate / scaling / fidelity files and autoresearch's results.tsv "
         "appear when the run folder has them.",
     )
-    p.add_argument("run", help="run folder (config.json + journal.sqlite), or a scaling / fidelity study folder")
+    p.add_argument(
+        "run", help="run folder (config.json + journal.sqlite), or a scaling / fidelity study folder"
+    )
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
     p.add_argument("--top", type=int, default=20, help="leaderboard rows (default: 20)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aira.report.data import RunData, load_run
 
-__all__ = ["write_report", "render", "load_run", "RunData"]
+__all__ = ["RunData", "load_run", "render", "write_report"]
 
 
 def render(run: RunData, image_dir: Path, *, top: int = 20) -> str:

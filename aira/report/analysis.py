@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from aira.agents.stats import REFERENCE, NoiseFloor, TaskInfo, leaderboard
 from aira.agents.types import Node, Status
+from aira.errors import UsageError
 
 # Names for the built-in codes, so the report needs no torch import to label a heat map.
 PRIMITIVE_NAMES = {"A": "attention", "M": "MLP", "S": "Mamba-2", "W": "sliding-window attn"}
@@ -30,7 +31,7 @@ def primitive_name(code: str) -> str:
         from aira.models.registry import get
 
         return get(code).name
-    except Exception:  # an unregistered code in an old run still gets a label
+    except (ImportError, UsageError):  # an unregistered code in an old run still gets a label
         return code
 
 
@@ -53,7 +54,9 @@ def ranking_score(node: Node) -> float:
     return node.selection_metric if node.selection_metric is not None else node.metric
 
 
-def leader_rows(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None, *, top: int = 20) -> list[LeaderRow]:
+def leader_rows(
+    nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None, *, top: int = 20
+) -> list[LeaderRow]:
     """The top finished nodes (reference runs included, to compare against), with tie groups."""
     noise = floor.std if floor is not None and floor.std > 0 else None
     rows: list[LeaderRow] = []
@@ -94,9 +97,9 @@ def best_so_far(nodes: Sequence[Node], info: TaskInfo, agent: str) -> list[float
     best: float | None = None
     out: list[float | None] = []
     for n in evaluated_in_order(nodes, agent):
-        if n.status == Status.OK and n.metric is not None and math.isfinite(n.metric):
-            if best is None or info.better(n.metric, best):
-                best = n.metric
+        ok = n.status == Status.OK and n.metric is not None and math.isfinite(n.metric)
+        if ok and (best is None or info.better(n.metric, best)):
+            best = n.metric
         out.append(best)
     return out
 

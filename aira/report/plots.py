@@ -53,7 +53,9 @@ def best_so_far(
         vals = [y for y in ys if y is not None]
         if not vals:
             continue
-        ax.step(xs, vals, where="post", label=agent, linestyle="--" if agent in dashed else "-", linewidth=1.6)
+        ax.step(
+            xs, vals, where="post", label=agent, linestyle="--" if agent in dashed else "-", linewidth=1.6
+        )
     if floor is not None:
         mean, std = floor
         ax.axhline(mean, color="0.4", linewidth=1, label="reference (noise floor)")
@@ -103,8 +105,15 @@ def primitive_heatmap(codes: Sequence[str], freq: Sequence[Sequence[float]], *, 
     im = ax.imshow(freq, aspect="auto", cmap="Blues", vmin=0.0, vmax=1.0)
     for r, row in enumerate(freq):
         for i, v in enumerate(row):
-            ax.text(i, r, f"{v:.0%}" if v else "", ha="center", va="center", fontsize=7,
-                    color="white" if v > 0.6 else "black")
+            ax.text(
+                i,
+                r,
+                f"{v:.0%}" if v else "",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v > 0.6 else "black",
+            )
     ax.set_yticks(range(len(codes)), [f"{c} {primitive_name(c)}" for c in codes])
     ax.set_xticks(range(layers), [str(i) for i in range(layers)], fontsize=8)
     ax.set_xlabel("layer")
@@ -142,12 +151,21 @@ def pattern_strips(items: Sequence[tuple[str, str]]) -> Figure:
             ax.add_patch(_cell(i, y, color(c)))
     ax.set_xlim(0, longest)
     ax.set_ylim(-0.1, len(items))
-    ax.set_yticks([len(items) - 1 - r + 0.4 for r in range(len(items))], [label for label, _ in items], fontsize=8)
+    ax.set_yticks(
+        [len(items) - 1 - r + 0.4 for r in range(len(items))], [label for label, _ in items], fontsize=8
+    )
     ax.set_xlabel("layer")
     seen = sorted({c for _, p in items for c in p}, key=code_order)
     handles = [_cell(0, 0, color(c)) for c in seen]
-    ax.legend(handles, [f"{c} {primitive_name(c)}" for c in seen], fontsize=8, ncol=len(seen),
-              loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.legend(
+        handles,
+        [f"{c} {primitive_name(c)}" for c in seen],
+        fontsize=8,
+        ncol=len(seen),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        frameon=False,
+    )
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     return fig
@@ -169,20 +187,36 @@ def scaling_frontiers(archs: dict[str, dict]) -> Figure:
         col = _SERIES[i % len(_SERIES)]
         runs = [r for r in arch.get("runs", []) if _positive(r.get("compute")) and _positive(r.get("loss"))]
         for c in sorted({r["compute"] for r in runs}):
-            curve = sorted((r.get("params") or r.get("size") or 0, r["loss"]) for r in runs if r["compute"] == c)
+            curve = sorted(
+                (r.get("params") or r.get("size") or 0, r["loss"]) for r in runs if r["compute"] == c
+            )
             curve = [(n, loss) for n, loss in curve if _positive(n)]
             if curve:
-                iso.plot([n for n, _ in curve], [loss for _, loss in curve], marker="o", markersize=3,
-                         color=col, alpha=0.8, linewidth=1)
+                iso.plot(
+                    [n for n, _ in curve],
+                    [loss for _, loss in curve],
+                    marker="o",
+                    markersize=3,
+                    color=col,
+                    alpha=0.8,
+                    linewidth=1,
+                )
         if runs:
             ax.scatter([r["compute"] for r in runs], [r["loss"] for r in runs], s=12, color=col, alpha=0.35)
         fr = arch.get("frontier") or {}
-        pts = [p for p in fr.get("points", []) if _positive(p.get("compute")) and _positive(p.get("loss_opt"))]
+        pts = [
+            p for p in fr.get("points", []) if _positive(p.get("compute")) and _positive(p.get("loss_opt"))
+        ]
         label = name
         if pts:
             ax.scatter([p["compute"] for p in pts], [p["loss_opt"] for p in pts], s=36, color=col, marker="D")
-            iso.scatter([p["n_opt"] for p in pts if _positive(p.get("n_opt"))],
-                        [p["loss_opt"] for p in pts if _positive(p.get("n_opt"))], s=36, color=col, marker="D")
+            iso.scatter(
+                [p["n_opt"] for p in pts if _positive(p.get("n_opt"))],
+                [p["loss_opt"] for p in pts if _positive(p.get("n_opt"))],
+                s=36,
+                color=col,
+                marker="D",
+            )
         if pts and _positive(fr.get("a")) and isinstance(fr.get("b"), (int, float)):
             lo, hi = min(p["compute"] for p in pts), max(p["compute"] for p in pts)
             xs = [lo * (hi / lo) ** (k / 40) for k in range(41)] if hi > lo else [lo]

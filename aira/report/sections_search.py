@@ -46,8 +46,9 @@ def overview(run: RunData) -> Markup:
     nodes = run.nodes
     if not nodes and not run.config:
         notes = [Markup(f'<p class="warn">{esc(w)}</p>') for w in run.warnings]
-        return section("overview", "Overview", para("A study folder (no agent run): only its results are shown."),
-                       *notes)
+        return section(
+            "overview", "Overview", para("A study folder (no agent run): only its results are shown."), *notes
+        )
     counts: dict[str, int] = {}
     for n in nodes:
         counts[n.status.value] = counts.get(n.status.value, 0) + 1
@@ -91,7 +92,7 @@ def overview(run: RunData) -> Markup:
         parts.append(
             Markup(
                 f'<div class="pick"><b>Final pick</b> (best by the hidden selection split): node '
-                f'<code>{esc(pick.id)}</code> by {esc(pick.agent)} {origin(pick)}; selection score '
+                f"<code>{esc(pick.id)}</code> by {esc(pick.agent)} {origin(pick)}; selection score "
                 f"<b>{esc(fmt(sel))}</b>, search score {esc(fmt(pick.metric))}"
                 f"{'' if sel is not None else ' (the task has no selection split: ranked by search)'}"
                 f"<br><code>{esc(short(pick.proposal, 200))}</code></div>"
@@ -112,15 +113,36 @@ def agents_section(run: RunData) -> Markup | None:
         tokens = sum(n.input_tokens + n.output_tokens for n in mine)
         rows.append(
             (
-                s.agent, llm, s.nodes, f"{s.valid_rate:.0%}", f"{s.success_rate:.0%}", fmt(s.best_metric),
-                fmt(s.best_selection), fmt(s.normalised, ".3f"), f"${s.cost_usd:.2f}", f"{tokens:,}",
+                s.agent,
+                llm,
+                s.nodes,
+                f"{s.valid_rate:.0%}",
+                f"{s.success_rate:.0%}",
+                fmt(s.best_metric),
+                fmt(s.best_selection),
+                fmt(s.normalised, ".3f"),
+                f"${s.cost_usd:.2f}",
+                f"{tokens:,}",
                 f"{s.compute_s:.1f}",
             )
         )
-    headers = ["agent", "LLM", "nodes", "valid", "ok", "best search", "its selection", "NS", "LLM cost",
-               "tokens", "compute s"]
-    note = para("NS: AIRS-Bench normalised score of the agent's best node (0 = the reference baseline, "
-                "1 = the task's SOTA reference). Compute: seconds of evaluation jobs.")
+    headers = [
+        "agent",
+        "LLM",
+        "nodes",
+        "valid",
+        "ok",
+        "best search",
+        "its selection",
+        "NS",
+        "LLM cost",
+        "tokens",
+        "compute s",
+    ]
+    note = para(
+        "NS: AIRS-Bench normalised score of the agent's best node (0 = the reference baseline, "
+        "1 = the task's SOTA reference). Compute: seconds of evaluation jobs."
+    )
     return section("agents", "Agents", table(headers, rows, cls="agents"), note)
 
 
@@ -137,22 +159,43 @@ def leaderboard_section(run: RunData, images: Images, *, top: int) -> Markup | N
         spread = "-" if r.seed_std is None else f"± {r.seed_std:.3g} ({r.seeds} seeds)"
         body.append(
             (
-                Markup(f"{esc(rank)} {tie}"), Markup(f"<code>{esc(n.id)}</code>"), n.agent, origin(n), n.operator,
-                fmt(n.metric), spread, fmt(n.selection_metric), si(n.metrics.get("params")),
-                si(n.metrics.get("flops_per_token")), Markup(f"<code>{esc(short(n.proposal))}</code>"),
+                Markup(f"{esc(rank)} {tie}"),
+                Markup(f"<code>{esc(n.id)}</code>"),
+                n.agent,
+                origin(n),
+                n.operator,
+                fmt(n.metric),
+                spread,
+                fmt(n.selection_metric),
+                si(n.metrics.get("params")),
+                si(n.metrics.get("flops_per_token")),
+                Markup(f"<code>{esc(short(n.proposal))}</code>"),
             )
         )
         attrs.append(
             {
-                "class": " ".join(c for c in ("reference" if r.reference else "", "tied" if r.tied else "") if c),
+                "class": " ".join(
+                    c for c in ("reference" if r.reference else "", "tied" if r.tied else "") if c
+                ),
                 "data-node": n.id,
                 "data-search": repr(n.metric),
                 "data-selection": repr(n.selection_metric),
                 "data-group": r.group,
             }
         )
-    headers = ["#", "node", "agent", "origin", "operator", f"search {metric}", "spread over seeds",
-               "selection", "params", "FLOPs/token", "proposal"]
+    headers = [
+        "#",
+        "node",
+        "agent",
+        "origin",
+        "operator",
+        f"search {metric}",
+        "spread over seeds",
+        "selection",
+        "params",
+        "FLOPs/token",
+        "proposal",
+    ]
     floor = None if run.floor is None else (run.floor.mean, run.floor.std)
     fig = plots.leaderboard_scores(
         [f"#{r.rank} {r.node.id} {r.node.agent}" for r in rows],
@@ -170,11 +213,15 @@ def leaderboard_section(run: RunData, images: Images, *, top: int) -> Markup | N
     return section(
         "leaderboard",
         "Leaderboard",
-        para(f"Finished nodes ranked by the hidden selection split (search split where there is none), best "
-             f"first; reference runs are grey. {tie_note}"),
+        para(
+            f"Finished nodes ranked by the hidden selection split (search split where there is none), best "
+            f"first; reference runs are grey. {tie_note}"
+        ),
         table(headers, body, cls="leaderboard", row_attrs=attrs),
-        figure(images.add("leaderboard", fig, "leaderboard scores"),
-               "Search score of the top rows; bars are the spread over seeds, grey band the noise floor."),
+        figure(
+            images.add("leaderboard", fig, "leaderboard scores"),
+            "Search score of the top rows; bars are the spread over seeds, grey band the noise floor.",
+        ),
     )
 
 
@@ -194,9 +241,11 @@ def curves_section(run: RunData, images: Images) -> Markup | None:
     return section(
         "curves",
         "Search curves",
-        figure(images.add("best_so_far", fig, "best score so far per agent"),
-               "Best search score against each agent's own evaluations (crashes count, invalid proposals do "
-               "not); random search and BO dashed; grey: the reference and its noise band."),
+        figure(
+            images.add("best_so_far", fig, "best score so far per agent"),
+            "Best search score against each agent's own evaluations (crashes count, invalid proposals do "
+            "not); random search and BO dashed; grey: the reference and its noise band.",
+        ),
     )
 
 
@@ -217,17 +266,24 @@ def patterns_section(run: RunData, images: Images) -> Markup | None:
     # The stage-2 results beside the candidates they came from: does aggregation keep the mix?
     if run.aggregate and isinstance(run.aggregate.get("pattern"), str):
         items.append((f"aggregate ({run.aggregate.get('method', '?')})", run.aggregate["pattern"]))
-    items += [(f"{x.get('target', '?')} {x.get('strategy', '?')}", x["pattern"])
-              for x in run.extrapolations if isinstance(x.get("pattern"), str)]
+    items += [
+        (f"{x.get('target', '?')} {x.get('strategy', '?')}", x["pattern"])
+        for x in run.extrapolations
+        if isinstance(x.get("pattern"), str)
+    ]
     ratio_rows = [(f"#{i + 1}", Markup(f"<code>{esc(p)}</code>"), ratio_text(p)) for i, p in enumerate(pats)]
     return section(
         "patterns",
         "Top patterns",
-        figure(images.add("heatmap", heat, "primitive frequency per layer"),
-               f"Share of {source} that use each primitive at each layer."),
-        figure(images.add("ratios_top", plots.ratio_bars(items), "primitive ratios of the top candidates"),
-               "Primitive shares (attention : MLP : Mamba-2) of the best candidates, and of the aggregated "
-               "and extrapolated patterns where those stages ran."),
+        figure(
+            images.add("heatmap", heat, "primitive frequency per layer"),
+            f"Share of {source} that use each primitive at each layer.",
+        ),
+        figure(
+            images.add("ratios_top", plots.ratio_bars(items), "primitive ratios of the top candidates"),
+            "Primitive shares (attention : MLP : Mamba-2) of the best candidates, and of the aggregated "
+            "and extrapolated patterns where those stages ran.",
+        ),
         table(["#", "pattern", "ratio"], ratio_rows, cls="ratios"),
     )
 
@@ -237,9 +293,12 @@ def failures_note(run: RunData) -> Markup | None:
     if not bad:
         return None
     rows = [(n.id, n.agent, n.status.value, _last_line(n.error)) for n in bad[:30]]
-    return section("failures", "Failed evaluations",
-                   para(f"{len(bad)} evaluations failed (first 30 shown, last line of the error)."),
-                   table(["node", "agent", "status", "error"], rows, cls="failures"))
+    return section(
+        "failures",
+        "Failed evaluations",
+        para(f"{len(bad)} evaluations failed (first 30 shown, last line of the error)."),
+        table(["node", "agent", "status", "error"], rows, cls="failures"),
+    )
 
 
 def _last_line(text: str) -> str:

@@ -35,13 +35,17 @@ def aggregate_section(run: RunData, images: Images) -> Markup | None:
         "top candidates": len(top),
         "layers that fell back to a shorter context": ", ".join(fallbacks) or "none",
     }
-    rows = [(i + 1, _code(c["pattern"]), fmt(c.get("score")), ratio_text(c["pattern"])) for i, c in enumerate(top)]
+    rows = [
+        (i + 1, _code(c["pattern"]), fmt(c.get("score")), ratio_text(c["pattern"])) for i, c in enumerate(top)
+    ]
     return section(
         "aggregate",
         "Aggregated pattern",
         kv_table(items),
-        figure(images.add("aggregate", plots.pattern_strips(strips), "aggregated pattern and top candidates"),
-               "The aggregated pattern (top row) and the top candidates it was voted from."),
+        figure(
+            images.add("aggregate", plots.pattern_strips(strips), "aggregated pattern and top candidates"),
+            "The aggregated pattern (top row) and the top candidates it was voted from.",
+        ),
         table(["#", "candidate", "score", "ratio"], rows, cls="top"),
     )
 
@@ -60,21 +64,40 @@ def extrapolate_section(run: RunData, images: Images) -> Markup | None:
             strips.append((f"{x.get('target', '?')} reference", ref))
         rows.append(
             (
-                x.get("target", "-"), x.get("strategy", "-"), _code(x.get("source_pattern", "-")),
-                _code(x.get("compressed") or x["pattern"]), x.get("layers", len(x["pattern"])),
-                ratio_text(x["pattern"]), fmt(x.get("scale"), ".3g"), si(x.get("params")),
-                si(x.get("non_embedding_params")), si(x.get("reference_non_embedding_params")),
+                x.get("target", "-"),
+                x.get("strategy", "-"),
+                _code(x.get("source_pattern", "-")),
+                _code(x.get("compressed") or x["pattern"]),
+                x.get("layers", len(x["pattern"])),
+                ratio_text(x["pattern"]),
+                fmt(x.get("scale"), ".3g"),
+                si(x.get("params")),
+                si(x.get("non_embedding_params")),
+                si(x.get("reference_non_embedding_params")),
                 si(x.get("flops_per_token")),
             )
         )
-    headers = ["target", "strategy", "searched", "extrapolated", "layers", "ratio", "scale M/m", "params",
-               "non-emb.", "reference non-emb.", "FLOPs/token"]
+    headers = [
+        "target",
+        "strategy",
+        "searched",
+        "extrapolated",
+        "layers",
+        "ratio",
+        "scale M/m",
+        "params",
+        "non-emb.",
+        "reference non-emb.",
+        "FLOPs/token",
+    ]
     return section(
         "extrapolate",
         "Extrapolated patterns",
         table(headers, rows, cls="extrapolate"),
-        figure(images.add("extrapolated", plots.pattern_strips(strips), "extrapolated patterns"),
-               "Each extrapolated pattern with its target's Llama-style reference below it."),
+        figure(
+            images.add("extrapolated", plots.pattern_strips(strips), "extrapolated patterns"),
+            "Each extrapolated pattern with its target's Llama-style reference below it.",
+        ),
     )
 
 
@@ -87,11 +110,21 @@ def scaling_section(run: RunData, images: Images) -> Markup | None:
     for name, arch in archs.items():
         fr = arch.get("frontier") or {}
         pts = fr.get("points", [])
-        rows.append((name, fmt(fr.get("a"), ".4g"), fmt(fr.get("b"), ".4f"), len(pts),
-                     sum(bool(p.get("fitted")) for p in pts), len(arch.get("runs", []))))
+        rows.append(
+            (
+                name,
+                fmt(fr.get("a"), ".4g"),
+                fmt(fr.get("b"), ".4f"),
+                len(pts),
+                sum(bool(p.get("fitted")) for p in pts),
+                len(arch.get("runs", [])),
+            )
+        )
     parts = [
-        figure(images.add("scaling", plots.scaling_frontiers(archs), "scaling frontiers"),
-               "Faint dots: every run; diamonds: each budget's compute-optimal point; lines: L*(C) = a C^b."),
+        figure(
+            images.add("scaling", plots.scaling_frontiers(archs), "scaling frontiers"),
+            "Faint dots: every run; diamonds: each budget's compute-optimal point; lines: L*(C) = a C^b.",
+        ),
         table(["architecture", "a", "b", "budgets", "fitted minima", "runs"], rows, cls="frontiers"),
     ]
     comps = [c for c in sc.get("comparisons") or [] if isinstance(c, dict)]
@@ -119,8 +152,10 @@ def fidelity_section(run: RunData) -> Markup | None:
     return section(
         "fidelity",
         "Proxy fidelity",
-        para("How far the proxy's ranking can be trusted: rank correlation with the larger scale, its "
-             "confidence interval, seed-to-seed agreement, the noise floor and score saturation."),
+        para(
+            "How far the proxy's ranking can be trusted: rank correlation with the larger scale, its "
+            "confidence interval, seed-to-seed agreement, the noise floor and score saturation."
+        ),
         kv_table({k: _cell(fid[k]) for k in keys}),
     )
 

@@ -22,8 +22,15 @@ class NoisySynthetic(SyntheticPatternTask):
 def make_run(out, *, agents=("greedy:offline", "random:offline"), noise=0.05):
     from aira.agents.orchestrator import RunConfig, run
 
-    config = RunConfig(task="synthetic", agents=list(agents), executor="inline", budget="30evals",
-                       noise_seeds=2, out=str(out), quiet=True)
+    config = RunConfig(
+        task="synthetic",
+        agents=list(agents),
+        executor="inline",
+        budget="30evals",
+        noise_seeds=2,
+        out=str(out),
+        quiet=True,
+    )
     return run(config, task=NoisySynthetic(noise=noise))
 
 
@@ -33,8 +40,11 @@ def add_compose_files(run_dir, nodes, lower_is_better=False):
     from aira.compose.extrapolate import extrapolate
     from aira.compose.scaling import fit_frontier, isoflop_minimum
 
-    cands = [Candidate(n.proposal, n.selection_metric) for n in nodes
-             if n.status.value == "ok" and n.operator != "reference"]
+    cands = [
+        Candidate(n.proposal, n.selection_metric)
+        for n in nodes
+        if n.status.value == "ok" and n.operator != "reference"
+    ]
     agg = aggregate(cands, method="n0", lower_is_better=lower_is_better)
     (run_dir / "aggregate.json").write_text(json.dumps({**agg.to_dict(), "method": "n0"}))
     for strategy in ("stack", "stretch"):
@@ -44,18 +54,33 @@ def add_compose_files(run_dir, nodes, lower_is_better=False):
     for name, (a, b) in {"AMAMAMAM": (40.0, -0.05), "AAMMMMAA": (45.0, -0.06)}.items():
         runs, points = [], []
         for c in (1e15, 1e16, 1e17):
-            sizes = [c ** 0.5 / 40 * k for k in (0.5, 1.0, 2.0)]
+            sizes = [c**0.5 / 40 * k for k in (0.5, 1.0, 2.0)]
             # A parabola in log N around the optimum, on the power law a * C^b.
             losses = [a * c**b * (1 + 0.05 * (k - 1.0) ** 2) for k in (0.5, 1.0, 2.0)]
             runs += [{"compute": c, "size": 64, "params": n, "loss": l_} for n, l_ in zip(sizes, losses)]
             points.append(isoflop_minimum(sizes, losses, c))
         archs[name] = {"frontier": fit_frontier(points).to_dict(), "runs": runs}
-    comparisons = [{"x": "AAMMMMAA", "y": "AMAMAMAM", "b_x": archs["AAMMMMAA"]["frontier"]["b"],
-                    "b_y": archs["AMAMAMAM"]["frontier"]["b"], "percent_faster": 20.0}]
+    comparisons = [
+        {
+            "x": "AAMMMMAA",
+            "y": "AMAMAMAM",
+            "b_x": archs["AAMMMMAA"]["frontier"]["b"],
+            "b_y": archs["AMAMAMAM"]["frontier"]["b"],
+            "percent_faster": 20.0,
+        }
+    ]
     (run_dir / "scaling.json").write_text(json.dumps({"architectures": archs, "comparisons": comparisons}))
-    (run_dir / "fidelity.json").write_text(json.dumps({"spearman": 0.83, "ci": [0.6, 0.95],
-                                                       "seed_to_seed": 0.9, "noise_floor": 0.01,
-                                                       "saturation": {"top": 0.99}}))
+    (run_dir / "fidelity.json").write_text(
+        json.dumps(
+            {
+                "spearman": 0.83,
+                "ci": [0.6, 0.95],
+                "seed_to_seed": 0.9,
+                "noise_floor": 0.01,
+                "saturation": {"top": 0.99},
+            }
+        )
+    )
     return agg
 
 

@@ -13,9 +13,18 @@ LOW = TaskInfo(name="t", lower_is_better=True)
 
 
 def node(i, metric, *, sel=None, agent="a", status=Status.OK, finished=None, proposal=None, **metrics):
-    return Node(id=f"n{i:04d}", agent=agent, operator="draft", status=status, metric=metric,
-                selection_metric=sel, metrics=metrics, proposal=proposal, created_at=float(i),
-                finished_at=float(i) if finished is None else finished)
+    return Node(
+        id=f"n{i:04d}",
+        agent=agent,
+        operator="draft",
+        status=status,
+        metric=metric,
+        selection_metric=sel,
+        metrics=metrics,
+        proposal=proposal,
+        created_at=float(i),
+        finished_at=float(i) if finished is None else finished,
+    )
 
 
 def floor(std):
@@ -73,8 +82,13 @@ def test_frequencies_and_ratios():
 
 
 def test_top_patterns_are_distinct_best_first_and_one_length():
-    nodes = [node(0, 0.5, proposal="AMAM"), node(1, 0.9, proposal="AAAA"), node(2, 0.8, proposal="AAAA"),
-             node(3, 0.7, proposal="MMMM"), node(4, 0.99, proposal="AM"),
-             node(5, 0.95, proposal={"files": {}})]
+    nodes = [
+        node(0, 0.5, proposal="AMAM"),
+        node(1, 0.9, proposal="AAAA"),
+        node(2, 0.8, proposal="AAAA"),
+        node(3, 0.7, proposal="MMMM"),
+        node(4, 0.99, proposal="AM"),
+        node(5, 0.95, proposal={"files": {}}),
+    ]
     assert top_patterns(nodes, HIGH, k=10) == ["AAAA", "MMMM", "AMAM"]
     assert top_patterns(nodes, HIGH, k=2) == ["AAAA", "MMMM"]

@@ -15,25 +15,38 @@ import pytest
 
 from .conftest import parse
 
-CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome", "chrome")
-                 if shutil.which(b)), None)
+CHROMIUM = next(
+    (b for b in ("chromium", "chromium-browser", "google-chrome", "chrome") if shutil.which(b)), None
+)
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="no chromium binary on PATH (apt-get install -y chromium)"
 )
 
 
 def dump_dom(page, tmp_path) -> str:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.resolve().as_uri()]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout
 
 
 @pytest.mark.parametrize("which", ["plain", "compose"])
-def test_every_image_loads_in_headless_chromium(which, plain_run, plain_html, compose_run, compose_html,
-                                                tmp_path):
+def test_every_image_loads_in_headless_chromium(
+    which, plain_run, plain_html, compose_run, compose_html, tmp_path
+):
     run_dir, html = (plain_run, plain_html) if which == "plain" else (compose_run[0], compose_html)
     n = len(parse(html).images)
     assert n >= (4 if which == "plain" else 7)

@@ -9,7 +9,7 @@ def test_report_command_writes_the_page(plain_run, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert main(["report", str(plain_run), "--out", str(out), "--top", "5"]) == 0
     assert capsys.readouterr().out.strip() == f"report: {out}"
-    assert out.read_text().count('<tr class') + out.read_text().count("<tr data") >= 5
+    assert out.read_text().count("<tr class") + out.read_text().count("<tr data") >= 5
     assert (tmp_path / "r" / "leaderboard.png").is_file()
 
 

@@ -3,6 +3,7 @@ offline labels, optional sections, images on disk."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from aira.agents.journal import Journal
@@ -54,8 +55,10 @@ def test_ties_follow_the_noise_floor(plain_run, plain_html):
             continue
         assert gap < floor.std, "a row is tied only within the noise of its group's first row"
         assert r["cells"][0].startswith(f"={r['data-group']}") and "tie with" in r["cells"][0]
-    leaders = [i for i in ids if ids[int(next(r for r in rows if r["data-node"] == i)["data-group"]) - 1] == i]
-    for a, b in zip(leaders, leaders[1:]):
+    leaders = [
+        i for i in ids if ids[int(next(r for r in rows if r["data-node"] == i)["data-group"]) - 1] == i
+    ]
+    for a, b in itertools.pairwise(leaders):
         assert abs(scores[a] - scores[b]) >= floor.std, "distinct groups differ by at least the noise"
     assert f"{floor.mean:.4g}" in plain_html and f"{floor.std:.3g}" in plain_html
 
@@ -117,9 +120,11 @@ def test_results_tsv_and_run_pngs(tmp_path, plain_run):
 
     d = tmp_path / "ar"
     shutil.copytree(plain_run, d, ignore=shutil.ignore_patterns("report", "report.html"))
-    (d / "results.tsv").write_text("commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
-                                   "a1b2c3d\t0.997900\t44.0\tkeep\tbaseline\n"
-                                   "e4f5a6b\t0.993100\t44.2\tdiscard\tlr 0.04 -> 0.05\n")
+    (d / "results.tsv").write_text(
+        "commit\tval_bpb\tmemory_gb\tstatus\tdescription\n"
+        "a1b2c3d\t0.997900\t44.0\tkeep\tbaseline\n"
+        "e4f5a6b\t0.993100\t44.2\tdiscard\tlr 0.04 -> 0.05\n"
+    )
     (d / "progress.png").write_bytes((plain_run / "report" / "heatmap.png").read_bytes())
     out = write_report(d, tmp_path / "elsewhere" / "page.html")
     html = out.read_text()
