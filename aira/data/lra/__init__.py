@@ -119,7 +119,8 @@ def _retrieval(d: Path | None, preset: str, seed: int) -> LraData:
         source, standin = f"ACL Anthology pairs (LRA TSV at {d}), 2 x {max_len} bytes", False
     else:
         splits = retrieval.standin(sizes("lra-retrieval", preset), max_len, seed)
-        source, standin = f"STAND-IN: same-module windows of Python stdlib source, 2 x {max_len} bytes", True
+        source, standin = (f"STAND-IN: same-document windows of Python stdlib source and reference prose, "
+                           f"2 x {max_len} bytes", True)
     return LraData(task="lra-retrieval", **splits, vocab_size=257, max_len=max_len, n_classes=2,
                    standin=standin, source=source, pair=True)
 

@@ -4,8 +4,11 @@ Real data through `data_dir`: LRA's `new_aan_pairs.{train,eval,test}.tsv`, tab-s
 label, id1, id2, text1, text2 (a header row, if present, is skipped); eval is the val split. Each text
 is truncated at max_len bytes.
 
-Stand-in (no data_dir): pairs of byte windows from Python standard-library modules, label 1 when both
-windows come from the same module, 0 otherwise; balanced, modules disjoint across splits.
+Stand-in (no data_dir): pairs of byte windows from documents of two kinds, Python standard-library
+modules and the English help topics of the Python reference; label 1 when both windows come from the
+same document, 0 otherwise; balanced, documents disjoint across splits. Half the negatives mix kinds
+(easy: style differs), half do not (hard: only content tells), so a model has something to learn early
+and more to find later.
 """
 
 from __future__ import annotations
@@ -68,19 +71,26 @@ def load_dir(data_dir: Path, max_len: int) -> dict[str, Split]:
 
 def standin(sizes: dict[str, int], max_len: int, seed: int) -> dict[str, Split]:
     """Balanced same-module / different-module window pairs."""
-    parts = standins.partition(standins.code_documents(min_bytes=2 * max_len), seed)
+    code = standins.partition(standins.code_documents(min_bytes=2 * max_len), seed)
+    prose = standins.partition(standins.prose_documents(min_bytes=2 * max_len), seed + 1)
     splits = {}
     for i, (name, n) in enumerate(sizes.items()):
-        docs = parts[name]
-        if len(docs) < 2:
+        kinds = [code[name], prose[name]]
+        if min(len(k) for k in kinds) < 2:
             raise UsageError(f"too few documents for the retrieval stand-in's {name} split")
         rng = random.Random(f"retrieval-standin-{seed}-{i}")
         a, b, labels = [], [], []
         for j in range(n):
             label = (j + i) % 2
-            d1, d2 = rng.sample(range(len(docs)), 2)
-            first = docs[d1][1]
-            second = first if label == 1 else docs[d2][1]
+            kind = rng.randrange(2)
+            first = rng.choice(kinds[kind])[1]
+            if label == 1:
+                second = first
+            else:  # a different document, of the other kind half of the time
+                other = kinds[kind] if rng.random() < 0.5 else kinds[1 - kind]
+                second = first
+                while second is first:
+                    second = rng.choice(other)[1]
             a.append(encode_bytes(standins.chunk(first, max_len, rng), max_len))
             b.append(encode_bytes(standins.chunk(second, max_len, rng), max_len))
             labels.append(label)
