@@ -61,6 +61,8 @@ def register(sub) -> None:
     run.add_argument("--improve-margin", default="noise", help="'noise' (one std of the floor) or a number")
     run.add_argument("--literature", default=None, metavar="DIR",
                      help="folder of papers / notes (.txt, .md) the operators may search")
-    run.add_argument("--out", required=True, help="run folder to create")
+    run.add_argument("--out", required=True, help="run folder to create (or to continue, with --resume)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out with its stored settings (--budget replaces its budget)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.set_defaults(func=lambda args: _task_module(args.task).run_command(args))

@@ -16,6 +16,11 @@ def fabricated_text(n_lines: int, seed: int = 0) -> str:
 
 
 @pytest.fixture(scope="session")
+def make_text():
+    return fabricated_text
+
+
+@pytest.fixture(scope="session")
 def corpus(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
     path.write_text(fabricated_text(6000), encoding="utf-8")

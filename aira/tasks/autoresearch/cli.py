@@ -55,26 +55,37 @@ def eval_command(args) -> int:
 def run_command(args) -> int:
     from aira.agents.executors import make_executor
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, run
+    from aira.agents.orchestrator import RunConfig, load_config, resume, run
     from aira.tasks.autoresearch.loop import ExperimentLoop, LoopExecutor
     from aira.tasks.autoresearch.report import final_report
     from aira.tasks.autoresearch.task import AutoresearchTask
 
     out = Path(args.out)
-    if (out / Journal.FILENAME).exists():
-        raise UsageError(f"{out} already holds a run")
-    kwargs = _task_kwargs(args, literature=args.literature, work_dir=str((out / "work").resolve()))
+    exists = (out / Journal.FILENAME).exists()
+    if exists and not args.resume:
+        raise UsageError(f"{out} already holds a run: add --resume to continue it")
+    if args.resume and not exists:
+        raise UsageError(f"--resume: no run at {out}")
+    if args.resume:  # the stored settings win: the run must keep its task, agents and evaluator
+        config = load_config(out)
+        kwargs = config.task_kwargs
+    else:
+        kwargs = _task_kwargs(args, literature=args.literature, work_dir=str((out / "work").resolve()))
+        config = RunConfig(task="autoresearch", task_kwargs=kwargs, agents=args.agents, executor=args.executor,
+                           slots=args.workers, budget=args.budget, seed=args.seed,
+                           noise_seeds=args.noise_seeds, improve_margin=args.improve_margin, out=str(out),
+                           quiet=args.quiet)
     task = AutoresearchTask(**kwargs)
-    config = RunConfig(task="autoresearch", task_kwargs=kwargs, agents=args.agents, executor=args.executor,
-                       slots=args.workers, budget=args.budget, seed=args.seed, noise_seeds=args.noise_seeds,
-                       improve_margin=args.improve_margin, out=str(out), quiet=args.quiet)
     loop = ExperimentLoop(out, task.baseline, margin=config.improve_margin)
-    kw = {"log_dir": str(out / "jobs")} if args.executor == "local" else {}
-    executor = LoopExecutor(make_executor(args.executor, args.workers, **kw), loop)
-    summary = run(config, task=task, executor=executor)
+    loop.sync_journal()  # catch up with anything journaled while the loop was not attached
+    kw = {"log_dir": str(out / "jobs")} if config.executor == "local" else {}
+    executor = LoopExecutor(make_executor(config.executor, config.slots, **kw), loop)
+    if args.resume:
+        summary = resume(out, task=task, executor=executor, budget=args.budget or None, quiet=args.quiet)
+    else:
+        summary = run(config, task=task, executor=executor)
     loop.sync_journal()
-    report = final_report(out)
-    print(report)
+    print(final_report(out))
     print(f"aira: run folder {out} (stop: {summary.stop_reason}); results.tsv, progress.png, report.md, "
           f"experiments/ (git)", file=sys.stderr)
     return 0

@@ -1,0 +1,77 @@
+"""The harness side, through the real sandbox: the kill at twice the budget, missing models, frozen files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import pytest
+
+from aira.agents.sandbox import isolation_mode
+from aira.tasks.autoresearch.data import stage_train
+from aira.tasks.autoresearch.evaluate import evaluate_script, frozen_hashes
+
+pytestmark = pytest.mark.skipif(isolation_mode() is None, reason="no namespaces here: the sandbox cannot run")
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_a_run_past_twice_the_budget_is_killed(corpus, cache_dir, tokens):
+    script = "import time\nwhile True:\n    time.sleep(0.05)\n"
+    t0 = time.monotonic()
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir, time_budget_s=0.5,
+                        startup_allowance_s=0.5)
+    wall = time.monotonic() - t0
+    assert r["status"] == "timed-out"
+    assert r["error"] == "killed after 1.5s: 2 x the 0.5s budget + 0.5s start-up allowance"
+    assert 1.5 <= r["train_wall_s"] < 1.5 + 3.0 and wall < 30
+    assert "metric" not in r
+
+
+def test_no_model_and_untrusted_summary(corpus, cache_dir, tokens):
+    # A script that trains nothing, saves nothing, and prints a fake metric in its summary.
+    script = "print('---')\nprint('metric: 0.001')\nprint('peak_memory_mb: 12')\n"
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir)
+    assert r["status"] == "crashed"
+    assert r["error"].startswith("train.py saved no model: end it with save_model(model, run)")
+    assert "metric" not in r and r["peak_memory_mb"] == 12.0
+
+
+def test_a_crash_reports_the_traceback(corpus, cache_dir, tokens):
+    r = evaluate_script(script="raise ValueError('bad idea')\n", preset="test", data=corpus, cache_dir=cache_dir)
+    assert r["status"] == "crashed" and r["error"].startswith("train.py failed (exit 1):")
+    assert "ValueError: bad idea" in r["error"]
+
+
+def test_frozen_files_and_data_stay_byte_identical(corpus, cache_dir, tokens):
+    train_dir = stage_train(tokens)
+    data_files = [tokens.root / f for f in ("train.bin", "val.bin", "heldout.bin", "tokenizer.json")]
+    before = {p: _sha(p) for p in data_files} | {"frozen": frozen_hashes()}
+    # The script tries to write the training tokens it can read, and to read the splits it must not.
+    script = (
+        "import os, pathlib\n"
+        "d = pathlib.Path(os.environ['AIRA_AR_DATA'])\n"
+        "print(sorted(p.name for p in d.iterdir()))\n"
+        "try:\n    open(d / 'train.bin', 'r+b').write(b'xx')\nexcept OSError as e:\n    print('write blocked', e)\n"
+        f"try:\n    open({str(tokens.root / 'val.bin')!r}, 'rb').read(1)\n    print('read val')\n"
+        "except OSError as e:\n    print('val blocked', e)\n"
+    )
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir, work_dir=str(cache_dir),
+                        job_id="frozen-check")
+    log = (tokens.root.parent / "frozen-check" / "run.log").read_text()
+    assert "['meta.json', 'train.bin']" in log and "write blocked" in log
+    if os.geteuid() == 0 and isolation_mode() == "root":
+        assert "val blocked" in log  # its own uid cannot read our cache (0700 above it, or private /tmp)
+    assert {p: _sha(p) for p in data_files} | {"frozen": frozen_hashes()} == before
+    assert r["status"] == "crashed"  # and it saved no model
+    assert (train_dir / "train.bin").stat().st_mode & 0o222 == 0
+
+
+def test_a_changed_frozen_file_fails_the_node(corpus, cache_dir):
+    sha = frozen_hashes() | {"prepare.py": "0" * 64}
+    r = evaluate_script(script="x = 1\n", preset="test", data=corpus, cache_dir=cache_dir, frozen_sha=sha)
+    assert r == {"status": "crashed", "error": "frozen file(s) changed since the run started: prepare.py",
+                 "seconds": r["seconds"]}
