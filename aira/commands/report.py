@@ -25,10 +25,15 @@ def register(sub) -> None:
 
 def _report(args) -> int:
     from aira.errors import UsageError
-    from aira.report import write_report
 
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
+    try:
+        import matplotlib  # noqa: F401 - the report's only optional dependency
+    except ImportError:
+        raise UsageError("aira report needs matplotlib: pip install 'aira[report]'") from None
+    from aira.report import write_report
+
     try:
         out = write_report(args.run, args.out, top=args.top)
     except OSError as e:  # an --out folder that cannot be written is the user's input, not a bug

@@ -169,7 +169,7 @@ def leaderboard_section(run: RunData, images: Images, *, top: int) -> Markup | N
                 fmt(n.selection_metric),
                 si(n.metrics.get("params")),
                 si(n.metrics.get("flops_per_token")),
-                Markup(f"<code>{esc(short(n.proposal))}</code>"),
+                _proposal_cell(n),
             )
         )
         attrs.append(
@@ -223,6 +223,13 @@ def leaderboard_section(run: RunData, images: Images, *, top: int) -> Markup | N
             "Search score of the top rows; bars are the spread over seeds, grey band the noise floor.",
         ),
     )
+
+
+def _proposal_cell(n: Node) -> Markup:
+    code = Markup(f"<code>{esc(short(n.proposal))}</code>")
+    if n.operator == "baseline" and n.idea:  # a named baseline (Llama-style, Composer's composites, ...)
+        return Markup(f"{esc(n.idea)}: {code}")
+    return code
 
 
 def curves_section(run: RunData, images: Images) -> Markup | None:

@@ -153,3 +153,67 @@ def test_study_folder_with_only_scaling(tmp_path, compose_run):
     page = parse(write_report(tmp_path).read_text())
     assert page.sections == ["overview", "scaling"]
     assert [i["data-name"] for i in page.images] == ["scaling"]
+
+
+def test_compose_metrics_llm_origin_and_costs_render(tmp_path):
+    from aira.agents.stats import NoiseFloor
+    from aira.agents.types import Node, Status
+    from aira.report import RunData, render
+
+    def n(i, metric, sel, **kw):
+        return Node(
+            id=f"n{i}",
+            agent=kw.pop("agent", "greedy:anthropic/claude-opus-4-5#0"),
+            operator=kw.pop("operator", "draft"),
+            status=Status.OK,
+            metric=metric,
+            selection_metric=sel,
+            created_at=i,
+            finished_at=i,
+            **kw,
+        )
+
+    nodes = [
+        n(0, 2.10, 2.12, operator="reference", agent="reference", proposal="AMAM"),
+        n(
+            1,
+            2.00,
+            2.01,
+            proposal="AAMM",
+            llm="anthropic/claude-opus-4-5",
+            cost_usd=0.12,
+            seconds=30.0,
+            metrics={
+                "params": 1_500_000,
+                "flops_per_token": 3.2e7,
+                "seed_metrics": [1.99, 2.01],
+                "seed_std": 0.0141,
+                "metric_name": "val_bpb",
+            },
+        ),
+        n(
+            2,
+            2.05,
+            2.06,
+            operator="baseline",
+            idea="llama-3.2 (AM alternation)",
+            proposal="AMAM",
+            agent="baselines:offline#1",
+        ),
+    ]
+    run = RunData(
+        run_dir=tmp_path,
+        config={"agents": ["greedy:anthropic/claude-opus-4-5"]},
+        info=TaskInfo(name="compose", lower_is_better=True),
+        nodes=nodes,
+        floor=NoiseFloor(n=3, mean=2.1, std=0.001, spread=0.002),
+    )
+    html = render(run, tmp_path / "img")
+    rows = {r["data-node"]: r["cells"] for r in parse(html).rows}
+    assert list(rows) == ["n1", "n2", "n0"]  # lower is better, by the selection split
+    assert rows["n1"][3] == "anthropic/claude-opus-4-5"
+    assert rows["n1"][5:10] == ["2", "± 0.0141 (2 seeds)", "2.01", "1.5M", "32M"]
+    assert rows["n2"][3] == "offline" and rows["n2"][10] == "llama-3.2 (AM alternation): AMAM"
+    assert "search val_bpb" in html and "lower is better" in html
+    assert "<td>$0.12</td>" in html and "<td>30.0</td>" in html
+    assert "were made by the offline agent" in html  # the baselines agent's one node
