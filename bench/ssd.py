@@ -78,6 +78,16 @@ def masked_form(fn: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
+def effective_chunk(dt, A, chunk: int) -> int:
+    """The chunk ssd_chunked runs at on CPU for these decays (it halves until they fit)."""
+    q = chunk
+    while q >= ssd_mod.MIN_FACTORED_CHUNK:
+        if ssd_mod._factor_range(dt, A, q) <= ssd_mod.FACTOR_LIMIT:
+            return q
+        q //= 2
+    return chunk  # masked form at the requested chunk
+
+
 def bench_scan(cfg: ModelConfig, args) -> None:
     print(f"\n(1) SSD forward, fp32: chunked (chunk {cfg.ssm_chunk}) vs step-by-step recurrence")
     print("(chunked = the factored form where decays allow, as here; masked = the general form)")
@@ -106,9 +116,12 @@ def bench_scan(cfg: ModelConfig, args) -> None:
         print(f"fused mamba_chunk_scan_combined vs chunked at L={max(args.lengths)}: "
               f"{t['chunked'][0] / t['fused'][0]:.1f}x faster")
 
-    print("\nchunk-size sweep, forward + backward of the scan (median ms; fastest marked *)")
     chunks = [16, 32, 64, 128, 256]
-    print(f"{'L':>6} " + " ".join(f"{'Q=' + str(q):>9}" for q in chunks))
+    x, dt, A, B, C = scan_inputs(cfg, 1, max(args.lengths), args.device)
+    ran = [effective_chunk(dt, A, q) for q in chunks]
+    print("\nchunk-size sweep, forward + backward of the scan (median ms; fastest marked *)")
+    print("requested chunk (chunk the factored form runs at, halved until these decays fit):")
+    print(f"{'L':>6} " + " ".join(f"{f'{q}({r})':>9}" for q, r in zip(chunks, ran)))
     for L in args.lengths:
         x, dt, A, B, C = scan_inputs(cfg, args.batch, L, args.device)
         x.requires_grad_()

@@ -21,6 +21,8 @@ per token for the decay mask, gates and norm, is left out, as FlopCounterMode le
     with Q = min(ssm_chunk, L) and c = ceil(L / Q) (the padded tail cQ - L is computed too): the C B^T
     scores (2gQN), the masked scores times the inputs (2QE: the chunk-length term), the chunk states
     and the state read-out (2EN each). The recurrence over chunks is elementwise (O(EN/Q) per token).
+    On CPU the scan may halve the chunk where decays are too large for its factored form (see
+    aira/models/ssd.py); that lowers the 2QE term, so the formula, at ssm_chunk, is an upper bound.
     torch.utils.flop_counter agrees on matmuls exactly, but it counts the backward of a depthwise
     conv as if it were dense (X times too much), so tests compare against 3x its forward conv count.
 """
