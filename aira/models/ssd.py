@@ -87,8 +87,12 @@ def ssd_chunked(
 
     Lengths that are not a multiple of the chunk are zero-padded: dt = 0 there means decay 1 and no
     input, so the padding changes neither the outputs kept nor the final state. A sequence shorter
-    than the chunk uses one chunk of its own length.
+    than the chunk uses one chunk of its own length. Half-precision inputs are computed in float32
+    (the decays need its range); y comes back in x's dtype, the final state in float32.
     """
+    out_dtype = x.dtype
+    work = torch.promote_types(x.dtype, torch.float32)
+    x, dt, A, B, C = (t.to(work) for t in (x, dt, A, B, C))
     b, l, h, p = x.shape
     g, n = B.shape[-2:]
     if h % g:
@@ -123,7 +127,7 @@ def ssd_chunked(
     else:
         y, final = _chunks_masked(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state)
     y = y.transpose(2, 3).reshape(b, c * Q, h, p)
-    return y[:, :l], final
+    return y[:, :l].to(out_dtype), final
 
 
 def ssd(

@@ -79,6 +79,16 @@ def test_bidirectional_sees_the_future_and_commutes_with_reversal():
     assert torch.allclose(m(x.flip(1)), y.flip(1), atol=1e-5)
 
 
+def test_bfloat16_layer_runs_and_stays_close():
+    torch.manual_seed(0)
+    m = Mamba2(CFG)
+    x = torch.randn(2, 40, CFG.d_model)
+    y32 = m(x)
+    y16 = m.to(torch.bfloat16)(x.bfloat16())
+    assert y16.dtype == torch.bfloat16
+    assert (y16.float() - y32).abs().max().item() < 0.05 * y32.abs().max().item()
+
+
 def test_gradients_flow_to_every_parameter():
     torch.manual_seed(0)
     m = Mamba2(CFG)
