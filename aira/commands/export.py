@@ -16,10 +16,17 @@ def register(sub) -> None:
     p.add_argument("--pattern", help="layer pattern, e.g. AMAMSMAM or (AM)x8")
     p.add_argument("--preset", help="model preset for --pattern (default: tiny)")
     p.add_argument("--config", metavar="JSON", help="an extrapolation JSON with 'pattern' and 'model_config'")
-    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary size (default: the preset's, or "
-                                                                "the checkpoint's)")
-    p.add_argument("--weights", metavar="CKPT", help="an aira checkpoint (.pt) or a model state dict; "
-                                                     "default: random init")
+    p.add_argument(
+        "--vocab-size",
+        type=int,
+        default=None,
+        help="vocabulary size (default: the preset's, or the checkpoint's)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="CKPT",
+        help="an aira checkpoint (.pt) or a model state dict; default: random init",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random init")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
@@ -32,11 +39,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.vocab_size is not None and args.vocab_size < 1:
         raise UsageError(f"--vocab-size must be positive, got {args.vocab_size}")
-    model = build_for_export(pattern=args.pattern, preset=args.preset, config_json=args.config,
-                             vocab_size=args.vocab_size, weights=args.weights, seed=args.seed)
+    model = build_for_export(
+        pattern=args.pattern,
+        preset=args.preset,
+        config_json=args.config,
+        vocab_size=args.vocab_size,
+        weights=args.weights,
+        seed=args.seed,
+    )
     out = export_model(model, args.out, overwrite=args.force)
     print(f"exported: {out}")
     print(f"pattern: {model.pattern}")
     print(f"params: {model.num_params()}")
-    print(f"weights: {'checkpoint ' + args.weights if args.weights else 'random init (seed %d)' % args.seed}")
+    print(f"weights: {args.weights if args.weights else f'random init (seed {args.seed})'}")
     return 0

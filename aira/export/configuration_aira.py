@@ -9,6 +9,8 @@ aliases, so tools such as lm-evaluation-harness find what they look for.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from transformers import PretrainedConfig
 
 # Pattern codes this modeling file implements (see modeling_aira.py).
@@ -17,7 +19,7 @@ SUPPORTED_CODES = "AMSW"
 
 class AiraConfig(PretrainedConfig):
     model_type = "aira_hybrid"
-    attribute_map = {
+    attribute_map: ClassVar[dict[str, str]] = {
         "hidden_size": "d_model",
         "num_attention_heads": "n_heads",
         "num_key_value_heads": "n_kv_heads",

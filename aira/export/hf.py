@@ -70,15 +70,19 @@ def hf_config(pattern: str, cfg) -> dict:
 def check_exportable(pattern: str, cfg) -> None:
     bad = sorted(set(pattern) - set(SUPPORTED_CODES))
     if bad:
-        raise UsageError(f"cannot export layer code(s) {', '.join(bad)}: the Hugging Face modeling file "
-                         f"implements {', '.join(SUPPORTED_CODES)} only")
+        raise UsageError(
+            f"cannot export layer code(s) {', '.join(bad)}: the Hugging Face modeling file "
+            f"implements {', '.join(SUPPORTED_CODES)} only"
+        )
     if not cfg.causal:
         raise UsageError("cannot export a bidirectional model (causal=False) as a causal LM")
 
 
 def export_state_dict(model) -> dict[str, torch.Tensor]:
     """The weights to write: fp32, contiguous, on CPU, without the tied head (no shared tensors)."""
-    state = {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in model.state_dict().items()
+    }
     if model.cfg.tie_embeddings:
         state.pop("lm_head.weight", None)
     return state
@@ -141,8 +145,10 @@ def build_for_export(
     elif "pattern" in meta and "model_config" in meta:
         pattern, cfg = meta["pattern"], ModelConfig(**meta["model_config"])
     else:
-        raise UsageError("give --pattern (with --preset), --config extrapolated.json, or --weights of an "
-                         "aira checkpoint that records its pattern")
+        raise UsageError(
+            "give --pattern (with --preset), --config extrapolated.json, or --weights of an "
+            "aira checkpoint that records its pattern"
+        )
     if vocab_size is not None:
         cfg = cfg.with_(vocab_size=vocab_size)
     elif state is not None and "embed.weight" in state:
@@ -158,13 +164,17 @@ def build_for_export(
             detail = next((ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln), str(e))
             raise UsageError(f"weights {weights} do not fit pattern {model.pattern}: {detail}") from None
         if missing or unexpected:
-            raise UsageError(f"weights {weights} do not fit pattern {model.pattern} at this config: "
-                             f"missing {_few(missing)}, unexpected {_few(unexpected)}")
+            raise UsageError(
+                f"weights {weights} do not fit pattern {model.pattern} at this config: "
+                f"missing {_few(missing)}, unexpected {_few(unexpected)}"
+            )
     return model
 
 
 def _few(keys: list[str]) -> str:
-    return "none" if not keys else ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+    return (
+        "none" if not keys else ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+    )
 
 
 def _read_config_json(path: Path):
@@ -178,8 +188,10 @@ def _read_config_json(path: Path):
     except json.JSONDecodeError as e:
         raise UsageError(f"config file {path} is not valid JSON: {e}") from None
     if not isinstance(data, dict) or "pattern" not in data or "model_config" not in data:
-        raise UsageError(f"config file {path} needs the keys 'pattern' and 'model_config' "
-                         "(as written by `aira compose extrapolate`)")
+        raise UsageError(
+            f"config file {path} needs the keys 'pattern' and 'model_config' "
+            "(as written by `aira compose extrapolate`)"
+        )
     try:
         cfg = ModelConfig(**data["model_config"])
     except TypeError as e:
@@ -188,10 +200,10 @@ def _read_config_json(path: Path):
 
 
 def _readme(config: dict, weights_name: str, n_params: int) -> str:
-    return f"""# aira hybrid model `{config['pattern']}`
+    return f"""# aira hybrid model `{config["pattern"]}`
 
-Exported by aira {config['aira_version']}: {config['num_hidden_layers']} layers (A attention, W sliding-window
-attention, M SwiGLU MLP, S Mamba-2), d_model {config['d_model']}, vocabulary {config['vocab_size']},
+Exported by aira {config["aira_version"]}: {config["num_hidden_layers"]} layers (A attention, W sliding-window
+attention, M SwiGLU MLP, S Mamba-2), d_model {config["d_model"]}, vocabulary {config["vocab_size"]},
 {n_params:,} parameters, weights in `{weights_name}`.
 
 ```python

@@ -21,6 +21,7 @@ positions and feed pad tokens into the Mamba state, so a left-padded attention m
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +36,9 @@ def rope_tables(seq_len: int, head_dim: int, theta: float, device, dtype) -> tup
     """cos, sin of shape (L, 1, h/2), computed in float64 then cast (as aira does)."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
     angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)
-    return angles.cos().to(device=device, dtype=dtype)[:, None, :], angles.sin().to(device=device, dtype=dtype)[
-        :, None, :
-    ]
+    return angles.cos().to(device=device, dtype=dtype)[:, None, :], angles.sin().to(
+        device=device, dtype=dtype
+    )[:, None, :]
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -187,7 +188,7 @@ class AiraBlock(nn.Module):
 class AiraForCausalLM(PreTrainedModel, GenerationMixin):
     config_class = AiraConfig
     base_model_prefix = "aira"
-    _no_split_modules = ["AiraBlock"]
+    _no_split_modules: ClassVar[list[str]] = ["AiraBlock"]
     main_input_name = "input_ids"
 
     def __init__(self, config: AiraConfig):
@@ -198,7 +199,9 @@ class AiraForCausalLM(PreTrainedModel, GenerationMixin):
         self.blocks = nn.ModuleList(AiraBlock(config, code) for code in config.pattern)
         self.norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
         # A tied head owns no weight of its own (so the saved state has no duplicate tensor).
-        self.lm_head = None if config.tie_embeddings else nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = (
+            None if config.tie_embeddings else nn.Linear(config.d_model, config.vocab_size, bias=False)
+        )
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -250,6 +253,8 @@ class AiraForCausalLM(PreTrainedModel, GenerationMixin):
             loss=loss, logits=logits, hidden_states=tuple(hidden) if hidden is not None else None
         )
 
-    def prepare_inputs_for_generation(self, input_ids: torch.LongTensor, attention_mask=None, **kwargs) -> dict:
+    def prepare_inputs_for_generation(
+        self, input_ids: torch.LongTensor, attention_mask=None, **kwargs
+    ) -> dict:
         # No cache: every step runs the whole sequence so far.
         return {"input_ids": input_ids, "attention_mask": attention_mask}

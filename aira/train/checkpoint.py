@@ -90,7 +90,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UsageError(f"checkpoint {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: say which, in one line
+    except Exception as e:  # a truncated or foreign file: say which, in one line
         raise UsageError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e
     if not isinstance(state, dict) or "model" not in state or "step" not in state:
         raise UsageError(f"{path} is not an aira training checkpoint (no 'model' / 'step')")
@@ -123,7 +123,7 @@ def read_model_weights(path: str | Path) -> tuple[dict, dict]:
         raise UsageError(f"weights file {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise UsageError(f"cannot read weights {path}: {type(e).__name__}: {e}") from e
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         meta = {k: obj[k] for k in ("pattern", "model_config", "step") if k in obj}

@@ -86,7 +86,9 @@ class _Dist:
 def _setup(device_name: str) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = (torch.cuda.is_available() and device_name in ("auto", "cuda")) or device_name.startswith("cuda:")
+    use_cuda = (torch.cuda.is_available() and device_name in ("auto", "cuda")) or device_name.startswith(
+        "cuda:"
+    )
     if device_name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"device {device_name!r} requested but CUDA is not available")
     if use_cuda:
@@ -107,7 +109,9 @@ def _open_data(cfg: PretrainConfig, d: _Dist):
         folder = Path(cfg.data).expanduser()
         if (folder / "meta.json").is_file():
             return str(folder)
-        return str(shards.prepare_text_data(cfg.data, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size).root)
+        return str(
+            shards.prepare_text_data(cfg.data, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size).root
+        )
 
     if d.world == 1:
         root = resolve()
@@ -177,8 +181,10 @@ def _total_steps(budget, tokens_per_step: int) -> int:
         return max(1, round(budget.amount))
     if budget.kind == "tokens":
         return max(1, math.ceil(budget.amount / tokens_per_step))
-    raise UsageError("pre-training needs a step or token budget (e.g. --budget 20000steps or 40B tokens), "
-                     "so that the LR schedule and --resume are exact")
+    raise UsageError(
+        "pre-training needs a step or token budget (e.g. --budget 20000steps or 40B tokens), "
+        "so that the LR schedule and --resume are exact"
+    )
 
 
 def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
@@ -209,14 +215,18 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
     lr = cfg.lr if cfg.lr is not None else preset.lr
 
     torch.manual_seed(cfg.seed)
-    model = build_model(pattern, preset.model, vocab_size=data.vocab_size, max_seq_len=seq_len,
-                        **cfg.overrides).to(d.device)
+    model = build_model(
+        pattern, preset.model, vocab_size=data.vocab_size, max_seq_len=seq_len, **cfg.overrides
+    ).to(d.device)
     mcfg = asdict(model.cfg)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": preset.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95), fused=d.device.type == "cuda")
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": preset.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.95),
+        fused=d.device.type == "cuda",
+    )
 
     start, losses, resumed_from = 0, [], None
     ckpt = latest_checkpoint(cfg.ckpt_dir) if cfg.resume else None
@@ -225,8 +235,10 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
     if ckpt is not None:
         state = load_checkpoint(ckpt)
         if state.get("pattern") != pattern or state.get("model_config") != mcfg:
-            raise UsageError(f"checkpoint {ckpt} is for another model (pattern {state.get('pattern')!r}); "
-                             "use the same --pattern, --preset and data")
+            raise UsageError(
+                f"checkpoint {ckpt} is for another model (pattern {state.get('pattern')!r}); "
+                "use the same --pattern, --preset and data"
+            )
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, losses, resumed_from = state["step"], list(state.get("losses", [])), str(ckpt)
@@ -238,40 +250,56 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
     step_model = torch.compile(model) if cfg.compile else model
     if d.world > 1:
         step_model = torch.nn.parallel.DistributedDataParallel(
-            step_model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if d.device.type == "cuda"
-                else contextlib.nullcontext())
+            step_model, device_ids=[d.device.index] if d.device.type == "cuda" else None
+        )
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if d.device.type == "cuda" else contextlib.nullcontext()
+    )
 
     def save(step: int) -> Path | None:
         rngs = _gather(_rng_state(d.device), d)  # every rank takes part; rank 0 writes
         path = None
         if d.main:
-            path = save_checkpoint(cfg.ckpt_dir, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rngs, "losses": losses,
-                "pattern": pattern, "model_config": mcfg, "preset": preset.name, "train_config": asdict(cfg),
-                "world_size": d.world, "data": str(data.root),
-            }, step, keep=cfg.keep_ckpts)
+            path = save_checkpoint(
+                cfg.ckpt_dir,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "rng": rngs,
+                    "losses": losses,
+                    "pattern": pattern,
+                    "model_config": mcfg,
+                    "preset": preset.name,
+                    "train_config": asdict(cfg),
+                    "world_size": d.world,
+                    "data": str(data.root),
+                },
+                step,
+                keep=cfg.keep_ckpts,
+            )
             say(f"checkpoint: {path}")
         if d.world > 1:
             dist.barrier()
         return path
 
     n_params = count_params(pattern, model.cfg)
-    say(f"pretrain {pattern} ({n_params:,} params) on {data.root}: {d.world} process(es) on {d.device}, "
-        f"{total} steps x {batch} x {seq_len} tokens, micro-batch {micro} x {accum}, warmup {warmup}")
+    say(
+        f"pretrain {pattern} ({n_params:,} params) on {data.root}: {d.world} process(es) on {d.device}, "
+        f"{total} steps x {batch} x {seq_len} tokens, micro-batch {micro} x {accum}, warmup {warmup}"
+    )
     model.train()
     last_ckpt, t0, t_log, done_tokens = None, time.time(), time.time(), 0
     for step in range(start, total):
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(step / total, cfg.schedule, warmup / total, cfg.min_lr_frac)
-        starts = step_windows(len(tokens), seq_len, batch, cfg.seed, step)[d.rank * per_rank:][:per_rank]
+        starts = step_windows(len(tokens), seq_len, batch, cfg.seed, step)[d.rank * per_rank :][:per_rank]
         opt.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=d.device)
         for i in range(accum):
-            x, y = _windows(tokens, starts[i * micro:(i + 1) * micro], seq_len)
+            x, y = _windows(tokens, starts[i * micro : (i + 1) * micro], seq_len)
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             sync = i == accum - 1 or d.world == 1
-            with (contextlib.nullcontext() if sync else step_model.no_sync()), autocast:
+            with contextlib.nullcontext() if sync else step_model.no_sync(), autocast:
                 _, loss = step_model(x, y)
                 (loss / accum).backward()
             loss_sum += loss.detach().float()
@@ -282,13 +310,17 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
             dist.all_reduce(loss_sum)
         step_loss = float(loss_sum) / (accum * d.world)
         if not math.isfinite(step_loss):
-            raise RuntimeError(f"loss became {step_loss} at step {step + 1}; lower --lr or resume from a checkpoint")
+            raise RuntimeError(
+                f"loss became {step_loss} at step {step + 1}; lower --lr or resume from a checkpoint"
+            )
         losses.append(step_loss)
         done_tokens += batch * seq_len
         if (step + 1) % max(1, cfg.log_every) == 0 or step + 1 == total:
             rate = done_tokens / max(time.time() - t0, 1e-9)
-            say(f"step {step + 1}/{total} | loss {step_loss:.4f} | lr {opt.param_groups[0]['lr']:.3g} | "
-                f"{rate:,.0f} tok/s | {time.time() - t_log:.1f}s")
+            say(
+                f"step {step + 1}/{total} | loss {step_loss:.4f} | lr {opt.param_groups[0]['lr']:.3g} | "
+                f"{rate:,.0f} tok/s | {time.time() - t_log:.1f}s"
+            )
             t_log = time.time()
         if cfg.ckpt_dir and cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0:
             last_ckpt = save(step + 1)
@@ -297,17 +329,31 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
         last_ckpt = save(total)  # the end, unless the periodic save just wrote it
     last_ckpt = last_ckpt or ckpt
 
-    val_loss = _evaluate(model, data, seq_len, per_rank, cfg.eval_tokens, d.device, autocast) if d.main else None
+    val_loss = (
+        _evaluate(model, data, seq_len, per_rank, cfg.eval_tokens, d.device, autocast) if d.main else None
+    )
     if d.world > 1:
         dist.barrier()
     return {
-        "status": "ok", "pattern": pattern, "preset": preset.name, "params": n_params,
-        "steps": total, "steps_this_run": total - start, "tokens": total * batch * seq_len,
-        "final_loss": losses[-1] if losses else None, "val_loss": val_loss, "losses": losses,
-        "tokens_per_s": done_tokens / max(train_seconds, 1e-9), "wall_s": train_seconds,
-        "world_size": d.world, "device": str(d.device), "dtype": "bf16" if d.device.type == "cuda" else "fp32",
-        "checkpoint": str(last_ckpt) if last_ckpt else None, "resumed_from": resumed_from,
-        "data": str(data.root), "seed": cfg.seed,
+        "status": "ok",
+        "pattern": pattern,
+        "preset": preset.name,
+        "params": n_params,
+        "steps": total,
+        "steps_this_run": total - start,
+        "tokens": total * batch * seq_len,
+        "final_loss": losses[-1] if losses else None,
+        "val_loss": val_loss,
+        "losses": losses,
+        "tokens_per_s": done_tokens / max(train_seconds, 1e-9),
+        "wall_s": train_seconds,
+        "world_size": d.world,
+        "device": str(d.device),
+        "dtype": "bf16" if d.device.type == "cuda" else "fp32",
+        "checkpoint": str(last_ckpt) if last_ckpt else None,
+        "resumed_from": resumed_from,
+        "data": str(data.root),
+        "seed": cfg.seed,
     }
 
 
@@ -329,14 +375,32 @@ def _evaluate(model, data, seq_len: int, batch: int, max_tokens: int, device, au
     return nats / count
 
 
-SUMMARY_KEYS = ("status", "pattern", "preset", "params", "steps", "steps_this_run", "tokens", "final_loss",
-                "val_loss", "tokens_per_s", "wall_s", "world_size", "device", "dtype", "checkpoint",
-                "resumed_from", "data")
+SUMMARY_KEYS = (
+    "status",
+    "pattern",
+    "preset",
+    "params",
+    "steps",
+    "steps_this_run",
+    "tokens",
+    "final_loss",
+    "val_loss",
+    "tokens_per_s",
+    "wall_s",
+    "world_size",
+    "device",
+    "dtype",
+    "checkpoint",
+    "resumed_from",
+    "data",
+)
 
 
 def format_summary(result: dict) -> str:
-    return "\n".join(f"{k}: {f'{v:.6g}' if isinstance(v, float) else v}" for k, v in
-                     ((k, result.get(k)) for k in SUMMARY_KEYS))
+    return "\n".join(
+        f"{k}: {f'{v:.6g}' if isinstance(v, float) else v}"
+        for k, v in ((k, result.get(k)) for k in SUMMARY_KEYS)
+    )
 
 
 def run_cli(args) -> int:
@@ -344,14 +408,30 @@ def run_cli(args) -> int:
     import json
 
     if not args.data:
-        raise UsageError("data-parallel pre-training (under torchrun, or with --ckpt-dir / --resume) needs "
-                         "--data: a folder prepared by aira.data.shards or a corpus to prepare")
-    cfg = PretrainConfig(pattern=args.pattern, preset=args.preset, data=args.data, budget=args.budget,
-                         seed=args.seed, lr=args.lr, batch_size=args.batch_size,
-                         micro_batch=getattr(args, "micro_batch", None), seq_len=args.seq_len,
-                         schedule=args.schedule, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-                         ckpt_dir=args.ckpt_dir, ckpt_every=args.ckpt_every or 0, resume=args.resume,
-                         device=args.device, compile=args.compile, threads=args.threads)
+        raise UsageError(
+            "data-parallel pre-training (under torchrun, or with --ckpt-dir / --resume) needs "
+            "--data: a folder prepared by aira.data.shards or a corpus to prepare"
+        )
+    cfg = PretrainConfig(
+        pattern=args.pattern,
+        preset=args.preset,
+        data=args.data,
+        budget=args.budget,
+        seed=args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        micro_batch=getattr(args, "micro_batch", None),
+        seq_len=args.seq_len,
+        schedule=args.schedule,
+        tokenizer=args.tokenizer,
+        vocab_size=args.vocab_size,
+        ckpt_dir=args.ckpt_dir,
+        ckpt_every=args.ckpt_every or 0,
+        resume=args.resume,
+        device=args.device,
+        compile=args.compile,
+        threads=args.threads,
+    )
     try:
         result = pretrain(cfg, log=lambda m: print(m, file=sys.stderr, flush=True))
     finally:

@@ -29,8 +29,10 @@ def test_folder_holds_config_code_and_every_weight(tmp_path):
     out = export_model(model, tmp_path / "m")
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model_type"] == "aira_hybrid"
-    assert cfg["auto_map"] == {"AutoConfig": "configuration_aira.AiraConfig",
-                               "AutoModelForCausalLM": "modeling_aira.AiraForCausalLM"}
+    assert cfg["auto_map"] == {
+        "AutoConfig": "configuration_aira.AiraConfig",
+        "AutoModelForCausalLM": "modeling_aira.AiraForCausalLM",
+    }
     assert cfg["pattern"] == "AMSW" and cfg["num_hidden_layers"] == 4
     for f in dataclasses.fields(ModelConfig):  # every ModelConfig field, with its value
         assert cfg[f.name] == getattr(model.cfg, f.name), f.name
@@ -79,8 +81,16 @@ def test_export_a_checkpoint_uses_its_pattern_config_and_weights(tmp_path):
     torch.manual_seed(1)
     cfg = resolve_config("tiny", vocab_size=50, max_seq_len=32)
     model = build_model("SMAW", cfg)
-    save_checkpoint(tmp_path / "ck", {"model": model.state_dict(), "optimizer": {}, "pattern": "SMAW",
-                                      "model_config": dataclasses.asdict(cfg)}, 7)
+    save_checkpoint(
+        tmp_path / "ck",
+        {
+            "model": model.state_dict(),
+            "optimizer": {},
+            "pattern": "SMAW",
+            "model_config": dataclasses.asdict(cfg),
+        },
+        7,
+    )
     out = tmp_path / "m"
     assert main(["export", "--weights", str(tmp_path / "ck" / "step_00000007.pt"), "--out", str(out)]) == 0
     written = json.loads((out / "config.json").read_text())
@@ -118,8 +128,18 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
         (["export", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "o")], "model_config"),
         (["export", "--config", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")], "does not exist"),
         (["export", "--pattern", "AQ", "--out", str(tmp_path / "o")], "invalid layer pattern"),
-        (["export", "--pattern", "AM", "--weights", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")],
-         "does not exist"),
+        (
+            [
+                "export",
+                "--pattern",
+                "AM",
+                "--weights",
+                str(tmp_path / "nope.pt"),
+                "--out",
+                str(tmp_path / "o"),
+            ],
+            "does not exist",
+        ),
     ]:
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()

@@ -6,17 +6,19 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder only: never the network
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install aira[hf])")
+transformers = pytest.importorskip(
+    "transformers", reason="transformers is not installed (pip install aira[hf])"
+)
 
-from aira.export.hf import export_model  # noqa: E402
-from aira.models import build_model  # noqa: E402
+from aira.export.hf import export_model
+from aira.models import build_model
 
 # A mixed pattern at widths where every path runs: several SSD chunks with a padded tail (chunk 8,
 # L = 21), a window shorter than the sequence (W), grouped kv heads, and in the second setting an
 # untied head, plain multi-head attention and two SSM groups.
 SETTINGS = {
-    "tied-gqa": dict(n_kv_heads=2, ssm_chunk=8, window=5),
-    "untied-groups": dict(n_kv_heads=4, ssm_chunk=8, window=5, ssm_groups=2, tie_embeddings=False),
+    "tied-gqa": {"n_kv_heads": 2, "ssm_chunk": 8, "window": 5},
+    "untied-groups": {"n_kv_heads": 4, "ssm_chunk": 8, "window": 5, "ssm_groups": 2, "tie_embeddings": False},
 }
 PATTERN = "AMSWSMA"
 L = 21
@@ -63,8 +65,9 @@ def test_loss_follows_the_hf_label_convention(pair):
 def test_greedy_generate_matches_aira_step_by_step(pair):
     ref, hf = pair
     prompt = torch.randint(0, 101, (1, 6), generator=torch.Generator().manual_seed(3))
-    out = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=5, do_sample=False,
-                      pad_token_id=0)
+    out = hf.generate(
+        prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=5, do_sample=False, pad_token_id=0
+    )
     seq = prompt
     with torch.no_grad():
         for _ in range(5):
@@ -73,7 +76,7 @@ def test_greedy_generate_matches_aira_step_by_step(pair):
 
 
 def test_right_padding_is_harmless_and_left_padding_refused(pair):
-    ref, hf = pair
+    _, hf = pair
     idx = torch.randint(1, 101, (1, 10), generator=torch.Generator().manual_seed(4))
     padded = torch.cat([idx, torch.zeros(1, 4, dtype=torch.long)], dim=1)
     mask = torch.cat([torch.ones(1, 10), torch.zeros(1, 4)], dim=1).long()

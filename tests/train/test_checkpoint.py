@@ -1,5 +1,6 @@
 """Checkpoints: atomic writes, the `latest` pointer, pruning, clear errors, and exact in-process resume."""
 
+import pickle
 import random
 
 import numpy as np
@@ -31,7 +32,11 @@ def test_save_points_latest_and_prunes_old(tmp_path):
         assert latest_checkpoint(tmp_path) == path
     assert sorted(p.name for p in tmp_path.glob("step_*.pt")) == ["step_00000030.pt", "step_00000040.pt"]
     state = load_checkpoint(latest_checkpoint(tmp_path))
-    assert state["step"] == 40 and state["format"] == 1 and torch.equal(state["model"]["w"], torch.full((3,), 40.0))
+    assert (
+        state["step"] == 40
+        and state["format"] == 1
+        and torch.equal(state["model"]["w"], torch.full((3,), 40.0))
+    )
 
 
 def test_latest_falls_back_to_the_highest_step_file(tmp_path):
@@ -47,7 +52,7 @@ def test_latest_falls_back_to_the_highest_step_file(tmp_path):
 
 def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path):
     good = save_checkpoint(tmp_path, _state(1), 10)
-    with pytest.raises(Exception):  # a lambda cannot be pickled: torch.save fails mid-write
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # a local lambda cannot be pickled
         save_checkpoint(tmp_path, {**_state(2), "bad": lambda: 0}, 20)
     assert latest_checkpoint(tmp_path) == good
     assert sorted(p.name for p in tmp_path.iterdir()) == [LATEST, good.name]  # no temporary left behind
@@ -79,16 +84,26 @@ def test_wrapper_prefixes_are_removed():
 def byte_data(tmp_path_factory):
     """A small corpus as a prepared byte-token folder (what --data points at)."""
     rng = random.Random(0)
-    words = "the quick brown fox jumps over a lazy dog and runs far into green hills".split()
+    words = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "runs", "far", "hills")
     root = tmp_path_factory.mktemp("data")
-    (root / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words) for _ in range(12))
-                                               for _ in range(1500)))
+    (root / "corpus.txt").write_text(
+        "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(1500))
+    )
     return prepare_text_data(str(root / "corpus.txt"), tokenizer="bytes", cache_dir=root / "cache").root
 
 
 def _cfg(data, **kw) -> PretrainConfig:
-    base = dict(pattern="AMSW", preset="tiny", data=str(data), budget="12steps", batch_size=4, seq_len=32,
-                threads=1, log_every=100, eval_tokens=256)
+    base = {
+        "pattern": "AMSW",
+        "preset": "tiny",
+        "data": str(data),
+        "budget": "12steps",
+        "batch_size": 4,
+        "seq_len": 32,
+        "threads": 1,
+        "log_every": 100,
+        "eval_tokens": 256,
+    }
     return PretrainConfig(**{**base, **kw})
 
 
@@ -99,8 +114,9 @@ def test_in_process_resume_equals_an_uninterrupted_run(tmp_path, byte_data):
     final = load_checkpoint(tmp_path / "a" / "step_00000012.pt")
     # Interrupt after step 6: the run's newest checkpoint is the one at step 6.
     (tmp_path / "a" / "step_00000012.pt").unlink()
-    resumed = pretrain(_cfg(byte_data, ckpt_dir=str(tmp_path / "a"), ckpt_every=6, resume=True),
-                       log=lambda *_: None)
+    resumed = pretrain(
+        _cfg(byte_data, ckpt_dir=str(tmp_path / "a"), ckpt_every=6, resume=True), log=lambda *_: None
+    )
     assert resumed["resumed_from"].endswith("step_00000006.pt") and resumed["steps_this_run"] == 6
     assert resumed["losses"] == straight["losses"]
     again = load_checkpoint(tmp_path / "a" / "step_00000012.pt")
@@ -118,5 +134,7 @@ def test_gradient_accumulation_gives_the_same_run(byte_data):
 def test_resume_refuses_another_model(tmp_path, byte_data):
     pretrain(_cfg(byte_data, budget="2steps", ckpt_dir=str(tmp_path)), log=lambda *_: None)
     with pytest.raises(UsageError, match="another model"):
-        pretrain(_cfg(byte_data, pattern="AMAM", budget="4steps", ckpt_dir=str(tmp_path), resume=True),
-                 log=lambda *_: None)
+        pretrain(
+            _cfg(byte_data, pattern="AMAM", budget="4steps", ckpt_dir=str(tmp_path), resume=True),
+            log=lambda *_: None,
+        )

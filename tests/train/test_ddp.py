@@ -24,8 +24,24 @@ from aira.train.checkpoint import load_checkpoint
 from aira.train.ddp import PretrainConfig, _plan, pretrain, step_windows
 
 ROOT = Path(__file__).resolve().parents[2]
-ARGS = ["--pattern", "AMSW", "--preset", "tiny", "--budget", "20steps", "--batch-size", "4", "--seq-len", "32",
-        "--threads", "1", "--device", "cpu", "--ckpt-every", "10"]
+ARGS = [
+    "--pattern",
+    "AMSW",
+    "--preset",
+    "tiny",
+    "--budget",
+    "20steps",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "32",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--ckpt-every",
+    "10",
+]
 
 
 def _free_port() -> int:
@@ -35,11 +51,24 @@ def _free_port() -> int:
 
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "aira", "train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "aira",
+        "train",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     env.pop("WORLD_SIZE", None)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -47,10 +76,11 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def byte_data(tmp_path_factory):
     rng = random.Random(0)
-    words = "the quick brown fox jumps over a lazy dog and runs far into green hills".split()
+    words = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "runs", "far", "hills")
     root = tmp_path_factory.mktemp("data")
-    (root / "corpus.txt").write_text("\n".join(" ".join(rng.choice(words) for _ in range(12))
-                                               for _ in range(1500)))
+    (root / "corpus.txt").write_text(
+        "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(1500))
+    )
     return prepare_text_data(str(root / "corpus.txt"), tokenizer="bytes", cache_dir=root / "cache").root
 
 
@@ -79,7 +109,9 @@ def test_resume_on_two_processes_equals_the_uninterrupted_run(straight, byte_dat
     ck = work / "ck2"
     ck.mkdir()
     shutil.copy(work / "ck" / "step_00000010.pt", ck)  # a job stopped between steps 10 and 20
-    proc = _torchrun([*ARGS, "--data", str(byte_data), "--ckpt-dir", str(ck), "--resume", "--json", "r2.json"], work)
+    proc = _torchrun(
+        [*ARGS, "--data", str(byte_data), "--ckpt-dir", str(ck), "--resume", "--json", "r2.json"], work
+    )
     resumed = json.loads((work / "r2.json").read_text())
     assert "resumed from" in proc.stderr and resumed["steps_this_run"] == 10
     assert np.allclose(resumed["losses"], result["losses"], atol=1e-6, rtol=0)
@@ -91,8 +123,19 @@ def test_resume_on_two_processes_equals_the_uninterrupted_run(straight, byte_dat
 def test_the_run_does_not_depend_on_the_number_of_processes(straight, byte_data):
     # Each step's global batch is fixed by (seed, step); ranks split it. One process, same numbers.
     _, result, _ = straight
-    one = pretrain(PretrainConfig(pattern="AMSW", preset="tiny", data=str(byte_data), budget="20steps",
-                                  batch_size=4, seq_len=32, threads=1, eval_tokens=0), log=lambda *_: None)
+    one = pretrain(
+        PretrainConfig(
+            pattern="AMSW",
+            preset="tiny",
+            data=str(byte_data),
+            budget="20steps",
+            batch_size=4,
+            seq_len=32,
+            threads=1,
+            eval_tokens=0,
+        ),
+        log=lambda *_: None,
+    )
     assert np.allclose(one["losses"], result["losses"], atol=1e-4, rtol=0)
 
 
@@ -123,6 +166,16 @@ def test_bad_pretraining_input_is_one_line(tmp_path, byte_data, capsys):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (bf16 autocast, nccl)")
 def test_cuda_single_process_run(byte_data):
-    r = pretrain(PretrainConfig(pattern="AMSW", preset="tiny", data=str(byte_data), budget="5steps",
-                                batch_size=4, seq_len=32, device="cuda"), log=lambda *_: None)
+    r = pretrain(
+        PretrainConfig(
+            pattern="AMSW",
+            preset="tiny",
+            data=str(byte_data),
+            budget="5steps",
+            batch_size=4,
+            seq_len=32,
+            device="cuda",
+        ),
+        log=lambda *_: None,
+    )
     assert r["dtype"] == "bf16" and all(np.isfinite(r["losses"]))
