@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -27,6 +28,12 @@ def register(sub) -> None:
         metavar="CKPT",
         help="an aira checkpoint (.pt) or a model state dict; default: random init",
     )
+    p.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="also write this aira tokenizer (tokenizer.json or a prepared data folder); default: the "
+        "data folder a pre-training checkpoint names, if it has one",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random init")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.vocab_size is not None and args.vocab_size < 1:
         raise UsageError(f"--vocab-size must be positive, got {args.vocab_size}")
-    model = build_for_export(
+    model, meta = build_for_export(
         pattern=args.pattern,
         preset=args.preset,
         config_json=args.config,
@@ -47,9 +54,13 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         seed=args.seed,
     )
-    out = export_model(model, args.out, overwrite=args.force)
+    tokenizer = args.tokenizer
+    if tokenizer is None and meta.get("data") and (Path(meta["data"]) / "tokenizer.json").is_file():
+        tokenizer = meta["data"]
+    out = export_model(model, args.out, tokenizer=tokenizer, overwrite=args.force)
     print(f"exported: {out}")
     print(f"pattern: {model.pattern}")
     print(f"params: {model.num_params()}")
     print(f"weights: {args.weights if args.weights else f'random init (seed {args.seed})'}")
+    print(f"tokenizer: {tokenizer or 'none (give --tokenizer to add one)'}")
     return 0

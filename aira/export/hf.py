@@ -100,8 +100,13 @@ def write_weights(state: dict[str, torch.Tensor], out: Path) -> Path:
     return path
 
 
-def export_model(model, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write HybridLM `model` as a Hugging Face model folder at `out`; returns the folder."""
+def export_model(
+    model, out: str | Path, *, tokenizer: str | Path | None = None, overwrite: bool = False
+) -> Path:
+    """Write HybridLM `model` as a Hugging Face model folder at `out`; returns the folder.
+
+    tokenizer: an aira tokenizer.json or a prepared data folder; written as a Hugging Face tokenizer.
+    """
     out = Path(out)
     pattern = model.pattern
     check_exportable(pattern, model.cfg)
@@ -112,6 +117,12 @@ def export_model(model, out: str | Path, *, overwrite: bool = False) -> Path:
     for name in CODE_FILES:
         shutil.copyfile(here / name, out / name)
     config = hf_config(pattern, model.cfg)
+    if tokenizer is not None:
+        from aira.export.tokenizer import write_tokenizer
+
+        config.update(
+            write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len)
+        )
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = write_weights(export_state_dict(model), out)
     (out / "README.md").write_text(_readme(config, weights.name, model.num_params()))
@@ -130,7 +141,8 @@ def build_for_export(
     """A HybridLM from a pattern + preset, or an extrapolation JSON, or a checkpoint's own config.
 
     With `weights` (an aira checkpoint or a bare state dict) the model takes those weights, else it
-    keeps its random init (seeded).
+    keeps its random init (seeded). Returns (model, meta): what the checkpoint recorded besides weights
+    (pattern, model_config, step, data folder), empty without one.
     """
     from aira.models import HybridLM, ModelConfig, resolve_config
     from aira.train.checkpoint import read_model_weights
@@ -168,7 +180,7 @@ def build_for_export(
                 f"weights {weights} do not fit pattern {model.pattern} at this config: "
                 f"missing {_few(missing)}, unexpected {_few(unexpected)}"
             )
-    return model
+    return model, meta
 
 
 def _few(keys: list[str]) -> str:

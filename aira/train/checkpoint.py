@@ -116,7 +116,8 @@ def unwrap_state_dict(state_dict: dict) -> dict:
 def read_model_weights(path: str | Path) -> tuple[dict, dict]:
     """(model state dict, meta) from an aira checkpoint or a bare state-dict file.
 
-    meta holds "pattern" and "model_config" when the checkpoint stored them (aira's trainers do).
+    meta holds "pattern", "model_config", "step" and "data" (the token-data folder) when the checkpoint
+    stored them (aira's pre-training loop does).
     """
     path = Path(path)
     if not path.is_file():
@@ -126,7 +127,7 @@ def read_model_weights(path: str | Path) -> tuple[dict, dict]:
     except Exception as e:
         raise UsageError(f"cannot read weights {path}: {type(e).__name__}: {e}") from e
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        meta = {k: obj[k] for k in ("pattern", "model_config", "step") if k in obj}
+        meta = {k: obj[k] for k in ("pattern", "model_config", "step", "data") if k in obj}
         return unwrap_state_dict(obj["model"]), meta
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         return unwrap_state_dict(obj), {}

@@ -99,10 +99,41 @@ def test_export_a_checkpoint_uses_its_pattern_config_and_weights(tmp_path):
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items() if k != "lm_head.weight")
 
 
+def test_a_pretraining_checkpoint_brings_its_tokenizer(tmp_path):
+    from aira.data.shards import prepare_text_data
+
+    (tmp_path / "c.txt").write_text("one two three\n" * 400)
+    data = prepare_text_data(str(tmp_path / "c.txt"), tokenizer="bytes", cache_dir=tmp_path / "cache")
+    cfg = resolve_config("tiny", vocab_size=data.vocab_size)
+    model = build_model("AM", cfg)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": {},
+        "pattern": "AM",
+        "data": str(data.root),
+        "model_config": dataclasses.asdict(cfg),
+    }
+    save_checkpoint(tmp_path / "ck", state, 3)
+    out = tmp_path / "m"
+    assert main(["export", "--weights", str(tmp_path / "ck" / "step_00000003.pt"), "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["eos_token_id"] == 256  # bytes, then <|endoftext|>
+    tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert tok_cfg["eos_token"] == "<|endoftext|>" and tok_cfg["model_max_length"] == cfg.max_seq_len
+    from tokenizers import Tokenizer
+
+    hf_tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    text = "naïve € 😀 <tag>\n\ttabs  "
+    assert hf_tok.encode(text).ids == data.tokenizer.encode(text)
+    small = build_model("AM", "tiny", vocab_size=100)
+    with pytest.raises(UsageError, match="more than the model's vocabulary"):
+        export_model(small, tmp_path / "small", tokenizer=data.root)
+
+
 def test_bare_state_dict_with_ddp_prefixes_loads(tmp_path):
     model = build_model("AM", "tiny", vocab_size=40)
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "w.pt")
-    again = build_for_export(pattern="AM", preset="tiny", weights=tmp_path / "w.pt", seed=123)
+    again, meta = build_for_export(pattern="AM", preset="tiny", weights=tmp_path / "w.pt", seed=123)
+    assert meta == {}  # a bare state dict records nothing else
     assert again.cfg.vocab_size == 40  # taken from the weights
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
 

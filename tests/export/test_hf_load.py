@@ -1,5 +1,6 @@
 """An exported folder loads with AutoModelForCausalLM (local, offline) and computes what aira computes."""
 
+import json
 import os
 
 import pytest
@@ -95,3 +96,23 @@ def test_config_reads_back_with_hf_names(pair):
     assert (c.hidden_size, c.num_attention_heads, c.num_key_value_heads) == (64, 4, ref.cfg.n_kv_heads)
     assert c.num_hidden_layers == len(PATTERN) and c.max_position_embeddings == ref.cfg.max_seq_len
     assert sum(p.numel() for p in hf.parameters()) == ref.num_params()
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bpe"])
+def test_autotokenizer_reads_the_exported_tokenizer(kind, tmp_path):
+    from aira.data.shards import prepare_text_data
+
+    (tmp_path / "c.txt").write_text("the cat sat on the mat; the dog ate the hat.\n" * 300)
+    data = prepare_text_data(
+        str(tmp_path / "c.txt"), tokenizer=kind, vocab_size=300, cache_dir=tmp_path / "c"
+    )
+    model = build_model("AM", "tiny", vocab_size=data.vocab_size)
+    folder = export_model(model, tmp_path / "m", tokenizer=data.root)
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True)
+    text = "the cat ate the mat € 😀\n  x"
+    ids = tok(text)["input_ids"]
+    assert ids == data.tokenizer.encode(text)  # no BOS / EOS added, same ids as aira
+    assert tok.decode(ids) == text
+    eos = json.loads((folder / "config.json").read_text())["eos_token_id"]
+    assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == eos
+    assert data.tokenizer.token_bytes(eos) == b""  # aira's special token, not text

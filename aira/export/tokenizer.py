@@ -1,0 +1,82 @@
+"""Put aira's tokenizer into an exported folder, so `AutoTokenizer.from_pretrained(folder)` works.
+
+lm-evaluation-harness (and most Hugging Face tooling) loads the tokenizer from the model folder. aira's
+tokenizers (aira/data/tokenizer.py) are already `tokenizers`-library objects or plain bytes:
+  - BPE: its saved JSON is a `tokenizers` file plus an "aira_kind" key; written back without that key.
+  - bytes: rebuilt as a byte-level BPE with no merges whose 256 base tokens have ids 0..255 in byte
+    order (the byte-level alphabet maps each byte to one printable character), so every UTF-8 byte
+    encodes to its own value, then the special tokens at 256, ... as aira numbers them.
+Both get a `tokenizer_config.json` naming PreTrainedTokenizerFast, with <|endoftext|> as eos token and
+no BOS added, so ids equal aira's `encode` (tests/export checks it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aira.errors import UsageError
+
+EOT = "<|endoftext|>"
+
+
+def find_tokenizer_file(source: str | Path) -> Path:
+    """An aira tokenizer.json, given the file or a prepared data folder (aira.data.shards) holding it."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / "tokenizer.json"
+    if not path.is_file():
+        raise UsageError(f"no aira tokenizer at {source} (give tokenizer.json or a prepared data folder)")
+    return path
+
+
+def _hf_tokenizer_json(saved: dict) -> tuple[str, list[str], int]:
+    """(tokenizers JSON text, special tokens, vocabulary size) from aira's saved tokenizer dict."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    kind = saved.get("aira_kind")
+    if kind == "bpe":
+        data = {k: v for k, v in saved.items() if k != "aira_kind"}
+        tok = Tokenizer.from_str(json.dumps(data))
+        specials = [t.content for t in tok.get_added_tokens_decoder().values()]
+        return json.dumps(data), specials, tok.get_vocab_size(with_added_tokens=True)
+    if kind == "bytes":
+        from aira.data.tokenizer import _char_to_byte
+
+        vocab = {char: byte for char, byte in _char_to_byte().items()}
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+        tok.decoder = decoders.ByteLevel()
+        specials = list(saved.get("specials", []))
+        tok.add_special_tokens(specials)
+        return tok.to_str(), specials, tok.get_vocab_size(with_added_tokens=True)
+    raise UsageError(f"unknown aira tokenizer kind {kind!r}")
+
+
+def write_tokenizer(source: str | Path, out: Path, *, vocab_size: int, max_len: int) -> dict:
+    """Write tokenizer.json and tokenizer_config.json into `out`; returns ids to add to config.json."""
+    path = find_tokenizer_file(source)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path} is not a tokenizer file: {e}") from None
+    text, specials, n = _hf_tokenizer_json(saved)
+    if n > vocab_size:
+        raise UsageError(f"tokenizer {path} has {n} tokens, more than the model's vocabulary of {vocab_size}")
+    (out / "tokenizer.json").write_text(text, encoding="utf-8")
+    eos = EOT if EOT in specials else (specials[0] if specials else None)
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_len,
+        "eos_token": eos,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "clean_up_tokenization_spaces": False,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if eos is None:
+        return {}
+    from tokenizers import Tokenizer
+
+    eos_id = Tokenizer.from_str(text).token_to_id(eos)
+    return {"eos_token_id": eos_id}
