@@ -120,10 +120,10 @@ def _open_data(cfg: PretrainConfig, d: _Dist):
         if d.main:
             try:
                 box[0] = resolve()
-            except UsageError as e:
+            except Exception as e:  # noqa: BLE001 - every rank must hear of it, or the others wait forever
                 box[0] = e
         dist.broadcast_object_list(box, src=0)
-        if isinstance(box[0], UsageError):
+        if isinstance(box[0], Exception):
             raise box[0]
         root = box[0]
     return shards._open(Path(root))
