@@ -68,6 +68,9 @@ PROXIES = {
                      description="the six MAD tasks at MAD's settings, width 128, 500 steps each"),
     "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="150steps",
                     lr=3e-3, timeout_s=300, description="byte-level LM on Shakespeare, width 64, 150 steps"),
+    # For tests and smoke runs only: seconds per evaluation, rankings not meaningful.
+    "smoke": Proxy(name="smoke", task="mad:in_context_recall", preset="tiny", mad_settings="tiny", budget="8steps",
+                   lr=3e-3, timeout_s=120, description="smoke test: one MAD task, 8 steps (not a real proxy)"),
     "lm-gpu": Proxy(name="lm-gpu", task="lm:shakespeare", preset="small", budget="500steps",
                     description="BPE-8192 LM on Shakespeare, width 768, 500 steps"),
 }

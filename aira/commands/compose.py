@@ -1,0 +1,216 @@
+"""`aira compose`: the AIRA-Compose pipeline.
+
+    aira compose run --space attn-mlp --proxy mad --agents greedy:offline ... --budget 10m --out runs/c1
+    aira compose aggregate runs/c1 [--method n0|n1|n2|nall|best] [--clusters 5]
+    aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch
+    aira compose scaling --patterns P1,P2 --budgets C1,C2 --sizes 32,48,64
+    aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from aira.errors import UsageError
+
+DEFAULT_AGENTS = ["greedy:offline", "evolutionary:offline"]
+CONTROLS = ["random:offline", "bo:offline", "baselines:offline"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compose", help="AIRA-Compose: search, aggregate and extrapolate layer patterns",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = p.add_subparsers(dest="compose_verb", metavar="ACTION", parser_class=type(p))
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls")
+    r.add_argument("--space", default="attn-mlp-mamba",
+                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp-mamba)")
+    r.add_argument("--proxy", default="mad", help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu (default: mad)")
+    r.add_argument("--layers", type=int, default=16)
+    r.add_argument("--agents", nargs="+", default=DEFAULT_AGENTS, metavar="SPEC",
+                   help=f"agent specs POLICY:LLM (default: {' '.join(DEFAULT_AGENTS)})")
+    r.add_argument("--no-controls", action="store_true",
+                   help="do not add random search, Bayesian optimisation and the baselines")
+    r.add_argument("--budget", default="10m,timeout=10m", help="e.g. 10m, 2h,200evals, $5 (default: 10m)")
+    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--executor", default="local", help="local | ray | inline")
+    r.add_argument("--ray-address", default=None)
+    r.add_argument("--seeds", type=int, default=1, help="training seeds per candidate (mean is the score)")
+    r.add_argument("--noise-seeds", type=int, default=3, help="reference evaluations for the noise floor")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--cache", default=None, help="evaluation cache folder (default: RUN/cache)")
+    r.add_argument("--shared-memory", action="store_true", help="agents see each other's results")
+    r.add_argument("--out", default="runs/compose")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=_run)
+
+    a = verbs.add_parser("aggregate", help="Composer's N_c vote over a run's top candidates")
+    a.add_argument("run")
+    a.add_argument("--method", default="n0", help="n0 | n1 | n2 | nall | best (default: n0)")
+    a.add_argument("--clusters", type=int, default=5)
+    a.add_argument("--prefix", default="", help="pin the first layers (e.g. A)")
+    a.set_defaults(func=_aggregate)
+
+    e = verbs.add_parser("extrapolate", help="stack or stretch a pattern to 350M / 1B / 3B")
+    e.add_argument("run", nargs="?", help="run folder (uses its aggregate.json, else its best pattern)")
+    e.add_argument("--pattern", default=None)
+    e.add_argument("--target", default="1B")
+    e.add_argument("--strategy", default="stretch", help="stack | stretch (default: stretch)")
+    e.add_argument("--out", default=None, help="JSON file (default: RUN/extrapolate-TARGET-STRATEGY.json)")
+    e.set_defaults(func=_extrapolate)
+
+    s = verbs.add_parser("scaling", help="isoFLOP study: compute-optimal frontiers per architecture")
+    s.add_argument("--patterns", required=True, help="comma list of patterns (the first is the reference)")
+    s.add_argument("--budgets", required=True, help="comma list of training FLOP budgets, e.g. 2e12,6e12,2e13")
+    s.add_argument("--sizes", default="32,48,64,96", help="comma list of widths d_model (default: 32,48,64,96)")
+    s.add_argument("--task", default="lm:shakespeare")
+    s.add_argument("--tokenizer", default="bytes")
+    s.add_argument("--out", default="runs/scaling")
+    s.set_defaults(func=_scaling)
+
+    f = verbs.add_parser("fidelity", help="rank agreement of a proxy across seeds and fidelities")
+    f.add_argument("--patterns", default="calibration", help="'calibration' or a file with one pattern per line")
+    f.add_argument("--proxy", default="mad-cpu")
+    f.add_argument("--space", default="attn-mlp-mamba")
+    f.add_argument("--fidelities", default="small,large")
+    f.add_argument("--seeds", type=int, default=2)
+    f.add_argument("--limit", type=int, default=None, help="use only the first N patterns")
+    f.add_argument("--workers", type=int, default=1)
+    f.add_argument("--out", default="runs/fidelity")
+    f.add_argument("--layers", type=int, default=16, help="layers of the calibration patterns (default: 16)")
+    f.add_argument("--executor", default="local", help="local | inline (default: local)")
+    f.add_argument("--record", action="store_true", help="write the figures into the shipped fidelity table")
+    f.set_defaults(func=_fidelity)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from aira.agents.orchestrator import RunConfig, run
+    from aira.agents.stats import TaskInfo, format_report
+    from aira.agents.journal import Journal
+    from aira.tasks.compose import ComposeTask
+
+    out = Path(args.out)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
+                   "threads": threads, "cache_dir": str(Path(args.cache) if args.cache else out / "cache")}
+    task = ComposeTask(**task_kwargs)
+    agents = list(args.agents) + ([] if args.no_controls else [c for c in CONTROLS if c not in args.agents])
+    offline = all(a.split("?")[0].endswith(":offline") or ":" not in a for a in agents)
+    print(f"aira compose: space {args.space} ({', '.join(task.alphabet)}), {args.layers} layers, proxy "
+          f"{task.proxy.name}: {task.proxy.description}", file=sys.stderr)
+    print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
+          f"{args.workers} workers x {threads} threads; budget {args.budget}", file=sys.stderr)
+    _print_fidelity(task.proxy.name)
+    executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
+    cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
+                    slots=args.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
+                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),
+                    quiet=args.quiet)
+    summary = run(cfg, task=task)
+    with Journal(out, readonly=True) as j:
+        nodes = j.nodes()
+    print(format_report(nodes, TaskInfo.of(task), top=10))
+    print(f"\nstopped: {summary.stop_reason}; {summary.evaluations} evaluations in {summary.elapsed_s:.0f}s")
+    if any(n.status.value == "ok" and n.operator not in ("reference", "baseline") for n in nodes):
+        _aggregate(argparse.Namespace(run=str(out), method="n0", clusters=5, prefix=""))
+        _extrapolate(argparse.Namespace(run=str(out), pattern=None, target="1B", strategy="stretch", out=None))
+    print(f"next: aira report {out}")
+    return 0
+
+
+def _print_fidelity(proxy: str) -> None:
+    try:
+        from aira.compose.fidelity import measured_fidelity
+    except ImportError:
+        return
+    fig = measured_fidelity(proxy)
+    if fig is None:
+        print(f"warning: proxy {proxy} has no measured fidelity figures; its ranking may be noise "
+              f"(measure with `aira compose fidelity --proxy {proxy}`)", file=sys.stderr)
+    else:
+        print(f"proxy fidelity ({proxy}): {fig}", file=sys.stderr)
+
+
+def _load_candidates(run: str):
+    from aira.agents.journal import Journal
+    from aira.agents.stats import TaskInfo
+    from aira.compose.aggregate import Candidate
+
+    d = Path(run)
+    if not (d / "journal.sqlite").is_file():
+        raise UsageError(f"no run at {run} (expected journal.sqlite there)")
+    config = json.loads((d / "config.json").read_text())
+    info = TaskInfo(**config["resolved"]["task"])
+    with Journal(d, readonly=True) as j:
+        nodes = j.nodes()
+    cands = [Candidate(str(n.proposal), n.selection_metric if n.selection_metric is not None else n.metric)
+             for n in nodes if n.status.value == "ok" and n.operator not in ("reference", "baseline")
+             and n.metric is not None]
+    # one candidate per distinct pattern (its mean score), so a re-evaluated pattern does not vote twice
+    by_pattern: dict[str, list[float]] = {}
+    for c in cands:
+        by_pattern.setdefault(c.pattern, []).append(c.score)
+    return [Candidate(p, sum(v) / len(v)) for p, v in by_pattern.items()], info
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    from aira.compose.aggregate import aggregate
+    from aira.models import compress_pattern
+
+    cands, info = _load_candidates(args.run)
+    agg = aggregate(cands, method=args.method, lower_is_better=info.lower_is_better, clusters=args.clusters,
+                    prefix=args.prefix)
+    (Path(args.run) / "aggregate.json").write_text(json.dumps(agg.to_dict(), indent=1) + "\n")
+    print(f"aggregate ({args.method} over {len(agg.top)} top candidates of {len(cands)}): {agg.pattern} "
+          f"= {compress_pattern(list(agg.pattern))}")
+    return 0
+
+
+def _extrapolate(args: argparse.Namespace) -> int:
+    from aira.compose.extrapolate import extrapolate
+
+    pattern = args.pattern
+    if pattern is None:
+        if not args.run:
+            raise UsageError("give a run folder or --pattern")
+        agg = Path(args.run) / "aggregate.json"
+        if agg.is_file():
+            pattern = json.loads(agg.read_text())["pattern"]
+        else:
+            cands, info = _load_candidates(args.run)
+            if not cands:
+                raise UsageError(f"run {args.run} has no finished candidates")
+            pattern = (min if info.lower_is_better else max)(cands, key=lambda c: c.score).pattern
+    e = extrapolate(pattern, args.target, args.strategy)
+    out = Path(args.out) if args.out else (Path(args.run) / f"extrapolate-{e.target}-{args.strategy}.json"
+                                           if args.run else None)
+    d = e.to_dict()
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(d, indent=1) + "\n")
+    print(f"extrapolate ({args.strategy} to {e.target}): {d['compressed']}  {d['layers']} layers, "
+          f"{e.params / 1e6:.1f}M params ({e.non_embedding_params / 1e6:.1f}M non-embedding vs "
+          f"{e.target_non_embedding / 1e6:.1f}M for {e.reference}), {e.flops_per_token / 1e9:.2f} GFLOPs/token"
+          + (f" -> {out}" if out else ""))
+    if not out:
+        print(json.dumps(d, indent=1))
+    return 0
+
+
+def _scaling(args: argparse.Namespace) -> int:
+    from aira.compose.study import run_scaling
+
+    return run_scaling(args)
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    from aira.compose.fidelity import run_fidelity
+
+    return run_fidelity(args)

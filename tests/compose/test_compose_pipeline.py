@@ -1,0 +1,94 @@
+"""The Compose task and pipeline end to end on the offline agents (smoke proxy: seconds per evaluation)."""
+
+import json
+
+import pytest
+
+from aira.cli import main
+from aira.tasks.compose import ComposeTask, baseline_patterns, evaluate_pattern, resolve_space
+
+
+def test_spaces_validation_and_baselines():
+    assert resolve_space("attn-mlp") == "AM" and resolve_space("attn-mlp-mamba") == "AMS"
+    assert resolve_space("attn,swa,mlp") == "AWM"
+    task = ComposeTask(space="attn-mlp", proxy="smoke", layers=16)
+    assert task.validate("(AM)x8") is None and task.canonical("(AM)x8") == "AM" * 8
+    assert "exactly 16 layers" in task.validate("AMAM")
+    assert "not in this space" in task.validate("S" * 16)
+    assert "valid codes" in task.validate("AMQ" * 5 + "A")
+    b = baseline_patterns("AMS", 16)
+    assert b["composer 2A+4M (stacked)"] == "AAMMMMAAMMMMAAMM"
+    assert b["composer 2A5M2A3M1A3M (stretched)"] == "AAMMMMMAAMMMAMMM"
+    nem = b["nemotron-h style (~8% attention)"]
+    assert len(nem) == 16 and nem.count("A") == 1 and nem.count("S") == 7
+    assert all(len(p) == 16 for p in b.values())
+    assert "nemotron-h style (~8% attention)" not in baseline_patterns("AM", 16)
+
+
+def test_evaluation_is_cached_by_pattern_and_seed(tmp_path):
+    task = ComposeTask(proxy="smoke", layers=4, cache_dir=str(tmp_path), threads=1)
+    job = task.make_job("AMSM", seed=0, job_id="j1")
+    first = evaluate_pattern(**job.kwargs)
+    again = evaluate_pattern(**job.kwargs)
+    assert first["status"] == "ok" and first["cached"] == 0 and again["cached"] == 1
+    assert again["metric"] == first["metric"] and again["selection_metric"] == first["selection_metric"]
+    other_seed = evaluate_pattern(**task.make_job("AMSM", seed=1, job_id="j2").kwargs)
+    assert other_seed["cached"] == 0
+    two = ComposeTask(proxy="smoke", layers=4, cache_dir=str(tmp_path), threads=1, seeds=2)
+    r = evaluate_pattern(**two.make_job("AMSM", seed=0, job_id="j3").kwargs)
+    assert r["cached"] == 2 and r["seeds"] == 2 and len(r["seed_metrics"]) == 2
+    assert r["metric"] == pytest.approx(sum(r["seed_metrics"]) / 2)
+
+
+def test_compose_run_aggregate_extrapolate_end_to_end(tmp_path, capsys):
+    out = tmp_path / "c1"
+    code = main(["compose", "run", "--proxy", "smoke", "--layers", "4", "--agents", "greedy:offline",
+                 "--budget", "10evals", "--workers", "1", "--executor", "inline", "--noise-seeds", "2",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "leaderboard" in printed and "aggregate (n0" in printed and "extrapolate (stretch to 1B)" in printed
+    agg = json.loads((out / "aggregate.json").read_text())
+    assert len(agg["pattern"]) == 4 and set(agg["pattern"]) <= set("AMS")
+    ext = json.loads((out / "extrapolate-1B-stretch.json").read_text())
+    assert ext["source_pattern"] == agg["pattern"] and ext["model_config"]["d_model"] == 2048
+    shown = capsys.readouterr()
+    assert main(["runs", "show", str(out), "--json"]) == 0
+    nodes = json.loads(capsys.readouterr().out)
+    nodes = nodes["nodes"] if isinstance(nodes, dict) else nodes
+    agents = {n["agent"] for n in nodes}
+    assert {"greedy:offline#0", "random:offline#1", "bo:offline#2", "baselines:offline#3"} <= agents
+    assert all(n["llm"] == "offline" for n in nodes if n["agent"] != "reference")
+    baselines = [n for n in nodes if n["agent"].startswith("baselines")]
+    assert {n["proposal"] for n in baselines} >= {"AMAM", "AAMM"}
+    del shown
+    # aggregate again with another method, and extrapolate an explicit pattern by stacking
+    assert main(["compose", "aggregate", str(out), "--method", "best"]) == 0
+    assert main(["compose", "extrapolate", "--pattern", "AAMMMM", "--target", "1B", "--strategy", "stack",
+                 "--out", str(tmp_path / "e.json")]) == 0
+    e = json.loads((tmp_path / "e.json").read_text())
+    assert e["layers"] == 27 and e["pattern"].count("A") == 9
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["compose", "run", "--space", "attn,zeta", "--out", "x"], "unknown primitive"),
+    (["compose", "run", "--proxy", "imagenet", "--out", "x"], "unknown proxy"),
+    (["compose", "aggregate", "/nonexistent/run"], "no run"),
+    (["compose", "extrapolate", "--pattern", "AM", "--target", "1B", "--strategy", "smear"], "strategy"),
+    (["compose", "scaling", "--patterns", "AM", "--budgets", "1e12"], "two compute budgets"),
+])
+def test_bad_input_one_line_exit_2(argv, needle, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_scaling_study_fits_frontiers(tmp_path, capsys):
+    code = main(["compose", "scaling", "--patterns", "AMAM,SMSM", "--budgets", "3e10,1e11", "--sizes", "16,32",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "scaling.json").read_text())
+    assert set(data["architectures"]) == {"AMAM", "SMSM"}
+    f = data["architectures"]["AMAM"]["frontier"]
+    assert len(f["points"]) == 2 and f["a"] > 0
+    assert data["comparisons"][0]["x"] == "SMSM" and "faster" in capsys.readouterr().out
