@@ -229,7 +229,14 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
     )
 
     start, losses, resumed_from = 0, [], None
-    ckpt = latest_checkpoint(cfg.ckpt_dir) if cfg.resume else None
+    ckpt = latest_checkpoint(cfg.ckpt_dir) if cfg.ckpt_dir else None
+    if ckpt is not None and not cfg.resume:
+        # A fresh run would interleave its checkpoints with the old ones (and pruning by step would
+        # delete the new ones first), so it needs an empty folder.
+        raise UsageError(
+            f"{cfg.ckpt_dir} holds checkpoints of an earlier run ({ckpt.name}); "
+            "pass --resume to continue it, or use another --ckpt-dir"
+        )
     if cfg.resume and ckpt is None:
         say(f"resume: no checkpoint in {cfg.ckpt_dir}, starting from step 0")
     if ckpt is not None:
@@ -299,8 +306,9 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
             x, y = _windows(tokens, starts[i * micro : (i + 1) * micro], seq_len)
             x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
             sync = i == accum - 1 or d.world == 1
-            with contextlib.nullcontext() if sync else step_model.no_sync(), autocast:
-                _, loss = step_model(x, y)
+            with contextlib.nullcontext() if sync else step_model.no_sync():
+                with autocast:
+                    _, loss = step_model(x, y)
                 (loss / accum).backward()
             loss_sum += loss.detach().float()
         if preset.grad_clip:

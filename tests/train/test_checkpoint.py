@@ -131,8 +131,10 @@ def test_gradient_accumulation_gives_the_same_run(byte_data):
     assert np.allclose(whole["losses"], micro["losses"], atol=1e-5, rtol=0)
 
 
-def test_resume_refuses_another_model(tmp_path, byte_data):
+def test_resume_refuses_another_model_and_a_fresh_run_keeps_off_old_checkpoints(tmp_path, byte_data):
     pretrain(_cfg(byte_data, budget="2steps", ckpt_dir=str(tmp_path)), log=lambda *_: None)
+    with pytest.raises(UsageError, match="pass --resume to continue it"):
+        pretrain(_cfg(byte_data, budget="4steps", ckpt_dir=str(tmp_path)), log=lambda *_: None)
     with pytest.raises(UsageError, match="another model"):
         pretrain(
             _cfg(byte_data, pattern="AMAM", budget="4steps", ckpt_dir=str(tmp_path), resume=True),
