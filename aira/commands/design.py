@@ -26,8 +26,8 @@ def _task_module(name: str):
 
 def _common(p) -> None:
     p.add_argument("task", help=f"design task: {', '.join(sorted(DESIGN_TASKS))}")
-    p.add_argument("--preset", default="cpu",
-                   help="size / budget preset of the task (autoresearch: test | cpu | gpu)")
+    p.add_argument("--preset", default=None,
+                   help="size / budget preset of the task (autoresearch: test | cpu (default) | gpu)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None,
                    help="corpus name or path (autoresearch: shakespeare | pycode | PATH)")

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-WORDS = ["the", "king", "é", "café", "naïve", "€uro", "data", "model", "train", "über", "señor", "日本",
-         "loss", "byte", "token", "rotary", "muon"]
+WORDS = ["the", "king", "é", "café", "naïve", "€uro", "data", "model", "train", "über", "señor",
+         "日本", "loss", "byte", "token", "rotary", "muon"]
 
 
 def fabricated_text(n_lines: int, seed: int = 0) -> str:

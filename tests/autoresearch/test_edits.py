@@ -27,7 +27,8 @@ def test_every_edit_applies_to_the_baseline_and_changes_one_line(edit):
     code, idea = out
     ast.parse(code)
     changed = _changed_lines(BASELINE, code)
-    assert len(changed) == 2 and changed[0].startswith(f"-{edit.name}") and changed[1].startswith(f"+{edit.name}")
+    assert len(changed) == 2
+    assert changed[0].startswith(f"-{edit.name}") and changed[1].startswith(f"+{edit.name}")
     old, new = current_value(BASELINE, edit.name, "cpu"), current_value(code, edit.name, "cpu")
     assert old != new and idea.endswith(f"{old} -> {new}")
 

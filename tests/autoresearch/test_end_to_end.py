@@ -14,7 +14,8 @@ from aira.cli import main
 from aira.tasks.autoresearch.evaluate import frozen_hashes
 from aira.tasks.autoresearch.loop import read_results
 
-needs_sandbox = pytest.mark.skipif(isolation_mode() is None, reason="no namespaces here: the sandbox cannot run")
+needs_sandbox = pytest.mark.skipif(isolation_mode() is None,
+                                   reason="no namespaces here: the sandbox cannot run")
 
 
 def _data_shas(tokens) -> dict:
@@ -34,7 +35,8 @@ def test_tiny_offline_run(tmp_path, corpus, cache_dir, tokens, capsys):
     report = capsys.readouterr().out
     rows = read_results(out)
     assert [r["status"] for r in rows][:2] == ["baseline", "baseline"] and len(rows) == 3
-    assert rows[2]["status"] in ("keep", "discard", "crash") and rows[2]["description"].startswith("[offline] ")
+    assert rows[2]["status"] in ("keep", "discard", "crash")
+    assert rows[2]["description"].startswith("[offline] ")
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
     base = [n for n in nodes if n.operator == "reference"]
@@ -42,7 +44,7 @@ def test_tiny_offline_run(tmp_path, corpus, cache_dir, tokens, capsys):
     for n in base:  # val_bpb from the harness: a real number, and a hidden held-out one beside it
         assert 0.3 < n.metric < 5 and 0.3 < n.selection_metric < 5 and n.metrics["eval_bytes"] > 0
         assert n.metrics["preset"] == "test" and n.metrics["sandbox"] == "isolated"
-        assert 1.0 <= n.metrics["training_seconds"] < 2.0  # the script stopped on the harness's budget
+        assert 1.0 <= n.metrics["training_seconds"] < 3.0  # the script stopped on the harness's budget
     assert base[0].metric != base[1].metric  # two seeds: a noise floor, not one number twice
     assert "## Autoresearch" in report and "baseline val_bpb:" in report and "Not comparable" in report
     assert (out / "progress.png").is_file() and (out / "report.md").read_text().strip() in report
@@ -85,7 +87,8 @@ def test_parquet_shards_as_data(tmp_path, cache_dir, make_text):
     shards.mkdir()
     for i in range(2):
         docs = make_text(1500, seed=i).split("\n")
-        pq.write_table(pa.table({"text": docs, "id": list(range(len(docs)))}), shards / f"shard_{i:05d}.parquet")
+        table = pa.table({"text": docs, "id": list(range(len(docs)))})
+        pq.write_table(table, shards / f"shard_{i:05d}.parquet")
     data = open_data(str(shards), cache_dir=cache_dir)
     assert data.meta["source"].endswith("shards") and data.vocab_size <= 8192
     assert all(data.meta["splits"][s]["tokens"] > 0 for s in ("train", "val", "heldout"))

@@ -41,7 +41,8 @@ def test_no_model_and_untrusted_summary(corpus, cache_dir, tokens):
 
 
 def test_a_crash_reports_the_traceback(corpus, cache_dir, tokens):
-    r = evaluate_script(script="raise ValueError('bad idea')\n", preset="test", data=corpus, cache_dir=cache_dir)
+    r = evaluate_script(script="raise ValueError('bad idea')\n", preset="test", data=corpus,
+                        cache_dir=cache_dir)
     assert r["status"] == "crashed" and r["error"].startswith("train.py failed (exit 1):")
     assert "ValueError: bad idea" in r["error"]
 
@@ -55,12 +56,13 @@ def test_frozen_files_and_data_stay_byte_identical(corpus, cache_dir, tokens):
         "import os, pathlib\n"
         "d = pathlib.Path(os.environ['AIRA_AR_DATA'])\n"
         "print(sorted(p.name for p in d.iterdir()))\n"
-        "try:\n    open(d / 'train.bin', 'r+b').write(b'xx')\nexcept OSError as e:\n    print('write blocked', e)\n"
+        "try:\n    open(d / 'train.bin', 'r+b').write(b'xx')\n"
+        "except OSError as e:\n    print('write blocked', e)\n"
         f"try:\n    open({str(tokens.root / 'val.bin')!r}, 'rb').read(1)\n    print('read val')\n"
         "except OSError as e:\n    print('val blocked', e)\n"
     )
-    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir, work_dir=str(cache_dir),
-                        job_id="frozen-check")
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir,
+                        work_dir=str(cache_dir), job_id="frozen-check")
     log = (tokens.root.parent / "frozen-check" / "run.log").read_text()
     assert "['meta.json', 'train.bin']" in log and "write blocked" in log
     if os.geteuid() == 0 and isolation_mode() == "root":

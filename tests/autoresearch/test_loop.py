@@ -100,7 +100,7 @@ def test_fixed_margin_and_invalid_nodes(tmp_path):
 
 
 def test_final_report(tmp_path):
-    loop, nodes = _run_script(tmp_path)
+    _, nodes = _run_script(tmp_path)
     for n in nodes:
         n.metrics.update(device="cpu", preset="test", time_budget_s=2.0, data="shakespeare")
         n.cost_usd = 0.25 if n.operator != "reference" else 0.0
@@ -120,6 +120,7 @@ def test_final_report(tmp_path):
 
 
 def test_comparable_only_on_h100_300s_parquet():
-    assert comparable({"device": "NVIDIA H100 80GB HBM3", "time_budget_s": 300.0, "data": "/data/shards"}) == []
+    h100 = {"device": "NVIDIA H100 80GB HBM3", "time_budget_s": 300.0, "data": "/data/shards"}
+    assert comparable(h100) == []
     why = comparable({"device": "NVIDIA H200", "time_budget_s": 300.0, "data": "shakespeare"})
     assert len(why) == 2 and "not an H100" in why[0]

@@ -10,7 +10,7 @@ from aira.errors import UsageError
 
 
 def _task_kwargs(args, **extra) -> dict:
-    kw = {"preset": args.preset, "time_budget_s": args.time_budget, "cache_dir": args.cache_dir,
+    kw = {"preset": args.preset or "cpu", "time_budget_s": args.time_budget, "cache_dir": args.cache_dir,
           "allow_unsafe": args.unsafe_no_sandbox}
     if args.data_dir:
         if not Path(args.data_dir).is_dir():
@@ -71,8 +71,8 @@ def run_command(args) -> int:
         kwargs = config.task_kwargs
     else:
         kwargs = _task_kwargs(args, literature=args.literature, work_dir=str((out / "work").resolve()))
-        config = RunConfig(task="autoresearch", task_kwargs=kwargs, agents=args.agents, executor=args.executor,
-                           slots=args.workers, budget=args.budget, seed=args.seed,
+        config = RunConfig(task="autoresearch", task_kwargs=kwargs, agents=args.agents,
+                           executor=args.executor, slots=args.workers, budget=args.budget, seed=args.seed,
                            noise_seeds=args.noise_seeds, improve_margin=args.improve_margin, out=str(out),
                            quiet=args.quiet)
     task = AutoresearchTask(**kwargs)

@@ -55,7 +55,8 @@ SHRINK = (("DEPTH", -1), ("BATCH_SIZE", 0.5), ("TOTAL_BATCH_TOKENS", 0.5))  # re
 
 
 def _line(code: str, name: str) -> re.Match | None:
-    return re.search(rf"^(?P<head>{name}\s*=\s*)(?P<value>[^#\n]*?)(?P<tail>\s*(?:#.*)?)$", code, re.MULTILINE)
+    pattern = rf"^(?P<head>{name}\s*=\s*)(?P<value>[^#\n]*?)(?P<tail>\s*(?:#.*)?)$"
+    return re.search(pattern, code, re.MULTILINE)
 
 
 def current_value(code: str, name: str, preset: str) -> str | None:

@@ -108,7 +108,8 @@ def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-RESERVED = {"status", "metric", "selection_metric", "val_bpb", "error", "seconds", "eval_tokens", "eval_bytes"}
+RESERVED = {"status", "metric", "selection_metric", "val_bpb", "error", "seconds", "eval_tokens",
+            "eval_bytes"}
 
 
 def _fail(out: dict, status: str, error: str, t0: float) -> dict:
@@ -180,8 +181,9 @@ def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch
     from aira.agents.sandbox import run_sandboxed
 
     (root / SCRIPT).write_text(script)
-    env = {prepare.ENV_PRESET: p.name, prepare.ENV_SEED: str(seed), prepare.ENV_BUDGET: f"{p.time_budget_s:g}",
-           prepare.ENV_EVAL_SEQ: str(p.eval_seq_len), prepare.ENV_DEVICE: device.type,
+    env = {prepare.ENV_PRESET: p.name, prepare.ENV_SEED: str(seed),
+           prepare.ENV_BUDGET: f"{p.time_budget_s:g}", prepare.ENV_EVAL_SEQ: str(p.eval_seq_len),
+           prepare.ENV_DEVICE: device.type,
            prepare.ENV_DATA: str(root.resolve() / "data" / train_dir.name)}
     res = run_sandboxed([sys.executable, SCRIPT], workdir=root, readonly_paths=[train_dir],
                         timeout_s=p.kill_after_s, mem_mb=p.mem_mb, allow_unsafe=allow_unsafe,

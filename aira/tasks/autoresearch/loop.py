@@ -80,7 +80,8 @@ class ExperimentLoop:
     # --- git ---------------------------------------------------------------------------------------
 
     def _git(self, *args: str) -> str:
-        out = subprocess.run(["git", *GIT_ID, *args], cwd=self.repo, capture_output=True, text=True, check=False)
+        out = subprocess.run(["git", *GIT_ID, *args], cwd=self.repo, capture_output=True, text=True,
+                             check=False)
         if out.returncode != 0:
             raise RuntimeError(f"git {' '.join(args)} failed: {out.stderr.strip()}")
         return out.stdout.strip()

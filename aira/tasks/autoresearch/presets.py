@@ -6,7 +6,7 @@ the harness's and the agent cannot change them.
 | preset | training budget | eval seq | eval tokens (cap) | start-up allowance | meant for |
 |---|---|---|---|---|---|
 | test | 2 s   | 64   | 4,096      | 120 s | tests: seconds per evaluation |
-| cpu  | 30 s  | 128  | 65,536     | 120 s | a laptop / CI: about a minute per evaluation on 2 cores |
+| cpu  | 30 s  | 128  | 32,768     | 120 s | a laptop / CI: about a minute per evaluation on 2 cores |
 | gpu  | 300 s | 2048 | 20,971,520 | 300 s | autoresearch's setting: one H100, about 50M parameters |
 
 A run is killed at `kill_factor` (2) x the budget plus the start-up allowance: the allowance covers the
@@ -40,7 +40,7 @@ class ArPreset:
 PRESETS = {
     "test": ArPreset(name="test", time_budget_s=2.0, eval_seq_len=64, eval_tokens=4096,
                      startup_allowance_s=120.0),
-    "cpu": ArPreset(name="cpu", time_budget_s=30.0, eval_seq_len=128, eval_tokens=65536,
+    "cpu": ArPreset(name="cpu", time_budget_s=30.0, eval_seq_len=128, eval_tokens=32768,
                     startup_allowance_s=120.0),
     "gpu": ArPreset(name="gpu", time_budget_s=300.0, eval_seq_len=2048, eval_tokens=40 * 2**19,
                     startup_allowance_s=300.0),

@@ -130,8 +130,8 @@ def final_report(run_dir: str | Path) -> str:
                   "```diff", _diff(repo, k["parent_sha"], k["sha"]) or "(no textual change)", "```", ""]
     if not kept:
         lines.append("none")
-    lines += ["", "### val_bpb per experiment", "", "| # | node | val_bpb | status | memory GB | description |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "### val_bpb per experiment", "",
+              "| # | node | val_bpb | status | memory GB | description |", "|---|---|---|---|---|---|"]
     for i, r in enumerate(rows):
         lines.append(f"| {i} | {r['node']} | {r['val_bpb']} | {r['status']} | {r['memory_gb']} | "
                      f"{r['description'].replace('|', '/')} |")

@@ -28,7 +28,8 @@ PRESET = run.preset  # "test" (seconds), "cpu" (about a minute), "gpu" (autorese
 
 # ---- hyperparameters: the dials -------------------------------------------------------------------
 DEPTH = {"test": 1, "cpu": 2, "gpu": 8}[PRESET]  # the size dial: width follows from depth
-ASPECT_RATIO = 64  # model_dim = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
+ASPECT_RATIO = {"test": 64, "cpu": 64, "gpu": 80}[PRESET]  # model_dim = DEPTH * ASPECT_RATIO, rounded
+# up to a multiple of HEAD_DIM; gpu: depth 8, d 640, about 50M parameters (autoresearch's size)
 HEAD_DIM = {"test": 32, "cpu": 64, "gpu": 128}[PRESET]
 MLP_RATIO = 4
 ACTIVATION = "relu2"  # relu2 | swiglu | gelu
