@@ -103,3 +103,32 @@ def test_offline_space_proposals_are_valid(task):
         proposal, idea = space.mutate(ref, rng)
         assert task.validate(proposal) is None, idea
         assert proposal["files"]["train.py"] != ref["files"]["train.py"]
+
+
+def test_llm_operators_see_the_literature_and_reply_with_train_py(tmp_path):
+    from aira.agents.base import LLM, OperatorContext
+    from aira.agents.operators import OPERATORS, render_prompt
+    from aira.agents.types import Completion, Node, Status
+
+    (tmp_path / "notes.md").write_text("Muon learning rate 0.03 worked better than 0.02 for small models.")
+    task = AutoresearchTask(preset="test", literature=str(tmp_path))
+    parent = Node(id="n0001", agent="a", operator="draft", proposal=task.reference(), status=Status.OK,
+                  metric=1.23, idea="baseline")
+    new_code = task.baseline.replace("MATRIX_LR = 0.02", "MATRIX_LR = 0.03")
+
+    class OneReply(LLM):
+        spec = "scripted"
+
+        def complete(self, messages, **kw):
+            self.prompt = messages[-1]["content"]
+            return Completion(text=f"IDEA: raise the Muon LR\n```python\n{new_code}\n```", model="scripted")
+
+    llm = OneReply()
+    ctx = OperatorContext(task=task, llm=llm, parents=[parent], memory=[parent], rng=random.Random(0))
+    assert "COMPLETE new contents of `train.py`" in render_prompt("improve", ctx)
+    draft = OPERATORS["improve"](ctx)
+    assert "[notes.md] Muon learning rate 0.03" in llm.prompt and "metric 1.23" in llm.prompt
+    assert draft.idea == "raise the Muon LR" and not draft.error
+    assert set(draft.proposal["files"]) == {"train.py"}
+    assert draft.proposal["files"]["train.py"].strip() == new_code.strip()
+    assert task.validate(draft.proposal) is None
