@@ -137,3 +137,18 @@ def test_settings_are_validated_against_caps():
                      ('{"attention_kwargs": {"f": [1]}}', "JSON scalars")]:
         with pytest.raises(ContractError, match=msg):
             validate_settings(bad, p)
+
+
+def test_local_window_matches_a_banded_full_softmax():
+    torch.manual_seed(0)
+    m = load_attention(path("local"))(d_model=8, n_heads=2, max_len=32, window=4)
+    x = torch.randn(2, 19, 8)
+    mask = torch.zeros(2, 19, dtype=torch.bool)
+    mask[1, 13:] = True
+    q, k, v = m.qkv(x).view(2, 19, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    idx = torch.arange(19)
+    allowed = ((idx[:, None] - idx[None, :]).abs() <= 4)[None, None] & ~mask[:, None, None, :]
+    scores = (q @ k.transpose(-1, -2) / 2.0).masked_fill(~allowed, float("-inf"))
+    ref = m.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(2, 19, 8))
+    keep = ~mask
+    torch.testing.assert_close(m(x, mask)[keep], ref[keep], atol=1e-5, rtol=1e-5)
