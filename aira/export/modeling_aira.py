@@ -93,7 +93,11 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int)
 
     x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n) -> y (b, l, h, p). Inside a chunk the
     output is a decay-masked quadratic form; a loop over chunks carries the state between them.
+    Computed in fp32 whatever the weights' dtype (the decays are exponentials of long sums), and
+    returned in the dtype of x.
     """
+    out_dtype = x.dtype
+    x, dt, A, B, C = (t.float() for t in (x, dt, A, B, C))
     b, l, nh, p = x.shape
     g, n = B.shape[-2:]
     B, C = B.repeat_interleave(nh // g, dim=2), C.repeat_interleave(nh // g, dim=2)  # (b, l, h, n)
@@ -120,7 +124,7 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int)
         run = chunk_decay[:, k, :, None, None] * run + states[:, k]
     h_in = torch.stack(entering, dim=1)  # (b, c, h, p, n)
     y = y + torch.einsum("bcihn,bchpn->bcihp", C, h_in) * torch.exp(a_cum)[..., None]
-    return y.reshape(b, c * Q, nh, p)[:, :l]
+    return y.reshape(b, c * Q, nh, p)[:, :l].to(out_dtype)
 
 
 class AiraMamba2(nn.Module):

@@ -1,5 +1,6 @@
 """An exported folder loads with AutoModelForCausalLM (local, offline) and computes what aira computes."""
 
+import copy
 import json
 import os
 
@@ -52,6 +53,18 @@ def test_logits_match_aira(pair):
     assert got.dtype == torch.float32 and got.shape == want.shape == (3, L, 101)
     assert (got - want).abs().max().item() <= 1e-5
     assert want.std() > 0.1  # not a trivial comparison of near-zero logits
+
+
+def test_bf16_weights_run_close_to_fp32(pair):
+    # lm-evaluation-harness loads with dtype=bfloat16: the model must run (and agree) in bf16 too.
+    ref, hf = pair
+    idx = torch.randint(0, 101, (2, L), generator=torch.Generator().manual_seed(5))
+    hf16 = copy.deepcopy(hf).to(torch.bfloat16)  # a copy: a round trip through bf16 would lose bits
+    with torch.no_grad():
+        got = hf16(input_ids=idx).logits.float()
+        want, _ = ref(idx)
+    assert hf16.dtype == torch.bfloat16 and torch.isfinite(got).all()
+    assert (got - want).abs().max().item() < 0.1 * want.abs().max().item()
 
 
 def test_loss_follows_the_hf_label_convention(pair):
