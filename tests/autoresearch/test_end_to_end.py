@@ -51,7 +51,8 @@ def test_tiny_offline_run(tmp_path, corpus, cache_dir, tokens, capsys):
     log = subprocess.run(["git", "log", "--format=%s"], cwd=out / "experiments", capture_output=True,
                          text=True, check=True).stdout.splitlines()
     assert log[-1] == "baseline" and (rows[2]["status"] != "keep" or log[0].startswith("n0003: "))
-    assert (out / "work" / "n0003" / "train.py").is_file()  # every candidate's code stays in the run
+    work = out / "work" / "n0003"  # every candidate's code and log stay in the run, not the data copy
+    assert sorted(p.name for p in work.iterdir()) == ["run.log", "train.py"]
     assert (frozen_hashes(), _data_shas(tokens)) == before
     # Resuming a finished run with its budget spent evaluates nothing and rewrites the same report.
     assert main(["design", "run", "autoresearch", "--out", str(out), "--resume", "--quiet"]) == 0

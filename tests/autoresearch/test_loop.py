@@ -119,8 +119,11 @@ def test_final_report(tmp_path):
     assert (tmp_path / "report.md").read_text() == text
 
 
-def test_comparable_only_on_h100_300s_parquet():
-    h100 = {"device": "NVIDIA H100 80GB HBM3", "time_budget_s": 300.0, "data": "/data/shards"}
+def test_comparable_only_on_h100_300s_parquet(tmp_path):
+    (tmp_path / "shard_00000.parquet").write_bytes(b"")
+    h100 = {"device": "NVIDIA H100 80GB HBM3", "time_budget_s": 300.0, "data": str(tmp_path)}
     assert comparable(h100) == []
+    (tmp_path / "notes.txt").write_text("x")
+    assert "not parquet shards" in comparable({**h100, "data": str(tmp_path / "notes.txt")})[0]
     why = comparable({"device": "NVIDIA H200", "time_budget_s": 300.0, "data": "shakespeare"})
     assert len(why) == 2 and "not an H100" in why[0]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -190,4 +191,8 @@ def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch
                         extra_env=env, max_file_mb=4096, tail_lines=60)
     err = f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else ""
     (root / "run.log").write_text(res.stdout_tail + err)
+    # The read-only data copy is not part of the record (and is a full copy across file systems).
+    for d, _, _ in os.walk(root / "data"):
+        os.chmod(d, 0o755)
+    shutil.rmtree(root / "data", ignore_errors=True)
     return res

@@ -70,8 +70,9 @@ def comparable(info: dict) -> list[str]:
         why.append(f"device {info.get('device', '?')} is not an H100")
     if info.get("time_budget_s") != 300:
         why.append(f"time budget {info.get('time_budget_s')} s, not 300 s")
-    if not str(info.get("data", "")).startswith("/") or info.get("data") in ("shakespeare", "pycode"):
-        why.append(f"data {info.get('data')!r} is not autoresearch's parquet shards")
+    data = Path(str(info.get("data", "")))
+    if not (data.suffix == ".parquet" or (data.is_dir() and any(data.glob("*.parquet")))):
+        why.append(f"data {info.get('data')!r} is not parquet shards like autoresearch's")
     return why
 
 
