@@ -32,6 +32,15 @@ from aira.errors import UsageError
 
 MODEL_TYPE = "aira_hybrid"
 CODE_FILES = ("configuration_aira.py", "modeling_aira.py")
+WRITTEN_FILES = (
+    *CODE_FILES,
+    "config.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "README.md",
+)
 SUPPORTED_CODES = "AMSW"  # keep in step with configuration_aira.SUPPORTED_CODES
 # Hugging Face's names for aira's fields, written too so tools reading config.json raw find them.
 HF_ALIASES = {
@@ -113,6 +122,8 @@ def export_model(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"output folder {out} is not empty (pass --force to overwrite)")
     out.mkdir(parents=True, exist_ok=True)
+    for name in WRITTEN_FILES:  # no stale tokenizer or second weights file from an earlier export
+        (out / name).unlink(missing_ok=True)
     here = Path(__file__).parent
     for name in CODE_FILES:
         shutil.copyfile(here / name, out / name)

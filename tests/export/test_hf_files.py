@@ -176,3 +176,6 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err, err
     assert (tmp_path / "full" / "x").read_text() == "keep me"
+    (tmp_path / "full" / "tokenizer.json").write_text("{}")  # from an earlier export with a tokenizer
+    export_model(model, tmp_path / "full", overwrite=True)
+    assert (tmp_path / "full" / "x").exists() and not (tmp_path / "full" / "tokenizer.json").exists()
