@@ -129,3 +129,11 @@ def test_autotokenizer_reads_the_exported_tokenizer(kind, tmp_path):
     eos = json.loads((folder / "config.json").read_text())["eos_token_id"]
     assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == eos
     assert data.tokenizer.token_bytes(eos) == b""  # aira's special token, not text
+
+
+def test_exporter_and_modeling_file_agree_on_the_codes():
+    from aira.export import configuration_aira, hf
+
+    assert hf.SUPPORTED_CODES == configuration_aira.SUPPORTED_CODES
+    with pytest.raises(ValueError, match="implements only AMSW"):
+        configuration_aira.AiraConfig(pattern="AMZ")
