@@ -89,6 +89,9 @@ MAD_PRESETS: dict[str, MadSettings] = {
     "default": MadSettings(),
     # a few seconds per task on a CPU core with a small model
     "cpu": MadSettings(seq_len=64, n_train=2_560, n_val=256, n_select=256, n_copy=8, memory_keys=64),
+    # the mad-cpu proxy: short sequences so a 16-layer width-64 model learns in a few hundred steps, and
+    # 4,096 training examples so it learns the task rather than the examples
+    "cpu32": MadSettings(seq_len=32, n_train=4_096, n_val=256, n_select=256, n_copy=4, memory_keys=16),
     # for tests and smoke runs
     "tiny": MadSettings(seq_len=32, n_train=256, n_val=64, n_select=64, n_copy=4, memory_keys=16),
 }

@@ -1,0 +1,365 @@
+"""Proxy fidelity: does a Compose proxy rank patterns the same way across seeds and at a larger scale?
+
+`aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2` trains
+every pattern with every seed at every fidelity (one executor job each, cached on disk so an
+interrupted run resumes for free) and reports, per fidelity, the seed-to-seed Spearman, the noise floor
+(pooled std over seeds) and saturation (share of patterns within 2 noise floors of the ceiling or of
+chance); across fidelities, the Spearman of the mean scores with a bootstrap interval, and the seconds
+per evaluation. The statistics are `aira.compose.stats`.
+
+Fidelities: `small` is the proxy as defined in `aira.tasks.compose.PROXIES`; `large` is its counterpart
+with 4x the width (heads and FFN scaled with it, so head size and ratios are kept) and 4x the training
+tokens (4x the steps at the same batch). The large learning rate is the small one / 2, as wider models
+tolerate less (a fixed rule, so the counterpart is defined by the proxy alone).
+
+Outputs in --out: `fidelity.json` (the figures, the shape the report renders), `fidelity-scores.json`
+(every score per fidelity, pattern and seed) and `evaluations.jsonl`; all three are rewritten after each
+evaluation, so partial results are readable while a long run goes on.
+
+Measured figures per built-in proxy ship in `fidelity_table.json` next to this file; `measured_fidelity`
+turns one into the line `aira compose run` prints, and `--record` writes a finished run's figures there.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from aira.errors import UsageError
+
+FIDELITIES = ("small", "large")
+LARGE_WIDTH_FACTOR = 4
+LARGE_TOKEN_FACTOR = 4
+LARGE_LR_FACTOR = 0.5
+TABLE_PATH = Path(__file__).with_name("fidelity_table.json")
+
+# chance accuracy of each MAD task, as a share of the content vocabulary: recall answers are values
+# (half the vocabulary), copying / compression / memorization answers range over all content tokens
+_MAD_CHANCE_DIVISOR = {"in_context_recall": 0.5, "fuzzy_in_context_recall": 0.5, "noisy_in_context_recall": 0.5,
+                       "selective_copying": 1.0, "compression": 1.0, "memorization": 1.0}
+
+
+# ---------------------------------------------------------------- fidelities
+
+
+def large_overrides(preset_name: str, factor: int = LARGE_WIDTH_FACTOR) -> dict:
+    """ModelConfig overrides that widen a preset by `factor`, keeping head sizes and the FFN ratio."""
+    from aira.models import get_preset
+
+    m = get_preset(preset_name).model
+    return {"d_model": m.d_model * factor, "n_heads": m.n_heads * factor, "n_kv_heads": m.n_kv_heads * factor,
+            "ffn_dim": m.ffn_dim * factor}
+
+
+def fidelity_train(proxy, fidelity: str) -> dict:
+    """The trainer kwargs (a `TrainConfig` minus pattern and seed) of a proxy at a fidelity."""
+    from aira.models import get_preset
+    from aira.train.budget import parse_budget
+
+    small = proxy.train_kwargs()
+    if fidelity == "small":
+        return small
+    if fidelity != "large":
+        raise UsageError(f"unknown fidelity {fidelity!r}; valid: {', '.join(FIDELITIES)}")
+    b = parse_budget(proxy.budget)
+    if b.kind == "seconds":
+        raise UsageError(f"proxy {proxy.name} has a time budget; a large counterpart needs steps or tokens")
+    amount = b.amount * LARGE_TOKEN_FACTOR
+    budget = f"{int(amount)}steps" if b.kind == "steps" else f"{int(amount)} tokens"
+    lr = (proxy.lr if proxy.lr is not None else get_preset(proxy.preset).lr) * LARGE_LR_FACTOR
+    return {**small, "budget": budget, "lr": lr, "overrides": large_overrides(proxy.preset)}
+
+
+def metric_bounds(train: dict) -> tuple[float | None, float | None]:
+    """(ceiling, chance) of the proxy's metric: MAD accuracy has both; bits per byte has neither that
+    a pattern could plausibly reach, so LM saturation is not defined (None, None)."""
+    task = str(train.get("task", ""))
+    if not task.startswith("mad"):
+        return None, None
+    from aira.data.mad import MAD_TASKS, resolve_settings
+
+    names = task.split(":", 1)[1].split(",") if ":" in task else list(MAD_TASKS)
+    vocab = resolve_settings(train.get("mad_settings", "cpu")).vocab_size
+    chances = [1 / (vocab * _MAD_CHANCE_DIVISOR[n.strip()]) for n in names]
+    return 1.0, sum(chances) / len(chances)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def _finite(x) -> float | None:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, chance: float | None) -> dict:
+    """Per-fidelity figures from pattern -> scores per seed (seed order shared by all patterns)."""
+    from aira.compose import stats
+
+    full = {p: v for p, v in table.items() if v}
+    out: dict = {"patterns": len(full), "seeds": min((len(v) for v in full.values()), default=0)}
+    means = [sum(v) / len(v) for v in full.values()]
+    out["mean_score"] = sum(means) / len(means) if means else None
+    out["score_range"] = [min(means), max(means)] if means else None
+    multi = {p: v for p, v in full.items() if len(v) >= 2}
+    out["seed_to_seed"] = _finite(stats.seed_to_seed_spearman(multi)) if len(multi) >= 2 else None
+    out["noise_floor"] = stats.noise_floor(multi) if multi else None
+    if full:
+        sat = stats.saturation(full, ceiling=ceiling, chance=chance)
+        out["saturation"] = {k: sat[k] for k in ("saturated_share", "ceiling_share", "chance_share", "noise",
+                                                 "at_ceiling", "at_chance")}
+    else:
+        out["saturation"] = None
+    out["ceiling"], out["chance"] = ceiling, chance
+    return out
+
+
+def cross_fidelity(a: dict[str, list[float]], b: dict[str, list[float]], *, seed: int = 0) -> dict:
+    """Spearman (with a 95% bootstrap interval) of the mean scores of the patterns two fidelities share."""
+    from aira.compose.stats import bootstrap_spearman
+
+    common = [p for p in a if a[p] and b.get(p)]
+    if len(common) < 3:
+        return {"spearman": None, "ci": None, "patterns": len(common)}
+    xs = [sum(a[p]) / len(a[p]) for p in common]
+    ys = [sum(b[p]) / len(b[p]) for p in common]
+    rho, lo, hi = bootstrap_spearman(xs, ys, seed=seed)
+    return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common)}
+
+
+def summarize(scores: dict[str, dict[str, list[float]]], bounds: dict[str, tuple], seconds: dict[str, list[float]],
+              *, meta: dict | None = None) -> dict:
+    """fidelity.json: headline keys (the report shows them first) for the first fidelity and the first-to-
+    last comparison, then everything per fidelity. `scores`: fidelity -> pattern -> per-seed scores."""
+    names = list(scores)
+    per = {}
+    for f in names:
+        figs = fidelity_figures(scores[f], ceiling=bounds[f][0], chance=bounds[f][1])
+        secs = seconds.get(f) or []
+        figs["seconds_per_eval"] = sum(secs) / len(secs) if secs else None
+        figs["evaluations"] = len(secs)
+        per[f] = figs
+    first = per[names[0]] if names else {}
+    cross = cross_fidelity(scores[names[0]], scores[names[-1]]) if len(names) >= 2 else {}
+    sat = first.get("saturation") or {}
+    out = {"spearman": cross.get("spearman"), "ci": cross.get("ci"),
+           "seed_to_seed": first.get("seed_to_seed"), "noise_floor": first.get("noise_floor"),
+           "saturation": sat.get("saturated_share")}
+    if cross:
+        out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
+    out.update(meta or {})
+    out["per_fidelity"] = per
+    return out
+
+
+# ---------------------------------------------------------------- the measured table
+
+
+def load_table(path: Path | None = None) -> dict:
+    try:
+        return json.loads((path or TABLE_PATH).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _num(x, spec: str) -> str:
+    return format(x, spec) if isinstance(x, (int, float)) else "?"
+
+
+def format_entry(e: dict) -> str:
+    """One line from a table entry, naming only what was measured."""
+    parts = []
+    if e.get("seed_to_seed") is not None:
+        parts.append(f"seed-to-seed rho {_num(e['seed_to_seed'], '.2f')} ({e.get('patterns', '?')} patterns x "
+                     f"{e.get('seeds', '?')} seeds)")
+    if e.get("spearman") is not None:
+        ci = e.get("ci") or [None, None]
+        parts.append(f"small-to-large rho {_num(e['spearman'], '.2f')} [{_num(ci[0], '.2f')}, {_num(ci[1], '.2f')}]"
+                     f" ({e.get('large_patterns', '?')} patterns)")
+    else:
+        parts.append("small-to-large not measured")
+    if e.get("noise_floor") is not None:
+        parts.append(f"noise floor {_num(e['noise_floor'], '.3f')}")
+    if e.get("saturation") is not None:
+        parts.append(f"{100 * e['saturation']:.0f}% saturated")
+    if e.get("seconds_per_eval") is not None:
+        parts.append(f"{_num(e['seconds_per_eval'], '.0f')} s/eval")
+    return ", ".join(parts) + f"; measured {e.get('date', '?')} on {e.get('machine', '?')}"
+
+
+def measured_fidelity(proxy: str) -> str | None:
+    """The shipped figures of a proxy as one line, or None when it was never measured."""
+    e = load_table().get(proxy)
+    if not isinstance(e, dict) or e.get("status") != "measured":
+        return None
+    return format_entry(e)
+
+
+def table_entry(result: dict) -> dict:
+    """The table entry of a finished fidelity.json."""
+    first = result["per_fidelity"][result["fidelities"][0]]
+    return {"status": "measured", "date": result.get("date"), "machine": result.get("machine"),
+            "command": result.get("command"), "space": result.get("space"), "layers": result.get("layers"),
+            "patterns": first.get("patterns"), "seeds": first.get("seeds"),
+            "seed_to_seed": result.get("seed_to_seed"), "noise_floor": result.get("noise_floor"),
+            "saturation": result.get("saturation"), "seconds_per_eval": first.get("seconds_per_eval"),
+            "spearman": result.get("spearman"), "ci": result.get("ci"),
+            "large_patterns": result.get("compared")}
+
+
+def record(result: dict, proxy: str, path: Path | None = None) -> None:
+    path = path or TABLE_PATH
+    table = load_table(path)
+    table[proxy] = table_entry(result)
+    path.write_text(json.dumps(table, indent=1) + "\n")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _parse_fidelities(text: str) -> list[str]:
+    names = [f.strip() for f in text.split(",") if f.strip()]
+    bad = [f for f in names if f not in FIDELITIES]
+    if not names or bad:
+        raise UsageError(f"--fidelities must be a comma list of {', '.join(FIDELITIES)}, got {text!r}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--fidelities names a fidelity twice: {text!r}")
+    return names
+
+
+def _machine() -> str:
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    return f"{os.cpu_count()} cores, {dev}, {platform.machine()}"
+
+
+def run_fidelity(args) -> int:
+    from aira.agents.executors import make_executor
+    from aira.agents.types import Job, Status
+    from aira.compose.calibration import load_patterns
+    from aira.tasks.compose import resolve_proxy, resolve_space
+
+    fids = _parse_fidelities(args.fidelities)
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    layers = getattr(args, "layers", 16)
+    proxy = resolve_proxy(args.proxy)
+    alphabet = resolve_space(args.space)
+    patterns = load_patterns(args.patterns, args.space, layers)
+    if args.limit is not None:
+        if args.limit < 3:
+            raise UsageError(f"--limit must be at least 3 (a ranking needs 3 patterns), got {args.limit}")
+        patterns = patterns[: args.limit]
+    outside = [p for p in patterns if set(p) - set(alphabet)]
+    if outside:
+        raise UsageError(f"pattern {outside[0]} uses primitives outside the space {args.space} ({alphabet})")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    trains = {f: fidelity_train(proxy, f) for f in fids}
+    bounds = {f: metric_bounds(trains[f]) for f in fids}
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    meta = {"proxy": proxy.name, "space": args.space, "layers": layers, "fidelities": fids,
+            "seeds_per_pattern": args.seeds, "patterns_total": len(patterns),
+            "date": datetime.date.today().isoformat(), "machine": _machine(),
+            "command": "aira compose fidelity " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["compose", "fidelity"]
+                                                            else sys.argv[1:]),
+            "train": trains}
+
+    # small fidelity first (all seeds), then large: partial results answer the cheap question first
+    jobs = {}
+    for f in fids:
+        for s in range(args.seeds):
+            for i, p in enumerate(patterns):
+                jid = f"{f}-{i:03d}-s{s}"
+                jobs[jid] = (f, p, s)
+    ex_kwargs = {"log_dir": out / "jobs"} if args.executor == "local" else {}
+    executor = make_executor(args.executor, slots=args.workers, **ex_kwargs)
+    # large trains ~64x the FLOPs of small (4x width squared, 4x tokens)
+    base_timeout = getattr(args, "timeout", None) or proxy.timeout_s
+    timeout = {f: base_timeout * (1 if f == "small" else 64) for f in fids}
+    scores: dict[str, dict[str, dict[int, float]]] = {f: {} for f in fids}
+    seconds: dict[str, list[float]] = {f: [] for f in fids}
+    failed = []
+    print(f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x {args.seeds} seeds x "
+          f"fidelities {', '.join(fids)} = {len(jobs)} evaluations, {args.workers} workers x {threads} threads "
+          f"-> {out}", file=sys.stderr)
+    for jid, (f, p, s) in jobs.items():
+        executor.submit(Job(id=jid, fn="aira.tasks.compose:evaluate_pattern", timeout_s=timeout[f],
+                            kwargs={"pattern": p, "seed": s, "seeds": 1, "cache_dir": str(out / "cache"),
+                                    "threads": threads, "device": "auto", "train": trains[f]}))
+    done, t0 = 0, time.time()
+    evals_path = out / "evaluations.jsonl"
+    evals_path.write_text("")
+    try:
+        while done < len(jobs):
+            for jid, res in executor.poll(timeout=1.0):
+                done += 1
+                f, p, s = jobs[jid]
+                m = res.metrics
+                train_s = (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
+                row = {"fidelity": f, "pattern": p, "seed": s, "status": res.status.value, "metric": res.metric,
+                       "train_s": train_s, "job_s": res.seconds, "cached": m.get("cached"),
+                       "per_task": m.get("per_task"), "error": res.error[-300:] if res.error else ""}
+                with evals_path.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                if res.status == Status.OK and res.metric is not None:
+                    scores[f].setdefault(p, {})[s] = res.metric
+                    if train_s is not None:
+                        seconds[f].append(train_s)
+                    note = f"{res.metric:.4f}"
+                else:
+                    failed.append({"fidelity": f, "pattern": p, "seed": s, "status": res.status.value})
+                    note = f"{res.status.value}: {(res.error or '').strip().splitlines()[-1:] or ''}"
+                print(f"[{done}/{len(jobs)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr)
+                _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": done == len(jobs)},
+                       args.seeds)
+    finally:
+        executor.shutdown()
+    result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, args.seeds)
+    print(format_result(result))
+    if getattr(args, "record", False):
+        record(result, proxy.name)
+        print(f"recorded in {TABLE_PATH}", file=sys.stderr)
+    return 0 if not failed else 1
+
+
+def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: int) -> dict:
+    # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
+    tables = {f: {p: [by_seed[s] for s in range(n_seeds)] for p, by_seed in scores[f].items()
+                  if len(by_seed) == n_seeds} for f in scores}
+    result = summarize(tables, bounds, seconds, meta=meta)
+    _atomic(out / "fidelity.json", json.dumps(result, indent=1) + "\n")
+    _atomic(out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
+    return result
+
+
+def _atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def format_result(r: dict) -> str:
+    lines = [f"proxy {r.get('proxy')}: {r.get('patterns_total')} patterns, {r.get('seeds_per_pattern')} seeds"]
+    for f, figs in r["per_fidelity"].items():
+        sat = figs.get("saturation") or {}
+        lo, hi = figs.get("score_range") or (None, None)
+        lines.append(f"  {f:6s} seed-to-seed rho {_num(figs.get('seed_to_seed'), '.3f')}  noise floor "
+                     f"{_num(figs.get('noise_floor'), '.4f')}  saturated {_num(sat.get('saturated_share'), '.0%')}"
+                     f"  scores {_num(lo, '.3f')}..{_num(hi, '.3f')}  "
+                     f"{_num(figs.get('seconds_per_eval'), '.1f')} s/eval ({figs.get('evaluations')} evals)")
+    if r.get("compared"):
+        ci = r.get("ci") or [None, None]
+        lines.append(f"  {r['compared']}: rho {_num(r.get('spearman'), '.3f')} "
+                     f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]")
+    if r.get("failed"):
+        lines.append(f"  {len(r['failed'])} evaluations failed (see evaluations.jsonl)")
+    return "\n".join(lines)

@@ -1,0 +1,263 @@
+"""Proxy fidelity: hand-computed figures, calibration sets, the shipped table, and a run end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pytest
+
+from aira.cli import main
+from aira.compose import fidelity as fid
+from aira.compose.calibration import ORDERINGS, calibration_patterns, load_patterns, place
+from aira.errors import UsageError
+from aira.tasks.compose import PROXIES
+
+# ---------------------------------------------------------------- Spearman across fidelities
+
+
+def test_cross_fidelity_spearman_matches_hand_computation():
+    # one swapped pair in 4: rho = 1 - 6 * 2 / (4 * 15) = 0.8
+    a = {"p1": [1.0], "p2": [2.0], "p3": [3.0], "p4": [4.0]}
+    b = {"p1": [1.0], "p2": [3.0], "p3": [2.0], "p4": [4.0]}
+    assert fid.cross_fidelity(a, b)["spearman"] == pytest.approx(0.8)
+
+
+def test_cross_fidelity_uses_seed_means_and_average_ranks_for_ties():
+    # means a = 1, 2, 2, 3 (a tie at 2) vs b = 1, 2, 3, 4: ranks (1, 2.5, 2.5, 4) vs (1, 2, 3, 4);
+    # Pearson of the ranks = 4.5 / sqrt(4.5 * 5)
+    a = {"p1": [0.5, 1.5], "p2": [2.0, 2.0], "p3": [1.0, 3.0], "p4": [3.0, 3.0]}
+    b = {"p1": [1.0], "p2": [2.0], "p3": [3.0], "p4": [4.0]}
+    r = fid.cross_fidelity(a, b)
+    assert r["spearman"] == pytest.approx(4.5 / math.sqrt(22.5))
+    assert r["patterns"] == 4
+
+
+def test_bootstrap_interval_hand_computed_cases():
+    # a perfect ranking stays perfect in every resample that has an order at all
+    a = {f"p{i}": [float(i)] for i in range(6)}
+    b = {f"p{i}": [float(i * i)] for i in range(6)}
+    r = fid.cross_fidelity(a, b)
+    assert r["spearman"] == pytest.approx(1.0) and r["ci"] == [pytest.approx(1.0), pytest.approx(1.0)]
+    # x = 1, 2, 3 vs y = 1, 3, 2: of the 24 resamples with an order, 6 give -1 (the swapped pair alone),
+    # 6 give 0.5 (all three), 12 give +1, so the 95% interval runs from -1 to 1
+    a3 = {"p1": [1.0], "p2": [2.0], "p3": [3.0]}
+    b3 = {"p1": [1.0], "p2": [3.0], "p3": [2.0]}
+    r3 = fid.cross_fidelity(a3, b3)
+    assert r3["spearman"] == pytest.approx(0.5)
+    assert r3["ci"] == [pytest.approx(-1.0), pytest.approx(1.0)]
+
+
+def test_cross_fidelity_needs_three_shared_patterns():
+    r = fid.cross_fidelity({"p1": [1.0], "p2": [2.0], "p3": [3.0]}, {"p1": [1.0], "p2": [2.0]})
+    assert r == {"spearman": None, "ci": None, "patterns": 2}
+
+
+# ---------------------------------------------------------------- per-fidelity figures
+
+SYNTHETIC = {"a": [0.10, 0.12], "b": [0.50, 0.52], "c": [0.99, 1.00], "d": [0.30, 0.26]}
+
+
+def test_noise_floor_seed_agreement_and_saturation_on_a_synthetic_table():
+    f = fid.fidelity_figures(SYNTHETIC, ceiling=1.0, chance=0.1)
+    # per-pattern variances of two seeds are diff^2 / 2: 0.0002, 0.0002, 0.00005, 0.0008
+    assert f["noise_floor"] == pytest.approx(math.sqrt(0.0003125))
+    assert f["seed_to_seed"] == pytest.approx(1.0)  # both seeds order a < d < b < c
+    sat = f["saturation"]
+    assert sat["noise"] == pytest.approx(2 * math.sqrt(0.0003125))
+    assert sat["at_ceiling"] == ["c"] and sat["at_chance"] == ["a"]  # 0.995 and 0.11 are within 0.035
+    assert sat["saturated_share"] == pytest.approx(0.5)
+    assert f["score_range"] == [pytest.approx(0.11), pytest.approx(0.995)]
+    assert (f["patterns"], f["seeds"]) == (4, 2)
+
+
+def test_seed_disagreement_lowers_seed_to_seed_spearman():
+    swapped = {"a": [0.1, 0.4], "b": [0.2, 0.3], "c": [0.3, 0.2], "d": [0.4, 0.1]}
+    f = fid.fidelity_figures(swapped, ceiling=1.0, chance=0.0)
+    assert f["seed_to_seed"] == pytest.approx(-1.0)
+    # variances 0.045, 0.005, 0.005, 0.045: floor sqrt(0.025); every mean (0.25) is within 2 floors of chance
+    assert f["noise_floor"] == pytest.approx(math.sqrt(0.025))
+    assert f["saturation"]["saturated_share"] == 1.0
+
+
+def test_one_seed_gives_no_seed_figures():
+    f = fid.fidelity_figures({"a": [0.2], "b": [0.5], "c": [0.7]}, ceiling=1.0, chance=0.1)
+    assert f["seed_to_seed"] is None and f["noise_floor"] is None and f["seeds"] == 1
+
+
+def test_summary_headline_keys_are_what_the_report_shows():
+    large = {"a": [0.2], "b": [0.6], "c": [0.9], "d": [0.4]}
+    s = fid.summarize({"small": SYNTHETIC, "large": large}, {"small": (1.0, 0.1), "large": (1.0, 0.1)},
+                      {"small": [2.0, 4.0], "large": [30.0]})
+    assert list(s)[:5] == ["spearman", "ci", "seed_to_seed", "noise_floor", "saturation"]
+    assert s["spearman"] == pytest.approx(1.0)  # means a < d < b < c at both fidelities
+    assert s["saturation"] == pytest.approx(0.5)
+    assert s["per_fidelity"]["small"]["seconds_per_eval"] == pytest.approx(3.0)
+    assert s["per_fidelity"]["large"]["evaluations"] == 1
+    assert s["compared"] == "small vs large (4 patterns)"
+
+
+# ---------------------------------------------------------------- fidelities and metric bounds
+
+
+def test_large_counterpart_is_4x_width_and_4x_tokens():
+    small = fid.fidelity_train(PROXIES["mad-cpu"], "small")
+    large = fid.fidelity_train(PROXIES["mad-cpu"], "large")
+    assert small == PROXIES["mad-cpu"].train_kwargs()
+    from aira.train.budget import parse_budget
+
+    assert parse_budget(large["budget"]).amount == 4 * parse_budget(small["budget"]).amount
+    ov = large["overrides"]
+    assert (ov["d_model"], ov["n_heads"], ov["ffn_dim"]) == (256, 16, 768)  # head size 16 and FFN 3x kept
+    assert large["lr"] == pytest.approx(small["lr"] / 2)
+    same = ("budget", "lr", "overrides")
+    assert {k: v for k, v in large.items() if k not in same} == {k: v for k, v in small.items() if k not in same}
+    with pytest.raises(UsageError, match="unknown fidelity"):
+        fid.fidelity_train(PROXIES["mad-cpu"], "medium")
+
+
+def test_metric_bounds_of_mad_and_lm():
+    ceiling, chance = fid.metric_bounds({"task": "mad:in_context_recall,selective_copying",
+                                         "mad_settings": "cpu32"})
+    # recall answers are one of 8 values; copying answers one of 16 content tokens
+    assert (ceiling, chance) == (1.0, pytest.approx((1 / 8 + 1 / 16) / 2))
+    assert fid.metric_bounds({"task": "lm:shakespeare"}) == (None, None)
+
+
+# ---------------------------------------------------------------- calibration sets
+
+
+@pytest.mark.parametrize("space, codes", [("attn-mlp", "AM"), ("attn-mlp-mamba", "AMS")])
+def test_calibration_sets_span_the_mixes_and_orderings(space, codes):
+    pats = calibration_patterns(space)
+    assert len(pats) >= 24 and len(set(pats)) == len(pats)
+    assert all(len(p) == 16 and set(p) <= set(codes) for p in pats)
+    shares = {p.count("A") / 16 for p in pats}
+    assert min(shares) == 0.0 and max(shares) == 1.0
+    if "S" in codes:
+        mamba = {p.count("S") / 16 for p in pats}
+        assert min(mamba) == 0.0 and max(mamba) == 1.0
+    # the same mix appears in several orders
+    mixes = Counter(tuple(sorted(Counter(p).items())) for p in pats)
+    assert max(mixes.values()) >= 3
+    # a short prefix already spans the attention shares
+    assert {p.count("A") for p in pats[:10]} >= {0, 8, 16}
+    assert {p.count("S") for p in pats[:10]} >= ({0, 8, 16} if "S" in codes else {0})
+
+
+def test_place_orderings():
+    assert place({"A": 2}, "M", 8, "front") == "AAMMMMMM"
+    assert place({"A": 2}, "M", 8, "back") == "MMMMMMAA"
+    assert place({"A": 2}, "M", 8, "middle") == "MMMAAMMM"
+    assert place({"A": 2}, "M", 8, "even") == "MMAMMMAM"
+    assert set(ORDERINGS) == {"even", "front", "back", "middle"}
+    with pytest.raises(UsageError, match="exceed"):
+        place({"A": 9}, "M", 8, "even")
+
+
+def test_pattern_files_and_their_errors(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("# three patterns\nAMAM\n(AM)x2  # the same, compressed\nMMMM\n")
+    with pytest.raises(UsageError, match="twice"):
+        load_patterns(str(f), "attn-mlp", 4)
+    f.write_text("AMAM\nMMMM\nAAMM\n")
+    assert load_patterns(str(f), "attn-mlp", 4) == ["AMAM", "MMMM", "AAMM"]
+    f.write_text("AMAM\nMMMM\n")
+    with pytest.raises(UsageError, match="at least 3"):
+        load_patterns(str(f), "attn-mlp", 4)
+    with pytest.raises(UsageError, match="no file"):
+        load_patterns(str(tmp_path / "missing.txt"), "attn-mlp", 4)
+
+
+# ---------------------------------------------------------------- the shipped table
+
+
+def test_shipped_table_marks_unmeasured_proxies():
+    table = fid.load_table()
+    assert set(PROXIES) - {"smoke"} <= set(table)
+    for name, entry in table.items():
+        line = fid.measured_fidelity(name)
+        if entry.get("status") == "measured":
+            assert "measured 20" in line and entry["patterns"] >= 3
+        else:
+            assert line is None and "not measured" in entry["status"]
+    assert fid.measured_fidelity("no-such-proxy") is None
+
+
+def test_compose_run_prints_figures_or_warns(capsys, monkeypatch, tmp_path):
+    from aira.commands.compose import _print_fidelity
+
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"mad-cpu": {"status": "measured", "date": "2026-11-27", "machine": "2 cores",
+                                             "patterns": 10, "seeds": 2, "seed_to_seed": 0.93,
+                                             "noise_floor": 0.012, "saturation": 0.0}}))
+    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    _print_fidelity("mad-cpu")
+    _print_fidelity("smoke")
+    err = capsys.readouterr().err
+    assert ("proxy fidelity (mad-cpu): seed-to-seed rho 0.93 (10 patterns x 2 seeds), small-to-large not "
+            "measured, noise floor 0.012, 0% saturated; measured 2026-11-27 on 2 cores") in err
+    assert "warning: proxy smoke has no measured fidelity figures" in err
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def _cli(out, *extra):
+    return main(["compose", "fidelity", "--proxy", "smoke", "--space", "attn-mlp", "--layers", "4", "--limit", "4",
+                 "--seeds", "2", "--executor", "inline", "--workers", "2", "--out", str(out), *extra])
+
+
+def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
+    # a cheaper large fidelity keeps the test fast; the machinery is the same
+    monkeypatch.setattr(fid, "LARGE_WIDTH_FACTOR", 2)
+    monkeypatch.setattr(fid, "LARGE_TOKEN_FACTOR", 1)
+    monkeypatch.setattr(fid, "large_overrides", lambda preset, factor=2: {"d_model": 128, "n_heads": 8,
+                                                                          "n_kv_heads": 4, "ffn_dim": 384})
+    table = tmp_path / "table.json"
+    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    out = tmp_path / "fid"
+    assert _cli(out, "--fidelities", "small,large", "--record") == 0
+    r = json.loads((out / "fidelity.json").read_text())
+    scores = json.loads((out / "fidelity-scores.json").read_text())
+    assert r["complete"] and not r["failed"] and r["patterns_total"] == 4
+    assert set(scores) == {"small", "large"}
+    for f in ("small", "large"):
+        assert len(scores[f]) == 4 and all(len(v) == 2 and 0 <= min(v) <= max(v) <= 1 for v in scores[f].values())
+        assert r["per_fidelity"][f]["evaluations"] == 8 and r["per_fidelity"][f]["seconds_per_eval"] > 0
+    assert r["train"]["large"]["overrides"]["d_model"] == 128
+    if r["spearman"] is not None:
+        lo, hi = r["ci"]
+        assert -1 <= lo <= r["spearman"] <= hi <= 1
+    assert r["noise_floor"] >= 0 and 0 <= r["saturation"] <= 1
+    assert r["per_fidelity"]["small"]["chance"] == pytest.approx(2 / 16)
+    rows = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+    assert len(rows) == 16 and all(row["status"] == "ok" and row["cached"] == 0 for row in rows)
+    assert "small  seed-to-seed rho" in capsys.readouterr().out
+    entry = json.loads(table.read_text())["smoke"]
+    assert entry["status"] == "measured" and entry["patterns"] == 4 and entry["seeds"] == 2
+    # a rerun is served by the cache and gives the same figures
+    assert _cli(out, "--fidelities", "small,large") == 0
+    rows = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
+    assert all(row["cached"] == 1 for row in rows)
+    assert json.loads((out / "fidelity-scores.json").read_text()) == scores
+    # and the report renders it
+    from aira.report.data import load_run
+    from aira.report.sections_stage2 import fidelity_section
+
+    html = str(fidelity_section(load_run(out)))
+    assert "Proxy fidelity" in html and "seed_to_seed" in html
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--fidelities", "small,medium"], "--fidelities must be"),
+    (["--limit", "2"], "--limit must be at least 3"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--patterns", "nope.txt"], "no file"),
+    (["--proxy", "nope"], "unknown proxy"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
+    assert _cli(tmp_path / "o", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
