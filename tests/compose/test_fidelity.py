@@ -261,3 +261,30 @@ def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert _cli(tmp_path / "o", *extra) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_compose_search_accepts_only_gains_above_the_measured_noise(tmp_path, monkeypatch, capsys):
+    """The orchestrator measures the floor on the reference pattern and the greedy policy's acceptance
+    (`best`: improve / keep) uses one std of it as its margin, for the Compose task too."""
+    from aira.agents.policies._common import SearchPolicy
+
+    margins = []
+    real_best = SearchPolicy.best
+
+    def spy(self, nodes):
+        margins.append(self.improve_margin)
+        return real_best(self, nodes)
+
+    monkeypatch.setattr(SearchPolicy, "best", spy)
+    out = tmp_path / "c"
+    assert main(["compose", "run", "--proxy", "smoke", "--layers", "4", "--agents",
+                 "greedy:offline?num_drafts=1", "--no-controls", "--budget", "3evals", "--executor", "inline", "--noise-seeds", "3",
+                 "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    refs = [n["metric"] for n in shown["nodes"] if n["agent"] == "reference"]
+    assert len(refs) == 3
+    mean = sum(refs) / 3
+    std = math.sqrt(sum((r - mean) ** 2 for r in refs) / 2)
+    assert std > 0 and margins and all(m == pytest.approx(std) for m in margins)
