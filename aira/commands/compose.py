@@ -70,6 +70,7 @@ def register(sub) -> None:
     s.add_argument("--sizes", default="32,48,64,96", help="comma list of widths d_model (default: 32,48,64,96)")
     s.add_argument("--task", default="lm:shakespeare")
     s.add_argument("--tokenizer", default="bytes")
+    s.add_argument("--eval-tokens", type=int, default=32_768, help="validation tokens per model")
     s.add_argument("--out", default="runs/scaling")
     s.set_defaults(func=_scaling)
 
@@ -84,6 +85,7 @@ def register(sub) -> None:
     f.add_argument("--out", default="runs/fidelity")
     f.add_argument("--layers", type=int, default=16, help="layers of the calibration patterns (default: 16)")
     f.add_argument("--executor", default="local", help="local | inline (default: local)")
+    f.add_argument("--timeout", type=float, default=None, help="seconds per small evaluation (default: proxy's)")
     f.add_argument("--record", action="store_true", help="write the figures into the shipped fidelity table")
     f.set_defaults(func=_fidelity)
 

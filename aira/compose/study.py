@@ -68,7 +68,8 @@ def run_scaling(args) -> int:
                 fpt = flops_per_token(pattern, cfg.with_(max_seq_len=seq_len), seq_len)
                 tokens = tokens_for(c, n, fpt)
                 r = train(TrainConfig(pattern=pattern, preset="tiny", task=args.task, tokenizer=args.tokenizer,
-                                      budget=f"{tokens} tokens", seq_len=seq_len, overrides=ov, progress=False),
+                                      budget=f"{tokens} tokens", seq_len=seq_len, overrides=ov, progress=False,
+                                      eval_tokens=args.eval_tokens),
                           log=lambda *_: None)
                 loss = r["val_loss"] if r["status"] == "ok" else None
                 print(f"  {pattern} C={c:.2g} d={w}: N={n:,} tokens={tokens:,} loss={loss}", file=sys.stderr)

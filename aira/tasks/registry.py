@@ -57,3 +57,4 @@ def get_task(name: str, **kwargs) -> Task:
 
 register_task("synthetic", "aira.tasks.synthetic:SyntheticPatternTask")
 register_task("compose", "aira.tasks.compose:ComposeTask")
+register_task("autoresearch", "aira.tasks.autoresearch:AutoresearchTask")

@@ -125,7 +125,7 @@ class LmSource:
 
 
 def make_sources(spec: TaskSpec, *, seq_len: int, seed: int, mad_settings: str = "cpu",
-                 tokenizer: str = "bpe", vocab_size: int = 8192) -> list:
+                 tokenizer: str = "bpe", vocab_size: int = 8192, eval_tokens: int = 65_536) -> list:
     if spec.kind == "mad":
         return [MadSource(name, mad_settings, seed=seed) for name in spec.names]
-    return [LmSource(spec.names[0], seq_len, tokenizer=tokenizer, vocab_size=vocab_size)]
+    return [LmSource(spec.names[0], seq_len, tokenizer=tokenizer, vocab_size=vocab_size, eval_tokens=eval_tokens)]

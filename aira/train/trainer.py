@@ -36,6 +36,7 @@ class TrainConfig:
     mad_settings: str = "cpu"
     tokenizer: str = "bpe"
     vocab_size: int = 8192
+    eval_tokens: int = 65_536   # LM: tokens scored per split (val and the hidden selection split)
     lr: float | None = None     # None: the preset's
     batch_size: int | None = None
     seq_len: int | None = None
@@ -98,7 +99,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; use cosine or wsd")
     seq_len = cfg.seq_len or preset.seq_len
     sources = make_sources(spec, seq_len=seq_len, seed=cfg.data_seed, mad_settings=cfg.mad_settings,
-                           tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size)
+                           tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size, eval_tokens=cfg.eval_tokens)
     part_budget = _split_budget(budget, len(sources))
     runs = []
     t0 = time.time()

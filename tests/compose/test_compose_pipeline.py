@@ -84,8 +84,8 @@ def test_bad_input_one_line_exit_2(argv, needle, capsys):
 
 
 def test_scaling_study_fits_frontiers(tmp_path, capsys):
-    code = main(["compose", "scaling", "--patterns", "AMAM,SMSM", "--budgets", "3e10,1e11", "--sizes", "16,32",
-                 "--out", str(tmp_path)])
+    code = main(["compose", "scaling", "--patterns", "AMAM,SMSM", "--budgets", "2e9,6e9", "--sizes", "16,32",
+                 "--eval-tokens", "2048", "--out", str(tmp_path)])
     assert code == 0
     data = json.loads((tmp_path / "scaling.json").read_text())
     assert set(data["architectures"]) == {"AMAM", "SMSM"}
