@@ -21,7 +21,7 @@ _UNITS = {
     "tok": ("tokens", 1), "tokens": ("tokens", 1),
 }
 _SCALE = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
-_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmbg]?)\s*([a-z]*)\s*$", re.IGNORECASE)
+_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -44,19 +44,17 @@ def parse_budget(text: str | int | float) -> TrainBudget:
     m = _RE.match(str(text))
     if not m:
         raise UsageError(f"cannot parse budget {text!r}; use e.g. 60s, 10m, 500steps or 2M tokens")
-    number, scale, unit = m.groups()
-    unit = unit.lower()
-    scale = scale.lower()
-    # "2m" alone is two minutes; "2M tokens" / "2Mtok" is two million tokens.
-    if scale == "m" and unit == "":
-        unit, scale = "m", ""
-    if unit == "":
-        kind, mult = "steps", 1
-    elif unit in _UNITS:
-        kind, mult = _UNITS[unit]
+    number, rest = m.groups()
+    rest = rest.lower()
+    # "2m" alone is two minutes; "2M tokens" / "500k steps" carry a multiplier.
+    if rest in _UNITS or rest == "":
+        scale, unit = "", rest
+    elif rest[0] in _SCALE and rest[1:].strip() in ("", *_UNITS):
+        scale, unit = rest[0], rest[1:].strip()
     else:
-        raise UsageError(f"unknown budget unit {unit!r} in {text!r}; use s, m, h, steps or tokens")
-    if scale and kind != "tokens" and kind != "steps":
+        raise UsageError(f"unknown budget unit {rest!r} in {text!r}; use s, m, h, steps or tokens")
+    kind, mult = _UNITS[unit] if unit else ("steps", 1)
+    if scale and kind not in ("tokens", "steps"):
         raise UsageError(f"budget {text!r}: a k/M/B multiplier applies to steps or tokens only")
     amount = float(number) * _SCALE[scale] * mult
     if amount <= 0:
