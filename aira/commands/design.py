@@ -15,6 +15,7 @@ from aira.errors import UsageError
 
 DESIGN_TASKS = {
     "autoresearch": "aira.tasks.autoresearch.cli",
+    **{f"lra-{t}": "aira.tasks.lra.cli" for t in ("listops", "text", "retrieval", "image", "pathfinder")},
 }
 
 
@@ -27,11 +28,17 @@ def _task_module(name: str):
 def _common(p) -> None:
     p.add_argument("task", help=f"design task: {', '.join(sorted(DESIGN_TASKS))}")
     p.add_argument("--preset", default=None,
-                   help="size / budget preset of the task (autoresearch: test | cpu (default) | gpu)")
+                   help="size / budget preset of the task (autoresearch: test | cpu (default) | gpu; "
+                        "lra-*: smoke | cpu (default) | gpu)")
+    p.add_argument("--setting", choices=("fixed", "configurable"), default=None,
+                   help="lra-*: fixed (default: attention.py only) or configurable (attention.py may set "
+                        "model and optimiser SETTINGS within the preset's caps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None,
                    help="corpus name or path (autoresearch: shakespeare | pycode | PATH)")
-    p.add_argument("--data-dir", default=None, help="folder of parquet shards with a `text` column")
+    p.add_argument("--data-dir", default=None,
+                   help="autoresearch: folder of parquet shards with a `text` column; lra-*: LRA's released "
+                        "files for the task (see docs/lra.md)")
     p.add_argument("--time-budget", type=float, default=None, help="training seconds (default: the preset's)")
     p.add_argument("--cache-dir", default=None, help="tokenized data cache (default: ~/.cache/aira/data)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",

@@ -58,3 +58,5 @@ def get_task(name: str, **kwargs) -> Task:
 register_task("synthetic", "aira.tasks.synthetic:SyntheticPatternTask")
 register_task("compose", "aira.tasks.compose:ComposeTask")
 register_task("autoresearch", "aira.tasks.autoresearch:AutoresearchTask")
+for _lra in ("listops", "text", "retrieval", "image", "pathfinder"):
+    register_task(f"lra-{_lra}", f"aira.tasks.lra.task:lra_{_lra}")
