@@ -152,6 +152,7 @@ def summarize(scores: dict[str, dict[str, list[float]]], bounds: dict[str, tuple
            "saturation": sat.get("saturated_share")}
     if cross:
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
+        out["compared_patterns"] = cross["patterns"]
     out.update(meta or {})
     out["per_fidelity"] = per
     return out
@@ -175,8 +176,9 @@ def format_entry(e: dict) -> str:
     """One line from a table entry, naming only what was measured."""
     parts = []
     if e.get("seed_to_seed") is not None:
-        parts.append(f"seed-to-seed rho {_num(e['seed_to_seed'], '.2f')} ({e.get('patterns', '?')} patterns x "
-                     f"{e.get('seeds', '?')} seeds)")
+        space = f"{e['space']} " if e.get("space") else ""
+        parts.append(f"seed-to-seed rho {_num(e['seed_to_seed'], '.2f')} ({e.get('patterns', '?')} {space}patterns"
+                     f" x {e.get('seeds', '?')} seeds)")
     if e.get("spearman") is not None:
         ci = e.get("ci") or [None, None]
         parts.append(f"small-to-large rho {_num(e['spearman'], '.2f')} [{_num(ci[0], '.2f')}, {_num(ci[1], '.2f')}]"
@@ -209,7 +211,7 @@ def table_entry(result: dict) -> dict:
             "seed_to_seed": result.get("seed_to_seed"), "noise_floor": result.get("noise_floor"),
             "saturation": result.get("saturation"), "seconds_per_eval": first.get("seconds_per_eval"),
             "spearman": result.get("spearman"), "ci": result.get("ci"),
-            "large_patterns": result.get("compared")}
+            "large_patterns": result.get("compared_patterns")}
 
 
 def record(result: dict, proxy: str, path: Path | None = None) -> None:
@@ -235,8 +237,9 @@ def _parse_fidelities(text: str) -> list[str]:
 def _machine() -> str:
     import torch
 
-    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
-    return f"{os.cpu_count()} cores, {dev}, {platform.machine()}"
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    # the load says how comparable the seconds are: on a shared machine they are not an idle core's
+    return f"{os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f} at start), {dev}, {platform.machine()}"
 
 
 def run_fidelity(args) -> int:

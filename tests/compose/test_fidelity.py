@@ -237,6 +237,11 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     assert "small  seed-to-seed rho" in capsys.readouterr().out
     entry = json.loads(table.read_text())["smoke"]
     assert entry["status"] == "measured" and entry["patterns"] == 4 and entry["seeds"] == 2
+    assert entry["large_patterns"] == 4 and entry["space"] == "attn-mlp"
+    line = fid.measured_fidelity("smoke")
+    assert line.startswith("seed-to-seed rho ") and "(4 attn-mlp patterns x 2 seeds)" in line
+    if r["spearman"] is not None:
+        assert "small-to-large rho" in line and "(4 patterns)" in line
     # a rerun is served by the cache and gives the same figures
     assert _cli(out, "--fidelities", "small,large") == 0
     rows = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
