@@ -1,0 +1,102 @@
+"""`aira design eval|run lra-<task>`: bad input in one line, and a tiny offline run end to end in which a
+hostile attention.py fails cleanly and the search goes on."""
+
+import json
+
+import pytest
+
+from aira.agents.journal import Journal
+from aira.agents.types import Status
+from aira.cli import main
+from aira.tasks.lra import task as lra_task
+from aira.tasks.lra.evaluate import evaluate_attention
+from aira.tasks.lra.mechanisms import path
+from aira.tasks.lra.offline import MechanismSpace
+
+SECRET = "sk-lra-test-0123456789"
+HOSTILE = '''\
+import os, socket
+leak = os.environ.get("AIRA_LRA_TEST_API_KEY", "no key in sight")
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3).close()
+    net = "reached the network"
+except OSError as e:
+    net = f"network blocked: {e}"
+raise RuntimeError(f"hostile: {leak}; {net}")
+
+
+class Attention:  # never reached: the import fails first
+    pass
+'''
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--file", "/nonexistent/attention.py"], "--file /nonexistent/attention.py does not exist"),
+    (["--preset", "huge"], "unknown LRA preset 'huge'; valid: smoke, cpu, gpu"),
+    (["--time-budget", "30"], "--time-budget is not an LRA option"),
+])
+def test_eval_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(["design", "eval", "lra-listops", "--preset", "smoke", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_eval_rejects_settings_in_the_fixed_setting(tmp_path, capsys):
+    f = tmp_path / "attention.py"
+    f.write_text(path("softmax").read_text() + "\nSETTINGS = {'d_model': 16}\n")
+    assert main(["design", "eval", "lra-text", "--preset", "smoke", "--file", str(f)]) == 2
+    assert "fixed setting takes no SETTINGS" in capsys.readouterr().err
+
+
+def test_design_run_offline_end_to_end_with_a_hostile_draft(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AIRA_LRA_TEST_API_KEY", SECRET)
+
+    class HostileFirst(MechanismSpace):  # the first draft of the run is hostile, the rest are offline moves
+        drafted = 0
+
+        def sample(self, rng):
+            HostileFirst.drafted += 1
+            return ({"files": {"attention.py": HOSTILE}}, "hostile") if HostileFirst.drafted == 1 \
+                else super().sample(rng)
+
+    monkeypatch.setattr(lra_task, "MechanismSpace", HostileFirst)
+    out = tmp_path / "run"
+    rc = main(["design", "run", "lra-listops", "--preset", "smoke", "--agents", "greedy:offline",
+               "--budget", "1evals", "--noise-seeds", "1", "--executor", "inline", "--out", str(out),
+               "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "leaderboard" in printed and "STAND-IN" in printed
+
+    with Journal(out, readonly=True) as j:
+        nodes = j.nodes()
+    ref, hostile, *rest = nodes
+    assert ref.operator == "reference" and ref.status == Status.OK
+    # the harness's val accuracy (from predictions, labels outside) equals the evaluator's own, in-process
+    direct = evaluate_attention(str(path("softmax")), "lra-listops", preset="smoke", seed=0)
+    assert ref.metric == pytest.approx(direct["metric"], abs=1.5 / 150)
+    assert hostile.status.failed and hostile.status == Status.INVALID
+    assert "hostile: no key in sight" in hostile.error and "Network is unreachable" in hostile.error
+    assert all(SECRET not in json.dumps(n.to_dict()) for n in nodes)
+    assert any(n.status == Status.OK and n.operator != "reference" for n in rest), "the run did not go on"
+    report = (out / "lra_report.md").read_text()
+    assert "## lra-listops (fixed setting, preset smoke)" in report and "STAND-IN" in report
+    assert "| Mega | 63.14 |" in report and "not compared" in report
+    assert "```python" in report and "class Attention" in report
+
+
+def test_eval_scores_a_users_file_through_the_sandbox(tmp_path, capsys):
+    from aira.data.lra import load_lra
+
+    data = load_lra("lra-listops", preset="smoke", seed=0)
+    n = len(data.val) + len(data.test)
+    # Predicts class 0 everywhere and claims a perfect score; the harness scores the predictions.
+    claim = json.dumps({"status": "ok", "metric": 1.0, "test_predictions": [0] * n})
+    f = tmp_path / "mine.py"
+    f.write_text(f"import os\nopen('result.json', 'w').write({claim!r})\nos._exit(0)\n\nclass Attention:\n    pass\n")
+    assert main(["design", "eval", "lra-listops", "--preset", "smoke", "--file", str(f)]) == 0
+    lines = dict(ln.split(": ", 1) for ln in capsys.readouterr().out.splitlines() if ": " in ln)
+    assert lines["status"] == "ok"
+    assert float(lines["val_accuracy"]) == pytest.approx((data.val.y == 0).float().mean().item())
+    assert float(lines["test_accuracy"]) == pytest.approx((data.test.y == 0).float().mean().item())
+    assert lines["note"].startswith("STAND-IN")
