@@ -1,5 +1,5 @@
 """Sections for what later stages leave in the run folder: Compose's aggregation, extrapolations,
-scaling study and proxy-fidelity checks, and autoresearch's results.tsv and plots.
+scaling study and proxy-fidelity checks, autoresearch's results.tsv and plots, and the LRA report section.
 
 Every one is optional: a function returns None when its file is absent. The files are written by
 other commands (`aira compose ...`, the autoresearch loop), so fields are read defensively: a
@@ -176,3 +176,12 @@ def autoresearch_section(run: RunData, images: Images) -> Markup | None:
             continue
         parts.append(figure(images.add_png(f"run-{p.stem}", data, p.name), f"{p.name} (from the run folder)"))
     return section("experiments", "Experiments", *parts)
+
+
+def lra_section(run: RunData) -> Markup | None:
+    """`lra_report.md` (written by `aira design run lra-*`), shown as preformatted text."""
+    try:
+        text = (run.run_dir / "lra_report.md").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return section("lra", "Long Range Arena", Markup(f'<pre class="lra">{esc(text)}</pre>'))

@@ -8,6 +8,7 @@ import pytest
 from aira.agents.journal import Journal
 from aira.agents.types import Status
 from aira.cli import main
+from aira.report import write_report
 from aira.tasks.lra import task as lra_task
 from aira.tasks.lra.evaluate import evaluate_attention
 from aira.tasks.lra.mechanisms import path
@@ -83,6 +84,8 @@ def test_design_run_offline_end_to_end_with_a_hostile_draft(tmp_path, monkeypatc
     assert "## lra-listops (fixed setting, preset smoke)" in report and "STAND-IN" in report
     assert "| Mega | 63.14 |" in report and "not compared" in report
     assert "```python" in report and "class Attention" in report
+    html = write_report(out).read_text()  # the HTML report embeds the section
+    assert '<section id="lra">' in html and "STAND-IN: not LRA" in html
 
 
 def test_eval_scores_a_users_file_through_the_sandbox(tmp_path, capsys):
