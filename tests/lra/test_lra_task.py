@@ -12,10 +12,8 @@ import torch
 
 from aira.data.lra import load_lra, load_saved
 from aira.tasks.lra.contract import check_attention, validate_settings
-from aira.tasks.lra.mechanisms import path
 from aira.tasks.lra.model import load_attention
-from aira.tasks.lra.offline import (MechanismSpace, hyperparameters, read_settings, skeleton,
-                                    write_settings)
+from aira.tasks.lra.offline import MechanismSpace, hyperparameters, read_settings, skeleton, write_settings
 from aira.tasks.lra.presets import get_preset
 from aira.tasks.lra.task import EDITABLE, LraTask, evaluate_job
 
@@ -92,7 +90,7 @@ def test_offline_moves_edit_hyperparameters_in_place():
     assert idea == "crossover: n_landmarks from the second parent"
     assert {h.name: h.value for h in hyperparameters(mixed["files"][EDITABLE])}["n_landmarks"] == 8
     # repair after a cap: one step down; after anything else: a library mechanism
-    fixed, idea = space.repair(local, "FLOP cap: expected <= 1e+06 forward FLOPs per token", rng)
+    _, idea = space.repair(local, "FLOP cap: expected <= 1e+06 forward FLOPs per token", rng)
     assert idea.endswith("window 32 -> 16")
     fresh, idea = space.repair(local, "forward raised KeyError: 3", rng)
     assert fresh["files"][EDITABLE] in space.library.values() and "back to the library" in idea

@@ -127,7 +127,7 @@ def hyperparameters(code: str) -> list[Hyper]:
 
 
 def _fmt(value: float, integer: bool) -> str:
-    return str(int(round(value))) if integer else f"{value:.4g}"
+    return str(round(value)) if integer else f"{value:.4g}"
 
 
 def _step(name: str, value: float, rng: random.Random, *, down: bool | None = None,
@@ -146,9 +146,9 @@ def _step(name: str, value: float, rng: random.Random, *, down: bool | None = No
     else:
         new = value / 2 if go_down else value * 2
         if integer:
-            new = max(1, int(round(new)))
+            new = max(1, round(new))
     if integer:
-        new = int(round(new))
+        new = round(new)
     return None if new == value else new
 
 
@@ -188,7 +188,7 @@ def read_settings(code: str) -> dict | None:
         raise ValueError(f"{SETTINGS_NAME} must be a literal dict (numbers, strings, booleans), "
                          f"line {node.lineno}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{SETTINGS_NAME} must be a dict, got {type(value).__name__}")
+        raise ValueError(f"{SETTINGS_NAME} must be a dict, got {type(value).__name__}")  # noqa: TRY004 - one-line message for the agent
     return value
 
 
@@ -332,9 +332,9 @@ class MechanismSpace(ProposalSpace):
                     taken += keys
         if taken:
             return _wrap(code_a), f"crossover: {', '.join(taken)} from the second parent"
-        if skeleton(code_a) != skeleton(code_b) and MIX_MARK not in code_a + code_b:
-            if (mixed := combine(code_a, code_b)) is not None:
-                return _wrap(mixed), "crossover: the sum of the two parents' mixers"
+        different = skeleton(code_a) != skeleton(code_b) and MIX_MARK not in code_a + code_b
+        if different and (mixed := combine(code_a, code_b)) is not None:
+            return _wrap(mixed), "crossover: the sum of the two parents' mixers"
         return self.mutate(a, rng)
 
     def repair(self, proposal: Any, error: str, rng: random.Random) -> tuple[dict, str]:

@@ -90,9 +90,9 @@ def run_section(run_dir: str | Path) -> tuple[str, dict]:
     lines += ["### Best mechanism (final pick by the hidden test split)", "",
               "| node | agent | idea | val acc % | test acc % | params | attention params | attention FLOPs/token | seconds |",
               "|---|---|---|---|---|---|---|---|---|",
-              f"| {best.id} | {best.agent} | {_cell(best.idea or best.operator)} | {_pct(best.metric)} | "
-              f"{_pct(best.selection_metric)} | {_si(m.get('params'))} | {_si(m.get('attention_params'))} | "
-              f"{_si(m.get('flops'))} | {best.seconds:.0f} |", ""]
+              (f"| {best.id} | {best.agent} | {_cell(best.idea or best.operator)} | {_pct(best.metric)} | "
+               f"{_pct(best.selection_metric)} | {_si(m.get('params'))} | {_si(m.get('attention_params'))} | "
+               f"{_si(m.get('flops'))} | {best.seconds:.0f} |"), ""]
     files = best.proposal.get("files", {}) if isinstance(best.proposal, dict) else {}
     for name, code in files.items():
         lines += [f"`{name}`:", "", "```python", code.rstrip(), "```", ""]
@@ -122,7 +122,7 @@ def published_section(rows: Sequence[dict]) -> str:
             ours.append(f"({_pct(r['test'])}, stand-in)")
         else:
             ours.append(_pct(r["test"]))
-    lines += [f"| ours (best node) | " + " | ".join(ours) + " | this run |", ""]
+    lines += ["| ours (best node) | " + " | ".join(ours) + " | this run |", ""]
     for r in rows:
         if r["test"] is None:
             continue
