@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +118,10 @@ class LraTask(Task):
             self.work_dir = Path(work_dir).resolve()
         else:
             self.work_dir = Path(tempfile.mkdtemp(prefix="aira-lra-"))
-            import weakref
-
             weakref.finalize(self, shutil.rmtree, str(self.work_dir), True)
         key = f"{task}-{preset}-seed{data_seed}"
+        if self.data_dir:  # one staged copy per data folder
+            key += "-" + hashlib.sha256(self.data_dir.encode()).hexdigest()[:8]
         self.split_dir, self.labels_path = stage_split(data, self.work_dir / "data" / key)
         self.n_val, self.n_test = len(data.val), len(data.test)
 
