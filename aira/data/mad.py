@@ -89,9 +89,12 @@ MAD_PRESETS: dict[str, MadSettings] = {
     "default": MadSettings(),
     # a few seconds per task on a CPU core with a small model
     "cpu": MadSettings(seq_len=64, n_train=2_560, n_val=256, n_select=256, n_copy=8, memory_keys=64),
-    # the mad-cpu proxy: short sequences so a 16-layer width-64 model learns in a few hundred steps, and
-    # 4,096 training examples so it learns the task rather than the examples
-    "cpu32": MadSettings(seq_len=32, n_train=4_096, n_val=256, n_select=256, n_copy=4, memory_keys=16),
+    # the mad-cpu proxy: short sequences so a 16-layer width-64 model learns in a few hundred steps,
+    # 4,096 training examples so it learns the task rather than the examples, 1,024 evaluation examples
+    # so the sampling error of an accuracy stays below ~0.01 (copying has 4 answers per row), and a
+    # 4,096-key memorization table, which a width-64 model learns only partly in ~100 steps, by how many
+    # MLP layers it has (1,024 keys: every pattern with 8+ MLP layers reaches 1.0)
+    "cpu32": MadSettings(seq_len=32, n_train=4_096, n_val=1_024, n_select=1_024, n_copy=4, memory_keys=4_096),
     # for tests and smoke runs
     "tiny": MadSettings(seq_len=32, n_train=256, n_val=64, n_select=64, n_copy=4, memory_keys=16),
 }

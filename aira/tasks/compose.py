@@ -60,10 +60,10 @@ class Proxy:
 
 # Step budgets, not seconds, so that a score does not depend on how loaded the machine is.
 PROXIES = {
-    "mad-cpu": Proxy(name="mad-cpu", task="mad:in_context_recall,noisy_in_context_recall,selective_copying",
-                     preset="tiny", mad_settings="tiny", budget="360steps", lr=3e-3, timeout_s=300,
-                     description="three MAD tasks (recall, noisy recall, selective copying), tiny settings, "
-                                 "width 64, 120 steps each"),
+    "mad-cpu": Proxy(name="mad-cpu", task="mad:selective_copying,compression,memorization", preset="tiny",
+                     mad_settings="cpu32", budget="384steps", lr=3e-3, timeout_s=300,
+                     description="three MAD tasks (selective copying, compression, memorization of 4,096 keys), "
+                                 "sequence length 32, width 64, 128 steps each"),
     "mad-gpu": Proxy(name="mad-gpu", task="mad", preset="mad", mad_settings="default", budget="3000steps",
                      description="the six MAD tasks at MAD's settings, width 128, 500 steps each"),
     "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="150steps",
