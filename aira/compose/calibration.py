@@ -18,11 +18,35 @@ from aira.errors import UsageError
 ORDERINGS = ("even", "front", "back", "middle")
 
 # Mixes as shares of the layers: (attention, mamba); the rest is MLP.
-_ATTN_MLP = [(0.0, 0.0), (1 / 16, 0.0), (1 / 8, 0.0), (1 / 4, 0.0), (3 / 8, 0.0), (1 / 2, 0.0), (5 / 8, 0.0),
-             (3 / 4, 0.0), (7 / 8, 0.0), (1.0, 0.0)]
-_ATTN_MLP_MAMBA = [(0.0, 1.0), (1.0, 0.0), (0.0, 1 / 2), (1 / 2, 0.0), (1 / 16, 7 / 16), (1 / 8, 3 / 8),
-                   (1 / 4, 1 / 4), (1 / 4, 1 / 2), (0.0, 1 / 4), (1 / 2, 1 / 2), (0.0, 3 / 4), (1 / 8, 5 / 8),
-                   (0.0, 0.0), (1 / 8, 7 / 8), (3 / 8, 1 / 8)]
+_ATTN_MLP = [
+    (0.0, 0.0),
+    (1 / 16, 0.0),
+    (1 / 8, 0.0),
+    (1 / 4, 0.0),
+    (3 / 8, 0.0),
+    (1 / 2, 0.0),
+    (5 / 8, 0.0),
+    (3 / 4, 0.0),
+    (7 / 8, 0.0),
+    (1.0, 0.0),
+]
+_ATTN_MLP_MAMBA = [
+    (0.0, 1.0),
+    (1.0, 0.0),
+    (0.0, 1 / 2),
+    (1 / 2, 0.0),
+    (1 / 16, 7 / 16),
+    (1 / 8, 3 / 8),
+    (1 / 4, 1 / 4),
+    (1 / 4, 1 / 2),
+    (0.0, 1 / 4),
+    (1 / 2, 1 / 2),
+    (0.0, 3 / 4),
+    (1 / 8, 5 / 8),
+    (0.0, 0.0),
+    (1 / 8, 7 / 8),
+    (3 / 8, 1 / 8),
+]
 MIN_SIZE = 24
 
 
@@ -50,7 +74,7 @@ def place(counts: dict[str, int], filler: str, layers: int, ordering: str) -> st
         return "".join(out)
     block = "".join(c * n for c, n in sorted(counts.items()))
     start = {"front": 0, "back": layers - len(block), "middle": (layers - len(block)) // 2}[ordering]
-    out[start:start + len(block)] = block
+    out[start : start + len(block)] = block
     return "".join(out)
 
 

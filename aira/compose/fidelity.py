@@ -41,8 +41,14 @@ TABLE_PATH = Path(__file__).with_name("fidelity_table.json")
 
 # chance accuracy of each MAD task, as a share of the content vocabulary: recall answers are values
 # (half the vocabulary), copying / compression / memorization answers range over all content tokens
-_MAD_CHANCE_DIVISOR = {"in_context_recall": 0.5, "fuzzy_in_context_recall": 0.5, "noisy_in_context_recall": 0.5,
-                       "selective_copying": 1.0, "compression": 1.0, "memorization": 1.0}
+_MAD_CHANCE_DIVISOR = {
+    "in_context_recall": 0.5,
+    "fuzzy_in_context_recall": 0.5,
+    "noisy_in_context_recall": 0.5,
+    "selective_copying": 1.0,
+    "compression": 1.0,
+    "memorization": 1.0,
+}
 
 
 # ---------------------------------------------------------------- fidelities
@@ -53,8 +59,12 @@ def large_overrides(preset_name: str, factor: int = LARGE_WIDTH_FACTOR) -> dict:
     from aira.models import get_preset
 
     m = get_preset(preset_name).model
-    return {"d_model": m.d_model * factor, "n_heads": m.n_heads * factor, "n_kv_heads": m.n_kv_heads * factor,
-            "ffn_dim": m.ffn_dim * factor}
+    return {
+        "d_model": m.d_model * factor,
+        "n_heads": m.n_heads * factor,
+        "n_kv_heads": m.n_kv_heads * factor,
+        "ffn_dim": m.ffn_dim * factor,
+    }
 
 
 def fidelity_train(proxy, fidelity: str) -> dict:
@@ -111,8 +121,10 @@ def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, ch
     out["noise_floor"] = stats.noise_floor(multi) if multi else None
     if full:
         sat = stats.saturation(full, ceiling=ceiling, chance=chance)
-        out["saturation"] = {k: sat[k] for k in ("saturated_share", "ceiling_share", "chance_share", "noise",
-                                                 "at_ceiling", "at_chance")}
+        out["saturation"] = {
+            k: sat[k]
+            for k in ("saturated_share", "ceiling_share", "chance_share", "noise", "at_ceiling", "at_chance")
+        }
     else:
         out["saturation"] = None
     out["ceiling"], out["chance"] = ceiling, chance
@@ -132,8 +144,13 @@ def cross_fidelity(a: dict[str, list[float]], b: dict[str, list[float]], *, seed
     return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common)}
 
 
-def summarize(scores: dict[str, dict[str, list[float]]], bounds: dict[str, tuple], seconds: dict[str, list[float]],
-              *, meta: dict | None = None) -> dict:
+def summarize(
+    scores: dict[str, dict[str, list[float]]],
+    bounds: dict[str, tuple],
+    seconds: dict[str, list[float]],
+    *,
+    meta: dict | None = None,
+) -> dict:
     """fidelity.json: headline keys (the report shows them first) for the first fidelity and the first-to-
     last comparison, then everything per fidelity. `scores`: fidelity -> pattern -> per-seed scores."""
     names = list(scores)
@@ -147,9 +164,13 @@ def summarize(scores: dict[str, dict[str, list[float]]], bounds: dict[str, tuple
     first = per[names[0]] if names else {}
     cross = cross_fidelity(scores[names[0]], scores[names[-1]]) if len(names) >= 2 else {}
     sat = first.get("saturation") or {}
-    out = {"spearman": cross.get("spearman"), "ci": cross.get("ci"),
-           "seed_to_seed": first.get("seed_to_seed"), "noise_floor": first.get("noise_floor"),
-           "saturation": sat.get("saturated_share")}
+    out = {
+        "spearman": cross.get("spearman"),
+        "ci": cross.get("ci"),
+        "seed_to_seed": first.get("seed_to_seed"),
+        "noise_floor": first.get("noise_floor"),
+        "saturation": sat.get("saturated_share"),
+    }
     if cross:
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
         out["compared_patterns"] = cross["patterns"]
@@ -177,12 +198,16 @@ def format_entry(e: dict) -> str:
     parts = []
     if e.get("seed_to_seed") is not None:
         space = f"{e['space']} " if e.get("space") else ""
-        parts.append(f"seed-to-seed rho {_num(e['seed_to_seed'], '.2f')} ({e.get('patterns', '?')} {space}patterns"
-                     f" x {e.get('seeds', '?')} seeds)")
+        parts.append(
+            f"seed-to-seed rho {_num(e['seed_to_seed'], '.2f')} ({e.get('patterns', '?')} {space}patterns"
+            f" x {e.get('seeds', '?')} seeds)"
+        )
     if e.get("spearman") is not None:
         ci = e.get("ci") or [None, None]
-        parts.append(f"small-to-large rho {_num(e['spearman'], '.2f')} [{_num(ci[0], '.2f')}, {_num(ci[1], '.2f')}]"
-                     f" ({e.get('large_patterns', '?')} patterns)")
+        parts.append(
+            f"small-to-large rho {_num(e['spearman'], '.2f')} [{_num(ci[0], '.2f')}, {_num(ci[1], '.2f')}]"
+            f" ({e.get('large_patterns', '?')} patterns)"
+        )
     else:
         parts.append("small-to-large not measured")
     if e.get("noise_floor") is not None:
@@ -205,13 +230,23 @@ def measured_fidelity(proxy: str) -> str | None:
 def table_entry(result: dict) -> dict:
     """The table entry of a finished fidelity.json."""
     first = result["per_fidelity"][result["fidelities"][0]]
-    return {"status": "measured", "date": result.get("date"), "machine": result.get("machine"),
-            "command": result.get("command"), "space": result.get("space"), "layers": result.get("layers"),
-            "patterns": first.get("patterns"), "seeds": first.get("seeds"),
-            "seed_to_seed": result.get("seed_to_seed"), "noise_floor": result.get("noise_floor"),
-            "saturation": result.get("saturation"), "seconds_per_eval": first.get("seconds_per_eval"),
-            "spearman": result.get("spearman"), "ci": result.get("ci"),
-            "large_patterns": result.get("compared_patterns")}
+    return {
+        "status": "measured",
+        "date": result.get("date"),
+        "machine": result.get("machine"),
+        "command": result.get("command"),
+        "space": result.get("space"),
+        "layers": result.get("layers"),
+        "patterns": first.get("patterns"),
+        "seeds": first.get("seeds"),
+        "seed_to_seed": result.get("seed_to_seed"),
+        "noise_floor": result.get("noise_floor"),
+        "saturation": result.get("saturation"),
+        "seconds_per_eval": first.get("seconds_per_eval"),
+        "spearman": result.get("spearman"),
+        "ci": result.get("ci"),
+        "large_patterns": result.get("compared_patterns"),
+    }
 
 
 def record(result: dict, proxy: str, path: Path | None = None) -> None:
@@ -269,12 +304,19 @@ def run_fidelity(args) -> int:
     trains = {f: fidelity_train(proxy, f) for f in fids}
     bounds = {f: metric_bounds(trains[f]) for f in fids}
     threads = max(1, (os.cpu_count() or 1) // args.workers)
-    meta = {"proxy": proxy.name, "space": args.space, "layers": layers, "fidelities": fids,
-            "seeds_per_pattern": args.seeds, "patterns_total": len(patterns),
-            "date": datetime.date.today().isoformat(), "machine": _machine(),
-            "command": "aira compose fidelity " + " ".join(sys.argv[3:] if sys.argv[1:3] == ["compose", "fidelity"]
-                                                            else sys.argv[1:]),
-            "train": trains}
+    meta = {
+        "proxy": proxy.name,
+        "space": args.space,
+        "layers": layers,
+        "fidelities": fids,
+        "seeds_per_pattern": args.seeds,
+        "patterns_total": len(patterns),
+        "date": datetime.date.today().isoformat(),
+        "machine": _machine(),
+        "command": "aira compose fidelity "
+        + " ".join(sys.argv[3:] if sys.argv[1:3] == ["compose", "fidelity"] else sys.argv[1:]),
+        "train": trains,
+    }
 
     # small fidelity first (all seeds), then large: partial results answer the cheap question first
     jobs = {}
@@ -291,13 +333,29 @@ def run_fidelity(args) -> int:
     scores: dict[str, dict[str, dict[int, float]]] = {f: {} for f in fids}
     seconds: dict[str, list[float]] = {f: [] for f in fids}
     failed = []
-    print(f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x {args.seeds} seeds x "
-          f"fidelities {', '.join(fids)} = {len(jobs)} evaluations, {args.workers} workers x {threads} threads "
-          f"-> {out}", file=sys.stderr)
+    print(
+        f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x {args.seeds} seeds x "
+        f"fidelities {', '.join(fids)} = {len(jobs)} evaluations, {args.workers} workers x {threads} threads "
+        f"-> {out}",
+        file=sys.stderr,
+    )
     for jid, (f, p, s) in jobs.items():
-        executor.submit(Job(id=jid, fn="aira.tasks.compose:evaluate_pattern", timeout_s=timeout[f],
-                            kwargs={"pattern": p, "seed": s, "seeds": 1, "cache_dir": str(out / "cache"),
-                                    "threads": threads, "device": "auto", "train": trains[f]}))
+        executor.submit(
+            Job(
+                id=jid,
+                fn="aira.tasks.compose:evaluate_pattern",
+                timeout_s=timeout[f],
+                kwargs={
+                    "pattern": p,
+                    "seed": s,
+                    "seeds": 1,
+                    "cache_dir": str(out / "cache"),
+                    "threads": threads,
+                    "device": "auto",
+                    "train": trains[f],
+                },
+            )
+        )
     done, t0 = 0, time.time()
     evals_path = out / "evaluations.jsonl"
     evals_path.write_text("")
@@ -307,10 +365,21 @@ def run_fidelity(args) -> int:
                 done += 1
                 f, p, s = jobs[jid]
                 m = res.metrics
-                train_s = (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
-                row = {"fidelity": f, "pattern": p, "seed": s, "status": res.status.value, "metric": res.metric,
-                       "train_s": train_s, "job_s": res.seconds, "cached": m.get("cached"),
-                       "per_task": m.get("per_task"), "error": res.error[-300:] if res.error else ""}
+                train_s = (
+                    (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
+                )
+                row = {
+                    "fidelity": f,
+                    "pattern": p,
+                    "seed": s,
+                    "status": res.status.value,
+                    "metric": res.metric,
+                    "train_s": train_s,
+                    "job_s": res.seconds,
+                    "cached": m.get("cached"),
+                    "per_task": m.get("per_task"),
+                    "error": res.error[-300:] if res.error else "",
+                }
                 with evals_path.open("a") as fh:
                     fh.write(json.dumps(row) + "\n")
                 if res.status == Status.OK and res.metric is not None:
@@ -321,9 +390,17 @@ def run_fidelity(args) -> int:
                 else:
                     failed.append({"fidelity": f, "pattern": p, "seed": s, "status": res.status.value})
                     note = f"{res.status.value}: {(res.error or '').strip().splitlines()[-1:] or ''}"
-                print(f"[{done}/{len(jobs)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr)
-                _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": done == len(jobs)},
-                       args.seeds)
+                print(
+                    f"[{done}/{len(jobs)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr
+                )
+                _write(
+                    out,
+                    scores,
+                    bounds,
+                    seconds,
+                    {**meta, "failed": failed, "complete": done == len(jobs)},
+                    args.seeds,
+                )
     finally:
         executor.shutdown()
     result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, args.seeds)
@@ -336,8 +413,14 @@ def run_fidelity(args) -> int:
 
 def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: int) -> dict:
     # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
-    tables = {f: {p: [by_seed[s] for s in range(n_seeds)] for p, by_seed in scores[f].items()
-                  if len(by_seed) == n_seeds} for f in scores}
+    tables = {
+        f: {
+            p: [by_seed[s] for s in range(n_seeds)]
+            for p, by_seed in scores[f].items()
+            if len(by_seed) == n_seeds
+        }
+        for f in scores
+    }
     result = summarize(tables, bounds, seconds, meta=meta)
     _atomic(out / "fidelity.json", json.dumps(result, indent=1) + "\n")
     _atomic(out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
@@ -351,18 +434,24 @@ def _atomic(path: Path, text: str) -> None:
 
 
 def format_result(r: dict) -> str:
-    lines = [f"proxy {r.get('proxy')}: {r.get('patterns_total')} patterns, {r.get('seeds_per_pattern')} seeds"]
+    lines = [
+        f"proxy {r.get('proxy')}: {r.get('patterns_total')} patterns, {r.get('seeds_per_pattern')} seeds"
+    ]
     for f, figs in r["per_fidelity"].items():
         sat = figs.get("saturation") or {}
         lo, hi = figs.get("score_range") or (None, None)
-        lines.append(f"  {f:6s} seed-to-seed rho {_num(figs.get('seed_to_seed'), '.3f')}  noise floor "
-                     f"{_num(figs.get('noise_floor'), '.4f')}  saturated {_num(sat.get('saturated_share'), '.0%')}"
-                     f"  scores {_num(lo, '.3f')}..{_num(hi, '.3f')}  "
-                     f"{_num(figs.get('seconds_per_eval'), '.1f')} s/eval ({figs.get('evaluations')} evals)")
+        lines.append(
+            f"  {f:6s} seed-to-seed rho {_num(figs.get('seed_to_seed'), '.3f')}  noise floor "
+            f"{_num(figs.get('noise_floor'), '.4f')}  saturated {_num(sat.get('saturated_share'), '.0%')}"
+            f"  scores {_num(lo, '.3f')}..{_num(hi, '.3f')}  "
+            f"{_num(figs.get('seconds_per_eval'), '.1f')} s/eval ({figs.get('evaluations')} evals)"
+        )
     if r.get("compared"):
         ci = r.get("ci") or [None, None]
-        lines.append(f"  {r['compared']}: rho {_num(r.get('spearman'), '.3f')} "
-                     f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]")
+        lines.append(
+            f"  {r['compared']}: rho {_num(r.get('spearman'), '.3f')} "
+            f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]"
+        )
     if r.get("failed"):
         lines.append(f"  {len(r['failed'])} evaluations failed (see evaluations.jsonl)")
     return "\n".join(lines)

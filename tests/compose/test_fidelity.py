@@ -88,8 +88,11 @@ def test_one_seed_gives_no_seed_figures():
 
 def test_summary_headline_keys_are_what_the_report_shows():
     large = {"a": [0.2], "b": [0.6], "c": [0.9], "d": [0.4]}
-    s = fid.summarize({"small": SYNTHETIC, "large": large}, {"small": (1.0, 0.1), "large": (1.0, 0.1)},
-                      {"small": [2.0, 4.0], "large": [30.0]})
+    s = fid.summarize(
+        {"small": SYNTHETIC, "large": large},
+        {"small": (1.0, 0.1), "large": (1.0, 0.1)},
+        {"small": [2.0, 4.0], "large": [30.0]},
+    )
     assert list(s)[:5] == ["spearman", "ci", "seed_to_seed", "noise_floor", "saturation"]
     assert s["spearman"] == pytest.approx(1.0)  # means a < d < b < c at both fidelities
     assert s["saturation"] == pytest.approx(0.5)
@@ -112,14 +115,17 @@ def test_large_counterpart_is_4x_width_and_4x_tokens():
     assert (ov["d_model"], ov["n_heads"], ov["ffn_dim"]) == (256, 16, 768)  # head size 16 and FFN 3x kept
     assert large["lr"] == pytest.approx(small["lr"] / 2)
     same = ("budget", "lr", "overrides")
-    assert {k: v for k, v in large.items() if k not in same} == {k: v for k, v in small.items() if k not in same}
+    assert {k: v for k, v in large.items() if k not in same} == {
+        k: v for k, v in small.items() if k not in same
+    }
     with pytest.raises(UsageError, match="unknown fidelity"):
         fid.fidelity_train(PROXIES["mad-cpu"], "medium")
 
 
 def test_metric_bounds_of_mad_and_lm():
-    ceiling, chance = fid.metric_bounds({"task": "mad:in_context_recall,selective_copying",
-                                         "mad_settings": "cpu32"})
+    ceiling, chance = fid.metric_bounds(
+        {"task": "mad:in_context_recall,selective_copying", "mad_settings": "cpu32"}
+    )
     # recall answers are one of 8 values; copying answers one of 16 content tokens
     assert (ceiling, chance) == (1.0, pytest.approx((1 / 8 + 1 / 16) / 2))
     assert fid.metric_bounds({"task": "lm:shakespeare"}) == (None, None)
@@ -189,15 +195,30 @@ def test_compose_run_prints_figures_or_warns(capsys, monkeypatch, tmp_path):
     from aira.commands.compose import _print_fidelity
 
     table = tmp_path / "t.json"
-    table.write_text(json.dumps({"mad-cpu": {"status": "measured", "date": "2026-11-27", "machine": "2 cores",
-                                             "patterns": 10, "seeds": 2, "seed_to_seed": 0.93,
-                                             "noise_floor": 0.012, "saturation": 0.0}}))
+    table.write_text(
+        json.dumps(
+            {
+                "mad-cpu": {
+                    "status": "measured",
+                    "date": "2026-11-27",
+                    "machine": "2 cores",
+                    "patterns": 10,
+                    "seeds": 2,
+                    "seed_to_seed": 0.93,
+                    "noise_floor": 0.012,
+                    "saturation": 0.0,
+                }
+            }
+        )
+    )
     monkeypatch.setattr(fid, "TABLE_PATH", table)
     _print_fidelity("mad-cpu")
     _print_fidelity("smoke")
     err = capsys.readouterr().err
-    assert ("proxy fidelity (mad-cpu): seed-to-seed rho 0.93 (10 patterns x 2 seeds), small-to-large not "
-            "measured, noise floor 0.012, 0% saturated; measured 2026-11-27 on 2 cores") in err
+    assert (
+        "proxy fidelity (mad-cpu): seed-to-seed rho 0.93 (10 patterns x 2 seeds), small-to-large not "
+        "measured, noise floor 0.012, 0% saturated; measured 2026-11-27 on 2 cores"
+    ) in err
     assert "warning: proxy smoke has no measured fidelity figures" in err
 
 
@@ -205,16 +226,40 @@ def test_compose_run_prints_figures_or_warns(capsys, monkeypatch, tmp_path):
 
 
 def _cli(out, *extra):
-    return main(["compose", "fidelity", "--proxy", "smoke", "--space", "attn-mlp", "--layers", "4", "--limit", "4",
-                 "--seeds", "2", "--executor", "inline", "--workers", "2", "--out", str(out), *extra])
+    return main(
+        [
+            "compose",
+            "fidelity",
+            "--proxy",
+            "smoke",
+            "--space",
+            "attn-mlp",
+            "--layers",
+            "4",
+            "--limit",
+            "4",
+            "--seeds",
+            "2",
+            "--executor",
+            "inline",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     # a cheaper large fidelity keeps the test fast; the machinery is the same
     monkeypatch.setattr(fid, "LARGE_WIDTH_FACTOR", 2)
     monkeypatch.setattr(fid, "LARGE_TOKEN_FACTOR", 1)
-    monkeypatch.setattr(fid, "large_overrides", lambda preset, factor=2: {"d_model": 128, "n_heads": 8,
-                                                                          "n_kv_heads": 4, "ffn_dim": 384})
+    monkeypatch.setattr(
+        fid,
+        "large_overrides",
+        lambda preset, factor=2: {"d_model": 128, "n_heads": 8, "n_kv_heads": 4, "ffn_dim": 384},
+    )
     table = tmp_path / "table.json"
     monkeypatch.setattr(fid, "TABLE_PATH", table)
     out = tmp_path / "fid"
@@ -224,7 +269,9 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     assert r["complete"] and not r["failed"] and r["patterns_total"] == 4
     assert set(scores) == {"small", "large"}
     for f in ("small", "large"):
-        assert len(scores[f]) == 4 and all(len(v) == 2 and 0 <= min(v) <= max(v) <= 1 for v in scores[f].values())
+        assert len(scores[f]) == 4 and all(
+            len(v) == 2 and 0 <= min(v) <= max(v) <= 1 for v in scores[f].values()
+        )
         assert r["per_fidelity"][f]["evaluations"] == 8 and r["per_fidelity"][f]["seconds_per_eval"] > 0
     assert r["train"]["large"]["overrides"]["d_model"] == 128
     if r["spearman"] is not None:
@@ -255,13 +302,16 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     assert "Proxy fidelity" in html and "seed_to_seed" in html
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--fidelities", "small,medium"], "--fidelities must be"),
-    (["--limit", "2"], "--limit must be at least 3"),
-    (["--seeds", "0"], "--seeds must be at least 1"),
-    (["--patterns", "nope.txt"], "no file"),
-    (["--proxy", "nope"], "unknown proxy"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--fidelities", "small,medium"], "--fidelities must be"),
+        (["--limit", "2"], "--limit must be at least 3"),
+        (["--seeds", "0"], "--seeds must be at least 1"),
+        (["--patterns", "nope.txt"], "no file"),
+        (["--proxy", "nope"], "unknown proxy"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, capsys, extra, message):
     assert _cli(tmp_path / "o", *extra) == 2
     err = capsys.readouterr().err.strip()
@@ -282,9 +332,31 @@ def test_compose_search_accepts_only_gains_above_the_measured_noise(tmp_path, mo
 
     monkeypatch.setattr(SearchPolicy, "best", spy)
     out = tmp_path / "c"
-    assert main(["compose", "run", "--proxy", "smoke", "--layers", "4", "--agents",
-                 "greedy:offline?num_drafts=1", "--no-controls", "--budget", "3evals", "--executor", "inline", "--noise-seeds", "3",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "compose",
+                "run",
+                "--proxy",
+                "smoke",
+                "--layers",
+                "4",
+                "--agents",
+                "greedy:offline?num_drafts=1",
+                "--no-controls",
+                "--budget",
+                "3evals",
+                "--executor",
+                "inline",
+                "--noise-seeds",
+                "3",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["runs", "show", str(out), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
