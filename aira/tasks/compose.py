@@ -197,7 +197,14 @@ class ComposeTask(Task):
 
 
 def _cache_key(pattern: str, train: dict, seed: int) -> str:
-    blob = json.dumps({"v": CACHE_VERSION, "pattern": pattern, "train": train, "seed": seed}, sort_keys=True)
+    """Keyed on what the settings resolve to, not their names, so a retuned preset is a cache miss."""
+    from aira.data.mad import MAD_PRESETS
+    from aira.models import get_preset
+
+    resolved = {"preset": repr(get_preset(train["preset"])),
+                "mad": repr(MAD_PRESETS.get(train.get("mad_settings", ""), ""))}
+    blob = json.dumps({"v": CACHE_VERSION, "pattern": pattern, "train": train, "seed": seed, "resolved": resolved},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
