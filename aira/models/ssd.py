@@ -171,12 +171,18 @@ def _carry(
     The optional per-head scales (b, c, g, r) ride along in the loop, so that no extra full-size
     tensor is allocated for them: the stored h_in(k) is multiplied by out_scale_k.
     chunk_states: (b, c, g, n, r, p), the transpose of the (p, n) per head of the module docstring.
+    Without gradients (inference, evaluation) the loop runs in place in `_carry_no_grad`.
     """
     b, c, g, n, rep, p = chunk_states.shape
     if initial_state is None:
         run = chunk_states.new_zeros(b, g, n, rep, p)
     else:
         run = initial_state.to(chunk_states.dtype).reshape(b, g, rep, p, n).permute(0, 1, 4, 2, 3)
+
+    if not torch.is_grad_enabled() or not any(
+        t is not None and t.requires_grad for t in (chunk_states, a_tot, in_scale, out_scale, initial_state)
+    ):
+        return _carry_no_grad(chunk_states, a_tot, run, in_scale, out_scale)
 
     def per_chunk(t: Tensor | None) -> list:
         # unbind, not indexing: the backward of c index ops would build c full-size zero gradients.
@@ -190,6 +196,30 @@ def _carry(
         run = decay_k * run + (state_k if ins_k is None else ins_k * state_k)
     h_in = torch.stack(entering, dim=1).reshape(b, c, g, n, rep * p)
     return h_in, run.permute(0, 1, 3, 4, 2).reshape(b, g * rep, p, n)
+
+
+def _carry_no_grad(chunk_states, a_tot, run, in_scale, out_scale) -> tuple[Tensor, Tensor]:
+    """`_carry` when no gradient is wanted: every step writes into preallocated buffers in place.
+
+    Through autograd each step allocates several state-sized temporaries (and glibc maps and
+    zero-fills each large one); here only h_in is allocated. Measured ~1.15x on the scan forward.
+    """
+    b, c, g, n, rep, p = chunk_states.shape
+    run = run.clone(memory_format=torch.contiguous_format)  # updated in place below
+    h_in = torch.empty_like(chunk_states)
+    decay = torch.exp(a_tot)[:, :, :, None, :, None]  # (b, c, g, 1, r, 1)
+    ins, outs = (None if t is None else t[:, :, :, None, :, None] for t in (in_scale, out_scale))
+    for k in range(c):
+        if outs is None:
+            h_in[:, k].copy_(run)
+        else:
+            torch.mul(run, outs[:, k], out=h_in[:, k])
+        run.mul_(decay[:, k])
+        if ins is None:
+            run.add_(chunk_states[:, k])
+        else:
+            run.addcmul_(chunk_states[:, k], ins[:, k])
+    return h_in.reshape(b, c, g, n, rep * p), run.permute(0, 1, 3, 4, 2).reshape(b, g * rep, p, n)
 
 
 def _chunks_masked(x5, dt5, a_cum, a_tot, Bg, Cg, initial_state) -> tuple[Tensor, Tensor]:
