@@ -23,8 +23,9 @@ per token for the decay mask, gates and norm, is left out, as FlopCounterMode le
     and the state read-out (2EN each). The recurrence over chunks is elementwise (O(EN/Q) per token).
     On CPU the scan may halve the chunk where decays are too large for its factored form (see
     aira/models/ssd.py); that lowers the 2QE term, so the formula, at ssm_chunk, is an upper bound.
-    torch.utils.flop_counter agrees on matmuls exactly, but it counts the backward of a depthwise
-    conv as if it were dense (X times too much), so tests compare against 3x its forward conv count.
+    torch.utils.flop_counter agrees on matmuls exactly; the depthwise conv runs as shifted
+    multiply-adds (`_CausalConvSiLU`, same weights as the nn.Conv1d that holds them), which it does not
+    see, so tests add the 2XK term themselves.
 """
 
 from __future__ import annotations
@@ -39,6 +40,44 @@ from aira.errors import UsageError
 from aira.models.config import ModelConfig
 from aira.models.registry import register
 from aira.models.ssd import ssd
+
+
+class _CausalConvSiLU(torch.autograd.Function):
+    """silu(causal depthwise conv1d(x) + bias) in the (b, l, X) layout, forward and backward.
+
+    Kernel K: pre[t] = bias + sum_k w[k] x[t - (K - 1) + k], K shifted in-place multiply-adds over
+    contiguous rows. nn.Conv1d wants (b, X, l): the transposes there and the SiLU (and its backward)
+    on the transposed, sliced output cost more than the convolution itself on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        # x (b, l, X), any strides (a split of in_proj's output); weight (X, K); bias (X,)
+        K, l = weight.shape[1], x.shape[1]
+        pre = torch.addcmul(bias, x, weight[:, K - 1])  # shift 0, new contiguous (b, l, X)
+        for k in range(K - 1):
+            s = K - 1 - k
+            if s < l:
+                pre[:, s:].addcmul_(x[:, : l - s], weight[:, k])
+        ctx.save_for_backward(x, weight, pre)
+        return F.silu(pre)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x, weight, pre = ctx.saved_tensors
+        K, l = weight.shape[1], x.shape[1]
+        g = torch.ops.aten.silu_backward(grad.contiguous(), pre)
+        gx = g * weight[:, K - 1]
+        gw = torch.empty_like(weight)
+        gw[:, K - 1] = (g * x).sum((0, 1))
+        for k in range(K - 1):
+            s = K - 1 - k
+            if s < l:
+                gx[:, : l - s].addcmul_(g[:, s:], weight[:, k])
+                gw[:, k] = (g[:, s:] * x[:, : l - s]).sum((0, 1))
+            else:
+                gw[:, k] = 0.0
+        return gx, gw, g.sum((0, 1))
 
 
 def _dims(cfg: ModelConfig) -> tuple[int, int, int, int, int]:
@@ -77,7 +116,7 @@ class Mamba2(nn.Module):
         """Causal conv + SSD + D skip on (b, l, X) and (b, l, H) -> (b, l, E)."""
         cfg = self.cfg
         b, l, _ = xBC.shape
-        xBC = F.silu(self.conv(xBC.transpose(1, 2))[..., :l].transpose(1, 2))
+        xBC = _CausalConvSiLU.apply(xBC, self.conv.weight[:, 0], self.conv.bias)
         gN = cfg.ssm_groups * cfg.ssm_state
         x, B, C = torch.split(xBC, [self.d_inner, gN, gN], dim=-1)
         x = x.reshape(b, l, self.n_heads, cfg.ssm_head_dim)
