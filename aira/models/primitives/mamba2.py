@@ -99,7 +99,7 @@ class Mamba2(nn.Module):
 
     def __init__(self, cfg: ModelConfig, *, dt_min: float = 1e-3, dt_max: float = 1e-1):
         super().__init__()
-        E, H, gN, X, W = _dims(cfg)
+        E, H, _, X, W = _dims(cfg)
         self.cfg = cfg
         self.d_inner, self.n_heads, self.conv_dim = E, H, X
         self.in_proj = nn.Linear(cfg.d_model, W, bias=False)
@@ -144,7 +144,7 @@ class Mamba2(nn.Module):
 
     @classmethod
     def flops_per_token(cls, cfg: ModelConfig, seq_len: int) -> float:
-        E, H, gN, X, W = _dims(cfg)
+        E, _, gN, X, W = _dims(cfg)
         L = max(1, seq_len)
         Q = min(cfg.ssm_chunk, L)
         c = -(-L // Q)
