@@ -1,5 +1,9 @@
 """The SSD scan: the chunked algorithm against the step-by-step recurrence, and the fused path."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -126,3 +130,22 @@ def test_fused_kernel_agrees_with_chunked():
     y_ref, h_ref = ssd_chunked(x, dt, A, B, C, 64, initial_state=s0)
     assert (y - y_ref).abs().max().item() <= 1e-2 * y_ref.abs().max().item()
     assert (h - h_ref).abs().max().item() <= 1e-2 * h_ref.abs().max().item()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_tune_cpu_malloc_is_opt_in():
+    # In a child process, since the setting is process-wide: glibc accepts it, and the scan still
+    # agrees with the recurrence afterwards.
+    code = (
+        "import aira.models.ssd as s, torch;"
+        "assert s.tune_cpu_malloc() is True;"
+        "x = torch.randn(1, 70, 2, 4); dt = torch.rand(1, 70, 2) * 0.1; A = -torch.ones(2);"
+        "B = torch.randn(1, 70, 1, 8); C = torch.randn(1, 70, 1, 8);"
+        "y, h = s.ssd_chunked(x, dt, A, B, C, 16); y0, h0 = s.ssd_naive(x, dt, A, B, C);"
+        "assert torch.allclose(y, y0, atol=1e-4); print('ok')"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, check=False, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
