@@ -86,7 +86,7 @@ def _split_budget(budget: TrainBudget, parts: int) -> TrainBudget:
 
 def train(cfg: TrainConfig, *, log=print) -> dict:
     """Train and score; returns the result dict (see module docstring). Raises UsageError on bad input."""
-    from aira.models import build_model, count_params, flops_per_token, get_preset, parse_pattern
+    from aira.models import count_params, flops_per_token, get_preset, parse_pattern
 
     preset = get_preset(cfg.preset)
     codes = parse_pattern(cfg.pattern, max_layers=getattr(preset, "max_layers", None))
