@@ -10,6 +10,10 @@ thread it ignores time lost to other processes, so its ratios are the steadier o
 
     python bench/ssd.py                                   # CPU, 1 thread, d_model 256, batch 4
     python bench/ssd.py --device cuda --batch 8 --lengths 1024 4096 8192 --no-naive
+    python bench/ssd.py --only layers --tune-malloc       # with aira.models.ssd.tune_cpu_malloc()
+
+Large-tensor timings depend on glibc's dynamic mmap threshold, which earlier work in the same
+process raises: compare runs made with the same --only / --tune-malloc choice.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aira.models.config import ModelConfig  # noqa: E402
-from aira.models.registry import get  # noqa: E402
-import aira.models.ssd as ssd_mod  # noqa: E402
-from aira.models.ssd import HAS_FUSED, ssd, ssd_chunked, ssd_naive  # noqa: E402
+import aira.models.ssd as ssd_mod
+from aira.models.config import ModelConfig
+from aira.models.registry import get
+from aira.models.ssd import HAS_FUSED, ssd, ssd_chunked, ssd_naive, tune_cpu_malloc
 
 
 def _sync(device: str) -> None:
@@ -164,7 +168,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-naive", action="store_true", help="skip the slow step-by-step reference")
     p.add_argument("--only", choices=["scan", "layers"], default=None)
+    p.add_argument("--tune-malloc", action="store_true", help="call tune_cpu_malloc() first (CPU)")
     args = p.parse_args()
+    tuned = args.tune_malloc and tune_cpu_malloc()
     torch.set_num_threads(args.threads)
     cfg = ModelConfig(d_model=args.d_model, n_heads=args.n_heads, n_kv_heads=args.n_heads,
                       ffn_dim=4 * args.d_model, vocab_size=256, max_seq_len=max(args.lengths),
@@ -173,7 +179,7 @@ def main() -> None:
     fused = "yes" if HAS_FUSED and args.device == "cuda" else "no"
     print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, "
           f"d_model {cfg.d_model}, Mamba-2: d_inner {E}, heads {E // cfg.ssm_head_dim} x {cfg.ssm_head_dim}, "
-          f"state {cfg.ssm_state}; fused kernels: {fused}")
+          f"state {cfg.ssm_state}; fused kernels: {fused}; malloc tuned: {'yes' if tuned else 'no'}")
     if args.only != "layers":
         bench_scan(cfg, args)
     if args.only != "scan":
