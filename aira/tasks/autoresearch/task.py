@@ -118,18 +118,12 @@ class AutoresearchTask(Task):
         return {"files": {EDITABLE: self.baseline}}
 
     def validate(self, proposal: Any) -> str | None:
-        files = proposal.get("files") if isinstance(proposal, dict) else None
-        if not isinstance(files, dict):
-            return f"the proposal must be {{'files': {{'{EDITABLE}': code}}}}"
-        if other := sorted(set(files) - {EDITABLE}):
-            return f"only {EDITABLE} may be edited; {', '.join(other)} is frozen or not part of the task"
-        code = files.get(EDITABLE)
-        if not isinstance(code, str) or not code.strip():
-            return f"{EDITABLE} is missing or empty"
-        try:
-            compile(code, EDITABLE, "exec")
-        except SyntaxError as e:
-            return f"{EDITABLE} does not parse: line {e.lineno}: {e.msg}"
+        from aira.tasks.files import parse_single_file
+
+        _, error = parse_single_file(proposal, EDITABLE)
+        if error:
+            return error
+        code = proposal["files"][EDITABLE]
         key = normalise_seeds(code)
         seen = self._by_seedless.setdefault(key, set())
         if seen and code not in seen:

@@ -165,18 +165,11 @@ class LraTask(Task):
         return {name: space.library_proposal(name) for name in space.library}
 
     def validate(self, proposal: Any) -> str | None:
-        files = proposal.get("files") if isinstance(proposal, dict) else None
-        if not isinstance(files, dict):
-            return f"the proposal must be {{'files': {{'{EDITABLE}': code}}}}"
-        if other := sorted(set(files) - {EDITABLE}):
-            return f"only {EDITABLE} may be edited; {', '.join(other)} is frozen or not part of the task"
-        code = files.get(EDITABLE)
-        if not isinstance(code, str) or not code.strip():
-            return f"{EDITABLE} is missing or empty"
-        try:
-            tree = ast.parse(code)
-        except SyntaxError as e:
-            return f"{EDITABLE} does not parse: line {e.lineno}: {e.msg}"
+        from aira.tasks.files import parse_single_file
+
+        tree, error = parse_single_file(proposal, EDITABLE)
+        if error:
+            return error
         names = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
         names |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
                   if isinstance(t, ast.Name)}
