@@ -165,6 +165,21 @@ def leaderboard(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> list
     return sorted(ok, key=lambda n: rank_key(n, info, selection=True))[:top]
 
 
+def tie_groups(scores: Sequence[float], noise: float | None) -> list[int]:
+    """For scores in rank order, the 1-based rank of each row's tie group: a row closer than `noise`
+    (the noise floor's std) to its group's FIRST row joins that group, so that a long run of small steps
+    cannot chain the whole board into one tie. Without a noise figure every row leads its own group."""
+    groups: list[int] = []
+    lead_rank, lead_score = 0, 0.0
+    for i, score in enumerate(scores, 1):
+        if lead_rank and noise and abs(score - lead_score) < noise:
+            groups.append(lead_rank)
+        else:
+            lead_rank, lead_score = i, score
+            groups.append(i)
+    return groups
+
+
 def _fmt(x: float | None, spec: str = ".4g") -> str:
     return "-" if x is None else format(x, spec)
 
@@ -193,13 +208,19 @@ def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> st
             f"{s.cost_usd:>7.2f} {s.compute_s:>7.0f}s"
         )
     lines.append("")
-    lines.append("leaderboard (final pick by the hidden selection split; search score shown beside it)")
+    board = leaderboard(nodes, info, top=top)
+    noise = floor.std if floor is not None and floor.std > 0 else None
+    groups = tie_groups([n.selection_metric if n.selection_metric is not None else n.metric for n in board],
+                        noise)
+    tie_note = f"; '=k' marks a tie with row k (within one noise std, {noise:.3g})" if noise else ""
+    lines.append(f"leaderboard (final pick by the hidden selection split; search score shown beside it{tie_note})")
     lines.append(
-        f"{'#':>3} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal"
+        f"{'#':>4} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal"
     )
-    for i, n in enumerate(leaderboard(nodes, info, top=top), 1):
+    for i, (n, g) in enumerate(zip(board, groups), 1):
+        rank = f"={g}" if g != i else str(i)
         lines.append(
-            f"{i:>3} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
+            f"{rank:>4} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
             f"{_fmt(n.selection_metric):>9}  {short_proposal(n.proposal)}"
         )
     return "\n".join(lines)

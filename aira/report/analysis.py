@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aira.agents.stats import REFERENCE, NoiseFloor, TaskInfo, leaderboard
+from aira.agents.stats import REFERENCE, NoiseFloor, TaskInfo, leaderboard, tie_groups
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
@@ -59,26 +59,13 @@ def leader_rows(
 ) -> list[LeaderRow]:
     """The top finished nodes (reference runs included, to compare against), with tie groups."""
     noise = floor.std if floor is not None and floor.std > 0 else None
+    board = leaderboard(nodes, info, top=top)
+    groups = tie_groups([ranking_score(n) for n in board], noise)
     rows: list[LeaderRow] = []
-    leader: LeaderRow | None = None
-    for i, n in enumerate(leaderboard(nodes, info, top=top), 1):
-        score = ranking_score(n)
-        same = leader is not None and noise is not None and abs(score - leader.score) < noise
+    for i, (n, group) in enumerate(zip(board, groups), 1):
         seed_metrics = [x for x in n.metrics.get("seed_metrics") or [] if isinstance(x, (int, float))]
-        row = LeaderRow(
-            rank=i,
-            group=leader.group if same else i,
-            tied=same,
-            node=n,
-            score=score,
-            seed_std=n.metrics.get("seed_std"),
-            seeds=len(seed_metrics) or 1,
-        )
-        if same:
-            leader.tied = True
-        else:
-            leader = row
-        rows.append(row)
+        rows.append(LeaderRow(rank=i, group=group, tied=groups.count(group) > 1, node=n, score=ranking_score(n),
+                              seed_std=n.metrics.get("seed_std"), seeds=len(seed_metrics) or 1))
     return rows
 
 
