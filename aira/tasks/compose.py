@@ -27,7 +27,7 @@ from typing import Any
 from aira.agents.base import ProposalSpace, Task
 from aira.agents.types import Job
 from aira.errors import UsageError
-from aira.tasks.synthetic import PatternSpace
+from aira.tasks.patterns import PatternSpace
 
 SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS"}
 CACHE_VERSION = 1
@@ -120,10 +120,6 @@ def baseline_patterns(alphabet: str, layers: int) -> dict[str, str]:
     return out
 
 
-class ComposePatternSpace(PatternSpace):
-    """Pattern moves (from the synthetic task's space) over a Compose alphabet."""
-
-
 class ComposeTask(Task):
     proposal_kind = "pattern"
 
@@ -193,7 +189,7 @@ class ComposeTask(Task):
         return baseline_patterns(self.alphabet, self.layers)
 
     def space(self) -> ProposalSpace:
-        return ComposePatternSpace(self.layers, self.alphabet)
+        return PatternSpace(self.layers, self.alphabet)
 
 
 def _cache_key(pattern: str, train: dict, seed: int) -> str:

@@ -39,6 +39,7 @@ from aira.agents.base import ProposalSpace, Task
 from aira.agents.budget import parse_duration
 from aira.agents.types import Job
 from aira.errors import UsageError
+from aira.tasks.patterns import PatternSpace
 
 KINDS = ("pattern", "json", "file")
 _TYPES = {"integer": int, "number": (int, float), "string": str, "boolean": bool}
@@ -144,7 +145,7 @@ class FolderTask(Task):
 
     def space(self) -> ProposalSpace | None:
         if self.proposal_kind == "pattern" and self.meta.get("alphabet") and self.meta.get("length"):
-            return PatternSpace(self.meta["alphabet"], int(self.meta["length"]))
+            return PatternSpace(int(self.meta["length"]), self.meta["alphabet"])
         if self.proposal_kind == "json" and self.schema.get("properties"):
             props = self.schema["properties"]
             if all(_samplable(p) for p in props.values()):
@@ -202,19 +203,6 @@ def _sample_value(rule: dict, rng: random.Random) -> Any:
     if rule.get("type") == "integer":
         return rng.randint(rule["minimum"], rule["maximum"])
     return rng.uniform(rule["minimum"], rule["maximum"])
-
-
-class PatternSpace(ProposalSpace):
-    def __init__(self, alphabet: str, length: int):
-        self.alphabet, self.length = alphabet, length
-
-    def sample(self, rng: random.Random) -> tuple[str, str]:
-        return "".join(rng.choice(self.alphabet) for _ in range(self.length)), "random pattern"
-
-    def mutate(self, proposal: str, rng: random.Random) -> tuple[str, str]:
-        i = rng.randrange(self.length)
-        c = rng.choice([a for a in self.alphabet if a != proposal[i]] or list(self.alphabet))
-        return proposal[:i] + c + proposal[i + 1 :], f"layer {i}: {proposal[i]} -> {c}"
 
 
 class SchemaSpace(ProposalSpace):
