@@ -44,7 +44,7 @@ def _summary(pattern: str, preset_name: str, seq_len: int | None) -> dict:
     )
 
     preset = get_preset(preset_name)
-    codes = parse_pattern(pattern)
+    codes = parse_pattern(pattern, max_layers=preset.max_layers)
     L = seq_len or preset.seq_len
     if L < 1:
         raise UsageError(f"--seq-len must be >= 1, got {L}")

@@ -37,6 +37,7 @@ class Preset:
     time_budget_s: float | None = None  # a wall-clock hint for one evaluation at this fidelity
     baseline: str = "(AM)x8"
     description: str = ""
+    max_layers: int = 128  # longer patterns are rejected (a typo such as (AM)x160 would not fit anyway)
 
     @property
     def tokens_per_step(self) -> int:

@@ -93,7 +93,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     from aira.models import count_params, flops_per_token, get_preset, parse_pattern
 
     preset = get_preset(cfg.preset)
-    codes = parse_pattern(cfg.pattern, max_layers=getattr(preset, "max_layers", None))
+    codes = parse_pattern(cfg.pattern, max_layers=preset.max_layers)
     budget = parse_budget(cfg.budget)
     spec = parse_task(cfg.task)
     device = pick_device(cfg.device)

@@ -60,6 +60,8 @@ def test_bad_inputs_raise_usage_errors():
         train(_cfg(task="mad:not_a_task"))
     with pytest.raises(UsageError):
         train(_cfg(budget="forever"))
+    with pytest.raises(UsageError, match="more than the maximum of 128"):
+        train(_cfg(pattern="(AM)x65"))
 
 
 @pytest.mark.parametrize("argv,needle", [
