@@ -460,6 +460,15 @@ def run(
     return _execute(config, run_dir, task, executor, segment=0, **hooks)
 
 
+def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
+    """For verbs with a --resume flag: a new run needs an empty folder, a resumed one an existing run."""
+    exists = (Path(run_dir) / Journal.FILENAME).exists()
+    if exists and not resume:
+        raise UsageError(f"{run_dir} already holds a run: add --resume to continue it")
+    if resume and not exists:
+        raise UsageError(f"--resume: no run at {run_dir}")
+
+
 def load_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():

@@ -54,18 +54,13 @@ def eval_command(args) -> int:
 
 def run_command(args) -> int:
     from aira.agents.executors import make_executor
-    from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, load_config, resume, run
+    from aira.agents.orchestrator import RunConfig, check_run_folder, load_config, resume, run
     from aira.tasks.autoresearch.loop import ExperimentLoop, LoopExecutor
     from aira.tasks.autoresearch.report import final_report
     from aira.tasks.autoresearch.task import AutoresearchTask
 
     out = Path(args.out)
-    exists = (out / Journal.FILENAME).exists()
-    if exists and not args.resume:
-        raise UsageError(f"{out} already holds a run: add --resume to continue it")
-    if args.resume and not exists:
-        raise UsageError(f"--resume: no run at {out}")
+    check_run_folder(out, resume=args.resume)
     if args.resume:  # the stored settings win: the run must keep its task, agents and evaluator
         config = load_config(out)
         kwargs = config.task_kwargs

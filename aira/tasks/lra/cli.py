@@ -69,17 +69,13 @@ def eval_command(args) -> int:
 
 def run_command(args) -> int:
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, load_config, resume, run
+    from aira.agents.orchestrator import RunConfig, check_run_folder, load_config, resume, run
     from aira.agents.stats import TaskInfo, format_report
     from aira.tasks.lra.report import write_report
     from aira.tasks.lra.task import LraTask
 
     out = Path(args.out)
-    exists = (out / Journal.FILENAME).exists()
-    if exists and not args.resume:
-        raise UsageError(f"{out} already holds a run: add --resume to continue it")
-    if args.resume and not exists:
-        raise UsageError(f"--resume: no run at {out}")
+    check_run_folder(out, resume=args.resume)
     if args.resume:  # the stored settings win: the run keeps its task, agents and evaluator
         config = load_config(out)
         if config.task != args.task:
