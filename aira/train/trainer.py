@@ -123,6 +123,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     vocab = sources[0].vocab_size
     mcfg = _model_config(preset, cfg, vocab, sources[0].seq_len)
     tokens = sum(r["tokens"] for r in runs)
+    fpt = flops_per_token(codes, mcfg, mcfg.max_seq_len)
     result = {
         "status": "ok" if ok else next(r["status"] for r in runs if r["status"] != "ok"),
         "metric_name": metric_name,
@@ -136,9 +137,9 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         "seed": cfg.seed,
         "params": count_params(codes, mcfg),
         "non_embedding_params": count_params(codes, mcfg, non_embedding=True),
-        "flops_per_token": flops_per_token(codes, mcfg, mcfg.max_seq_len),
+        "flops_per_token": fpt,
         "tokens": tokens,
-        "flops": flops_per_token(codes, mcfg, mcfg.max_seq_len) * tokens,
+        "flops": fpt * tokens,
         "steps": sum(r["steps"] for r in runs),
         "tokens_per_s": tokens / max(sum(r["train_seconds"] for r in runs), 1e-9),
         "peak_mem_mb": max(r["peak_mem_mb"] for r in runs),
