@@ -40,7 +40,8 @@ def register(sub) -> None:
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--executor", default="local", help="local | ray | inline")
     r.add_argument("--ray-address", default=None)
-    r.add_argument("--seeds", type=int, default=1, help="training seeds per candidate (mean is the score)")
+    r.add_argument("--seeds", type=int, default=None,
+                   help="training seeds per candidate, the mean is the score (default: the proxy's)")
     r.add_argument("--noise-seeds", type=int, default=3, help="reference evaluations for the noise floor")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--cache", default=None, help="evaluation cache folder (default: RUN/cache)")
@@ -79,7 +80,10 @@ def register(sub) -> None:
     f.add_argument("--proxy", default="mad-cpu")
     f.add_argument("--space", default="attn-mlp-mamba")
     f.add_argument("--fidelities", default="small,large")
-    f.add_argument("--seeds", type=int, default=2)
+    f.add_argument("--seeds", type=int, default=None,
+                   help="seeds per pattern (default: twice the proxy's seeds per candidate)")
+    f.add_argument("--large-seeds", type=int, default=None,
+                   help="seeds per pattern at the fidelities after the first (default: --seeds)")
     f.add_argument("--limit", type=int, default=None, help="use only the first N patterns")
     f.add_argument("--workers", type=int, default=1)
     f.add_argument("--out", default="runs/fidelity")

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     compose_args = argparse.Namespace(
         space=args.space, proxy=args.proxy, layers=16, agents=["greedy:offline", "evolutionary:offline"],
         no_controls=False, budget=f"{args.budget},stop=kill", workers=args.workers, executor="local",
-        ray_address=None, seeds=1, noise_seeds=2, seed=0, cache=None, shared_memory=False, out=str(out),
+        ray_address=None, seeds=None, noise_seeds=2, seed=0, cache=None, shared_memory=False, out=str(out),
         quiet=False)
     code = compose_run(compose_args)
     report = write_report(out)

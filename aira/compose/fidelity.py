@@ -107,8 +107,13 @@ def _finite(x) -> float | None:
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, chance: float | None) -> dict:
-    """Per-fidelity figures from pattern -> scores per seed (seed order shared by all patterns)."""
+def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, chance: float | None,
+                     group: int = 1) -> dict:
+    """Per-fidelity figures from pattern -> scores per seed (seed order shared by all patterns).
+
+    `group` is the number of seeds a search averages per candidate (the proxy's `seeds`): the figures a
+    search sees are those of `group`-seed means. `seed_to_seed_candidates` measures them from disjoint seed
+    groups (needs 2 x group seeds); `seed_to_seed_predicted` is the Spearman-Brown estimate from one seed."""
     from aira.compose import stats
 
     full = {p: v for p, v in table.items() if v}
@@ -119,6 +124,15 @@ def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, ch
     multi = {p: v for p, v in full.items() if len(v) >= 2}
     out["seed_to_seed"] = _finite(stats.seed_to_seed_spearman(multi)) if len(multi) >= 2 else None
     out["noise_floor"] = stats.noise_floor(multi) if multi else None
+    out["seeds_per_candidate"] = group
+    out["seed_to_seed_candidates"] = out["seed_to_seed"] if group == 1 else None
+    out["seed_to_seed_predicted"] = None
+    if group > 1 and out["seed_to_seed"] is not None:
+        out["seed_to_seed_predicted"] = _finite(stats.spearman_brown(out["seed_to_seed"], group))
+        grouped = {p: v for p, v in full.items() if len(v) >= 2 * group}
+        if len(grouped) >= 2:
+            out["seed_to_seed_candidates"] = _finite(stats.grouped_seed_to_seed_spearman(grouped, group))
+    out["candidate_noise"] = out["noise_floor"] / math.sqrt(group) if out["noise_floor"] is not None else None
     if full:
         sat = stats.saturation(full, ceiling=ceiling, chance=chance)
         out["saturation"] = {
@@ -150,13 +164,14 @@ def summarize(
     seconds: dict[str, list[float]],
     *,
     meta: dict | None = None,
+    group: int = 1,
 ) -> dict:
     """fidelity.json: headline keys (the report shows them first) for the first fidelity and the first-to-
     last comparison, then everything per fidelity. `scores`: fidelity -> pattern -> per-seed scores."""
     names = list(scores)
     per = {}
     for f in names:
-        figs = fidelity_figures(scores[f], ceiling=bounds[f][0], chance=bounds[f][1])
+        figs = fidelity_figures(scores[f], ceiling=bounds[f][0], chance=bounds[f][1], group=group)
         secs = seconds.get(f) or []
         figs["seconds_per_eval"] = sum(secs) / len(secs) if secs else None
         figs["evaluations"] = len(secs)
@@ -170,6 +185,9 @@ def summarize(
         "seed_to_seed": first.get("seed_to_seed"),
         "noise_floor": first.get("noise_floor"),
         "saturation": sat.get("saturated_share"),
+        "seeds_per_candidate": group,
+        "seed_to_seed_candidates": first.get("seed_to_seed_candidates"),
+        "seed_to_seed_predicted": first.get("seed_to_seed_predicted"),
     }
     if cross:
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
@@ -202,6 +220,12 @@ def format_entry(e: dict) -> str:
             f"seed-to-seed rho {_num(e['seed_to_seed'], '.2f')} ({e.get('patterns', '?')} {space}patterns"
             f" x {e.get('seeds', '?')} seeds)"
         )
+    k = e.get("seeds_per_candidate") or 1
+    if k > 1:
+        if e.get("seed_to_seed_candidates") is not None:
+            parts.append(f"{k}-seed candidates rho {_num(e['seed_to_seed_candidates'], '.2f')}")
+        elif e.get("seed_to_seed_predicted") is not None:
+            parts.append(f"{k}-seed candidates rho {_num(e['seed_to_seed_predicted'], '.2f')} (predicted)")
     if e.get("spearman") is not None:
         ci = e.get("ci") or [None, None]
         parts.append(
@@ -240,6 +264,9 @@ def table_entry(result: dict) -> dict:
         "patterns": first.get("patterns"),
         "seeds": first.get("seeds"),
         "seed_to_seed": result.get("seed_to_seed"),
+        "seeds_per_candidate": result.get("seeds_per_candidate", 1),
+        "seed_to_seed_candidates": result.get("seed_to_seed_candidates"),
+        "seed_to_seed_predicted": result.get("seed_to_seed_predicted"),
         "noise_floor": result.get("noise_floor"),
         "saturation": result.get("saturation"),
         "seconds_per_eval": first.get("seconds_per_eval"),
@@ -284,12 +311,18 @@ def run_fidelity(args) -> int:
     from aira.tasks.compose import resolve_proxy, resolve_space
 
     fids = _parse_fidelities(args.fidelities)
+    proxy = resolve_proxy(args.proxy)
+    if args.seeds is None:  # enough to measure the agreement of candidates as the search scores them
+        args.seeds = 2 * proxy.seeds
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    large_seeds = getattr(args, "large_seeds", None)
+    large_seeds = args.seeds if large_seeds is None else large_seeds
+    if large_seeds < 1:
+        raise UsageError(f"--large-seeds must be at least 1, got {large_seeds}")
     layers = getattr(args, "layers", 16)
-    proxy = resolve_proxy(args.proxy)
     alphabet = resolve_space(args.space)
     patterns = load_patterns(args.patterns, args.space, layers)
     if args.limit is not None:
@@ -302,6 +335,8 @@ def run_fidelity(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     trains = {f: fidelity_train(proxy, f) for f in fids}
+    # the first fidelity is the proxy the search uses: all its seeds; a more expensive one may take fewer
+    n_seeds = {f: args.seeds if f == fids[0] else large_seeds for f in fids}
     bounds = {f: metric_bounds(trains[f]) for f in fids}
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     meta = {
@@ -310,6 +345,8 @@ def run_fidelity(args) -> int:
         "layers": layers,
         "fidelities": fids,
         "seeds_per_pattern": args.seeds,
+        "seeds_per_fidelity": n_seeds,
+        "seeds_per_candidate": proxy.seeds,
         "patterns_total": len(patterns),
         "date": datetime.date.today().isoformat(),
         "machine": _machine(),
@@ -321,7 +358,7 @@ def run_fidelity(args) -> int:
     # small fidelity first (all seeds), then large: partial results answer the cheap question first
     jobs = {}
     for f in fids:
-        for s in range(args.seeds):
+        for s in range(n_seeds[f]):
             for i, p in enumerate(patterns):
                 jid = f"{f}-{i:03d}-s{s}"
                 jobs[jid] = (f, p, s)
@@ -334,8 +371,8 @@ def run_fidelity(args) -> int:
     seconds: dict[str, list[float]] = {f: [] for f in fids}
     failed = []
     print(
-        f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x {args.seeds} seeds x "
-        f"fidelities {', '.join(fids)} = {len(jobs)} evaluations, {args.workers} workers x {threads} threads "
+        f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x seeds "
+        f"{', '.join(f'{n_seeds[f]} {f}' for f in fids)} = {len(jobs)} evaluations, {args.workers} workers x {threads} threads "
         f"-> {out}",
         file=sys.stderr,
     )
@@ -399,11 +436,11 @@ def run_fidelity(args) -> int:
                     bounds,
                     seconds,
                     {**meta, "failed": failed, "complete": done == len(jobs)},
-                    args.seeds,
+                    n_seeds,
                 )
     finally:
         executor.shutdown()
-    result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, args.seeds)
+    result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds)
     print(format_result(result))
     if getattr(args, "record", False):
         record(result, proxy.name)
@@ -411,17 +448,17 @@ def run_fidelity(args) -> int:
     return 0 if not failed else 1
 
 
-def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: int) -> dict:
+def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, int]) -> dict:
     # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
     tables = {
         f: {
-            p: [by_seed[s] for s in range(n_seeds)]
+            p: [by_seed[s] for s in range(n_seeds[f])]
             for p, by_seed in scores[f].items()
-            if len(by_seed) == n_seeds
+            if len(by_seed) == n_seeds[f]
         }
         for f in scores
     }
-    result = summarize(tables, bounds, seconds, meta=meta)
+    result = summarize(tables, bounds, seconds, meta=meta, group=meta.get("seeds_per_candidate", 1))
     _atomic(out / "fidelity.json", json.dumps(result, indent=1) + "\n")
     _atomic(out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
     return result

@@ -82,6 +82,37 @@ def seed_to_seed_spearman(table: Mapping[str, Sequence[float]]) -> float:
     return sum(rhos) / len(rhos) if rhos else float("nan")
 
 
+def grouped_seed_to_seed_spearman(table: Mapping[str, Sequence[float]], group: int) -> float:
+    """Seed-to-seed Spearman of candidates scored as the mean of `group` seeds: the mean Spearman, over
+    every pair of disjoint seed groups of that size, between the patterns' group means. With group 1 it is
+    `seed_to_seed_spearman`. Needs at least 2 * group seeds per pattern."""
+    if group < 1:
+        raise UsageError(f"a seed group has at least 1 seed, got {group}")
+    n_seeds = min(len(v) for v in table.values())
+    if n_seeds < 2 * group:
+        raise UsageError(f"seed-to-seed agreement of {group}-seed means needs {2 * group} seeds per pattern, "
+                         f"got {n_seeds}")
+    keys = list(table)
+    groups = list(combinations(range(n_seeds), group))
+    rhos = []
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            if set(a) & set(b):
+                continue
+            xs = [sum(table[k][s] for s in a) / group for k in keys]
+            ys = [sum(table[k][s] for s in b) / group for k in keys]
+            r = spearman(xs, ys)
+            if not math.isnan(r):
+                rhos.append(r)
+    return sum(rhos) / len(rhos) if rhos else float("nan")
+
+
+def spearman_brown(rho: float, k: int) -> float:
+    """Predicted reliability of the mean of k replicates from the reliability of one (Spearman-Brown).
+    An estimate for rank correlations, not a measurement: fidelity reports label it "predicted"."""
+    return k * rho / (1 + (k - 1) * rho)
+
+
 def std(xs: Sequence[float]) -> float:
     """Sample standard deviation (n - 1); 0 for a single value."""
     if len(xs) < 2:

@@ -10,7 +10,8 @@ candidate is its pattern alone. The metric is on the search split; the hidden se
 scored in the same job and never shown to agents.
 
 Evaluations are cached on disk, keyed by (pattern, proxy settings, seed): a duplicate pattern is not
-re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread).
+re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread); by default a proxy's
+own `seeds`, the number its measured fidelity figures were reached with.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class Proxy:
     lr: float | None = None
     batch_size: int | None = None
     seq_len: int | None = None
-    timeout_s: float = 900.0
+    timeout_s: float = 900.0   # per seed
+    seeds: int = 1             # seeds a search trains per candidate (their mean is the score)
     description: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -123,15 +125,16 @@ def baseline_patterns(alphabet: str, layers: int) -> dict[str, str]:
 class ComposeTask(Task):
     proposal_kind = "pattern"
 
-    def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int = 1,
+    def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int | None = None,
                  threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
                  timeout_s: float | None = None):
         if layers < 1 or layers > 64:
             raise UsageError(f"layers must be between 1 and 64, got {layers}")
-        if seeds < 1:
-            raise UsageError(f"seeds must be at least 1, got {seeds}")
         self.space_name, self.alphabet = space, resolve_space(space)
         self.proxy = resolve_proxy(proxy, device)
+        seeds = self.proxy.seeds if seeds is None else seeds
+        if seeds < 1:
+            raise UsageError(f"seeds must be at least 1, got {seeds}")
         self.layers, self.seeds, self.threads, self.device = layers, seeds, threads, device
         self.cache_dir = cache_dir
         self.timeout_s = timeout_s or self.proxy.timeout_s * seeds

@@ -86,6 +86,30 @@ def test_one_seed_gives_no_seed_figures():
     assert f["seed_to_seed"] is None and f["noise_floor"] is None and f["seeds"] == 1
 
 
+def test_candidates_scored_as_two_seed_means():
+    four = {"a": [1.0, 3.0, 0.0, 2.0], "b": [2.0, 2.0, 2.0, 2.0], "c": [5.0, 6.0, 4.0, 1.0]}
+    f = fid.fidelity_figures(four, ceiling=None, chance=None, group=2)
+    # measured from the three splits of 4 seeds into two pairs (hand-computed in test_stats)
+    assert f["seed_to_seed_candidates"] == pytest.approx((1.5 / math.sqrt(3.0) + 0.5 + 1.0) / 3)
+    r1 = f["seed_to_seed"]
+    assert f["seed_to_seed_predicted"] == pytest.approx(2 * r1 / (1 + r1))
+    assert f["candidate_noise"] == pytest.approx(f["noise_floor"] / math.sqrt(2))
+    # 2 seeds cannot measure 2-seed candidates: only the prediction
+    two = fid.fidelity_figures({k: v[:2] for k, v in four.items()}, ceiling=None, chance=None, group=2)
+    assert two["seed_to_seed_candidates"] is None and two["seed_to_seed_predicted"] is not None
+    # 1 seed per candidate: the candidates' figure is the seed-to-seed figure itself
+    one = fid.fidelity_figures(four, ceiling=None, chance=None)
+    assert one["seed_to_seed_candidates"] == one["seed_to_seed"] and one["seed_to_seed_predicted"] is None
+
+
+def test_table_line_names_the_candidates_figure_and_says_when_it_is_predicted():
+    base = {"status": "measured", "date": "d", "machine": "m", "patterns": 20, "seeds": 4, "space": "attn-mlp",
+            "seed_to_seed": 0.86, "seeds_per_candidate": 2}
+    assert "2-seed candidates rho 0.93," in fid.format_entry({**base, "seed_to_seed_candidates": 0.93})
+    line = fid.format_entry({**base, "seed_to_seed_predicted": 0.92})
+    assert "2-seed candidates rho 0.92 (predicted)" in line
+
+
 def test_summary_headline_keys_are_what_the_report_shows():
     large = {"a": [0.2], "b": [0.6], "c": [0.9], "d": [0.4]}
     s = fid.summarize(
@@ -302,9 +326,35 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     assert "Proxy fidelity" in html and "seed_to_seed" in html
 
 
+def test_large_fidelity_can_take_fewer_seeds(tmp_path, monkeypatch):
+    monkeypatch.setattr(fid, "LARGE_TOKEN_FACTOR", 1)
+    monkeypatch.setattr(
+        fid, "large_overrides", lambda preset, factor=2: {"d_model": 96, "n_heads": 6, "n_kv_heads": 3, "ffn_dim": 288}
+    )
+    out = tmp_path / "fid"
+    assert _cli(out, "--fidelities", "small,large", "--large-seeds", "1") == 0
+    r = json.loads((out / "fidelity.json").read_text())
+    scores = json.loads((out / "fidelity-scores.json").read_text())
+    assert r["seeds_per_fidelity"] == {"small": 2, "large": 1}
+    assert all(len(v) == 2 for v in scores["small"].values()) and all(len(v) == 1 for v in scores["large"].values())
+    assert r["per_fidelity"]["large"]["evaluations"] == 4 and r["compared_patterns"] == 4
+
+
+def test_proxy_seeds_are_the_default_of_searches_and_fidelity_runs(monkeypatch):
+    import dataclasses
+
+    from aira.tasks.compose import ComposeTask
+
+    monkeypatch.setitem(PROXIES, "smoke", dataclasses.replace(PROXIES["smoke"], seeds=3))
+    t = ComposeTask(proxy="smoke", layers=4)
+    assert t.seeds == 3 and t.make_job("AMAM", seed=0, job_id="j").kwargs["seeds"] == 3
+    assert ComposeTask(proxy="smoke", layers=4, seeds=1).seeds == 1
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
+        (["--large-seeds", "0"], "--large-seeds must be at least 1"),
         (["--fidelities", "small,medium"], "--fidelities must be"),
         (["--limit", "2"], "--limit must be at least 3"),
         (["--seeds", "0"], "--seeds must be at least 1"),

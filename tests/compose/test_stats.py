@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from aira.compose.stats import (average_ranks, bootstrap_spearman, noise_floor, saturation, seed_to_seed_spearman,
+from aira.compose.stats import (average_ranks, bootstrap_spearman, grouped_seed_to_seed_spearman, noise_floor,
+                                saturation, seed_to_seed_spearman, spearman_brown,
                                 spearman)
 from aira.errors import UsageError
 
@@ -54,6 +55,25 @@ def test_seed_to_seed_and_noise_floor():
     assert noise_floor(table) == pytest.approx(math.sqrt(2.5 / 3))
     with pytest.raises(UsageError):
         seed_to_seed_spearman({"a": [1.0], "b": [2.0]})
+
+
+def test_seed_to_seed_of_two_seed_means_by_hand():
+    table = {"a": [1.0, 3.0, 0.0, 2.0], "b": [2.0, 2.0, 2.0, 2.0], "c": [5.0, 6.0, 4.0, 1.0]}
+    # the three splits into two pairs of seeds, means per pattern (a, b, c):
+    #   {0,1}|{2,3}: (2, 2, 5.5) vs (1, 2, 2.5): ranks (1.5, 1.5, 3) vs (1, 2, 3): rho = 1.5 / sqrt(1.5 * 2)
+    #   {0,2}|{1,3}: (0.5, 2, 4.5) vs (2.5, 2, 3.5): ranks (1, 2, 3) vs (2, 1, 3): rho = 0.5
+    #   {0,3}|{1,2}: (1.5, 2, 3) vs (1.5, 2, 5): rho = 1
+    expected = (1.5 / math.sqrt(3.0) + 0.5 + 1.0) / 3
+    assert grouped_seed_to_seed_spearman(table, 2) == pytest.approx(expected)
+    assert grouped_seed_to_seed_spearman(table, 1) == pytest.approx(seed_to_seed_spearman(table))
+    with pytest.raises(UsageError, match="needs 6 seeds"):
+        grouped_seed_to_seed_spearman(table, 3)
+
+
+def test_spearman_brown_prediction():
+    assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)
+    assert spearman_brown(0.865, 1) == pytest.approx(0.865)
+    assert spearman_brown(0.865, 2) == pytest.approx(1.73 / 1.865)
 
 
 def test_saturation_shares():
