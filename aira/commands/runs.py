@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 from aira.errors import UsageError
@@ -203,7 +205,16 @@ def _start(args) -> int:
 
 def _resume(args) -> int:
     from aira.agents.orchestrator import resume
+    from aira.commands.design import DESIGN_TASKS, _task_module
 
-    _run_dir(args.run)
+    d = _run_dir(args.run)
+    task = json.loads((d / "config.json").read_text()).get("task")
+    if task in DESIGN_TASKS:
+        # a design run has more than the journal to reattach (autoresearch's keep/reset git loop, the LRA
+        # report): its own verb resumes it, with the same stored settings
+        print(f"aira: {d} is a {task} run: resuming it as `aira design run {task} --out {d} --resume`",
+              file=sys.stderr)
+        ns = argparse.Namespace(task=task, out=str(d), resume=True, budget=args.budget or "", quiet=args.quiet)
+        return _task_module(task).run_command(ns)
     _print_summary(resume(args.run, budget=args.budget, quiet=args.quiet or None))
     return 0

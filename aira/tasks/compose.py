@@ -63,7 +63,7 @@ class Proxy:
 # Step budgets, not seconds, so that a score does not depend on how loaded the machine is.
 PROXIES = {
     "mad-cpu": Proxy(name="mad-cpu", task="mad:selective_copying,compression,memorization", preset="tiny",
-                     mad_settings="cpu32", budget="384steps", lr=3e-3, timeout_s=300,
+                     mad_settings="cpu32", budget="384steps", lr=3e-3, timeout_s=300, seeds=2,
                      description="three MAD tasks (selective copying, compression, memorization of 4,096 keys), "
                                  "sequence length 32, width 64, 128 steps each"),
     "mad-gpu": Proxy(name="mad-gpu", task="mad", preset="mad", mad_settings="default", budget="3000steps",

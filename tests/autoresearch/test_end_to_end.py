@@ -57,6 +57,11 @@ def test_tiny_offline_run(tmp_path, corpus, cache_dir, tokens, capsys):
     # Resuming a finished run with its budget spent evaluates nothing and rewrites the same report.
     assert main(["design", "run", "autoresearch", "--out", str(out), "--resume", "--quiet"]) == 0
     assert capsys.readouterr().out == report and len(read_results(out)) == 3
+    # `aira runs resume` hands a design run to its own verb, so the keep/reset loop is reattached
+    assert main(["runs", "resume", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == report and len(read_results(out)) == 3
+    assert f"resuming it as `aira design run autoresearch --out {out} --resume`" in captured.err
     assert main(["design", "run", "autoresearch", "--out", str(out), "--quiet"]) == 2
     assert "already holds a run: add --resume" in capsys.readouterr().err
 
