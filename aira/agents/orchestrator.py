@@ -289,7 +289,7 @@ class _Run:
                     self.stop_reason = reason
                     return
                 self._drain(0.2)
-        self.floor = noise_floor(self.nodes.values())
+        self.floor = noise_floor(self.nodes.values(), self.info)
         if cfg.improve_margin == "noise":
             self.margin = self.floor.std if self.floor else 0.0
         else:

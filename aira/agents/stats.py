@@ -35,6 +35,9 @@ class TaskInfo:
     lower_is_better: bool = False
     reference_score: float | None = None
     metric_optimum: float | None = None
+    # std of a candidate's score measured outside the run (Compose: the proxy's shipped fidelity figures);
+    # the noise floor falls back on it when the run has too few reference seeds of its own
+    measured_noise: float | None = None
 
     @classmethod
     def of(cls, task) -> TaskInfo:
@@ -43,6 +46,7 @@ class TaskInfo:
             lower_is_better=bool(task.lower_is_better),
             reference_score=getattr(task, "reference_score", None),
             metric_optimum=getattr(task, "metric_optimum", None),
+            measured_noise=getattr(task, "measured_noise", None),
         )
 
     @property
@@ -68,19 +72,31 @@ class NoiseFloor:
     mean: float
     std: float  # sample standard deviation (n - 1); 0 for a single seed
     spread: float  # max - min
+    source: str = "reference seeds"  # where `std` comes from: the run's reference seeds, or "measured"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def noise_floor(nodes: Iterable[Node]) -> NoiseFloor | None:
+# below this many reference seeds a run's own std is too uncertain (2 seeds: a chi with 1 degree of
+# freedom, anywhere from ~0.03x to ~2.2x the true std at 95%); a task's measured figure is used instead
+MIN_REFERENCE_SEEDS = 3
+
+
+def noise_floor(nodes: Iterable[Node], info: TaskInfo | None = None) -> NoiseFloor | None:
+    """The reference's mean and spread over the run's seeds. The std is the run's own with at least
+    MIN_REFERENCE_SEEDS seeds, else the task's `measured_noise` when it has one (source "measured")."""
     scores = [
         n.metric for n in nodes if n.operator == REFERENCE and n.status == Status.OK and n.metric is not None
     ]
     if not scores:
         return None
     std = statistics.stdev(scores) if len(scores) > 1 else 0.0
-    return NoiseFloor(n=len(scores), mean=statistics.fmean(scores), std=std, spread=max(scores) - min(scores))
+    source = "reference seeds"
+    if len(scores) < MIN_REFERENCE_SEEDS and info is not None and info.measured_noise is not None:
+        std, source = info.measured_noise, "measured"
+    return NoiseFloor(n=len(scores), mean=statistics.fmean(scores), std=std, spread=max(scores) - min(scores),
+                      source=source)
 
 
 def normalised_score(s: float, *, s_min: float, s_sota: float, s_opt: float) -> float | None:
@@ -186,7 +202,7 @@ def _fmt(x: float | None, spec: str = ".4g") -> str:
 
 def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> str:
     """The text `aira runs show` prints: noise floor, per-agent stats, leaderboard."""
-    floor = noise_floor(nodes)
+    floor = noise_floor(nodes, info)
     direction = "lower is better" if info.lower_is_better else "higher is better"
     lines = [f"task {info.name} ({direction}); {len(nodes)} nodes"]
     if floor is None:
@@ -195,6 +211,7 @@ def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> st
         lines.append(
             f"noise floor: reference mean {floor.mean:.4g}, std {floor.std:.3g}, "
             f"max-min {floor.spread:.3g} over {floor.n} seeds"
+            + (" (std: the proxy's measured figure, too few seeds here)" if floor.source == "measured" else "")
         )
     lines.append("")
     lines.append(

@@ -118,7 +118,7 @@ def _show(args) -> int:
 
     d, config, info, nodes = _load(args.run)
     if args.json:
-        floor = noise_floor(nodes)
+        floor = noise_floor(nodes, info)
         out = {
             "run": str(d),
             "task": info.to_dict(),

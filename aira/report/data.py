@@ -132,7 +132,7 @@ def load_run(run_dir: str | Path) -> RunData:
         config=config,
         info=info,
         nodes=nodes,
-        floor=noise_floor(nodes),
+        floor=noise_floor(nodes, info),
         summary=_read_json(d / "summary.json", warnings),
         aggregate=_read_json(d / "aggregate.json", warnings),
         extrapolations=extrapolations,

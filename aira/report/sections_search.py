@@ -70,7 +70,9 @@ def overview(run: RunData) -> Markup:
         f = run.floor
         items["noise floor"] = (
             f"reference mean {f.mean:.4g}, std {f.std:.3g}, max-min {f.spread:.3g} over {f.n} seeds; "
-            "differences smaller than one std are ties"
+            + ("std: the proxy's measured figure (too few reference seeds in the run); "
+               if getattr(f, "source", "") == "measured" else "")
+            + "differences smaller than one std are ties"
         )
     else:
         items["noise floor"] = "none (the task has no reference proposal, or it did not finish)"

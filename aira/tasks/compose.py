@@ -141,6 +141,20 @@ class ComposeTask(Task):
         self.lower_is_better = self.proxy.task.startswith("lm")
         self.name = f"compose-{space}-{self.proxy.name}"
 
+    @property
+    def measured_noise(self) -> float | None:
+        """Std of a candidate's score from the proxy's shipped fidelity figures (pooled over the calibration
+        patterns, divided by sqrt(seeds) for a mean of seeds), when they were measured in this space at this
+        depth; the run's noise floor uses it when it has fewer than 3 reference seeds of its own."""
+        from aira.compose.fidelity import load_table
+
+        e = load_table().get(self.proxy.name)
+        if not isinstance(e, dict) or e.get("status") != "measured" or e.get("noise_floor") is None:
+            return None
+        if e.get("space") != self.space_name or e.get("layers") != self.layers:
+            return None
+        return float(e["noise_floor"]) / self.seeds ** 0.5
+
     def describe(self) -> str:
         from aira.models.registry import get
 

@@ -292,3 +292,45 @@ def test_failed_evaluations_get_debugged_with_depth_and_parents(tmp_path):
     for d in debugs:
         (parent,) = (nodes[p] for p in d.parents)
         assert parent.status.failed and d.debug_depth == parent.debug_depth + 1
+
+
+class MeasuredNoiseTask(RefTask):
+    measured_noise = 0.123  # e.g. a Compose proxy's shipped fidelity figure
+
+
+@pytest.mark.parametrize("noise_seeds, measured", [(2, True), (3, False)])
+def test_too_few_reference_seeds_fall_back_on_the_tasks_measured_noise(tmp_path, noise_seeds, measured):
+    from aira.agents.stats import format_report, noise_floor
+
+    margins = []
+
+    def spy_policy(spec, task):
+        policy = make_policy_for(spec, task)
+        next_step = policy.next_step
+
+        def spy_next(nodes, rng):
+            margins.append(policy.improve_margin)
+            return next_step(nodes, rng)
+
+        policy.next_step = spy_next
+        return policy
+
+    cfg = _config(tmp_path, budget="3evals", noise_seeds=noise_seeds)
+    s = run(cfg, task=MeasuredNoiseTask(noise=0.05), executor=inline_executor(), policy_factory=spy_policy)
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = j.nodes()
+    scores = [n.metric for n in nodes if n.operator == REFERENCE]
+    own = statistics.stdev(scores)
+    expected = 0.123 if measured else own
+    assert s.noise_floor["std"] == pytest.approx(expected) and own != pytest.approx(0.123)
+    assert s.noise_floor["source"] == ("measured" if measured else "reference seeds")
+    assert s.noise_floor["mean"] == pytest.approx(statistics.fmean(scores))  # the mean is always the run's
+    assert margins and all(m == pytest.approx(expected) for m in margins)
+    # `aira runs show` reads the figure back from the run folder, without the task
+    cfg_json = json.loads((tmp_path / "run" / "config.json").read_text())
+    from aira.agents.stats import TaskInfo
+
+    info = TaskInfo(**cfg_json["resolved"]["task"])
+    assert info.measured_noise == pytest.approx(0.123)
+    assert noise_floor(nodes, info).std == pytest.approx(expected)
+    assert ("the proxy's measured figure" in format_report(nodes, info)) is measured

@@ -415,3 +415,19 @@ def test_compose_search_accepts_only_gains_above_the_measured_noise(tmp_path, mo
     mean = sum(refs) / 3
     std = math.sqrt(sum((r - mean) ** 2 for r in refs) / 2)
     assert std > 0 and margins and all(m == pytest.approx(std) for m in margins)
+
+
+def test_compose_task_takes_its_measured_noise_from_the_table_for_its_space_and_depth(tmp_path, monkeypatch):
+    from aira.tasks.compose import ComposeTask
+
+    table = tmp_path / "t.json"
+    entry = {"status": "measured", "space": "attn-mlp", "layers": 16, "noise_floor": 0.06}
+    table.write_text(json.dumps({"mad-cpu": entry}))
+    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    # a candidate's score is the mean of its seeds: the std of one seed / sqrt(seeds)
+    assert ComposeTask(proxy="mad-cpu", space="attn-mlp", seeds=2).measured_noise == pytest.approx(0.06 / math.sqrt(2))
+    assert ComposeTask(proxy="mad-cpu", space="attn-mlp", seeds=1).measured_noise == pytest.approx(0.06)
+    # measured elsewhere: no figure, the run measures its own
+    assert ComposeTask(proxy="mad-cpu", space="attn-mlp-mamba").measured_noise is None
+    assert ComposeTask(proxy="mad-cpu", space="attn-mlp", layers=8).measured_noise is None
+    assert ComposeTask(proxy="smoke", space="attn-mlp").measured_noise is None
