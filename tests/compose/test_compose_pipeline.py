@@ -92,3 +92,18 @@ def test_scaling_study_fits_frontiers(tmp_path, capsys):
     f = data["architectures"]["AMAM"]["frontier"]
     assert len(f["points"]) == 2 and f["a"] > 0
     assert data["comparisons"][0]["x"] == "SMSM" and "faster" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # a real search of 6 evaluations in two worker processes, then the report
+def test_demo_runs_the_whole_pipeline_offline(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--proxy", "smoke", "--budget", "6evals", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("aira demo: offline AIRA-Compose search (attn-mlp, proxy smoke")
+    assert "every node says llm: offline" in printed and "leaderboard" in printed
+    assert "aggregate (n0" in printed and f"report: {out}/report.html" in printed
+    assert (out / "report.html").stat().st_size > 10_000 and (out / "aggregate.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["task_kwargs"]["space"] == "attn-mlp" and config["noise_seeds"] == 1
+    assert config["budget"]["evals"] == 6 and config["budget"]["on_stop"] == "kill"
+    assert "6 evaluations in" in printed
