@@ -239,7 +239,8 @@ def format_entry(e: dict) -> str:
     if e.get("saturation") is not None:
         parts.append(f"{100 * e['saturation']:.0f}% saturated")
     if e.get("seconds_per_eval") is not None:
-        parts.append(f"{_num(e['seconds_per_eval'], '.0f')} s/eval")
+        per = f"{_num(e['seconds_per_eval'], '.0f')} s/eval"
+        parts.append(per if k == 1 else f"{per} (one seed; a candidate is {k})")
     return ", ".join(parts) + f"; measured {e.get('date', '?')} on {e.get('machine', '?')}"
 
 
