@@ -107,10 +107,12 @@ def _run(args: argparse.Namespace) -> int:
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
                    "threads": threads, "cache_dir": str(Path(args.cache) if args.cache else out / "cache")}
     task = ComposeTask(**task_kwargs)
+    task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
     agents = list(args.agents) + ([] if args.no_controls else [c for c in CONTROLS if c not in args.agents])
     offline = all(a.split("?")[0].endswith(":offline") or ":" not in a for a in agents)
     print(f"aira compose: space {args.space} ({', '.join(task.alphabet)}), {args.layers} layers, proxy "
-          f"{task.proxy.name}: {task.proxy.description}", file=sys.stderr)
+          f"{task.proxy.name}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} per "
+          f"candidate (the score is their mean)", file=sys.stderr)
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
           f"{args.workers} workers x {threads} threads; budget {args.budget}", file=sys.stderr)
     _print_fidelity(task.proxy.name)

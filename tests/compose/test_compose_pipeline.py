@@ -105,5 +105,6 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path, capsys):
     assert (out / "report.html").stat().st_size > 10_000 and (out / "aggregate.json").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["task_kwargs"]["space"] == "attn-mlp" and config["noise_seeds"] == 1
+    assert config["task_kwargs"]["seeds"] == 1  # the smoke proxy's own, stored resolved for a resume
     assert config["budget"]["evals"] == 6 and config["budget"]["on_stop"] == "kill"
     assert "6 evaluations in" in printed
