@@ -133,7 +133,7 @@ def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, ch
         if len(grouped) >= 2:
             out["seed_to_seed_candidates"] = _finite(stats.grouped_seed_to_seed_spearman(grouped, group))
     out["candidate_noise"] = out["noise_floor"] / math.sqrt(group) if out["noise_floor"] is not None else None
-    if full:
+    if full and (ceiling is not None or chance is not None):  # bits per byte has neither: undefined
         sat = stats.saturation(full, ceiling=ceiling, chance=chance)
         out["saturation"] = {
             k: sat[k]

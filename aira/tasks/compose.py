@@ -68,8 +68,8 @@ PROXIES = {
                                  "sequence length 32, width 64, 128 steps each"),
     "mad-gpu": Proxy(name="mad-gpu", task="mad", preset="mad", mad_settings="default", budget="3000steps",
                      description="the six MAD tasks at MAD's settings, width 128, 500 steps each"),
-    "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="150steps",
-                    lr=3e-3, timeout_s=300, description="byte-level LM on Shakespeare, width 64, 150 steps"),
+    "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="500steps",
+                    lr=3e-3, timeout_s=600, description="byte-level LM on Shakespeare, width 64, 500 steps"),
     # For tests and smoke runs only: seconds per evaluation, rankings not meaningful.
     "smoke": Proxy(name="smoke", task="mad:in_context_recall", preset="tiny", mad_settings="tiny", budget="8steps",
                    lr=3e-3, timeout_s=120, description="smoke test: one MAD task, 8 steps (not a real proxy)"),

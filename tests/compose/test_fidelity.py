@@ -81,6 +81,14 @@ def test_seed_disagreement_lowers_seed_to_seed_spearman():
     assert f["saturation"]["saturated_share"] == 1.0
 
 
+def test_saturation_is_undefined_for_a_metric_without_ceiling_or_chance():
+    f = fid.fidelity_figures({"a": [3.1, 3.2], "b": [2.9, 2.95], "c": [3.6, 3.6]}, ceiling=None, chance=None)
+    assert f["saturation"] is None and f["seed_to_seed"] == pytest.approx(1.0)
+    s = fid.summarize({"small": {"a": [3.1, 3.2], "b": [2.9, 2.95]}}, {"small": (None, None)}, {"small": [1.0]})
+    assert s["saturation"] is None
+    assert "saturated" not in fid.format_entry({"status": "measured", **fid.table_entry({**s, "fidelities": ["small"]})})
+
+
 def test_one_seed_gives_no_seed_figures():
     f = fid.fidelity_figures({"a": [0.2], "b": [0.5], "c": [0.7]}, ceiling=1.0, chance=0.1)
     assert f["seed_to_seed"] is None and f["noise_floor"] is None and f["seeds"] == 1
