@@ -134,16 +134,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_fidelity(proxy: str) -> None:
-    try:
-        from aira.compose.fidelity import measured_fidelity
-    except ImportError:
-        return
+    from aira.compose.fidelity import fidelity_warnings, load_table, measured_fidelity
+
     fig = measured_fidelity(proxy)
     if fig is None:
         print(f"warning: proxy {proxy} has no measured fidelity figures; its ranking may be noise "
               f"(measure with `aira compose fidelity --proxy {proxy}`)", file=sys.stderr)
-    else:
-        print(f"proxy fidelity ({proxy}): {fig}", file=sys.stderr)
+        return
+    print(f"proxy fidelity ({proxy}): {fig}", file=sys.stderr)
+    for w in fidelity_warnings(load_table()[proxy]):
+        print(f"warning: proxy {proxy}: {w}", file=sys.stderr)
 
 
 def _load_candidates(run: str):

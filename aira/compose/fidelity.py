@@ -244,6 +244,24 @@ def format_entry(e: dict) -> str:
     return ", ".join(parts) + f"; measured {e.get('date', '?')} on {e.get('machine', '?')}"
 
 
+SEED_TARGET, SCALE_TARGET = 0.9, 0.8  # the figures a proxy should reach (docs/fidelity.md)
+
+
+def fidelity_warnings(e: dict) -> list[str]:
+    """What a user should know before trusting a measured proxy's ranking, one sentence each."""
+    out = []
+    k = e.get("seeds_per_candidate") or 1
+    rho = e.get("seed_to_seed_candidates") if k > 1 else e.get("seed_to_seed")
+    if rho is not None and rho < SEED_TARGET:
+        out.append(f"candidates repeat their ranking across seeds with rho {rho:.2f} only (target {SEED_TARGET}): "
+                   f"close scores are noise, and the leaderboard marks them as ties")
+    if e.get("spearman") is not None and e["spearman"] < SCALE_TARGET:
+        out.append(f"its ranking agrees poorly with 4x wider, 4x longer training (rho {e['spearman']:.2f} on "
+                   f"{e.get('large_patterns', '?')} patterns; target {SCALE_TARGET}): treat the winners as "
+                   f"candidates to check at a larger scale, not as results")
+    return out
+
+
 def measured_fidelity(proxy: str) -> str | None:
     """The shipped figures of a proxy as one line, or None when it was never measured."""
     e = load_table().get(proxy)

@@ -118,6 +118,19 @@ def test_table_line_names_the_candidates_figure_and_says_when_it_is_predicted():
     assert "2-seed candidates rho 0.92 (predicted)" in line
 
 
+def test_warnings_name_the_figures_below_target():
+    good = {"seed_to_seed": 0.85, "seeds_per_candidate": 2, "seed_to_seed_candidates": 0.92, "spearman": 0.85,
+            "large_patterns": 8}
+    assert fid.fidelity_warnings(good) == []
+    assert fid.fidelity_warnings({"seed_to_seed": 0.95, "spearman": None}) == []  # not measured: the line says so
+    noisy = fid.fidelity_warnings({**good, "seed_to_seed_candidates": 0.8})
+    assert len(noisy) == 1 and "rho 0.80 only (target 0.9)" in noisy[0]
+    one_seed = fid.fidelity_warnings({"seed_to_seed": 0.79})  # 1 seed a candidate: the seed figure is it
+    assert len(one_seed) == 1 and "rho 0.79 only" in one_seed[0]
+    far = fid.fidelity_warnings({**good, "spearman": 0.33})
+    assert len(far) == 1 and "rho 0.33 on 8 patterns; target 0.8" in far[0]
+
+
 def test_summary_headline_keys_are_what_the_report_shows():
     large = {"a": [0.2], "b": [0.6], "c": [0.9], "d": [0.4]}
     s = fid.summarize(
