@@ -16,6 +16,11 @@ import time
 from pathlib import Path
 
 
+# A 10-minute CPU demo fits ~4 candidates per agent: with aira-dojo's defaults (5 drafts for greedy,
+# 3 islands x 5 for evolutionary) both would only ever draft. Fewer drafts let them improve and breed.
+DEMO_AGENTS = ["greedy:offline?num_drafts=2", "evolutionary:offline?num_islands=1&init_per_island=3"]
+
+
 def register(sub) -> None:
     p = sub.add_parser("demo", help="offline AIRA-Compose run on the CPU proxy, then the HTML report",
                        description=__doc__)
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
           f"budget {args.budget}); no LLM is used: the agents are search algorithms, and every node says "
           f"llm: offline", flush=True)
     compose_args = argparse.Namespace(
-        space=args.space, proxy=args.proxy, layers=16, agents=["greedy:offline", "evolutionary:offline"],
+        space=args.space, proxy=args.proxy, layers=16, agents=DEMO_AGENTS,
         no_controls=False, budget=f"{args.budget},stop=kill", workers=args.workers, executor="local",
         ray_address=None, seeds=None, noise_seeds=1, seed=0, cache=None, shared_memory=False, out=str(out),
         quiet=False)

@@ -106,5 +106,7 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["task_kwargs"]["space"] == "attn-mlp" and config["noise_seeds"] == 1
     assert config["task_kwargs"]["seeds"] == 1  # the smoke proxy's own, stored resolved for a resume
+    assert config["agents"][:2] == ["greedy:offline?num_drafts=2",
+                                    "evolutionary:offline?num_islands=1&init_per_island=3"]
     assert config["budget"]["evals"] == 6 and config["budget"]["on_stop"] == "kill"
     assert "6 evaluations in" in printed
