@@ -134,15 +134,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_fidelity(proxy: str) -> None:
-    from aira.compose.fidelity import fidelity_warnings, load_table, measured_fidelity
+    from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry
 
-    fig = measured_fidelity(proxy)
-    if fig is None:
+    e = measured_entry(proxy)
+    if e is None:
         print(f"warning: proxy {proxy} has no measured fidelity figures; its ranking may be noise "
               f"(measure with `aira compose fidelity --proxy {proxy}`)", file=sys.stderr)
         return
-    print(f"proxy fidelity ({proxy}): {fig}", file=sys.stderr)
-    for w in fidelity_warnings(load_table()[proxy]):
+    print(f"proxy fidelity ({proxy}): {format_entry(e)}", file=sys.stderr)
+    for w in fidelity_warnings(e):
         print(f"warning: proxy {proxy}: {w}", file=sys.stderr)
 
 

@@ -262,12 +262,16 @@ def fidelity_warnings(e: dict) -> list[str]:
     return out
 
 
+def measured_entry(proxy: str) -> dict | None:
+    """The shipped table entry of a proxy, or None when it was never measured."""
+    e = load_table().get(proxy)
+    return e if isinstance(e, dict) and e.get("status") == "measured" else None
+
+
 def measured_fidelity(proxy: str) -> str | None:
     """The shipped figures of a proxy as one line, or None when it was never measured."""
-    e = load_table().get(proxy)
-    if not isinstance(e, dict) or e.get("status") != "measured":
-        return None
-    return format_entry(e)
+    e = measured_entry(proxy)
+    return format_entry(e) if e is not None else None
 
 
 def table_entry(result: dict) -> dict:
@@ -331,14 +335,14 @@ def run_fidelity(args) -> int:
 
     fids = _parse_fidelities(args.fidelities)
     proxy = resolve_proxy(args.proxy)
-    if args.seeds is None:  # enough to measure the agreement of candidates as the search scores them
-        args.seeds = 2 * proxy.seeds
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    # by default, enough seeds to measure the agreement of candidates as the search scores them
+    seeds = 2 * proxy.seeds if args.seeds is None else args.seeds
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {seeds}")
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     large_seeds = getattr(args, "large_seeds", None)
-    large_seeds = args.seeds if large_seeds is None else large_seeds
+    large_seeds = seeds if large_seeds is None else large_seeds
     if large_seeds < 1:
         raise UsageError(f"--large-seeds must be at least 1, got {large_seeds}")
     layers = getattr(args, "layers", 16)
@@ -355,7 +359,7 @@ def run_fidelity(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     trains = {f: fidelity_train(proxy, f) for f in fids}
     # the first fidelity is the proxy the search uses: all its seeds; a more expensive one may take fewer
-    n_seeds = {f: args.seeds if f == fids[0] else large_seeds for f in fids}
+    n_seeds = {f: seeds if f == fids[0] else large_seeds for f in fids}
     bounds = {f: metric_bounds(trains[f]) for f in fids}
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     meta = {
@@ -363,7 +367,7 @@ def run_fidelity(args) -> int:
         "space": args.space,
         "layers": layers,
         "fidelities": fids,
-        "seeds_per_pattern": args.seeds,
+        "seeds_per_pattern": seeds,
         "seeds_per_fidelity": n_seeds,
         "seeds_per_candidate": proxy.seeds,
         "patterns_total": len(patterns),

@@ -146,10 +146,10 @@ class ComposeTask(Task):
         """Std of a candidate's score from the proxy's shipped fidelity figures (pooled over the calibration
         patterns, divided by sqrt(seeds) for a mean of seeds), when they were measured in this space at this
         depth; the run's noise floor uses it when it has fewer than 3 reference seeds of its own."""
-        from aira.compose.fidelity import load_table
+        from aira.compose.fidelity import measured_entry
 
-        e = load_table().get(self.proxy.name)
-        if not isinstance(e, dict) or e.get("status") != "measured" or e.get("noise_floor") is None:
+        e = measured_entry(self.proxy.name)
+        if e is None or e.get("noise_floor") is None:
             return None
         if e.get("space") != self.space_name or e.get("layers") != self.layers:
             return None
