@@ -95,9 +95,9 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from aira.agents.journal import Journal
     from aira.agents.orchestrator import RunConfig, run
     from aira.agents.stats import TaskInfo, format_report
-    from aira.agents.journal import Journal
     from aira.tasks.compose import ComposeTask
 
     out = Path(args.out)

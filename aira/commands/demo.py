@@ -15,7 +15,6 @@ import argparse
 import time
 from pathlib import Path
 
-
 # A 10-minute CPU demo fits ~4 candidates per agent: with aira-dojo's defaults (5 drafts for greedy,
 # 3 islands x 5 for evolutionary) both would only ever draft. Fewer drafts let them improve and breed.
 DEMO_AGENTS = ["greedy:offline?num_drafts=2", "evolutionary:offline?num_islands=1&init_per_island=3"]

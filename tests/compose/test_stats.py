@@ -4,9 +4,16 @@ import math
 
 import pytest
 
-from aira.compose.stats import (average_ranks, bootstrap_spearman, grouped_seed_to_seed_spearman, noise_floor,
-                                saturation, seed_to_seed_spearman, spearman_brown,
-                                spearman)
+from aira.compose.stats import (
+    average_ranks,
+    bootstrap_spearman,
+    grouped_seed_to_seed_spearman,
+    noise_floor,
+    saturation,
+    seed_to_seed_spearman,
+    spearman,
+    spearman_brown,
+)
 from aira.errors import UsageError
 
 
