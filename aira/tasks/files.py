@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 from typing import Any
+
+from aira.errors import UsageError
 
 
 def parse_single_file(proposal: Any, editable: str) -> tuple[ast.Module | None, str | None]:
@@ -23,3 +26,18 @@ def parse_single_file(proposal: Any, editable: str) -> tuple[ast.Module | None, 
         return tree, None
     except SyntaxError as e:
         return None, f"{editable} does not parse: line {e.lineno}: {e.msg}"
+
+
+def proposal_from_file(task, file: str | None, editable: str) -> Any:
+    """`aira design eval`'s proposal: the user's --file as the editable file, or the task's baseline;
+    a missing file or one the task rejects is a UsageError (one line, exit 2)."""
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise UsageError(f"--file {file} does not exist")
+        proposal = {"files": {editable: path.read_text()}}
+    else:
+        proposal = task.reference()
+    if err := task.validate(proposal):
+        raise UsageError(f"{file or editable}: {err}")
+    return proposal

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.tasks.files import proposal_from_file
 
 
 def _task_kwargs(args, **extra) -> dict:
@@ -26,15 +27,7 @@ def eval_command(args) -> int:
     from aira.tasks.autoresearch.task import EDITABLE, AutoresearchTask
 
     task = AutoresearchTask(**_task_kwargs(args))
-    if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise UsageError(f"--file {args.file} does not exist")
-        proposal = {"files": {EDITABLE: path.read_text()}}
-    else:
-        proposal = task.reference()
-    if err := task.validate(proposal):
-        raise UsageError(f"{args.file or EDITABLE}: {err}")
+    proposal = proposal_from_file(task, args.file, EDITABLE)
     job = task.make_job(proposal, seed=args.seed, job_id="eval")
     if not args.json:
         print(f"aira: training {args.file or 'the baseline train.py'} (preset {task.preset.name}, "

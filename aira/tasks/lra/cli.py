@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.tasks.files import proposal_from_file
 
 # Flags of the shared design parser that only autoresearch understands.
 _NOT_LRA = {"data": "--data", "time_budget": "--time-budget", "cache_dir": "--cache-dir",
@@ -38,15 +39,7 @@ def eval_command(args) -> int:
     from aira.tasks.lra.task import EDITABLE, LraTask, evaluate_job
 
     task = LraTask(args.task, **_task_kwargs(args))
-    if args.file:
-        path = Path(args.file)
-        if not path.is_file():
-            raise UsageError(f"--file {args.file} does not exist")
-        proposal = {"files": {EDITABLE: path.read_text()}}
-    else:
-        proposal = task.reference()
-    if err := task.validate(proposal):
-        raise UsageError(f"{args.file or EDITABLE}: {err}")
+    proposal = proposal_from_file(task, args.file, EDITABLE)
     job = task.make_job(proposal, seed=args.seed, job_id="eval")
     if not args.json:
         print(f"aira: training {args.file or 'the full-softmax baseline'} on {task.name} (preset "
