@@ -92,11 +92,14 @@ def metric_bounds(train: dict) -> tuple[float | None, float | None]:
     task = str(train.get("task", ""))
     if not task.startswith("mad"):
         return None, None
-    from aira.data.mad import MAD_TASKS, resolve_settings
+    from aira.data.mad import resolve_settings
+    from aira.train.sources import parse_task, split_mad_name
 
-    names = task.split(":", 1)[1].split(",") if ":" in task else list(MAD_TASKS)
-    vocab = resolve_settings(train.get("mad_settings", "cpu")).vocab_size
-    chances = [1 / (vocab * _MAD_CHANCE_DIVISOR[n.strip()]) for n in names]
+    chances = []
+    for name in parse_task(task).names:
+        base, own = split_mad_name(name)
+        vocab = resolve_settings(own or train.get("mad_settings", "cpu")).vocab_size
+        chances.append(1 / (vocab * _MAD_CHANCE_DIVISOR[base]))
     return 1.0, sum(chances) / len(chances)
 
 

@@ -216,6 +216,9 @@ def _cache_key(pattern: str, train: dict, seed: int) -> str:
 
     resolved = {"preset": repr(get_preset(train["preset"])),
                 "mad": repr(MAD_PRESETS.get(train.get("mad_settings", ""), ""))}
+    own = sorted({n.partition("@")[2] for n in str(train.get("task", "")).split(",") if "@" in n})
+    if own:  # tasks with settings of their own (`selective_copying@c16`)
+        resolved["mad_own"] = {name: repr(MAD_PRESETS.get(name, "")) for name in own}
     blob = json.dumps({"v": CACHE_VERSION, "pattern": pattern, "train": train, "seed": seed, "resolved": resolved},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]

@@ -3,6 +3,9 @@
 A task string picks the source:
   - `mad`                       the six MAD tasks, one model each, score = mean accuracy
   - `mad:in_context_recall,...` a subset of MAD tasks
+  - `mad:selective_copying@c16,selective_copying@cpu32`
+                                a task may name its own MAD settings preset (`aira.data.mad.MAD_PRESETS`),
+                                so one suite can hold a ladder of difficulties of the same task
   - `lm` / `lm:<corpus>`        next-token prediction on a text corpus (default: shakespeare),
                                 score = validation bits per byte
 Each source has three splits: `train`, `val` (the search split: what an agent is shown) and `select`
@@ -34,14 +37,27 @@ def parse_task(text: str) -> TaskSpec:
     if kind == "mad":
         from aira.data.mad import MAD_TASKS
 
+        from aira.data.mad import MAD_PRESETS
+
         names = tuple(n.strip() for n in rest.split(",") if n.strip()) if rest else tuple(MAD_TASKS)
-        bad = [n for n in names if n not in MAD_TASKS]
-        if bad:
-            raise UsageError(f"unknown MAD task {bad[0]!r}; valid: {', '.join(MAD_TASKS)}")
+        for name in names:
+            task, settings = split_mad_name(name)
+            if task not in MAD_TASKS:
+                raise UsageError(f"unknown MAD task {task!r}; valid: {', '.join(MAD_TASKS)}")
+            if settings is not None and settings not in MAD_PRESETS:
+                raise UsageError(f"unknown MAD settings {settings!r} in {name!r}; valid: {', '.join(MAD_PRESETS)}")
+        if len(set(names)) != len(names):
+            raise UsageError(f"MAD task listed twice in {text!r}")
         return TaskSpec("mad", names)
     if kind == "lm":
         return TaskSpec("lm", (rest.strip() or "shakespeare",))
     raise UsageError(f"unknown task {text!r}; use mad, mad:<task>[,<task>...], lm or lm:<corpus>")
+
+
+def split_mad_name(name: str) -> tuple[str, str | None]:
+    """`selective_copying@c16` -> ("selective_copying", "c16"); a bare task name has no settings of its own."""
+    task, at, settings = name.partition("@")
+    return task.strip(), (settings.strip() if at else None)
 
 
 class MadSource:
@@ -127,5 +143,9 @@ class LmSource:
 def make_sources(spec: TaskSpec, *, seq_len: int, seed: int, mad_settings: str = "cpu",
                  tokenizer: str = "bpe", vocab_size: int = 8192, eval_tokens: int = 65_536) -> list:
     if spec.kind == "mad":
-        return [MadSource(name, mad_settings, seed=seed) for name in spec.names]
+        sources = []
+        for name in spec.names:
+            task, own = split_mad_name(name)
+            sources.append(MadSource(task, own or mad_settings, seed=seed))
+        return sources
     return [LmSource(spec.names[0], seq_len, tokenizer=tokenizer, vocab_size=vocab_size, eval_tokens=eval_tokens)]

@@ -40,6 +40,19 @@ def test_evaluation_is_cached_by_pattern_and_seed(tmp_path):
     assert r["metric"] == pytest.approx(sum(r["seed_metrics"]) / 2)
 
 
+def test_cache_key_follows_what_each_task_settings_resolve_to(monkeypatch):
+    from aira.data import mad
+    from aira.tasks.compose import _cache_key
+
+    train = {"task": "mad:selective_copying@rung,compression", "preset": "tiny", "mad_settings": "tiny"}
+    monkeypatch.setitem(mad.MAD_PRESETS, "rung", mad.MadSettings(seq_len=16, n_copy=2))
+    before = _cache_key("AMAM", train, 0)
+    assert _cache_key("AMAM", dict(train), 0) == before
+    # retuning a task's own settings (same name) must miss the cache
+    monkeypatch.setitem(mad.MAD_PRESETS, "rung", mad.MadSettings(seq_len=16, n_copy=3))
+    assert _cache_key("AMAM", train, 0) != before
+
+
 def test_compose_run_aggregate_extrapolate_end_to_end(tmp_path, capsys):
     out = tmp_path / "c1"
     code = main(["compose", "run", "--proxy", "smoke", "--layers", "4", "--agents", "greedy:offline",

@@ -174,6 +174,16 @@ def test_metric_bounds_of_mad_and_lm():
     # recall answers are one of 8 values; copying answers one of 16 content tokens
     assert (ceiling, chance) == (1.0, pytest.approx((1 / 8 + 1 / 16) / 2))
     assert fid.metric_bounds({"task": "lm:shakespeare"}) == (None, None)
+    # a task with settings of its own counts its own vocabulary (cpu32: 16 tokens, test-v8: 8)
+    from aira.data import mad
+
+    mad.MAD_PRESETS["test-v8"] = mad.MadSettings(vocab_size=8, seq_len=16, n_copy=2)
+    try:
+        _, chance = fid.metric_bounds({"task": "mad:selective_copying@test-v8,selective_copying",
+                                       "mad_settings": "cpu32"})
+    finally:
+        del mad.MAD_PRESETS["test-v8"]
+    assert chance == pytest.approx((1 / 8 + 1 / 16) / 2)
 
 
 # ---------------------------------------------------------------- calibration sets

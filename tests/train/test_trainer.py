@@ -51,6 +51,23 @@ def test_mad_suite_averages_tasks():
     assert "metric_name: accuracy" in text and "task.selective_copying:" in text
 
 
+def test_a_task_can_name_its_own_mad_settings():
+    # a ladder of two difficulties of one task: each rung is trained on its own settings' data
+    r = train(_cfg(task="mad:selective_copying@tiny,selective_copying@cpu32", mad_settings="cpu", budget="4steps"))
+    assert set(r["per_task"]) == {"selective_copying@tiny", "selective_copying@cpu32"}
+    assert "selective_copying (tiny settings)" in r["data"] and "selective_copying (cpu32 settings)" in r["data"]
+    from aira.train.sources import make_sources, parse_task
+
+    spec = parse_task("mad:selective_copying@tiny,in_context_recall")
+    tiny, default = make_sources(spec, seq_len=64, seed=0, mad_settings="cpu")
+    assert tiny.data.settings.n_train == 256  # the rung's own preset
+    assert default.data.settings.seq_len == 64  # the run's --mad-settings (cpu)
+    with pytest.raises(UsageError, match="unknown MAD settings 'nope'"):
+        parse_task("mad:selective_copying@nope")
+    with pytest.raises(UsageError, match="listed twice"):
+        parse_task("mad:compression@tiny,compression@tiny")
+
+
 def test_bad_inputs_raise_usage_errors():
     with pytest.raises(UsageError, match="valid"):
         train(_cfg(pattern="AXQ"))
