@@ -15,14 +15,18 @@ def register(sub) -> None:
     p.add_argument("--pattern", required=True, help="layer pattern, e.g. AMAMSMAM, (AM)x8, attn,mlp,mamba")
     p.add_argument("--preset", default="tiny", help="model/training preset (see `aira models list`)")
     p.add_argument("--task", default="mad",
-                   help="mad | mad:<task>[,<task>] | lm | lm:<corpus or path> (default: mad)")
+                   help="mad | mad:<task>[@<settings>][,...] | lm | lm:<corpus or path> (default: mad)")
     p.add_argument("--budget", default="60s", help="seconds, steps or tokens: 60s, 10m, 500steps, 2M tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None, help="LM sequence length (default: the preset's)")
     p.add_argument("--schedule", default="cosine", choices=["cosine", "wsd"])
-    p.add_argument("--mad-settings", default="cpu", help="MAD data settings: tiny | cpu | default")
+    p.add_argument("--mad-settings", default="cpu",
+                   help="MAD data settings (aira.data.mad.MAD_PRESETS): tiny | cpu | cpu32 | copy16 | default")
+    p.add_argument("--curve-points", type=int, default=0, metavar="N",
+                   help="MAD: score the mean accuracy at N evenly spaced points of training (learning-curve "
+                        "area) instead of the final accuracy alone")
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(pattern=args.pattern, preset=args.preset, task=args.task, budget=args.budget,
                       seed=args.seed, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                       schedule=args.schedule, mad_settings=args.mad_settings, tokenizer=args.tokenizer,
-                      vocab_size=args.vocab_size, compile=args.compile, device=args.device,
+                      vocab_size=args.vocab_size, curve_points=args.curve_points, compile=args.compile, device=args.device,
                       threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     result = train(cfg, log=lambda m: print(m, file=sys.stderr))
     print(format_summary(result))

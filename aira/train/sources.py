@@ -80,11 +80,15 @@ class MadSource:
         return self.data.train_x[idx], self.data.train_y[idx]
 
     @torch.no_grad()
-    def evaluate(self, model, split: str, device: torch.device, batch_size: int = 128) -> dict:
+    def evaluate(self, model, split: str, device: torch.device, batch_size: int = 128,
+                 limit: int | None = None) -> dict:
+        """Accuracy and loss over a split (its first `limit` examples, if given)."""
         from aira.train.metrics import masked_accuracy
 
         x_all, y_all = {"val": (self.data.val_x, self.data.val_y),
                         "select": (self.data.select_x, self.data.select_y)}[split]
+        if limit is not None:
+            x_all, y_all = x_all[:limit], y_all[:limit]
         correct = total = 0.0
         loss_sum = 0.0
         for i in range(0, x_all.shape[0], batch_size):

@@ -49,6 +49,11 @@ class TrainConfig:
     compile: bool = False
     device: str = "auto"
     eval_every: int = 0         # steps; 0: only at the end
+    # score = mean of the val metric at `curve_points` evenly spaced points of training (the last is the
+    # end): the area under the learning curve, which ranks how fast a pattern learns where final scores
+    # tie at the ceiling. 0: the final score alone. Points before the end score `curve_examples` examples.
+    curve_points: int = 0
+    curve_examples: int = 256
     progress: bool = True
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     tune_malloc: bool = True    # CPU: keep large tensors on glibc's heap (process-wide, see docstring)
@@ -103,6 +108,11 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         from aira.models.ssd import tune_cpu_malloc
 
         tune_cpu_malloc()
+    if cfg.curve_points < 0 or cfg.curve_examples < 1:
+        raise UsageError("curve_points must be >= 0 and curve_examples >= 1")
+    if cfg.curve_points and spec.kind != "mad":
+        raise UsageError("a learning-curve score (curve_points) is defined for MAD tasks only; "
+                         "bits per byte does not saturate")
     if cfg.schedule not in ("cosine", "wsd"):
         raise UsageError(f"unknown schedule {cfg.schedule!r}; use cosine or wsd")
     seq_len = cfg.seq_len or preset.seq_len
@@ -153,6 +163,11 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     if len(runs) > 1 or spec.kind == "mad":
         result["per_task"] = {s_name: {"metric": r["val"].get(metric_name), "select": r["select"].get(metric_name)}
                               for s_name, r in zip(spec.names, runs)}
+        if cfg.curve_points:
+            for entry, r in zip(result["per_task"].values(), runs):
+                entry.update(final=r["val"].get("final"), curve=r["val"].get("curve"))
+    if cfg.curve_points:
+        result["score"] = f"mean {metric_name} over {cfg.curve_points} points of training (learning-curve area)"
     return result
 
 
@@ -184,6 +199,8 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     bar = _progress_bar(cfg.progress, budget, label + source.description)
+    curve_val: list[float] = []
+    curve_select: list[float] = []
     steps = tokens = 0
     status, error, loss_val = "ok", "", float("nan")
     t_start = time.time()
@@ -192,6 +209,12 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
         progress = budget.progress(seconds=time.time() - t_start, steps=steps, tokens=tokens)
         if progress >= 1.0:
             break
+        if cfg.curve_points > 1 and progress >= (len(curve_val) + 1) / cfg.curve_points:
+            model.eval()
+            with autocast:
+                for split, curve in (("val", curve_val), ("select", curve_select)):
+                    curve.append(source.evaluate(model, split, device, limit=cfg.curve_examples)[source.metric_name])
+            model.train()
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(progress, cfg.schedule, cfg.warmup_frac, cfg.min_lr_frac)
         x, y = source.batch(batch_size, gen)
@@ -229,6 +252,11 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
             select = source.evaluate(model, "select", device)
         if not all(math.isfinite(v) for v in val.values()):
             status, error = "diverged", "non-finite validation metric"
+        if cfg.curve_points and status == "ok":
+            name = source.metric_name
+            val = {**val, "final": val[name], "curve": [*curve_val, val[name]],
+                   name: _mean([*curve_val, val[name]])}
+            select = {**select, "final": select[name], name: _mean([*curve_select, select[name]])}
     return {"status": status, "error": error, "steps": steps, "tokens": tokens, "train_seconds": train_seconds,
             "final_train_loss": loss_val, "val": val, "select": select, "peak_mem_mb": _peak_mem_mb(device)}
 
@@ -268,9 +296,13 @@ def format_summary(result: dict) -> str:
         if isinstance(v, float):
             v = f"{v:.6g}"
         lines.append(f"{k}: {v}")
+    if result.get("score"):
+        lines.append(f"score: {result['score']}")
     for name, r in (result.get("per_task") or {}).items():
         m = r.get("metric")
         lines.append(f"task.{name}: {m:.4f}" if isinstance(m, float) else f"task.{name}: {m}")
+        if isinstance(r.get("final"), float):
+            lines.append(f"task.{name}.final: {r['final']:.4f}")
     return "\n".join(lines)
 
 

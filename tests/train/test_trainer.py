@@ -68,6 +68,22 @@ def test_a_task_can_name_its_own_mad_settings():
         parse_task("mad:compression@tiny,compression@tiny")
 
 
+def test_learning_curve_score_is_the_mean_of_evenly_spaced_points():
+    plain = train(_cfg(budget="40steps", lr=3e-3))
+    curved = train(_cfg(budget="40steps", lr=3e-3, curve_points=4, curve_examples=32))
+    entry = curved["per_task"]["in_context_recall"]
+    assert len(entry["curve"]) == 4
+    # scoring along the way does not change training: the last point is the plain run's final score
+    assert entry["curve"][-1] == entry["final"] == pytest.approx(plain["metric"])
+    assert curved["metric"] == pytest.approx(sum(entry["curve"]) / 4)
+    assert entry["curve"][0] < entry["final"]  # a quarter of the way in it knows less
+    assert "learning-curve area" in curved["score"] and "score" not in plain
+    with pytest.raises(UsageError, match="MAD tasks only"):
+        train(_cfg(task="lm:shakespeare", tokenizer="bytes", curve_points=4))
+    with pytest.raises(UsageError, match="curve_points must be >= 0"):
+        train(_cfg(curve_points=-1))
+
+
 def test_bad_inputs_raise_usage_errors():
     with pytest.raises(UsageError, match="valid"):
         train(_cfg(pattern="AXQ"))
@@ -105,3 +121,7 @@ def test_cli_train_writes_json(tmp_path, capsys):
     assert "status: ok" in printed and "pattern: AMSM" in printed
     data = json.loads(out.read_text())
     assert data["pattern"] == "AMSM" and data["steps"] == 3 and 0.0 <= data["metric"] <= 1.0
+    code = main(["train", "--pattern", "AMSM", "--task", "mad:selective_copying@tiny,compression@tiny",
+                 "--budget", "4steps", "--quiet", "--threads", "1", "--curve-points", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "learning-curve area" in printed and "task.selective_copying@tiny.final:" in printed
