@@ -134,9 +134,14 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_fidelity(proxy: str) -> None:
-    from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry
+    from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry, stale_entry
 
     e = measured_entry(proxy)
+    if e is None and (old := stale_entry(proxy)) is not None:
+        print(f"warning: proxy {proxy}'s settings changed after its fidelity was measured ({old.get('date')}); "
+              f"those figures no longer apply (re-measure with `aira compose fidelity --proxy {proxy}`)",
+              file=sys.stderr)
+        return
     if e is None:
         print(f"warning: proxy {proxy} has no measured fidelity figures; its ranking may be noise "
               f"(measure with `aira compose fidelity --proxy {proxy}`)", file=sys.stderr)

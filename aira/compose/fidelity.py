@@ -265,10 +265,28 @@ def fidelity_warnings(e: dict) -> list[str]:
     return out
 
 
-def measured_entry(proxy: str) -> dict | None:
-    """The shipped table entry of a proxy, or None when it was never measured."""
+def _table_entry_of(proxy: str) -> tuple[dict | None, bool]:
+    """(the shipped entry of a measured proxy, whether it still describes the proxy's settings)."""
+    from aira.tasks.compose import PROXIES, settings_fingerprint
+
     e = load_table().get(proxy)
-    return e if isinstance(e, dict) and e.get("status") == "measured" else None
+    if not (isinstance(e, dict) and e.get("status") == "measured"):
+        return None, False
+    current = PROXIES[proxy].train_kwargs() if proxy in PROXIES else None
+    return e, current is not None and e.get("fingerprint") == settings_fingerprint(current)
+
+
+def measured_entry(proxy: str) -> dict | None:
+    """The shipped table entry of a proxy, or None when it was never measured or its settings changed since
+    (a retuned proxy must not inherit its predecessor's figures)."""
+    e, current = _table_entry_of(proxy)
+    return e if current else None
+
+
+def stale_entry(proxy: str) -> dict | None:
+    """The shipped entry of a proxy whose settings changed after it was measured, else None."""
+    e, current = _table_entry_of(proxy)
+    return e if e is not None and not current else None
 
 
 def measured_fidelity(proxy: str) -> str | None:
@@ -279,9 +297,13 @@ def measured_fidelity(proxy: str) -> str | None:
 
 def table_entry(result: dict) -> dict:
     """The table entry of a finished fidelity.json."""
+    from aira.tasks.compose import settings_fingerprint
+
     first = result["per_fidelity"][result["fidelities"][0]]
+    train = (result.get("train") or {}).get(result["fidelities"][0])
     return {
         "status": "measured",
+        "fingerprint": settings_fingerprint(train) if train else None,
         "date": result.get("date"),
         "machine": result.get("machine"),
         "command": result.get("command"),

@@ -95,6 +95,9 @@ MAD_PRESETS: dict[str, MadSettings] = {
     # 4,096-key memorization table, which a width-64 model learns only partly in ~100 steps, by how many
     # MLP layers it has (1,024 keys: every pattern with 8+ MLP layers reaches 1.0)
     "cpu32": MadSettings(seq_len=32, n_train=4_096, n_val=1_024, n_select=1_024, n_copy=4, memory_keys=4_096),
+    # the easy rung of mad-cpu's selective-copying ladder: 2 tokens to copy out of 14 positions, which a
+    # width-64 model learns gradually over a few hundred steps (cpu32's 4 out of 28 is the hard rung)
+    "copy16": MadSettings(seq_len=16, n_train=4_096, n_val=1_024, n_select=1_024, n_copy=2, memory_keys=4_096),
     # for tests and smoke runs
     "tiny": MadSettings(seq_len=32, n_train=256, n_val=64, n_select=64, n_copy=4, memory_keys=16),
 }

@@ -240,6 +240,8 @@ def test_shipped_table_marks_unmeasured_proxies():
     for name, entry in table.items():
         line = fid.measured_fidelity(name)
         if entry.get("status") == "measured":
+            # a shipped figure must describe the proxy as it is now: retuning a proxy means re-measuring it
+            assert fid.measured_entry(name) == entry, f"{name}: figures of other settings (re-measure it)"
             assert "measured 20" in line and entry["patterns"] >= 3
         else:
             assert line is None and "not measured" in entry["status"]
@@ -255,6 +257,7 @@ def test_compose_run_prints_figures_or_warns(capsys, monkeypatch, tmp_path):
             {
                 "mad-cpu": {
                     "status": "measured",
+                    "fingerprint": _fingerprint("mad-cpu"),
                     "date": "2026-11-27",
                     "machine": "2 cores",
                     "patterns": 10,
@@ -275,6 +278,32 @@ def test_compose_run_prints_figures_or_warns(capsys, monkeypatch, tmp_path):
         "measured, noise floor 0.012, 0% saturated; measured 2026-11-27 on 2 cores"
     ) in err
     assert "warning: proxy smoke has no measured fidelity figures" in err
+
+
+def _fingerprint(proxy: str) -> str:
+    from aira.tasks.compose import settings_fingerprint
+
+    return settings_fingerprint(PROXIES[proxy].train_kwargs())
+
+
+def test_figures_of_a_retuned_proxy_are_not_used(capsys, monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from aira.commands.compose import _print_fidelity
+    from aira.tasks.compose import ComposeTask
+
+    table = tmp_path / "t.json"
+    entry = {"status": "measured", "fingerprint": _fingerprint("mad-cpu"), "date": "2026-11-27",
+             "space": "attn-mlp", "layers": 16, "noise_floor": 0.06, "patterns": 10, "seeds": 2}
+    table.write_text(json.dumps({"mad-cpu": entry}))
+    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    assert fid.measured_entry("mad-cpu") == entry and fid.stale_entry("mad-cpu") is None
+    # the same name with another budget: its figures no longer apply, and the run says so
+    monkeypatch.setitem(PROXIES, "mad-cpu", replace(PROXIES["mad-cpu"], budget="100steps"))
+    assert fid.measured_entry("mad-cpu") is None and fid.stale_entry("mad-cpu") == entry
+    assert ComposeTask(proxy="mad-cpu", space="attn-mlp").measured_noise is None
+    _print_fidelity("mad-cpu")
+    assert "settings changed after its fidelity was measured (2026-11-27)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- end to end
@@ -452,7 +481,8 @@ def test_compose_task_takes_its_measured_noise_from_the_table_for_its_space_and_
     from aira.tasks.compose import ComposeTask
 
     table = tmp_path / "t.json"
-    entry = {"status": "measured", "space": "attn-mlp", "layers": 16, "noise_floor": 0.06}
+    entry = {"status": "measured", "fingerprint": _fingerprint("mad-cpu"), "space": "attn-mlp", "layers": 16,
+             "noise_floor": 0.06}
     table.write_text(json.dumps({"mad-cpu": entry}))
     monkeypatch.setattr(fid, "TABLE_PATH", table)
     # a candidate's score is the mean of its seeds: the std of one seed / sqrt(seeds)
