@@ -162,8 +162,14 @@ class ComposeTask(Task):
 
         prims = "\n".join(f"  {c} = {get(c).name}: {(get(c).cls.__doc__ or '').strip().splitlines()[0]}"
                           for c in self.alphabet)
-        metric = ("validation bits per byte (lower is better)" if self.lower_is_better
-                  else "mean accuracy on the answer positions of the MAD tasks (higher is better)")
+        if self.lower_is_better:
+            metric = "validation bits per byte (lower is better)"
+        elif self.proxy.curve_points:
+            metric = (f"mean accuracy on the answer positions of the MAD tasks, averaged over "
+                      f"{self.proxy.curve_points} evenly spaced points of training (the learning-curve area: it "
+                      f"rewards learning fast as well as learning well; higher is better)")
+        else:
+            metric = "mean accuracy on the answer positions of the MAD tasks (higher is better)"
         return (
             f"Design a {self.layers}-layer language-model backbone as a layer pattern: one primitive per "
             f"layer, each a pre-norm residual sublayer x + f(RMSNorm(x)).\nPrimitives:\n{prims}\n"

@@ -167,6 +167,7 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
             for entry, r in zip(result["per_task"].values(), runs):
                 entry.update(final=r["val"].get("final"), curve=r["val"].get("curve"))
     if cfg.curve_points:
+        result["metric_name"] = f"{metric_name} (learning-curve area)"
         result["score"] = f"mean {metric_name} over {cfg.curve_points} points of training (learning-curve area)"
     return result
 

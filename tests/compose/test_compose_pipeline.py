@@ -23,6 +23,9 @@ def test_spaces_validation_and_baselines():
     assert len(nem) == 16 and nem.count("A") == 1 and nem.count("S") == 7
     assert all(len(p) == 16 for p in b.values())
     assert "nemotron-h style (~8% attention)" not in baseline_patterns("AM", 16)
+    # the agent is told how it is scored: mad-cpu averages accuracy over its learning curve
+    assert "learning-curve area" in ComposeTask(proxy="mad-cpu").describe()
+    assert "learning-curve" not in ComposeTask(proxy="smoke").describe()
 
 
 def test_evaluation_is_cached_by_pattern_and_seed(tmp_path):

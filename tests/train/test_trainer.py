@@ -78,6 +78,7 @@ def test_learning_curve_score_is_the_mean_of_evenly_spaced_points():
     assert curved["metric"] == pytest.approx(sum(entry["curve"]) / 4)
     assert entry["curve"][0] < entry["final"]  # a quarter of the way in it knows less
     assert "learning-curve area" in curved["score"] and "score" not in plain
+    assert curved["metric_name"] == "accuracy (learning-curve area)" and plain["metric_name"] == "accuracy"
     with pytest.raises(UsageError, match="MAD tasks only"):
         train(_cfg(task="lm:shakespeare", tokenizer="bytes", curve_points=4))
     with pytest.raises(UsageError, match="curve_points must be >= 0"):
