@@ -5,6 +5,7 @@
     aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch
     aira compose scaling --patterns P1,P2 --budgets C1,C2 --sizes 32,48,64
     aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2
+    aira compose halving runs/c1 [--eta 3] [--rungs 2]     the best candidates, trained longer
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def register(sub) -> None:
     f.add_argument("--record", action="store_true", help="write the figures into the shipped fidelity table")
     f.set_defaults(func=_fidelity)
 
+    h = verbs.add_parser("halving", help="successive halving: a run's best candidates, trained longer")
+    h.add_argument("run", help="a finished `aira compose run` folder")
+    h.add_argument("--eta", type=int, default=3, help="each rung keeps 1/eta of the patterns and trains them eta "
+                                                      "times longer than the rung before (default: 3)")
+    h.add_argument("--rungs", type=int, default=2, help="rungs after the search itself (default: 2)")
+    h.add_argument("--top", type=int, default=None, help="start from the run's best N candidates only")
+    h.add_argument("--workers", type=int, default=1)
+    h.add_argument("--executor", default="local", help="local | inline (default: local)")
+    h.set_defaults(func=_halving)
+
 
 def _run(args: argparse.Namespace) -> int:
     from aira.agents.journal import Journal
@@ -131,6 +142,12 @@ def _run(args: argparse.Namespace) -> int:
         _extrapolate(argparse.Namespace(run=str(out), pattern=None, target="1B", strategy="stretch", out=None))
     print(f"next: aira report {out}")
     return 0
+
+
+def _halving(args: argparse.Namespace) -> int:
+    from aira.compose.halving import main as halving_main
+
+    return halving_main(args)
 
 
 def _print_fidelity(proxy: str) -> None:

@@ -35,6 +35,7 @@ def render(run: RunData, image_dir: Path, *, top: int = 20) -> str:
         ("extrapolate", "Extrapolate", s2.extrapolate_section(run, images)),
         ("scaling", "Scaling", s2.scaling_section(run, images)),
         ("fidelity", "Fidelity", s2.fidelity_section(run)),
+        ("halving", "Halving", s2.halving_section(run)),
         ("experiments", "Experiments", s2.autoresearch_section(run, images)),
         ("lra", "LRA", s2.lra_section(run)),
         ("failures", "Failures", s1.failures_note(run)),

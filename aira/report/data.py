@@ -9,6 +9,7 @@ is left out when it is missing. A study folder without a journal (`aira compose 
     extrapolate-<target>-<strategy>.json  Compose: Extrapolation.to_dict(), one file per target
     scaling.json                          Compose: {"architectures": {name: {"frontier", "runs"}}, "comparisons"}
     fidelity.json                         Compose: proxy-fidelity checks, a free-form dict
+    halving.json                          Compose: successive halving (`aira compose halving`), its rungs
     results.tsv, *.png                    autoresearch: its experiment table and its own plots
 
 A Compose file that is not valid JSON is reported as a warning on the page, not a crash: a
@@ -39,6 +40,7 @@ class RunData:
     extrapolations: list[dict] = field(default_factory=list)  # sorted by file name
     scaling: dict | None = None
     fidelity: dict | None = None
+    halving: dict | None = None
     results_tsv: list[dict] | None = None
     pngs: list[Path] = field(default_factory=list)  # the run's own images (autoresearch)
     warnings: list[str] = field(default_factory=list)
@@ -138,6 +140,7 @@ def load_run(run_dir: str | Path) -> RunData:
         extrapolations=extrapolations,
         scaling=_read_json(d / "scaling.json", warnings),
         fidelity=_read_json(d / "fidelity.json", warnings),
+        halving=_read_json(d / "halving.json", warnings),
         results_tsv=_read_tsv(d / "results.tsv", warnings),
         pngs=sorted(d.glob("*.png")),  # top level only: the report's own images live in a subfolder
         warnings=warnings,

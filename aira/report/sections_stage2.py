@@ -160,6 +160,27 @@ def fidelity_section(run: RunData) -> Markup | None:
     )
 
 
+def halving_section(run: RunData) -> Markup | None:
+    h = run.halving
+    rungs = [r for r in (h or {}).get("rungs", []) if isinstance(r, dict) and isinstance(r.get("ranked"), list)]
+    if len(rungs) < 2:
+        return None
+    scores = [{e.get("pattern"): e.get("score") for e in r["ranked"] if isinstance(e, dict)} for r in rungs]
+    order = [e.get("pattern") for e in rungs[-1]["ranked"] if isinstance(e, dict)]
+    rows = [[_code(p)] + [fmt(s[p]) if p in s else "-" for s in scores] for p in order]
+    heads = ["pattern"] + [f"rung {r.get('rung', '?')} ({r.get('budget', '?')})" for r in rungs]
+    return section(
+        "halving",
+        "Successive halving",
+        para(
+            f"The search's best candidates trained longer (eta {h.get('eta', '?')}: each rung keeps 1/eta of "
+            f"the patterns at eta times the budget; scores: {h.get('score', '-')}). Promoted: "
+            f"{h.get('promoted') or '-'}."
+        ),
+        table(heads, rows, cls="halving"),
+    )
+
+
 def autoresearch_section(run: RunData, images: Images) -> Markup | None:
     if run.results_tsv is None and not run.pngs:
         return None

@@ -1,0 +1,204 @@
+"""Successive halving over a finished Compose run: the best candidates, trained longer.
+
+A search scores every candidate at the proxy's budget, where the noise floor is large next to the
+differences between the best few. Successive halving spends more compute only where it can change the
+answer: rung 0 is the search itself; rung k keeps the best `ceil(n / eta)` patterns of rung k-1 (at
+least `keep_min`) and trains each with `eta ** k` times the proxy's training budget, with the proxy's
+seeds, data and model. The last rung's order is the promoted ranking.
+
+Scores are read on the hidden selection split, like the final pick of `aira compose run`: agents never
+see them. Evaluations go through the run's own cache, so an interrupted halving resumes for free.
+
+    aira compose halving RUN [--eta 3] [--rungs 2] [--workers 2]
+
+writes `RUN/halving.json` (rungs, each with its budget and its patterns' scores) and prints the table;
+`aira report RUN` shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aira.errors import UsageError
+
+
+@dataclass
+class Entry:
+    pattern: str
+    score: float | None          # mean over seeds, selection split (search split if it has none)
+    search_score: float | None   # mean over seeds, the search split
+    seed_std: float | None = None
+    status: str = "ok"
+    error: str = ""
+
+
+@dataclass
+class Rung:
+    index: int
+    factor: int                  # x the proxy's training budget
+    budget: str
+    entries: list[Entry] = field(default_factory=list)
+
+    def ranked(self, lower_is_better: bool) -> list[Entry]:
+        ok = [e for e in self.entries if e.status == "ok" and e.score is not None]
+        return sorted(ok, key=lambda e: e.score if lower_is_better else -e.score)
+
+
+def scaled_budget(budget: str, factor: int) -> str:
+    """The proxy budget times `factor` ("384steps" x 3 -> "1152steps")."""
+    from aira.train.budget import parse_budget
+
+    b = parse_budget(budget)
+    amount = int(round(b.amount * factor))
+    return {"steps": f"{amount}steps", "tokens": f"{amount} tokens", "seconds": f"{amount}s"}[b.kind]
+
+
+def rung_sizes(n: int, eta: int, rungs: int, keep_min: int = 2) -> list[int]:
+    """Candidates per rung, rung 0 first: each keeps ceil(previous / eta), never fewer than keep_min
+    (nor more than it had); a rung that would keep as many as the one before ends the schedule."""
+    if eta < 2:
+        raise UsageError(f"--eta must be at least 2, got {eta}")
+    if rungs < 1:
+        raise UsageError(f"--rungs must be at least 1, got {rungs}")
+    sizes = [n]
+    for _ in range(rungs):
+        keep = min(sizes[-1], max(keep_min, math.ceil(sizes[-1] / eta)))
+        if keep == sizes[-1] and len(sizes) > 1:
+            break
+        sizes.append(keep)
+    return sizes
+
+
+def load_run(run: str | Path) -> tuple[dict, list[Entry], bool]:
+    """(the run's task kwargs, its candidates as rung 0 (one per pattern, mean over re-evaluations),
+    whether lower is better)."""
+    from aira.agents.journal import Journal
+
+    d = Path(run)
+    if not (d / "journal.sqlite").is_file() or not (d / "config.json").is_file():
+        raise UsageError(f"no run at {run} (expected config.json and journal.sqlite there)")
+    config = json.loads((d / "config.json").read_text())
+    if config.get("task") != "compose":
+        raise UsageError(f"{run} is a {config.get('task')!r} run; successive halving is for Compose runs")
+    lower = bool(config.get("resolved", {}).get("task", {}).get("lower_is_better", False))
+    with Journal(d, readonly=True) as j:
+        nodes = j.nodes()
+    by_pattern: dict[str, list[tuple[float, float]]] = {}
+    for n in nodes:
+        if n.status.value != "ok" or n.metric is None or n.operator in ("reference", "baseline"):
+            continue
+        sel = n.selection_metric if n.selection_metric is not None else n.metric
+        by_pattern.setdefault(str(n.proposal), []).append((sel, n.metric))
+    entries = [Entry(p, sum(s for s, _ in v) / len(v), sum(m for _, m in v) / len(v)) for p, v in by_pattern.items()]
+    return config["task_kwargs"], entries, lower
+
+
+def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | None = None, workers: int = 1,
+                executor: str = "local", log=print) -> dict:
+    """Promote the run's best candidates through `rungs` rungs of eta-times longer training."""
+    from aira.agents.executors import make_executor
+    from aira.agents.types import Job, Status
+    from aira.tasks.compose import ComposeTask
+
+    d = Path(run)
+    task_kwargs, entries, lower = load_run(d)
+    if len(entries) < 2:
+        raise UsageError(f"{run} has {len(entries)} scored candidate(s); successive halving needs at least 2")
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {workers}")
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    task = ComposeTask(**{**task_kwargs, "threads": threads})
+    r0 = Rung(0, 1, task.proxy.budget, entries)
+    pool = r0.ranked(lower)
+    if top is not None:
+        if top < 2:
+            raise UsageError(f"--top must be at least 2, got {top}")
+        pool = pool[:top]
+    sizes = rung_sizes(len(pool), eta, rungs)
+    done_rungs = [r0]
+    log(f"aira compose halving: {len(entries)} candidates; rungs keep {' -> '.join(map(str, sizes))} "
+        f"patterns at {', '.join(f'{eta ** k}x' for k in range(len(sizes)))} the proxy budget "
+        f"({task.proxy.budget}), {task.seeds} seed(s) each")
+    ex_kwargs = {"log_dir": d / "halving-jobs"} if executor == "local" else {}
+    ex = make_executor(executor, slots=workers, **ex_kwargs)
+    t0 = time.time()
+    try:
+        for k in range(1, len(sizes)):
+            factor = eta ** k
+            train = {**task.proxy.train_kwargs(), "budget": scaled_budget(task.proxy.budget, factor)}
+            rung = Rung(k, factor, train["budget"])
+            jobs = {}
+            for i, e in enumerate(pool[: sizes[k]]):
+                jid = f"rung{k}-{i:03d}"
+                jobs[jid] = e.pattern
+                ex.submit(Job(id=jid, fn="aira.tasks.compose:evaluate_pattern",
+                              timeout_s=task.proxy.timeout_s * factor * task.seeds,
+                              kwargs={"pattern": e.pattern, "seed": 0, "seeds": task.seeds,
+                                      "cache_dir": task.cache_dir, "threads": task.threads, "device": "auto",
+                                      "train": train},
+                              gpus=1 if task.proxy.name.endswith("gpu") else 0))
+            while len(rung.entries) < len(jobs):
+                for jid, res in ex.poll(timeout=1.0):
+                    m = res.metrics
+                    ok = res.status == Status.OK and res.metric is not None
+                    rung.entries.append(Entry(jobs[jid], m.get("selection_metric", res.metric) if ok else None,
+                                              res.metric if ok else None, m.get("seed_std"), res.status.value,
+                                              (res.error or "")[-300:]))
+                    log(f"[rung {k} {len(rung.entries)}/{len(jobs)} {time.time() - t0:.0f}s] {jobs[jid]}: "
+                        + (f"{rung.entries[-1].score:.4f}" if ok else f"{res.status.value} {res.error[-120:]}"))
+            done_rungs.append(rung)
+            pool = rung.ranked(lower)
+            _write(d, done_rungs, eta, lower, task)
+    except KeyboardInterrupt:
+        _write(d, done_rungs, eta, lower, task)
+        raise
+    finally:
+        ex.shutdown()
+    return _write(d, done_rungs, eta, lower, task)
+
+
+def _write(d: Path, rungs: list[Rung], eta: int, lower: bool, task) -> dict:
+    out = {
+        "eta": eta,
+        "proxy": task.proxy.name,
+        "seeds": task.seeds,
+        "lower_is_better": lower,
+        "score": "hidden selection split, mean over seeds",
+        "rungs": [{"rung": r.index, "factor": r.factor, "budget": r.budget,
+                   "ranked": [vars(e) for e in r.ranked(lower)],
+                   "failed": [vars(e) for e in r.entries if e.status != "ok" or e.score is None]} for r in rungs],
+    }
+    last = rungs[-1].ranked(lower)
+    out["promoted"] = last[0].pattern if last and len(rungs) > 1 else None
+    (d / "halving.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+def format_halving(result: dict) -> str:
+    """The rungs as a table: each promoted pattern's score at every rung it reached."""
+    rungs = result["rungs"]
+    order = [e["pattern"] for e in rungs[-1]["ranked"]]
+    for r in reversed(rungs[:-1]):  # then the ones dropped earlier, best first
+        order += [e["pattern"] for e in r["ranked"] if e["pattern"] not in order]
+    scores = [{e["pattern"]: e["score"] for e in r["ranked"]} for r in rungs]
+    head = "  ".join(f"{'rung ' + str(r['rung']) + ' (' + r['budget'] + ')':>20}" for r in rungs)
+    lines = [f"{'pattern':<24}{head}"]
+    for p in order[: max(10, len(rungs[-1]["ranked"]))]:
+        cells = "  ".join(f"{scores[i][p]:>20.4f}" if p in scores[i] else f"{'-':>20}" for i in range(len(rungs)))
+        lines.append(f"{p:<24}{cells}")
+    if result.get("promoted"):
+        lines.append(f"promoted: {result['promoted']} (best at {rungs[-1]['budget']})")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    result = run_halving(args.run, eta=args.eta, rungs=args.rungs, top=args.top, workers=args.workers,
+                         executor=args.executor, log=lambda m: print(m, file=sys.stderr))
+    print(format_halving(result))
+    return 0
