@@ -23,9 +23,17 @@ def test_spaces_validation_and_baselines():
     assert len(nem) == 16 and nem.count("A") == 1 and nem.count("S") == 7
     assert all(len(p) == 16 for p in b.values())
     assert "nemotron-h style (~8% attention)" not in baseline_patterns("AM", 16)
-    # the agent is told how it is scored: mad-cpu averages accuracy over its learning curve
-    assert "learning-curve area" in ComposeTask(proxy="mad-cpu").describe()
+
+
+def test_the_agent_is_told_how_a_curve_scored_proxy_scores(monkeypatch):
+    from dataclasses import replace
+
+    from aira.tasks.compose import PROXIES
+
+    monkeypatch.setitem(PROXIES, "smoke-curve", replace(PROXIES["smoke"], name="smoke-curve", curve_points=4))
+    assert "averaged over 4 evenly spaced points of training" in ComposeTask(proxy="smoke-curve").describe()
     assert "learning-curve" not in ComposeTask(proxy="smoke").describe()
+    assert ComposeTask(proxy="smoke-curve").make_job("AM" * 8, seed=0, job_id="j").kwargs["train"]["curve_points"] == 4
 
 
 def test_evaluation_is_cached_by_pattern_and_seed(tmp_path):
