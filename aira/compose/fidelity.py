@@ -254,10 +254,15 @@ def fidelity_warnings(e: dict) -> list[str]:
     """What a user should know before trusting a measured proxy's ranking, one sentence each."""
     out = []
     k = e.get("seeds_per_candidate") or 1
-    rho = e.get("seed_to_seed_candidates") if k > 1 else e.get("seed_to_seed")
+    rho, how = (e.get("seed_to_seed_candidates"), "") if k > 1 else (e.get("seed_to_seed"), "")
+    if rho is None and k > 1 and e.get("seed_to_seed_predicted") is not None:
+        rho, how = e["seed_to_seed_predicted"], " (predicted from single seeds)"
     if rho is not None and rho < SEED_TARGET:
-        out.append(f"candidates repeat their ranking across seeds with rho {rho:.2f} only (target {SEED_TARGET}): "
-                   f"close scores are noise, and the leaderboard marks them as ties")
+        out.append(f"candidates repeat their ranking across seeds with rho {rho:.2f}{how} only (target "
+                   f"{SEED_TARGET}): close scores are noise, and the leaderboard marks them as ties")
+    if e.get("saturation"):
+        out.append(f"{e['saturation']:.0%} of its calibration patterns score within the noise of chance or of "
+                   f"the ceiling, where it cannot rank them")
     if e.get("spearman") is not None and e["spearman"] < SCALE_TARGET:
         out.append(f"its ranking agrees poorly with 4x wider, 4x longer training (rho {e['spearman']:.2f} on "
                    f"{e.get('large_patterns', '?')} patterns; target {SCALE_TARGET}): treat the winners as "

@@ -129,6 +129,12 @@ def test_warnings_name_the_figures_below_target():
     assert len(one_seed) == 1 and "rho 0.79 only" in one_seed[0]
     far = fid.fidelity_warnings({**good, "spearman": 0.33})
     assert len(far) == 1 and "rho 0.33 on 8 patterns; target 0.8" in far[0]
+    # too few seeds to measure 2-seed candidates: the Spearman-Brown prediction stands in, labelled
+    pred = fid.fidelity_warnings({"seed_to_seed": 0.74, "seeds_per_candidate": 2, "seed_to_seed_predicted": 0.85})
+    assert len(pred) == 1 and "rho 0.85 (predicted from single seeds) only" in pred[0]
+    assert fid.fidelity_warnings({**good, "seed_to_seed_candidates": None, "seed_to_seed_predicted": 0.91}) == []
+    sat = fid.fidelity_warnings({**good, "saturation": 0.25})
+    assert len(sat) == 1 and "25% of its calibration patterns score within the noise of chance" in sat[0]
 
 
 def test_summary_headline_keys_are_what_the_report_shows():
