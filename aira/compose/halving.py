@@ -113,7 +113,10 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    task = ComposeTask(**{**task_kwargs, "threads": threads})
+    cache = task_kwargs.get("cache_dir")
+    if not cache or not Path(cache).is_dir():  # a relative path stored by a run started elsewhere
+        cache = str(d / "cache")
+    task = ComposeTask(**{**task_kwargs, "threads": threads, "cache_dir": cache})
     r0 = Rung(0, 1, task.proxy.budget, entries)
     pool = r0.ranked(lower)
     if top is not None:

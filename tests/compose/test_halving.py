@@ -74,3 +74,14 @@ def test_halving_bad_input_is_one_line_exit_2(smoke_run, extra, needle, capsys):
 def test_halving_needs_a_compose_run(tmp_path, capsys):
     assert main(["compose", "halving", str(tmp_path)]) == 2
     assert "no run at" in capsys.readouterr().err
+
+
+def test_halving_finds_the_cache_of_a_run_started_elsewhere(smoke_run, tmp_path, monkeypatch):
+    assert main(["compose", "halving", str(smoke_run), "--executor", "inline"]) == 0  # every rung cached
+    cfg = json.loads((smoke_run / "config.json").read_text())
+    cfg["task_kwargs"]["cache_dir"] = "run/cache"  # relative to wherever that run was started
+    (smoke_run / "config.json").write_text(json.dumps(cfg))
+    monkeypatch.chdir(tmp_path)
+    cached = sorted((smoke_run / "cache").glob("*.json"))
+    assert main(["compose", "halving", str(smoke_run), "--executor", "inline"]) == 0
+    assert not (tmp_path / "run").exists() and sorted((smoke_run / "cache").glob("*.json")) == cached
