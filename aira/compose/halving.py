@@ -55,7 +55,7 @@ def scaled_budget(budget: str, factor: int) -> str:
     from aira.train.budget import parse_budget
 
     b = parse_budget(budget)
-    amount = int(round(b.amount * factor))
+    amount = round(b.amount * factor)
     return {"steps": f"{amount}steps", "tokens": f"{amount} tokens", "seconds": f"{amount}s"}[b.kind]
 
 

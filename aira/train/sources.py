@@ -35,9 +35,7 @@ def parse_task(text: str) -> TaskSpec:
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
     if kind == "mad":
-        from aira.data.mad import MAD_TASKS
-
-        from aira.data.mad import MAD_PRESETS
+        from aira.data.mad import MAD_PRESETS, MAD_TASKS
 
         names = tuple(n.strip() for n in rest.split(",") if n.strip()) if rest else tuple(MAD_TASKS)
         for name in names:
