@@ -5,8 +5,8 @@ any registered primitives by code or name ("A,M,W", "attn,mlp,swa"). Patterns ha
 (16 by default).
 
 Proxies (`proxy=`): `mad` and `lm` pick their CPU or GPU preset from the machine; `mad-cpu`, `mad-gpu`,
-`lm-cpu`, `lm-gpu` name one. Each fixes the model preset, the data and the training budget, so a
-candidate is its pattern alone. The metric is on the search split; the hidden selection split is
+`lm-cpu`, `lm-gpu` name one (`mad-cpu-ladder` is an experimental CPU alternative, docs/fidelity.md). Each
+fixes the model preset, the data, the training budget and the score, so a candidate is its pattern alone. The metric is on the search split; the hidden selection split is
 scored in the same job and never shown to agents.
 
 Evaluations are cached on disk, keyed by (pattern, proxy settings, seed): a duplicate pattern is not
