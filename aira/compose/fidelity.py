@@ -70,7 +70,7 @@ def large_overrides(preset_name: str, factor: int = LARGE_WIDTH_FACTOR) -> dict:
 def fidelity_train(proxy, fidelity: str) -> dict:
     """The trainer kwargs (a `TrainConfig` minus pattern and seed) of a proxy at a fidelity."""
     from aira.models import get_preset
-    from aira.train.budget import parse_budget
+    from aira.train.budget import parse_budget, scaled_budget
 
     small = proxy.train_kwargs()
     if fidelity == "small":
@@ -80,8 +80,7 @@ def fidelity_train(proxy, fidelity: str) -> dict:
     b = parse_budget(proxy.budget)
     if b.kind == "seconds":
         raise UsageError(f"proxy {proxy.name} has a time budget; a large counterpart needs steps or tokens")
-    amount = b.amount * LARGE_TOKEN_FACTOR
-    budget = f"{int(amount)}steps" if b.kind == "steps" else f"{int(amount)} tokens"
+    budget = scaled_budget(proxy.budget, LARGE_TOKEN_FACTOR)
     lr = (proxy.lr if proxy.lr is not None else get_preset(proxy.preset).lr) * LARGE_LR_FACTOR
     return {**small, "budget": budget, "lr": lr, "overrides": large_overrides(proxy.preset)}
 

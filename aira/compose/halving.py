@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.train.budget import scaled_budget
 
 
 @dataclass
@@ -48,15 +49,6 @@ class Rung:
     def ranked(self, lower_is_better: bool) -> list[Entry]:
         ok = [e for e in self.entries if e.status == "ok" and e.score is not None]
         return sorted(ok, key=lambda e: e.score if lower_is_better else -e.score)
-
-
-def scaled_budget(budget: str, factor: int) -> str:
-    """The proxy budget times `factor` ("384steps" x 3 -> "1152steps")."""
-    from aira.train.budget import parse_budget
-
-    b = parse_budget(budget)
-    amount = round(b.amount * factor)
-    return {"steps": f"{amount}steps", "tokens": f"{amount} tokens", "seconds": f"{amount}s"}[b.kind]
 
 
 def rung_sizes(n: int, eta: int, rungs: int, keep_min: int = 2) -> list[int]:
@@ -103,7 +95,7 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
                 executor: str = "local", log=print) -> dict:
     """Promote the run's best candidates through `rungs` rungs of eta-times longer training."""
     from aira.agents.executors import make_executor
-    from aira.agents.types import Job, Status
+    from aira.agents.types import Status
     from aira.tasks.compose import ComposeTask
 
     d = Path(run)
@@ -134,18 +126,12 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     try:
         for k in range(1, len(sizes)):
             factor = eta ** k
-            train = {**task.proxy.train_kwargs(), "budget": scaled_budget(task.proxy.budget, factor)}
-            rung = Rung(k, factor, train["budget"])
+            rung = Rung(k, factor, scaled_budget(task.proxy.budget, factor))
             jobs = {}
             for i, e in enumerate(pool[: sizes[k]]):
-                jid = f"rung{k}-{i:03d}"
-                jobs[jid] = e.pattern
-                ex.submit(Job(id=jid, fn="aira.tasks.compose:evaluate_pattern",
-                              timeout_s=task.proxy.timeout_s * factor * task.seeds,
-                              kwargs={"pattern": e.pattern, "seed": 0, "seeds": task.seeds,
-                                      "cache_dir": task.cache_dir, "threads": task.threads, "device": "auto",
-                                      "train": train},
-                              gpus=1 if task.proxy.name.endswith("gpu") else 0))
+                job = task.make_job(e.pattern, seed=0, job_id=f"rung{k}-{i:03d}", budget_factor=factor)
+                jobs[job.id] = e.pattern
+                ex.submit(job)
             while len(rung.entries) < len(jobs):
                 for jid, res in ex.poll(timeout=1.0):
                     m = res.metrics

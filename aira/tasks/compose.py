@@ -5,9 +5,10 @@ any registered primitives by code or name ("A,M,W", "attn,mlp,swa"). Patterns ha
 (16 by default).
 
 Proxies (`proxy=`): `mad` and `lm` pick their CPU or GPU preset from the machine; `mad-cpu`, `mad-gpu`,
-`lm-cpu`, `lm-gpu` name one (`mad-cpu-ladder` is an experimental CPU alternative, docs/fidelity.md). Each
-fixes the model preset, the data, the training budget and the score, so a candidate is its pattern alone. The metric is on the search split; the hidden selection split is
-scored in the same job and never shown to agents.
+`lm-cpu`, `lm-gpu` name one (`mad-cpu-ladder` is an experimental CPU alternative, docs/fidelity.md).
+Each fixes the model preset, the data, the training budget and the score, so a candidate is its pattern
+alone. The metric is on the search split; the hidden selection split is scored in the same job and
+never shown to agents.
 
 Evaluations are cached on disk, keyed by (pattern, proxy settings, seed): a duplicate pattern is not
 re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread); by default a proxy's
@@ -69,7 +70,7 @@ PROXIES = {
                      description="three MAD tasks (selective copying, compression, memorization of 4,096 keys), "
                                  "sequence length 32, width 64, 128 steps each"),
     # experimental (docs/fidelity.md, "v4"): no memorization, scored by the learning-curve area so the large
-    # fidelity does not tie at the ceiling; small-to-large 0.41 vs v3's 0.33, but the all-MLP and
+    # fidelity does not tie at the ceiling; small-to-large 0.43 vs v3's 0.33, but the all-MLP and
     # 1-attention patterns sit at chance, so it is not the default
     "mad-cpu-ladder": Proxy(name="mad-cpu-ladder", task="mad:selective_copying@copy16,selective_copying,compression",
                             preset="tiny", mad_settings="cpu32", budget="384steps", lr=3e-3, curve_points=6,
@@ -208,12 +209,17 @@ class ComposeTask(Task):
             return f"primitive(s) {', '.join(bad)} are not in this space ({', '.join(self.alphabet)})"
         return None
 
-    def make_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
+    def make_job(self, proposal: Any, *, seed: int, job_id: str, budget_factor: int = 1) -> Job:
+        """The evaluation job of a pattern; `budget_factor` trains it that many times longer (halving)."""
+        train = self.proxy.train_kwargs()
+        if budget_factor != 1:
+            from aira.train.budget import scaled_budget
+
+            train["budget"] = scaled_budget(self.proxy.budget, budget_factor)
         kwargs = {"pattern": self.canonical(proposal), "seed": seed, "seeds": self.seeds,
-                  "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device,
-                  "train": self.proxy.train_kwargs()}
-        return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs, timeout_s=self.timeout_s,
-                   gpus=1 if self.proxy.name.endswith("gpu") else 0)
+                  "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
+        return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
+                   timeout_s=self.timeout_s * budget_factor, gpus=1 if self.proxy.name.endswith("gpu") else 0)
 
     def reference(self) -> str:
         return ("AM" * self.layers)[: self.layers] if "A" in self.alphabet and "M" in self.alphabet \
@@ -230,10 +236,12 @@ def _resolved(train: dict) -> dict:
     """What a proxy's named presets resolve to (model preset, MAD settings, tasks' own settings)."""
     from aira.data.mad import MAD_PRESETS
     from aira.models import get_preset
+    from aira.train.sources import parse_task, split_mad_name
 
     resolved = {"preset": repr(get_preset(train["preset"])),
                 "mad": repr(MAD_PRESETS.get(train.get("mad_settings", ""), ""))}
-    own = sorted({n.partition("@")[2] for n in str(train.get("task", "")).split(",") if "@" in n})
+    spec = parse_task(str(train.get("task", "mad")))
+    own = sorted({o for o in (split_mad_name(n)[1] for n in spec.names) if o}) if spec.kind == "mad" else []
     if own:  # tasks with settings of their own (`selective_copying@copy16`)
         resolved["mad_own"] = {name: repr(MAD_PRESETS.get(name, "")) for name in own}
     return resolved

@@ -60,3 +60,10 @@ def parse_budget(text: str | int | float) -> TrainBudget:
     if amount <= 0:
         raise UsageError(f"budget must be positive, got {text!r}")
     return TrainBudget(kind, amount)
+
+
+def scaled_budget(budget: str | int | float, factor: float) -> str:
+    """A budget times `factor`, in its own unit ("384steps" x 3 -> "1152steps")."""
+    b = parse_budget(budget)
+    amount = round(b.amount * factor)
+    return {"steps": f"{amount}steps", "tokens": f"{amount} tokens", "seconds": f"{amount}s"}[b.kind]

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from aira.cli import main
-from aira.compose.halving import format_halving, rung_sizes, scaled_budget
+from aira.compose.halving import format_halving, rung_sizes
 from aira.errors import UsageError
+from aira.train.budget import scaled_budget
 
 
 def test_rung_sizes_keep_a_third_and_never_fewer_than_two():
