@@ -169,25 +169,14 @@ def _print_fidelity(proxy: str) -> None:
 
 
 def _load_candidates(run: str):
-    from aira.agents.journal import Journal
     from aira.agents.stats import TaskInfo
     from aira.compose.aggregate import Candidate
+    from aira.compose.halving import load_run
 
-    d = Path(run)
-    if not (d / "journal.sqlite").is_file():
-        raise UsageError(f"no run at {run} (expected journal.sqlite there)")
-    config = json.loads((d / "config.json").read_text())
+    config, entries = load_run(run)
     info = TaskInfo(**config["resolved"]["task"])
-    with Journal(d, readonly=True) as j:
-        nodes = j.nodes()
-    cands = [Candidate(str(n.proposal), n.selection_metric if n.selection_metric is not None else n.metric)
-             for n in nodes if n.status.value == "ok" and n.operator not in ("reference", "baseline")
-             and n.metric is not None]
     # one candidate per distinct pattern (its mean score), so a re-evaluated pattern does not vote twice
-    by_pattern: dict[str, list[float]] = {}
-    for c in cands:
-        by_pattern.setdefault(c.pattern, []).append(c.score)
-    return [Candidate(p, sum(v) / len(v)) for p, v in by_pattern.items()], info
+    return [Candidate(e.pattern, e.score) for e in entries], info
 
 
 def _aggregate(args: argparse.Namespace) -> int:

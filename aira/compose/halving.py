@@ -67,9 +67,9 @@ def rung_sizes(n: int, eta: int, rungs: int, keep_min: int = 2) -> list[int]:
     return sizes
 
 
-def load_run(run: str | Path) -> tuple[dict, list[Entry], bool]:
-    """(the run's task kwargs, its candidates as rung 0 (one per pattern, mean over re-evaluations),
-    whether lower is better)."""
+def load_run(run: str | Path) -> tuple[dict, list[Entry]]:
+    """(a Compose run's config, its candidates as rung 0: one per pattern, the mean over re-evaluations;
+    the search's reference and baseline evaluations are not candidates)."""
     from aira.agents.journal import Journal
 
     d = Path(run)
@@ -77,8 +77,7 @@ def load_run(run: str | Path) -> tuple[dict, list[Entry], bool]:
         raise UsageError(f"no run at {run} (expected config.json and journal.sqlite there)")
     config = json.loads((d / "config.json").read_text())
     if config.get("task") != "compose":
-        raise UsageError(f"{run} is a {config.get('task')!r} run; successive halving is for Compose runs")
-    lower = bool(config.get("resolved", {}).get("task", {}).get("lower_is_better", False))
+        raise UsageError(f"{run} is a {config.get('task')!r} run, not a Compose run")
     with Journal(d, readonly=True) as j:
         nodes = j.nodes()
     by_pattern: dict[str, list[tuple[float, float]]] = {}
@@ -88,7 +87,7 @@ def load_run(run: str | Path) -> tuple[dict, list[Entry], bool]:
         sel = n.selection_metric if n.selection_metric is not None else n.metric
         by_pattern.setdefault(str(n.proposal), []).append((sel, n.metric))
     entries = [Entry(p, sum(s for s, _ in v) / len(v), sum(m for _, m in v) / len(v)) for p, v in by_pattern.items()]
-    return config["task_kwargs"], entries, lower
+    return config, entries
 
 
 def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | None = None, workers: int = 1,
@@ -99,7 +98,9 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     from aira.tasks.compose import ComposeTask
 
     d = Path(run)
-    task_kwargs, entries, lower = load_run(d)
+    config, entries = load_run(d)
+    task_kwargs = config["task_kwargs"]
+    lower = bool(config.get("resolved", {}).get("task", {}).get("lower_is_better", False))
     if len(entries) < 2:
         raise UsageError(f"{run} has {len(entries)} scored candidate(s); successive halving needs at least 2")
     if workers < 1:

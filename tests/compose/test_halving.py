@@ -86,3 +86,12 @@ def test_halving_finds_the_cache_of_a_run_started_elsewhere(smoke_run, tmp_path,
     cached = sorted((smoke_run / "cache").glob("*.json"))
     assert main(["compose", "halving", str(smoke_run), "--executor", "inline"]) == 0
     assert not (tmp_path / "run").exists() and sorted((smoke_run / "cache").glob("*.json")) == cached
+
+
+@pytest.mark.parametrize("verb", ["halving", "aggregate"])
+def test_compose_verbs_refuse_a_run_of_another_task(tmp_path, verb, capsys):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "autoresearch"}))
+    (tmp_path / "journal.sqlite").write_bytes(b"")
+    assert main(["compose", verb, str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a 'autoresearch' run, not a Compose run" in err[0]
