@@ -263,7 +263,11 @@ def fidelity_warnings(e: dict) -> list[str]:
         out.append(f"{e['saturation']:.0%} of its calibration patterns score within the noise of chance or of "
                    f"the ceiling, where it cannot rank them")
     if e.get("spearman") is not None and e["spearman"] < SCALE_TARGET:
-        out.append(f"its ranking agrees poorly with 4x wider, 4x longer training (rho {e['spearman']:.2f} on "
+        ci = e.get("ci")
+        interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+        # an interval that holds 0 means the measurement cannot tell the proxy from a random ranking
+        how = "shows no measurable agreement" if ci and ci[0] <= 0 else "agrees poorly"
+        out.append(f"its ranking {how} with 4x wider, 4x longer training (rho {e['spearman']:.2f}{interval} on "
                    f"{e.get('large_patterns', '?')} patterns; target {SCALE_TARGET}): treat the winners as "
                    f"candidates to check at a larger scale, not as results")
     return out

@@ -128,7 +128,12 @@ def test_warnings_name_the_figures_below_target():
     one_seed = fid.fidelity_warnings({"seed_to_seed": 0.79})  # 1 seed a candidate: the seed figure is it
     assert len(one_seed) == 1 and "rho 0.79 only" in one_seed[0]
     far = fid.fidelity_warnings({**good, "spearman": 0.33})
-    assert len(far) == 1 and "rho 0.33 on 8 patterns; target 0.8" in far[0]
+    assert len(far) == 1 and "agrees poorly" in far[0] and "rho 0.33 on 8 patterns; target 0.8" in far[0]
+    # with its interval: one that holds 0 cannot tell the proxy from a random ranking, and says so
+    weak = fid.fidelity_warnings({**good, "spearman": 0.45, "ci": [0.05, 0.8]})
+    assert "agrees poorly" in weak[0] and "rho 0.45 [0.05, 0.80] on 8 patterns" in weak[0]
+    none = fid.fidelity_warnings({**good, "spearman": 0.08, "ci": [-0.4, 0.51], "large_patterns": 20})
+    assert "shows no measurable agreement" in none[0] and "rho 0.08 [-0.40, 0.51] on 20 patterns" in none[0]
     # too few seeds to measure 2-seed candidates: the Spearman-Brown prediction stands in, labelled
     pred = fid.fidelity_warnings({"seed_to_seed": 0.74, "seeds_per_candidate": 2, "seed_to_seed_predicted": 0.85})
     assert len(pred) == 1 and "rho 0.85 (predicted from single seeds) only" in pred[0]
