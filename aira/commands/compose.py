@@ -5,6 +5,7 @@
     aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch
     aira compose scaling --patterns P1,P2 --budgets C1,C2 --sizes 32,48,64
     aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2
+    aira compose fidelity ... --fidelities small --reference runs/fid-large   ranked against a measured large run
     aira compose halving runs/c1 [--eta 3] [--rungs 2]     the best candidates, trained longer
 """
 
@@ -92,6 +93,9 @@ def register(sub) -> None:
     f.add_argument("--executor", default="local", help="local | inline (default: local)")
     f.add_argument("--timeout", type=float, default=None, help="seconds per small evaluation (default: proxy's)")
     f.add_argument("--record", action="store_true", help="write the figures into the shipped fidelity table")
+    f.add_argument("--reference", default=None, metavar="DIR[:FIDELITY]",
+                   help="also rank the first fidelity against another fidelity run's scores (default: its last "
+                        "fidelity), e.g. a large run measured once, to try cheap proxies against it")
     f.set_defaults(func=_fidelity)
 
     h = verbs.add_parser("halving", help="successive halving: a run's best candidates, trained longer")

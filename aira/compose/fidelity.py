@@ -160,6 +160,37 @@ def cross_fidelity(a: dict[str, list[float]], b: dict[str, list[float]], *, seed
     return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common)}
 
 
+def load_reference(spec: str, train: dict) -> dict:
+    """Another fidelity run's scores to rank against: `DIR` or `DIR:FIDELITY` (default: that run's last
+    fidelity, e.g. the large one). Large evaluations are the expensive part of a check; a reference lets
+    any number of cheap proxies be ranked against the same measured large scale without re-training it.
+    `train`: this run's first fidelity, so that a MAD accuracy is never ranked against bits per byte."""
+    path, fid = spec, ""
+    if not Path(spec).exists() and ":" in spec:
+        path, _, fid = spec.rpartition(":")
+    d = Path(path)
+    try:
+        meta = json.loads((d / "fidelity.json").read_text())
+        scores = json.loads((d / "fidelity-scores.json").read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--reference {spec}: no fidelity.json and fidelity-scores.json in {d} "
+                         f"(the --out folder of an `aira compose fidelity` run)") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--reference {spec}: cannot read {d}: {e}") from None
+    names = [f for f in meta.get("fidelities") or list(scores) if f in scores]
+    fid = fid or (names[-1] if names else "")
+    if fid not in scores or not isinstance(scores[fid], dict):
+        raise UsageError(f"--reference {spec}: {d} holds no {fid or 'fidelity'} scores"
+                         f"{' (it has: ' + ', '.join(names) + ')' if names else ''}")
+    theirs = (meta.get("train") or {}).get(fid) or {}
+    kind = str(train.get("task", "")).split(":")[0]
+    if theirs.get("task") and str(theirs["task"]).split(":")[0] != kind:
+        raise UsageError(f"--reference {spec}: its {fid} scores are for task {theirs['task']!r}, this run's for "
+                         f"{train.get('task')!r}; their rankings are not comparable")
+    table = {p: [float(x) for x in v] for p, v in scores[fid].items() if isinstance(v, list) and v}
+    return {"dir": str(d), "proxy": meta.get("proxy"), "fidelity": fid, "train": theirs or None, "scores": table}
+
+
 def summarize(
     scores: dict[str, dict[str, list[float]]],
     bounds: dict[str, tuple],
@@ -167,6 +198,7 @@ def summarize(
     *,
     meta: dict | None = None,
     group: int = 1,
+    reference: dict | None = None,
 ) -> dict:
     """fidelity.json: headline keys (the report shows them first) for the first fidelity and the first-to-
     last comparison, then everything per fidelity. `scores`: fidelity -> pattern -> per-seed scores."""
@@ -194,6 +226,12 @@ def summarize(
     if cross:
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
         out["compared_patterns"] = cross["patterns"]
+    if reference is not None and names:
+        ref = cross_fidelity(scores[names[0]], reference["scores"])
+        out["reference"] = {
+            "against": f"{reference.get('proxy')} {reference['fidelity']} ({reference['dir']})",
+            "spearman": ref["spearman"], "ci": ref["ci"], "patterns": ref["patterns"],
+        }
     out.update(meta or {})
     out["per_fidelity"] = per
     return out
@@ -388,9 +426,19 @@ def run_fidelity(args) -> int:
     outside = [p for p in patterns if set(p) - set(alphabet)]
     if outside:
         raise UsageError(f"pattern {outside[0]} uses primitives outside the space {args.space} ({alphabet})")
+    trains = {f: fidelity_train(proxy, f) for f in fids}
+    reference = None
+    if getattr(args, "reference", None):
+        reference = load_reference(args.reference, trains[fids[0]])
+        shared = sum(p in reference["scores"] for p in patterns)
+        if shared < 3:
+            raise UsageError(f"--reference {args.reference}: it shares {shared} of these {len(patterns)} patterns; "
+                             f"a ranking needs 3")
+        if shared < len(patterns):
+            print(f"note: the reference has {shared} of these {len(patterns)} patterns; it is compared on those",
+                  file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    trains = {f: fidelity_train(proxy, f) for f in fids}
     # the first fidelity is the proxy the search uses: all its seeds; a more expensive one may take fewer
     n_seeds = {f: seeds if f == fids[0] else large_seeds for f in fids}
     bounds = {f: metric_bounds(trains[f]) for f in fids}
@@ -410,6 +458,8 @@ def run_fidelity(args) -> int:
         + " ".join(sys.argv[3:] if sys.argv[1:3] == ["compose", "fidelity"] else sys.argv[1:]),
         "train": trains,
     }
+    if reference is not None:
+        meta["reference_train"] = reference["train"]
 
     # small fidelity first (all seeds), then large: partial results answer the cheap question first
     jobs = {}
@@ -493,10 +543,12 @@ def run_fidelity(args) -> int:
                     seconds,
                     {**meta, "failed": failed, "complete": done == len(jobs)},
                     n_seeds,
+                    reference,
                 )
     finally:
         executor.shutdown()
-    result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds)
+    result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds,
+                    reference)
     print(format_result(result))
     if getattr(args, "record", False):
         record(result, proxy.name)
@@ -504,7 +556,8 @@ def run_fidelity(args) -> int:
     return 0 if not failed else 1
 
 
-def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, int]) -> dict:
+def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, int],
+           reference: dict | None = None) -> dict:
     # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
     tables = {
         f: {
@@ -514,7 +567,8 @@ def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, in
         }
         for f in scores
     }
-    result = summarize(tables, bounds, seconds, meta=meta, group=meta.get("seeds_per_candidate", 1))
+    result = summarize(tables, bounds, seconds, meta=meta, group=meta.get("seeds_per_candidate", 1),
+                       reference=reference)
     _atomic(out / "fidelity.json", json.dumps(result, indent=1) + "\n")
     _atomic(out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
     return result
@@ -544,6 +598,14 @@ def format_result(r: dict) -> str:
         lines.append(
             f"  {r['compared']}: rho {_num(r.get('spearman'), '.3f')} "
             f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]"
+        )
+    ref = r.get("reference")
+    if ref:
+        ci = ref.get("ci") or [None, None]
+        first = next(iter(r["per_fidelity"]), "?")
+        lines.append(
+            f"  {first} vs reference {ref.get('against')} ({ref.get('patterns')} patterns): rho "
+            f"{_num(ref.get('spearman'), '.3f')} [{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]"
         )
     if r.get("failed"):
         lines.append(f"  {len(r['failed'])} evaluations failed (see evaluations.jsonl)")

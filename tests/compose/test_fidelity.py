@@ -503,3 +503,66 @@ def test_compose_task_takes_its_measured_noise_from_the_table_for_its_space_and_
     assert ComposeTask(proxy="mad-cpu", space="attn-mlp-mamba").measured_noise is None
     assert ComposeTask(proxy="mad-cpu", space="attn-mlp", layers=8).measured_noise is None
     assert ComposeTask(proxy="smoke", space="attn-mlp").measured_noise is None
+
+
+# ---------------------------------------------------------------- a reference run
+
+
+def _fake_reference(d, scores: dict, *, task="mad:in_context_recall", fidelity="large"):
+    d.mkdir(parents=True)
+    (d / "fidelity.json").write_text(json.dumps({"proxy": "other", "fidelities": ["small", fidelity],
+                                                 "train": {fidelity: {"task": task}}}))
+    (d / "fidelity-scores.json").write_text(json.dumps({"small": {}, fidelity: scores}))
+    return d
+
+
+def test_a_run_is_ranked_against_a_reference_runs_scores(tmp_path, capsys):
+    out = tmp_path / "fid"
+    assert _cli(out, "--fidelities", "small") == 0
+    small = json.loads((out / "fidelity-scores.json").read_text())["small"]
+    means = {p: sum(v) / len(v) for p, v in small.items()}
+    order = sorted(means, key=means.get)
+    # a reference that ranks the patterns exactly as this run does (rho 1), then in reverse (rho -1)
+    same = _fake_reference(tmp_path / "same", {p: [float(i)] for i, p in enumerate(order)})
+    flip = _fake_reference(tmp_path / "flip", {p: [float(-i), float(-i)] for i, p in enumerate(order)})
+    capsys.readouterr()
+    assert _cli(out, "--fidelities", "small", "--reference", str(same)) == 0
+    r = json.loads((out / "fidelity.json").read_text())
+    from aira.compose.stats import spearman
+
+    expected = spearman([means[p] for p in order], list(range(4)))  # 1.0 unless this run has tied means
+    assert r["reference"]["spearman"] == pytest.approx(expected) and expected > 0.7
+    assert r["reference"]["patterns"] == 4 and r["reference"]["against"].startswith("other large (")
+    printed = capsys.readouterr().out
+    assert "small vs reference other large" in printed and "(4 patterns): rho" in printed
+    assert _cli(out, "--fidelities", "small", "--reference", f"{flip}:large") == 0
+    r2 = json.loads((out / "fidelity.json").read_text())
+    assert r2["reference"]["spearman"] == pytest.approx(-r["reference"]["spearman"])
+    # compared on the shared patterns only; the rest of the figures do not change
+    part = _fake_reference(tmp_path / "part", {p: [float(i)] for i, p in enumerate(order[:3])})
+    assert _cli(out, "--fidelities", "small", "--reference", str(part)) == 0
+    r3 = json.loads((out / "fidelity.json").read_text())
+    assert r3["reference"]["patterns"] == 3 and r3["seed_to_seed"] == r["seed_to_seed"]
+    assert "the reference has 3 of these 4 patterns" in capsys.readouterr().err
+
+
+def test_bad_references_are_one_line(tmp_path, capsys):
+    pats = _first_patterns()
+    good = {p: [0.1 * i] for i, p in enumerate(pats)}
+    cases = [
+        (str(tmp_path / "missing"), "no fidelity.json and fidelity-scores.json"),
+        (f"{_fake_reference(tmp_path / 'a', good)}:medium", "holds no medium scores (it has: small, large)"),
+        (str(_fake_reference(tmp_path / "b", good, task="lm:shakespeare")), "are not comparable"),
+        (str(_fake_reference(tmp_path / "c", {pats[0]: [0.5], "AAAA": [0.1]})), "shares 1 of these 4 patterns"),
+    ]
+    for spec, message in cases:
+        assert _cli(tmp_path / "o", "--fidelities", "small", "--reference", spec) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()  # refused before anything ran
+
+
+def _first_patterns():
+    from aira.compose.calibration import load_patterns
+
+    return load_patterns("calibration", "attn-mlp", 4)[:4]
