@@ -38,6 +38,8 @@ LARGE_WIDTH_FACTOR = 4
 LARGE_TOKEN_FACTOR = 4
 LARGE_LR_FACTOR = 0.5
 TABLE_PATH = Path(__file__).with_name("fidelity_table.json")
+# measured runs shipped as yardsticks for `--reference NAME` (their large evaluations are the expensive part)
+REFERENCES_DIR = Path(__file__).with_name("references")
 
 # chance accuracy of each MAD task, as a share of the content vocabulary: recall answers are values
 # (half the vocabulary), copying / compression / memorization answers range over all content tokens
@@ -169,12 +171,15 @@ def load_reference(spec: str, train: dict) -> dict:
     if not Path(spec).exists() and ":" in spec:
         path, _, fid = spec.rpartition(":")
     d = Path(path)
+    if not d.exists() and "/" not in path and (REFERENCES_DIR / path).is_dir():
+        d = REFERENCES_DIR / path  # a shipped reference, by name
     try:
         meta = json.loads((d / "fidelity.json").read_text())
         scores = json.loads((d / "fidelity-scores.json").read_text())
     except FileNotFoundError:
-        raise UsageError(f"--reference {spec}: no fidelity.json and fidelity-scores.json in {d} "
-                         f"(the --out folder of an `aira compose fidelity` run)") from None
+        shipped = ", ".join(sorted(x.name for x in REFERENCES_DIR.iterdir() if x.is_dir()))
+        raise UsageError(f"--reference {spec}: no fidelity.json and fidelity-scores.json in {d} (give the --out "
+                         f"folder of an `aira compose fidelity` run, or a shipped reference: {shipped})") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"--reference {spec}: cannot read {d}: {e}") from None
     names = [f for f in meta.get("fidelities") or list(scores) if f in scores]

@@ -547,7 +547,7 @@ def test_a_run_is_ranked_against_a_reference_runs_scores(tmp_path, capsys):
 
 
 def test_bad_references_are_one_line(tmp_path, capsys):
-    pats = _first_patterns()
+    pats = load_patterns("calibration", "attn-mlp", 4)[:4]  # what _cli trains
     good = {p: [0.1 * i] for i, p in enumerate(pats)}
     cases = [
         (str(tmp_path / "missing"), "no fidelity.json and fidelity-scores.json"),
@@ -562,7 +562,18 @@ def test_bad_references_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()  # refused before anything ran
 
 
-def _first_patterns():
-    from aira.compose.calibration import load_patterns
-
-    return load_patterns("calibration", "attn-mlp", 4)[:4]
+def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
+    """`--reference mad-cpu-large`: v3's large fidelity on the first 20 attn-mlp calibration patterns, as the
+    shipped table's small-to-large figure was computed from it."""
+    ref = fid.load_reference("mad-cpu-large", {"task": "mad:compression"})
+    assert ref["fidelity"] == "large" and ref["proxy"] == "mad-cpu" and len(ref["scores"]) == 20
+    assert ref["train"]["overrides"]["d_model"] == 256 and ref["train"]["budget"] == "1536steps"
+    calib = load_patterns("calibration", "attn-mlp", 16)[:20]
+    assert set(ref["scores"]) == set(calib) and all(0 <= v[0] <= 1 for v in ref["scores"].values())
+    small = fid.load_reference("mad-cpu-large:small", {"task": "mad:compression"})["scores"]
+    cross = fid.cross_fidelity(small, ref["scores"])
+    entry = fid.load_table()["mad-cpu"]
+    assert cross["spearman"] == pytest.approx(entry["spearman"]) and entry["large_patterns"] == 20
+    assert cross["ci"] == pytest.approx(entry["ci"])
+    with pytest.raises(UsageError, match="shipped reference: mad-cpu-large"):
+        fid.load_reference("no-such-reference", {"task": "mad:compression"})
