@@ -193,7 +193,8 @@ def load_reference(spec: str, train: dict) -> dict:
         raise UsageError(f"--reference {spec}: its {fid} scores are for task {theirs['task']!r}, this run's for "
                          f"{train.get('task')!r}; their rankings are not comparable")
     table = {p: [float(x) for x in v] for p, v in scores[fid].items() if isinstance(v, list) and v}
-    return {"dir": str(d), "proxy": meta.get("proxy"), "fidelity": fid, "train": theirs or None, "scores": table}
+    where = f"shipped: {d.name}" if d.parent == REFERENCES_DIR else str(d)
+    return {"dir": where, "proxy": meta.get("proxy"), "fidelity": fid, "train": theirs or None, "scores": table}
 
 
 def summarize(

@@ -567,6 +567,7 @@ def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
     shipped table's small-to-large figure was computed from it."""
     ref = fid.load_reference("mad-cpu-large", {"task": "mad:compression"})
     assert ref["fidelity"] == "large" and ref["proxy"] == "mad-cpu" and len(ref["scores"]) == 20
+    assert ref["dir"] == "shipped: mad-cpu-large"
     assert ref["train"]["overrides"]["d_model"] == 256 and ref["train"]["budget"] == "1536steps"
     calib = load_patterns("calibration", "attn-mlp", 16)[:20]
     assert set(ref["scores"]) == set(calib) and all(0 <= v[0] <= 1 for v in ref["scores"].values())
