@@ -109,8 +109,10 @@ def grouped_seed_to_seed_spearman(table: Mapping[str, Sequence[float]], group: i
 
 def spearman_brown(rho: float, k: int) -> float:
     """Predicted reliability of the mean of k replicates from the reliability of one (Spearman-Brown).
-    An estimate for rank correlations, not a measurement: fidelity reports label it "predicted"."""
-    return k * rho / (1 + (k - 1) * rho)
+    An estimate for rank correlations, not a measurement: fidelity reports label it "predicted".
+    Undefined (nan) where 1 + (k - 1) rho <= 0, e.g. rho = -1 from a partial table of 3 patterns."""
+    denom = 1 + (k - 1) * rho
+    return k * rho / denom if denom > 0 else float("nan")
 
 
 def std(xs: Sequence[float]) -> float:

@@ -578,3 +578,10 @@ def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
     assert cross["ci"] == pytest.approx(entry["ci"])
     with pytest.raises(UsageError, match="shipped reference: mad-cpu-large"):
         fid.load_reference("no-such-reference", {"task": "mad:compression"})
+
+
+def test_figures_of_a_table_whose_seeds_disagree_completely_do_not_crash():
+    """A partial table can hold 3 patterns whose two seeds rank them in reverse (rho -1): the figures say
+    so and the predicted 2-seed figure is undefined (this crashed a fidelity run mid-way once)."""
+    figs = fid.fidelity_figures({"a": [0.1, 0.3], "b": [0.2, 0.2], "c": [0.3, 0.1]}, ceiling=1.0, chance=0.0, group=2)
+    assert figs["seed_to_seed"] == pytest.approx(-1.0) and figs["seed_to_seed_predicted"] is None

@@ -81,6 +81,9 @@ def test_spearman_brown_prediction():
     assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)
     assert spearman_brown(0.865, 1) == pytest.approx(0.865)
     assert spearman_brown(0.865, 2) == pytest.approx(1.73 / 1.865)
+    # seeds that disagree completely (a partial fidelity table can): no prediction, rather than a crash
+    assert math.isnan(spearman_brown(-1.0, 2)) and math.isnan(spearman_brown(-0.6, 3))
+    assert spearman_brown(-0.4, 2) == pytest.approx(-0.8 / 0.6)
 
 
 def test_saturation_shares():
