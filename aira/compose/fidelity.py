@@ -236,7 +236,7 @@ def summarize(
         ref = cross_fidelity(scores[names[0]], reference["scores"])
         out["reference"] = {
             "against": f"{reference.get('proxy')} {reference['fidelity']} ({reference['dir']})",
-            "spearman": ref["spearman"], "ci": ref["ci"], "patterns": ref["patterns"],
+            "spearman": ref["spearman"], "ci": ref["ci"], "patterns": ref["patterns"], "train": reference["train"],
         }
     out.update(meta or {})
     out["per_fidelity"] = per
@@ -464,8 +464,6 @@ def run_fidelity(args) -> int:
         + " ".join(sys.argv[3:] if sys.argv[1:3] == ["compose", "fidelity"] else sys.argv[1:]),
         "train": trains,
     }
-    if reference is not None:
-        meta["reference_train"] = reference["train"]
 
     # small fidelity first (all seeds), then large: partial results answer the cheap question first
     jobs = {}

@@ -533,6 +533,7 @@ def test_a_run_is_ranked_against_a_reference_runs_scores(tmp_path, capsys):
     expected = spearman([means[p] for p in order], list(range(4)))  # 1.0 unless this run has tied means
     assert r["reference"]["spearman"] == pytest.approx(expected) and expected > 0.7
     assert r["reference"]["patterns"] == 4 and r["reference"]["against"].startswith("other large (")
+    assert r["reference"]["train"] == {"task": "mad:in_context_recall"}  # what the reference was trained on
     printed = capsys.readouterr().out
     assert "small vs reference other large" in printed and "(4 patterns): rho" in printed
     assert _cli(out, "--fidelities", "small", "--reference", f"{flip}:large") == 0
