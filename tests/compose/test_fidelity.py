@@ -547,6 +547,37 @@ def test_a_run_is_ranked_against_a_reference_runs_scores(tmp_path, capsys):
     assert "the reference has 3 of these 4 patterns" in capsys.readouterr().err
 
 
+def test_a_run_is_compared_with_the_reference_runs_own_small_side(tmp_path, capsys):
+    """A reference run that holds its own small scores is the baseline a new proxy design has to beat: the
+    run's agreement with the reference minus the baseline's, with a paired bootstrap interval."""
+    out = tmp_path / "fid"
+    assert _cli(out, "--fidelities", "small") == 0
+    small = json.loads((out / "fidelity-scores.json").read_text())["small"]
+    means = {p: sum(v) / len(v) for p, v in small.items()}
+    order = sorted(means, key=means.get)
+    d = tmp_path / "ref"
+    d.mkdir()
+    (d / "fidelity.json").write_text(json.dumps({"proxy": "base", "fidelities": ["small", "large"],
+                                                 "train": {"large": {"task": "mad:in_context_recall"}}}))
+    # large ranks like this run; the reference's own small side ranks in reverse
+    (d / "fidelity-scores.json").write_text(json.dumps({
+        "small": {p: [float(-i), float(-i)] for i, p in enumerate(order)},
+        "large": {p: [float(i)] for i, p in enumerate(order)}}))
+    capsys.readouterr()
+    assert _cli(out, "--fidelities", "small", "--reference", str(d)) == 0
+    r = json.loads((out / "fidelity.json").read_text())["reference"]
+    base = r["baseline"]
+    assert base["against"] == "base small" and base["patterns"] == 4
+    assert base["spearman"] == pytest.approx(-1.0) and base["run_spearman"] == pytest.approx(r["spearman"])
+    assert base["difference"] == pytest.approx(r["spearman"] + 1.0) and base["baseline_at_least_as_good"] == 0.0
+    printed = capsys.readouterr().out
+    assert "against the same reference, base small (its own small side): rho -1.000; this run minus that +" in printed
+    # a reference whose small side is empty has no baseline
+    flat = _fake_reference(tmp_path / "flat", {p: [float(i)] for i, p in enumerate(order)})
+    assert _cli(out, "--fidelities", "small", "--reference", str(flat)) == 0
+    assert "baseline" not in json.loads((out / "fidelity.json").read_text())["reference"]
+
+
 def test_bad_references_are_one_line(tmp_path, capsys):
     pats = load_patterns("calibration", "attn-mlp", 4)[:4]  # what _cli trains
     good = {p: [0.1 * i] for i, p in enumerate(pats)}
@@ -577,6 +608,9 @@ def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
     entry = fid.load_table()["mad-cpu"]
     assert cross["spearman"] == pytest.approx(entry["spearman"]) and entry["large_patterns"] == 20
     assert cross["ci"] == pytest.approx(entry["ci"])
+    # its small side is the baseline a new design is compared with: the shipped figure again, against itself
+    base = fid.baseline_comparison(small, small, ref["scores"])
+    assert base["spearman"] == pytest.approx(entry["spearman"]) and base["difference"] == 0.0
     with pytest.raises(UsageError, match="shipped reference: mad-cpu-large"):
         fid.load_reference("no-such-reference", {"task": "mad:compression"})
 

@@ -9,6 +9,7 @@ from aira.compose.stats import (
     bootstrap_spearman,
     grouped_seed_to_seed_spearman,
     noise_floor,
+    paired_bootstrap_spearman_difference,
     saturation,
     seed_to_seed_spearman,
     spearman,
@@ -52,6 +53,23 @@ def test_bootstrap_interval():
     rho, lo, hi = bootstrap_spearman(xs, ys, n_boot=500, seed=1)
     assert lo <= rho <= hi and hi - lo > 0.05
     assert bootstrap_spearman(xs, ys, n_boot=500, seed=1) == (rho, lo, hi)  # seeded
+
+
+def test_paired_difference_of_two_rankings_against_a_third():
+    ys = [1, 2, 3, 4, 5, 6]
+    # a ranks like ys, b in reverse: every resample with two distinct items gives 1 - (-1) = 2
+    d = paired_bootstrap_spearman_difference(ys, ys[::-1], ys, n_boot=300)
+    assert d["difference"] == pytest.approx(2.0) and d["ci"] == pytest.approx([2.0, 2.0])
+    assert d["b_at_least_as_good"] == 0.0
+    # the same ranking twice: no difference, and b is "at least as good" in every resample
+    same = paired_bootstrap_spearman_difference([3, 1, 2, 6, 5, 4], [3, 1, 2, 6, 5, 4], ys, n_boot=300)
+    assert same["difference"] == 0.0 and same["ci"] == [0.0, 0.0] and same["b_at_least_as_good"] == 1.0
+    # by hand: b swaps two neighbours, rho_b = 1 - 6 * 2 / (4 * 15) = 0.8, so the difference is 0.2
+    d = paired_bootstrap_spearman_difference([1, 2, 3, 4], [1, 3, 2, 4], [1, 2, 3, 4], n_boot=500, seed=3)
+    assert d["difference"] == pytest.approx(0.2)
+    assert 0.0 <= d["ci"][0] <= 0.2 <= d["ci"][1] and 0.0 < d["b_at_least_as_good"] < 1.0
+    with pytest.raises(UsageError, match="paired scores"):
+        paired_bootstrap_spearman_difference([1, 2, 3], [1, 2], [1, 2, 3])
 
 
 def test_seed_to_seed_and_noise_floor():
