@@ -27,6 +27,9 @@ def register(sub) -> None:
     p.add_argument("--curve-points", type=int, default=0, metavar="N",
                    help="MAD: score the mean accuracy at N evenly spaced points of training (learning-curve "
                         "area) instead of the final accuracy alone")
+    p.add_argument("--mad-score", default="accuracy", choices=["accuracy", "loglik"],
+                   help="MAD: the metric; loglik = 1 - answer-token cross-entropy / ln(vocabulary), continuous "
+                        "where accuracy is a threshold (every evaluation reports both)")
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(pattern=args.pattern, preset=args.preset, task=args.task, budget=args.budget,
                       seed=args.seed, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                       schedule=args.schedule, mad_settings=args.mad_settings, tokenizer=args.tokenizer,
-                      vocab_size=args.vocab_size, curve_points=args.curve_points, compile=args.compile, device=args.device,
+                      vocab_size=args.vocab_size, curve_points=args.curve_points, mad_score=args.mad_score, compile=args.compile, device=args.device,
                       threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
     result = train(cfg, log=lambda m: print(m, file=sys.stderr))
     print(format_summary(result))

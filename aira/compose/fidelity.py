@@ -93,6 +93,8 @@ def metric_bounds(train: dict) -> tuple[float | None, float | None]:
     task = str(train.get("task", ""))
     if not task.startswith("mad"):
         return None, None
+    if train.get("mad_score", "accuracy") == "loglik":
+        return 1.0, 0.0  # certainty on every answer; a uniform guess over the vocabulary
     from aira.data.mad import resolve_settings
     from aira.train.sources import parse_task, split_mad_name
 

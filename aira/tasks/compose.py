@@ -48,6 +48,7 @@ class Proxy:
     batch_size: int | None = None
     seq_len: int | None = None
     curve_points: int = 0      # MAD: score the learning-curve area over this many points (0: final score)
+    mad_score: str = "accuracy"  # MAD: accuracy | loglik (aira.train.sources.MAD_SCORES)
     timeout_s: float = 900.0   # per seed
     seeds: int = 1             # seeds a search trains per candidate (their mean is the score)
     description: str = ""
@@ -59,6 +60,8 @@ class Proxy:
         for k in ("lr", "batch_size", "seq_len", "curve_points"):
             if getattr(self, k):
                 kw[k] = getattr(self, k)
+        if self.mad_score != "accuracy":  # absent by default, so the cache keys of accuracy proxies are unchanged
+            kw["mad_score"] = self.mad_score
         return kw
 
 
@@ -176,12 +179,16 @@ class ComposeTask(Task):
                           for c in self.alphabet)
         if self.lower_is_better:
             metric = "validation bits per byte (lower is better)"
-        elif self.proxy.curve_points:
-            metric = (f"mean accuracy on the answer positions of the MAD tasks, averaged over "
-                      f"{self.proxy.curve_points} evenly spaced points of training (the learning-curve area: it "
-                      f"rewards learning fast as well as learning well; higher is better)")
         else:
-            metric = "mean accuracy on the answer positions of the MAD tasks (higher is better)"
+            if self.proxy.mad_score == "loglik":
+                metric = ("mean log-likelihood score on the answer positions of the MAD tasks (1 - cross-entropy / "
+                          "ln(vocabulary size): 0 for a uniform guess, 1 for certainty on every right answer)")
+            else:
+                metric = "mean accuracy on the answer positions of the MAD tasks"
+            if self.proxy.curve_points:
+                metric += (f", averaged over {self.proxy.curve_points} evenly spaced points of training (the "
+                           f"learning-curve area: it rewards learning fast as well as learning well)")
+            metric += " (higher is better)"
         return (
             f"Design a {self.layers}-layer language-model backbone as a layer pattern: one primitive per "
             f"layer, each a pre-norm residual sublayer x + f(RMSNorm(x)).\nPrimitives:\n{prims}\n"

@@ -58,16 +58,31 @@ def split_mad_name(name: str) -> tuple[str, str | None]:
     return task.strip(), (settings.strip() if at else None)
 
 
+# How a MAD task is scored (every evaluation reports all of them; `score` picks the one the metric is):
+#   accuracy  argmax accuracy on the answer tokens (MAD's metric): 1 / answer alphabet at chance, 1 at best
+#   loglik    1 - (answer-token cross-entropy) / ln V: 0 for a uniform guess over the V-token vocabulary, 1 for
+#             certainty on every answer. Continuous where accuracy is a threshold: a model that has half
+#             learnt a task scores between the two, so small models that are still learning rank more
+#             consistently across seeds (docs/fidelity.md, "Calibrating mad-cpu", item 9)
+MAD_SCORES = ("accuracy", "loglik")
+
+
+def check_mad_score(score: str) -> str:
+    if score not in MAD_SCORES:
+        raise UsageError(f"unknown MAD score {score!r}; valid: {', '.join(MAD_SCORES)}")
+    return score
+
+
 class MadSource:
     """One MAD task: fixed-length sequences, loss and accuracy only where targets carry an answer."""
 
-    metric_name = "accuracy"
     lower_is_better = False
 
-    def __init__(self, task: str, settings: str = "cpu", seed: int = 0):
+    def __init__(self, task: str, settings: str = "cpu", seed: int = 0, score: str = "accuracy"):
         from aira.data.mad import make_mad
 
         self.task = task
+        self.metric_name = check_mad_score(score)
         self.data = make_mad(task, settings, seed=seed)
         self.vocab_size = self.data.vocab_size
         self.seq_len = self.data.train_x.shape[1]
@@ -80,7 +95,8 @@ class MadSource:
     @torch.no_grad()
     def evaluate(self, model, split: str, device: torch.device, batch_size: int = 128,
                  limit: int | None = None) -> dict:
-        """Accuracy and loss over a split (its first `limit` examples, if given)."""
+        """Accuracy, loss (nats per answer token), the mean probability of the right answer and the
+        log-likelihood score over a split (its first `limit` examples, if given)."""
         from aira.train.metrics import masked_accuracy
 
         x_all, y_all = {"val": (self.data.val_x, self.data.val_y),
@@ -88,15 +104,20 @@ class MadSource:
         if limit is not None:
             x_all, y_all = x_all[:limit], y_all[:limit]
         correct = total = 0.0
-        loss_sum = 0.0
+        loss_sum = prob_sum = 0.0
         for i in range(0, x_all.shape[0], batch_size):
             x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
             logits, loss = model(x, y)
-            n = int((y != -100).sum())
+            answer = y != -100
+            n = int(answer.sum())
             correct += masked_accuracy(logits.float(), y) * n
             total += n
             loss_sum += float(loss) * n
-        return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1)}
+            probs = torch.softmax(logits.float()[answer], dim=-1)
+            prob_sum += float(probs.gather(-1, y[answer].unsqueeze(-1)).sum())
+        loss = loss_sum / max(total, 1)
+        return {"accuracy": correct / max(total, 1), "loss": loss, "prob": prob_sum / max(total, 1),
+                "loglik": 1.0 - loss / math.log(self.vocab_size)}
 
 
 class LmSource:
@@ -143,11 +164,12 @@ class LmSource:
 
 
 def make_sources(spec: TaskSpec, *, seq_len: int, seed: int, mad_settings: str = "cpu",
-                 tokenizer: str = "bpe", vocab_size: int = 8192, eval_tokens: int = 65_536) -> list:
+                 tokenizer: str = "bpe", vocab_size: int = 8192, eval_tokens: int = 65_536,
+                 mad_score: str = "accuracy") -> list:
     if spec.kind == "mad":
         sources = []
         for name in spec.names:
             task, own = split_mad_name(name)
-            sources.append(MadSource(task, own or mad_settings, seed=seed))
+            sources.append(MadSource(task, own or mad_settings, seed=seed, score=mad_score))
         return sources
     return [LmSource(spec.names[0], seq_len, tokenizer=tokenizer, vocab_size=vocab_size, eval_tokens=eval_tokens)]

@@ -54,6 +54,7 @@ class TrainConfig:
     # tie at the ceiling. 0: the final score alone. Points before the end score `curve_examples` examples.
     curve_points: int = 0
     curve_examples: int = 256
+    mad_score: str = "accuracy"  # MAD: accuracy | loglik (aira.train.sources.MAD_SCORES)
     progress: bool = True
     threads: int | None = None  # CPU threads for torch (None: torch's default)
     tune_malloc: bool = True    # CPU: keep large tensors on glibc's heap (process-wide, see docstring)
@@ -113,11 +114,14 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     if cfg.curve_points and spec.kind != "mad":
         raise UsageError("a learning-curve score (curve_points) is defined for MAD tasks only; "
                          "bits per byte does not saturate")
+    if cfg.mad_score != "accuracy" and spec.kind != "mad":
+        raise UsageError(f"mad_score={cfg.mad_score!r} applies to MAD tasks only; {spec} is scored in bits per byte")
     if cfg.schedule not in ("cosine", "wsd"):
         raise UsageError(f"unknown schedule {cfg.schedule!r}; use cosine or wsd")
     seq_len = cfg.seq_len or preset.seq_len
     sources = make_sources(spec, seq_len=seq_len, seed=cfg.data_seed, mad_settings=cfg.mad_settings,
-                           tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size, eval_tokens=cfg.eval_tokens)
+                           tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size, eval_tokens=cfg.eval_tokens,
+                           mad_score=cfg.mad_score)
     part_budget = _split_budget(budget, len(sources))
     runs = []
     t0 = time.time()
@@ -163,6 +167,11 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
     if len(runs) > 1 or spec.kind == "mad":
         result["per_task"] = {s_name: {"metric": r["val"].get(metric_name), "select": r["select"].get(metric_name)}
                               for s_name, r in zip(spec.names, runs)}
+        if spec.kind == "mad":  # every MAD score, whichever one is the metric (final values, not curve areas)
+            for entry, r in zip(result["per_task"].values(), runs):
+                entry.update({k: r["val"].get(k) for k in ("accuracy", "loss", "prob", "loglik")})
+                if cfg.curve_points:
+                    entry[metric_name] = r["val"].get("final")
         if cfg.curve_points:
             for entry, r in zip(result["per_task"].values(), runs):
                 entry.update(final=r["val"].get("final"), curve=r["val"].get("curve"))

@@ -36,6 +36,20 @@ def test_the_agent_is_told_how_a_curve_scored_proxy_scores(monkeypatch):
     assert ComposeTask(proxy="smoke-curve").make_job("AM" * 8, seed=0, job_id="j").kwargs["train"]["curve_points"] == 4
 
 
+def test_a_log_likelihood_scored_proxy_says_so_and_keys_its_own_cache(monkeypatch):
+    from dataclasses import replace
+
+    from aira.tasks.compose import PROXIES, _cache_key
+
+    monkeypatch.setitem(PROXIES, "smoke-ll", replace(PROXIES["smoke"], name="smoke-ll", mad_score="loglik"))
+    assert "mean log-likelihood score on the answer positions" in ComposeTask(proxy="smoke-ll").describe()
+    assert "log-likelihood" not in ComposeTask(proxy="smoke").describe()
+    ll = ComposeTask(proxy="smoke-ll").make_job("AM" * 8, seed=0, job_id="j").kwargs["train"]
+    plain = ComposeTask(proxy="smoke").make_job("AM" * 8, seed=0, job_id="j").kwargs["train"]
+    assert ll["mad_score"] == "loglik" and "mad_score" not in plain  # accuracy proxies keep their cache keys
+    assert _cache_key("AM" * 8, ll, 0) != _cache_key("AM" * 8, plain, 0)
+
+
 def test_evaluation_is_cached_by_pattern_and_seed(tmp_path):
     task = ComposeTask(proxy="smoke", layers=4, cache_dir=str(tmp_path), threads=1)
     job = task.make_job("AMSM", seed=0, job_id="j1")

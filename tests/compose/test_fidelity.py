@@ -185,6 +185,7 @@ def test_metric_bounds_of_mad_and_lm():
     # recall answers are one of 8 values; copying answers one of 16 content tokens
     assert (ceiling, chance) == (1.0, pytest.approx((1 / 8 + 1 / 16) / 2))
     assert fid.metric_bounds({"task": "lm:shakespeare"}) == (None, None)
+    assert fid.metric_bounds({"task": "mad:compression", "mad_score": "loglik"}) == (1.0, 0.0)
     # a task with settings of its own counts its own vocabulary (cpu32: 16 tokens, test-v8: 8)
     from aira.data import mad
 

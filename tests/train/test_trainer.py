@@ -85,6 +85,56 @@ def test_learning_curve_score_is_the_mean_of_evenly_spaced_points():
         train(_cfg(curve_points=-1))
 
 
+def test_mad_scores_against_models_whose_answers_are_known():
+    """accuracy, loss, prob and loglik of a model that guesses uniformly and of one that knows every answer."""
+    import math
+
+    import torch
+
+    from aira.train.sources import MadSource
+
+    src = MadSource("selective_copying", "tiny", score="loglik")
+    V = src.vocab_size
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, know: bool):
+            super().__init__()
+            self.know = know
+
+        def forward(self, x, y):
+            logits = torch.zeros(*y.shape, V)
+            if self.know:
+                logits.scatter_(-1, y.clamp(min=0).unsqueeze(-1), 30.0)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1), ignore_index=-100)
+            return logits, loss
+
+    uniform = src.evaluate(Fixed(False), "val", torch.device("cpu"))
+    assert uniform["loss"] == pytest.approx(math.log(V), rel=1e-5) and uniform["prob"] == pytest.approx(1 / V)
+    assert uniform["loglik"] == pytest.approx(0.0, abs=1e-5)
+    perfect = src.evaluate(Fixed(True), "val", torch.device("cpu"))
+    assert perfect["accuracy"] == 1.0 and perfect["prob"] == pytest.approx(1.0)
+    assert perfect["loglik"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(UsageError, match="unknown MAD score 'f1'; valid: accuracy, loglik"):
+        MadSource("selective_copying", "tiny", score="f1")
+
+
+def test_a_mad_run_can_be_scored_by_log_likelihood():
+    acc = train(_cfg(task="mad:in_context_recall,selective_copying", budget="20steps", lr=3e-3))
+    ll = train(_cfg(task="mad:in_context_recall,selective_copying", budget="20steps", lr=3e-3, mad_score="loglik"))
+    assert ll["metric_name"] == "loglik" and acc["metric_name"] == "accuracy"
+    # the same training; only the metric differs, and every evaluation reports both
+    for task in ("in_context_recall", "selective_copying"):
+        a, b = acc["per_task"][task], ll["per_task"][task]
+        assert a["accuracy"] == b["accuracy"] == a["metric"] and b["loglik"] == b["metric"]
+        assert 0.0 < b["loglik"] < 1.0 and 0.0 < b["prob"] < 1.0
+    assert ll["metric"] == pytest.approx(sum(ll["per_task"][t]["loglik"] for t in ll["per_task"]) / 2)
+    curved = train(_cfg(budget="20steps", lr=3e-3, mad_score="loglik", curve_points=2, curve_examples=32))
+    entry = curved["per_task"]["in_context_recall"]
+    assert entry["loglik"] == entry["final"] and entry["metric"] == pytest.approx(sum(entry["curve"]) / 2)
+    with pytest.raises(UsageError, match="applies to MAD tasks only"):
+        train(_cfg(task="lm:shakespeare", tokenizer="bytes", mad_score="loglik"))
+
+
 def test_bad_inputs_raise_usage_errors():
     with pytest.raises(UsageError, match="valid"):
         train(_cfg(pattern="AXQ"))
