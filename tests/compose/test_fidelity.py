@@ -596,18 +596,18 @@ def test_bad_references_are_one_line(tmp_path, capsys):
 
 
 def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
-    """`--reference mad-cpu-large`: v3's large fidelity on the first 20 attn-mlp calibration patterns, as the
+    """`--reference mad-cpu-large`: v3's large fidelity on all 34 attn-mlp calibration patterns, as the
     shipped table's small-to-large figure was computed from it."""
     ref = fid.load_reference("mad-cpu-large", {"task": "mad:compression"})
-    assert ref["fidelity"] == "large" and ref["proxy"] == "mad-cpu" and len(ref["scores"]) == 20
+    assert ref["fidelity"] == "large" and ref["proxy"] == "mad-cpu" and len(ref["scores"]) == 34
     assert ref["dir"] == "shipped: mad-cpu-large"
     assert ref["train"]["overrides"]["d_model"] == 256 and ref["train"]["budget"] == "1536steps"
-    calib = load_patterns("calibration", "attn-mlp", 16)[:20]
+    calib = load_patterns("calibration", "attn-mlp", 16)
     assert set(ref["scores"]) == set(calib) and all(0 <= v[0] <= 1 for v in ref["scores"].values())
     small = fid.load_reference("mad-cpu-large:small", {"task": "mad:compression"})["scores"]
     cross = fid.cross_fidelity(small, ref["scores"])
     entry = fid.load_table()["mad-cpu"]
-    assert cross["spearman"] == pytest.approx(entry["spearman"]) and entry["large_patterns"] == 20
+    assert cross["spearman"] == pytest.approx(entry["spearman"]) and entry["large_patterns"] == 34
     assert cross["ci"] == pytest.approx(entry["ci"])
     # its small side is the baseline a new design is compared with: the shipped figure again, against itself
     base = fid.baseline_comparison(small, small, ref["scores"])
