@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--curve-points", type=int, default=0, metavar="N",
                    help="MAD: score the mean accuracy at N evenly spaced points of training (learning-curve "
                         "area) instead of the final accuracy alone")
-    p.add_argument("--mad-score", default="accuracy", choices=["accuracy", "loglik"],
+    p.add_argument("--mad-score", default="accuracy", choices=["accuracy", "loglik"],  # sources.MAD_SCORES (no torch here)
                    help="MAD: the metric; loglik = 1 - answer-token cross-entropy / ln(vocabulary), continuous "
                         "where accuracy is a threshold (every evaluation reports both)")
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])

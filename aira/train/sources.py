@@ -62,8 +62,8 @@ def split_mad_name(name: str) -> tuple[str, str | None]:
 #   accuracy  argmax accuracy on the answer tokens (MAD's metric): 1 / answer alphabet at chance, 1 at best
 #   loglik    1 - (answer-token cross-entropy) / ln V: 0 for a uniform guess over the V-token vocabulary, 1 for
 #             certainty on every answer. Continuous where accuracy is a threshold: a model that has half
-#             learnt a task scores between the two, so small models that are still learning rank more
-#             consistently across seeds (docs/fidelity.md, "Calibrating mad-cpu", item 9)
+#             learnt a task scores between the two. Tried as mad-cpu's score: it did not agree better with
+#             the large scale on held-out patterns (docs/fidelity.md, "Calibrating mad-cpu", item 9)
 MAD_SCORES = ("accuracy", "loglik")
 
 
@@ -108,12 +108,13 @@ class MadSource:
         for i in range(0, x_all.shape[0], batch_size):
             x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
             logits, loss = model(x, y)
+            logits = logits.float()
             answer = y != -100
             n = int(answer.sum())
-            correct += masked_accuracy(logits.float(), y) * n
+            correct += masked_accuracy(logits, y) * n
             total += n
             loss_sum += float(loss) * n
-            probs = torch.softmax(logits.float()[answer], dim=-1)
+            probs = torch.softmax(logits[answer], dim=-1)
             prob_sum += float(probs.gather(-1, y[answer].unsqueeze(-1)).sum())
         loss = loss_sum / max(total, 1)
         return {"accuracy": correct / max(total, 1), "loss": loss, "prob": prob_sum / max(total, 1),
