@@ -151,17 +151,42 @@ def fidelity_figures(table: dict[str, list[float]], *, ceiling: float | None, ch
     return out
 
 
+def mean_reliability(table: dict[str, list[float]]) -> dict:
+    """How well the per-pattern seed means of a table would repeat on fresh seeds: the seed-to-seed Spearman
+    of single seeds (measured on the patterns with two or more), carried to the mean number of seeds per
+    pattern by Spearman-Brown. An estimate (a table can mix 1- and 2-seed patterns); None without 2 seeds on
+    at least 3 patterns."""
+    from aira.compose import stats
+
+    multi = {p: v for p, v in table.items() if len(v) >= 2}
+    seeds = sum(len(v) for v in table.values()) / len(table) if table else 0.0
+    if len(multi) < 3:
+        return {"single": None, "seeds": seeds, "reliability": None, "patterns": len(multi)}
+    single = stats.seed_to_seed_spearman(multi)
+    rel = stats.spearman_brown(single, seeds) if math.isfinite(single) else float("nan")
+    return {"single": _finite(single), "seeds": seeds, "reliability": _finite(rel), "patterns": len(multi)}
+
+
 def cross_fidelity(a: dict[str, list[float]], b: dict[str, list[float]], *, seed: int = 0) -> dict:
-    """Spearman (with a 95% bootstrap interval) of the mean scores of the patterns two fidelities share."""
-    from aira.compose.stats import bootstrap_spearman
+    """Spearman (with a 95% bootstrap interval) of the mean scores of the patterns two fidelities share, and
+    the most that Spearman could be expected to reach given both sides' seed noise (`ceiling`, None
+    unless each side holds 2 seeds for at least 3 shared patterns)."""
+    from aira.compose.stats import attenuation_ceiling, bootstrap_spearman
 
     common = [p for p in a if a[p] and b.get(p)]
     if len(common) < 3:
-        return {"spearman": None, "ci": None, "patterns": len(common)}
+        return {"spearman": None, "ci": None, "patterns": len(common), "ceiling": None}
     xs = [sum(a[p]) / len(a[p]) for p in common]
     ys = [sum(b[p]) / len(b[p]) for p in common]
     rho, lo, hi = bootstrap_spearman(xs, ys, seed=seed)
-    return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common)}
+    ra = mean_reliability({p: a[p] for p in common})
+    rb = mean_reliability({p: b[p] for p in common})
+    ceiling = None
+    if ra["reliability"] is not None and rb["reliability"] is not None:
+        ceiling = {"spearman": _finite(attenuation_ceiling(ra["reliability"], rb["reliability"])),
+                   "reliability": [ra["reliability"], rb["reliability"]], "seeds": [ra["seeds"], rb["seeds"]],
+                   "seed_to_seed": [ra["single"], rb["single"]], "patterns": [ra["patterns"], rb["patterns"]]}
+    return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common), "ceiling": ceiling}
 
 
 def baseline_comparison(run: dict[str, list[float]], baseline: dict[str, list[float]],
@@ -262,11 +287,13 @@ def summarize(
     if cross:
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
         out["compared_patterns"] = cross["patterns"]
+        out["ceiling"] = cross.get("ceiling")
     if reference is not None and names:
         ref = cross_fidelity(scores[names[0]], reference["scores"])
         out["reference"] = {
             "against": f"{reference.get('proxy')} {reference['fidelity']} ({reference['dir']})",
             "spearman": ref["spearman"], "ci": ref["ci"], "patterns": ref["patterns"], "train": reference["train"],
+            "ceiling": ref.get("ceiling"),
         }
         if reference.get("baseline"):
             out["reference"]["baseline"] = baseline_comparison(scores[names[0]], reference["baseline"]["scores"],
@@ -312,6 +339,8 @@ def format_entry(e: dict) -> str:
             f"small-to-large rho {_num(e['spearman'], '.2f')} [{_num(ci[0], '.2f')}, {_num(ci[1], '.2f')}]"
             f" ({e.get('large_patterns', '?')} patterns)"
         )
+        if e.get("ceiling") is not None:
+            parts.append(f"~{_num(e['ceiling'], '.2f')} at most given both sides' seed noise")
     else:
         parts.append("small-to-large not measured")
     if e.get("noise_floor") is not None:
@@ -407,6 +436,7 @@ def table_entry(result: dict) -> dict:
         "spearman": result.get("spearman"),
         "ci": result.get("ci"),
         "large_patterns": result.get("compared_patterns"),
+        "ceiling": (result.get("ceiling") or {}).get("spearman"),
     }
 
 
@@ -618,6 +648,15 @@ def _atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _ceiling_text(c: dict | None) -> str:
+    """How much agreement the two sides' seed noise leaves room for (empty where a side has one seed)."""
+    if not c or c.get("spearman") is None:
+        return ""
+    ra, rb = c["reliability"]
+    return (f"; at most ~{c['spearman']:.2f} expected even for an exact proxy (seed noise: means repeat "
+            f"with {ra:.2f} and {rb:.2f})")
+
+
 def format_result(r: dict) -> str:
     lines = [
         f"proxy {r.get('proxy')}: {r.get('patterns_total')} patterns, {r.get('seeds_per_pattern')} seeds"
@@ -635,7 +674,7 @@ def format_result(r: dict) -> str:
         ci = r.get("ci") or [None, None]
         lines.append(
             f"  {r['compared']}: rho {_num(r.get('spearman'), '.3f')} "
-            f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]"
+            f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]{_ceiling_text(r.get('ceiling'))}"
         )
     ref = r.get("reference")
     if ref:
@@ -644,6 +683,7 @@ def format_result(r: dict) -> str:
         lines.append(
             f"  {first} vs reference {ref.get('against')} ({ref.get('patterns')} patterns): rho "
             f"{_num(ref.get('spearman'), '.3f')} [{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]"
+            f"{_ceiling_text(ref.get('ceiling'))}"
         )
         base = ref.get("baseline")
         if base and base.get("difference") is not None:

@@ -141,6 +141,18 @@ def spearman_brown(rho: float, k: int) -> float:
     return k * rho / denom if denom > 0 else float("nan")
 
 
+def attenuation_ceiling(rel_a: float, rel_b: float) -> float:
+    """The largest correlation two noisy measurements of the same ranking can be expected to show:
+    sqrt(rel_a * rel_b), each `rel` the reliability of one side (how well its scores repeat on fresh seeds,
+    for the number of seeds it averages). Spearman's correction for attenuation, used here on rank
+    correlations as an approximation: a proxy that ranked exactly like the large scale would still measure
+    about this much against it, because both sides carry seed noise. A side whose scores do not repeat at
+    all (reliability <= 0) leaves nothing to agree with: 0. nan where a reliability is unknown."""
+    if math.isnan(rel_a) or math.isnan(rel_b):
+        return float("nan")
+    return math.sqrt(max(rel_a, 0.0) * max(rel_b, 0.0))
+
+
 def std(xs: Sequence[float]) -> float:
     """Sample standard deviation (n - 1); 0 for a single value."""
     if len(xs) < 2:

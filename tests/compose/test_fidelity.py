@@ -51,7 +51,31 @@ def test_bootstrap_interval_hand_computed_cases():
 
 def test_cross_fidelity_needs_three_shared_patterns():
     r = fid.cross_fidelity({"p1": [1.0], "p2": [2.0], "p3": [3.0]}, {"p1": [1.0], "p2": [2.0]})
-    assert r == {"spearman": None, "ci": None, "patterns": 2}
+    assert r == {"spearman": None, "ci": None, "patterns": 2, "ceiling": None}
+
+
+def test_ceiling_from_both_sides_seed_noise_by_hand():
+    """How much agreement the two sides' seed noise leaves room for: sqrt(rel_small x rel_large), each side's
+    single-seed seed-to-seed carried to its mean number of seeds per pattern by Spearman-Brown."""
+    # small: seed 0 ranks p1 < p2 < p3 < p4, seed 1 swaps p2 and p3: single-seed rho 0.8, 2-seed means
+    # 2 x 0.8 / 1.8 = 8/9. Large: both seeds rank alike: reliability 1. Ceiling sqrt(8/9).
+    small = {"p1": [1.0, 1.0], "p2": [2.0, 3.0], "p3": [3.0, 2.0], "p4": [4.0, 4.0]}
+    large = {"p1": [1.0, 1.1], "p2": [2.0, 2.1], "p3": [3.0, 3.1], "p4": [4.0, 4.1]}
+    c = fid.cross_fidelity(small, large)["ceiling"]
+    assert c["seed_to_seed"] == [pytest.approx(0.8), pytest.approx(1.0)] and c["seeds"] == [2.0, 2.0]
+    assert c["reliability"] == [pytest.approx(8 / 9), pytest.approx(1.0)]
+    assert c["spearman"] == pytest.approx(math.sqrt(8 / 9))
+    # a large side with one seed on half its patterns: mean 1.5 seeds; its two-seed patterns agree (rho 1 on
+    # 4 of them), so its reliability stays 1 and the ceiling is unchanged; the seeds are reported as 1.5
+    wide = {f"p{i}": [float(i), float(i)] if i <= 4 else [float(i)] for i in range(1, 9)}
+    small8 = {f"p{i}": [float(i), float(i) + (0.5 if i % 2 else -0.5)] for i in range(1, 9)}
+    c8 = fid.cross_fidelity(small8, wide)["ceiling"]
+    assert c8["seeds"] == [2.0, 1.5] and c8["reliability"][1] == pytest.approx(1.0) and c8["patterns"] == [8, 4]
+    # a side with one seed everywhere has no measured noise: no ceiling rather than a guess
+    assert fid.cross_fidelity(small, {p: [v[0]] for p, v in large.items()})["ceiling"] is None
+    # seeds that rank in reverse: Spearman-Brown is undefined there, so no ceiling is claimed
+    flip = {"p1": [1.0, 3.0], "p2": [2.0, 2.0], "p3": [3.0, 1.0]}
+    assert fid.cross_fidelity(flip, {"p1": [1.0, 1.0], "p2": [2.0, 2.0], "p3": [3.0, 3.0]})["ceiling"] is None
 
 
 # ---------------------------------------------------------------- per-fidelity figures
@@ -385,6 +409,9 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     assert line.startswith("seed-to-seed rho ") and "(4 attn-mlp patterns x 2 seeds)" in line
     if r["spearman"] is not None:
         assert "small-to-large rho" in line and "(4 patterns)" in line
+        if entry["ceiling"] is not None:  # both fidelities ran 2 seeds: the seed-noise ceiling is named
+            assert f"~{entry['ceiling']:.2f} at most given both sides' seed noise" in line
+            assert entry["ceiling"] == pytest.approx(r["ceiling"]["spearman"])
     # a rerun is served by the cache and gives the same figures
     assert _cli(out, "--fidelities", "small,large") == 0
     rows = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]

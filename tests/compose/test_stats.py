@@ -5,6 +5,7 @@ import math
 import pytest
 
 from aira.compose.stats import (
+    attenuation_ceiling,
     average_ranks,
     bootstrap_spearman,
     grouped_seed_to_seed_spearman,
@@ -102,6 +103,13 @@ def test_spearman_brown_prediction():
     # seeds that disagree completely (a partial fidelity table can): no prediction, rather than a crash
     assert math.isnan(spearman_brown(-1.0, 2)) and math.isnan(spearman_brown(-0.6, 3))
     assert spearman_brown(-0.4, 2) == pytest.approx(-0.8 / 0.6)
+
+
+def test_attenuation_ceiling_by_hand():
+    assert attenuation_ceiling(0.81, 0.9) == pytest.approx(math.sqrt(0.729))
+    assert attenuation_ceiling(1.0, 1.0) == 1.0 and attenuation_ceiling(0.64, 1.0) == pytest.approx(0.8)
+    assert attenuation_ceiling(-0.2, 0.9) == 0.0  # a side that does not repeat leaves nothing to agree with
+    assert math.isnan(attenuation_ceiling(float("nan"), 0.9))
 
 
 def test_saturation_shares():
