@@ -653,8 +653,12 @@ def _ceiling_text(c: dict | None) -> str:
     if not c or c.get("spearman") is None:
         return ""
     ra, rb = c["reliability"]
-    return (f"; at most ~{c['spearman']:.2f} expected even for an exact proxy (seed noise: means repeat "
+    text = (f"; at most ~{c['spearman']:.2f} expected even for an exact proxy (seed noise: means repeat "
             f"with {ra:.2f} and {rb:.2f})")
+    if c["spearman"] < SCALE_TARGET:  # the check cannot show the target whatever the proxy: seeds first
+        side = "large" if rb < ra else "small"
+        text += f"; below the {SCALE_TARGET} target: more {side} seeds before another proxy design"
+    return text
 
 
 def format_result(r: dict) -> str:

@@ -606,6 +606,40 @@ def test_a_run_is_compared_with_the_reference_runs_own_small_side(tmp_path, caps
     assert "baseline" not in json.loads((out / "fidelity.json").read_text())["reference"]
 
 
+def test_a_reference_with_two_seeds_names_the_ceiling_its_noise_allows(tmp_path, capsys):
+    """Against a reference whose own seeds disagree, even an exact proxy cannot reach rho 1: the output names
+    the most the two sides' seed noise allows, and says which side needs seeds when that is below target."""
+    out = tmp_path / "fid"
+    assert _cli(out, "--fidelities", "small") == 0
+    small = json.loads((out / "fidelity-scores.json").read_text())["small"]
+    order = sorted(small, key=lambda p: sum(small[p]) / len(small[p]))
+    # reference seeds: the same order, then the two middle patterns swapped: rho 0.8 between its seeds
+    swapped = [order[0], order[2], order[1], order[3]]
+    ref = {p: [float(order.index(p)), float(swapped.index(p))] for p in order}
+    d = _fake_reference(tmp_path / "ref", ref)
+    capsys.readouterr()
+    assert _cli(out, "--fidelities", "small", "--reference", str(d)) == 0
+    c = json.loads((out / "fidelity.json").read_text())["reference"]["ceiling"]
+    assert c["seed_to_seed"][1] == pytest.approx(0.8) and c["reliability"][1] == pytest.approx(8 / 9)
+    expected = fid.cross_fidelity(small, ref)["ceiling"]["spearman"]
+    assert c["spearman"] == pytest.approx(expected)
+    printed = capsys.readouterr().out
+    assert c["spearman"] is not None, "the smoke run's seeds should rank its 4 patterns"
+    assert f"at most ~{c['spearman']:.2f} expected even for an exact proxy" in printed
+    # a noisier reference: its seeds swap both pairs (rho 0.6, 2-seed reliability 0.75)
+    noisy = {p: [float(order.index(p)), float([order[1], order[0], order[3], order[2]].index(p))] for p in order}
+    d2 = _fake_reference(tmp_path / "noisy", noisy)
+    assert _cli(out, "--fidelities", "small", "--reference", str(d2)) == 0
+    c2 = json.loads((out / "fidelity.json").read_text())["reference"]["ceiling"]
+    assert c2["reliability"][1] == pytest.approx(0.75) and c2["spearman"] < c["spearman"]
+    printed = capsys.readouterr().out
+    if c2["spearman"] < 0.8:
+        side = "large" if c2["reliability"][1] < c2["reliability"][0] else "small"
+        assert f"below the 0.8 target: more {side} seeds before another proxy design" in printed
+    else:
+        assert "below the 0.8 target" not in printed
+
+
 def test_bad_references_are_one_line(tmp_path, capsys):
     pats = load_patterns("calibration", "attn-mlp", 4)[:4]  # what _cli trains
     good = {p: [0.1 * i] for i, p in enumerate(pats)}
