@@ -133,8 +133,9 @@ def grouped_seed_to_seed_spearman(table: Mapping[str, Sequence[float]], group: i
     return sum(rhos) / len(rhos) if rhos else float("nan")
 
 
-def spearman_brown(rho: float, k: int) -> float:
-    """Predicted reliability of the mean of k replicates from the reliability of one (Spearman-Brown).
+def spearman_brown(rho: float, k: float) -> float:
+    """Predicted reliability of the mean of k replicates from the reliability of one (Spearman-Brown); k may
+    be a mean number of seeds per pattern where patterns hold different numbers.
     An estimate for rank correlations, not a measurement: fidelity reports label it "predicted".
     Undefined (nan) where 1 + (k - 1) rho <= 0, e.g. rho = -1 from a partial table of 3 patterns."""
     denom = 1 + (k - 1) * rho
