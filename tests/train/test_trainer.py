@@ -176,3 +176,32 @@ def test_cli_train_writes_json(tmp_path, capsys):
                  "--budget", "4steps", "--quiet", "--threads", "1", "--curve-points", "2"])
     printed = capsys.readouterr().out
     assert code == 0 and "learning-curve area" in printed and "task.selective_copying@tiny.final:" in printed
+
+
+def test_compilation_is_not_charged_to_a_time_budget(monkeypatch):
+    # torch.compile's first call compiles for seconds; a stand-in that stalls its first call the same way
+    # shows whether the budget's clock starts after that step (it must: the budget measures training)
+    import time
+
+    import torch
+
+    def slow_first_call(model):
+        calls = []
+
+        def run(*a, **k):
+            if not calls:
+                time.sleep(1.5)
+            calls.append(1)
+            return model(*a, **k)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", slow_first_call)
+    r = train(_cfg(budget="1s", compile=True))
+    assert r["status"] == "ok"
+    assert 1.5 <= r["compile_s"] < 3.0
+    # a second of training after the stall, not one stalled step: tens of steps of the tiny model
+    assert r["steps"] >= 5
+    assert r["tokens_per_s"] > r["tokens"] / 2.5  # tokens/s is over training time, compilation left out
+    plain = train(_cfg(budget="5steps"))
+    assert plain["compile_s"] == 0.0
