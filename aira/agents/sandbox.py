@@ -41,6 +41,7 @@ from aira.errors import UsageError
 CHILD = Path(__file__).with_name("sandbox_child.py")
 AIRA_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds the `aira` package
 DATA_DIR = "data"  # read-only copies of the data, inside the workdir
+SANDBOX_USER = "aira-sandbox"  # the user name a sandboxed child sees (its uid has no passwd entry)
 UID_BASE, UID_SPAN = 200_000, 60_000  # per-run uids, far from real users
 SETUP_FAILED = 97
 
@@ -103,6 +104,9 @@ def build_env(workdir: str, env_allow: Sequence[str], extra: Mapping[str, str] |
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     env.update(HOME=workdir, PYTHONPATH=AIRA_ROOT, PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    # the per-run uid has no passwd entry, and getpass.getuser() (which torch.compile's inductor and
+    # Triton call for their cache folders) raises KeyError without one of these names: seen on an H200
+    env.update(USER=SANDBOX_USER, LOGNAME=SANDBOX_USER)
     for k, v in (extra or {}).items():
         if not secret(k):
             env[k] = v

@@ -49,6 +49,22 @@ def test_ok_runs_as_own_uid_in_workdir(tmp_path):
     assert (tmp_path / "w" / "out.txt").read_text() == "7"  # predictions come back to the harness
 
 
+def test_a_uid_without_a_passwd_entry_still_has_a_user_name(tmp_path):
+    # torch.compile (inductor's cache folder) calls getpass.getuser(); the per-run uid has no passwd
+    # entry, so without USER/LOGNAME a compiled model failed in the sandbox on a GPU machine
+    code = """
+    import getpass, os, pwd
+    try:
+        pwd.getpwuid(os.getuid())
+        print("has-entry", getpass.getuser())
+    except KeyError:
+        print("no-entry", getpass.getuser())
+    """
+    r = run_py(code, tmp_path / "w")
+    assert r.status == Status.OK and r.returncode == 0, r
+    assert r.stdout_tail.split() == ["no-entry", "aira-sandbox"]
+
+
 def test_socket_to_localhost_fails_and_nothing_arrives(tmp_path):
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
