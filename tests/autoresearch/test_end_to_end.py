@@ -72,8 +72,10 @@ def test_eval_verb(tmp_path, corpus, cache_dir, capsys):
     common = ["--preset", "test", "--data", corpus, "--cache-dir", cache_dir]
     if isolation_mode() is not None:
         assert main(["design", "eval", "autoresearch", "--file", str(f), "--json", *common]) == 1
-        result = json.loads(capsys.readouterr().out)
+        captured = capsys.readouterr()
+        result = json.loads(captured.out)  # stdout is the JSON alone; the start line went to stderr
         assert result["status"] == "crashed" and "saved no model" in result["error"]
+        assert "2 s budget, killed after 124 s) in the sandbox" in captured.err
     f.write_text("def broken(:\n")
     assert main(["design", "eval", "autoresearch", "--file", str(f), *common]) == 2
     assert "train.py does not parse: line 1" in capsys.readouterr().err

@@ -29,9 +29,10 @@ def eval_command(args) -> int:
     task = AutoresearchTask(**_task_kwargs(args))
     proposal = proposal_from_file(task, args.file, EDITABLE)
     job = task.make_job(proposal, seed=args.seed, job_id="eval")
-    if not args.json:
-        print(f"aira: training {args.file or 'the baseline train.py'} (preset {task.preset.name}, "
-              f"{task.preset.time_budget_s:g} s budget) in the sandbox...", file=sys.stderr)
+    # on stderr, so that --json's stdout stays one JSON document: a gpu evaluation is silent for minutes
+    print(f"aira: training {args.file or 'the baseline train.py'} (preset {task.preset.name}, "
+          f"{task.preset.time_budget_s:g} s budget, killed after {task.preset.kill_after_s:g} s) in the sandbox...",
+          file=sys.stderr)
     result = evaluate_script(**job.kwargs)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
