@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from aira.errors import UsageError
 
@@ -42,20 +44,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, like Ctrl-C: the same cleanup runs (executors kill
+    the jobs they started, which run in their own sessions and would otherwise outlive us, holding
+    CPUs and GPUs; runs save their state)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    handled = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
+    previous = {s: signal.signal(s, _terminate) for s in handled}
     try:
         return int(args.func(args) or 0)
     except UsageError as e:
         sys.stderr.write(f"aira: error: {e}\n")
         return 2
+    except Terminated as e:
+        sys.stderr.write(f"aira: stopped by {e}\n")
+        return 128 + e.signum
     except KeyboardInterrupt:
         sys.stderr.write("aira: interrupted\n")
         return 130
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":

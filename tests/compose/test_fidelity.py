@@ -687,3 +687,48 @@ def test_figures_of_a_table_whose_seeds_disagree_completely_do_not_crash():
     so and the predicted 2-seed figure is undefined (this crashed a fidelity run mid-way once)."""
     figs = fid.fidelity_figures({"a": [0.1, 0.3], "b": [0.2, 0.2], "c": [0.3, 0.1]}, ceiling=1.0, chance=0.0, group=2)
     assert figs["seed_to_seed"] == pytest.approx(-1.0) and figs["seed_to_seed_predicted"] is None
+
+
+def _processes_naming(text: str) -> list[int]:
+    import os
+
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as fh:
+                    if text.encode() in fh.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc"), reason="reads /proc to find the workers")
+def test_sigterm_stops_the_jobs_it_started(tmp_path):
+    # jobs run in their own sessions (so a timeout kills their whole tree); a SIGTERM to the command, from
+    # `timeout`, `kill` or a cluster's scheduler, must not leave them running on, holding CPUs or a GPU
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "fid"
+    cmd = [sys.executable, "-m", "aira", "compose", "fidelity", "--proxy", "smoke", "--space", "attn-mlp",
+           "--limit", "4", "--seeds", "3", "--fidelities", "small", "--workers", "2", "--out", str(out)]
+    parent = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    deadline = time.time() + 60
+    workers: list[int] = []
+    while time.time() < deadline and not workers:
+        workers = [p for p in _processes_naming(str(out / "jobs")) if p != parent.pid]
+        time.sleep(0.05)
+    assert workers, "no worker started within 60 s"
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=30)
+    assert parent.returncode == 128 + signal.SIGTERM
+    assert "aira: stopped by SIGTERM" in err
+    left = [p for p in _processes_naming(str(out / "jobs")) if p != parent.pid]
+    assert left == [], f"workers still running after the command stopped: {left}"
+    assert (out / "evaluations.jsonl").exists()  # what finished before the signal is on disk
