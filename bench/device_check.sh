@@ -50,7 +50,9 @@ cp /tmp/madgpu/evaluations.jsonl "$OUT/madgpu_evaluations.jsonl" 2>/dev/null
 fi
 if has design; then
 stamp "autoresearch, gpu preset, 40 s budget"
-timeout -k 5 240 python3 -m aira design eval autoresearch --preset gpu --time-budget 40 --json \
+# the harness kills at 2 x 40 + 300 s and then reports the script's last output: wait past that (on
+# 2026-11-28 a 240 s wait ended first, with nothing printed, and the cause was lost)
+timeout -k 5 420 python3 -m aira design eval autoresearch --preset gpu --time-budget 40 --json \
     > "$OUT/design_autoresearch.json" 2> /tmp/ar.err; echo "rc $?" | tee -a "$LOG"
 tail -c 1500 "$OUT/design_autoresearch.json" | tee -a "$LOG"; grep -v "^USDT" /tmp/ar.err | tail -8 | tee -a "$LOG"
 stamp "lra-listops, cpu preset, on the GPU"
