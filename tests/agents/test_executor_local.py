@@ -202,3 +202,35 @@ def test_cuda_sees_only_its_devices(tmp_path):
         ex.submit(Job(id="cpu", fn=f"{P}:cuda_report", gpus=0, timeout_s=120))
         out = collect(ex, 2, timeout=150)
     assert out["gpu"].metric == 1.0 and out["cpu"].metric == 0.0
+
+
+def test_jobs_stop_when_the_harness_is_killed_outright(tmp_path):
+    # SIGKILL (or the OOM killer) gives the harness no chance to clean up; its jobs, which lead their own
+    # sessions, notice the parent is gone and end themselves and their children
+    import signal
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "g.pid"
+    code = (
+        "import time\n"
+        "from aira.agents.executors.local import LocalExecutor\n"
+        "from aira.agents.types import Job\n"
+        f"ex = LocalExecutor(slots=1, log_dir={str(tmp_path / 'logs')!r})\n"
+        f"ex.submit(Job(id='long', fn='{P}:spawn_grandchild', kwargs={{'pid_file': {str(pid_file)!r}}}))\n"
+        "time.sleep(120)\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.getcwd()})
+    for _ in range(600):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    assert alive(grandchild)
+    harness.send_signal(signal.SIGKILL)
+    harness.wait()
+    for _ in range(300):  # the worker looks once a second; the interrupt ends the probe's sleep at once
+        if not alive(grandchild):
+            break
+        time.sleep(0.05)
+    assert not alive(grandchild), "the job's grandchild outlived the killed harness"

@@ -9,6 +9,8 @@ JSON atomically (tmp file + rename) so the harness never reads half a file.
 - A `MemoryError` (usually the RLIMIT_AS set here from `job.mem_limit_mb`) becomes "killed" with
   error "memory limit ...".
 - NaN metrics are the function's call: it returns status "diverged" when it decides so.
+- The job ends itself when the process that started it is gone (`watch_parent`): jobs lead their own
+  sessions, so a harness killed with SIGKILL (or by the OOM killer) would otherwise leave them running.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import importlib
 import json
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -47,6 +51,36 @@ def limit_memory(mem_mb: int | None) -> None:
     if mem_mb:
         n = int(mem_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (n, n))
+
+
+_orphaned = threading.Event()
+
+
+def _end_group() -> None:
+    """SIGKILL this job's process group, this process included, where it leads one (the local pool
+    starts every job as a session leader; elsewhere, e.g. under Ray, the group is not the job's)."""
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def watch_parent(interval_s: float = 1.0, grace_s: float = 10.0) -> None:
+    """Stop this job when its parent dies: an interrupt first (so `finally` blocks, the sandbox's kill of
+    its uid among them, run, and `main` then ends the job's process group), SIGKILL after `grace_s`."""
+    parent = os.getppid()
+    if parent <= 1:
+        return
+
+    def loop() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        _orphaned.set()
+        sys.stderr.write(f"worker: the process that started this job ({parent}) is gone; stopping the job\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(grace_s)
+        _end_group()
+
+    threading.Thread(target=loop, name="watch-parent", daemon=True).start()
 
 
 def _tail(text: str, lines: int = TRACEBACK_LINES) -> str:
@@ -111,9 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job = Job.from_dict(json.loads(Path(argv[0]).read_text()))
     limit_memory(job.mem_limit_mb)
+    watch_parent()
     result = run_job(job)
     write_result(argv[1], result)
     sys.stdout.flush()
+    if _orphaned.is_set():
+        _end_group()  # what the job started dies with it
     return 0
 
 
