@@ -189,6 +189,50 @@ def cross_fidelity(a: dict[str, list[float]], b: dict[str, list[float]], *, seed
     return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common), "ceiling": ceiling}
 
 
+def composition_check(a: dict[str, list[float]], b: dict[str, list[float]], *, seed: int = 0) -> dict:
+    """What the patterns' composition alone says about fidelity b, and what a says beyond it.
+
+    `counts`: for each primitive code, the Spearman (95% bootstrap interval) of how many layers of it a
+    pattern has against b's mean scores: a ranking that costs nothing to compute. A proxy whose agreement
+    with b is below a count's has measured nothing the composition did not already say (the sign of a
+    count's rho is read off b, so the best count is an optimistic baseline).
+    `given_composition`: the Spearman of a's and b's means with every code's count partialled out
+    (`stats.partial_spearman`, linear in the count ranks): whether a ranks the orderings of a composition,
+    not only the mix, the way b does. None below 3 shared patterns, or where nothing is left once the
+    counts are taken out."""
+    from aira.compose.stats import bootstrap_partial_spearman, bootstrap_spearman
+
+    common = [p for p in a if a[p] and b.get(p)]
+    if len(common) < 3:
+        return {"patterns": len(common), "counts": {}, "given_composition": None}
+    xs = [sum(a[p]) / len(a[p]) for p in common]
+    ys = [sum(b[p]) / len(b[p]) for p in common]
+    codes = sorted({c for p in common for c in p})
+    counts = {c: [float(p.count(c)) for p in common] for c in codes}
+    # two primitives in patterns of one length: the second count is the first reversed, so only one is shown
+    shown = codes[:1] if len(codes) == 2 and len({len(p) for p in common}) == 1 else codes
+    out_counts = {}
+    for c in shown:
+        col = counts[c]
+        if len(set(col)) < 2:
+            continue  # every pattern has as many: no ranking
+        rho, lo, hi = bootstrap_spearman(col, ys, seed=seed)
+        out_counts[c] = {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)]}
+    rho, lo, hi = bootstrap_partial_spearman(xs, ys, list(counts.values()), seed=seed)
+    given = None if _finite(rho) is None else {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)]}
+    return {"patterns": len(common), "counts": out_counts, "given_composition": given}
+
+
+def best_count(comp: dict | None) -> tuple[str, float] | None:
+    """(code, |rho|) of the primitive count that ranks the other fidelity best, or None."""
+    counts = {c: v["spearman"] for c, v in ((comp or {}).get("counts") or {}).items()
+              if isinstance(v, dict) and v.get("spearman") is not None}
+    if not counts:
+        return None
+    code = max(counts, key=lambda c: abs(counts[c]))
+    return code, abs(counts[code])
+
+
 def baseline_comparison(run: dict[str, list[float]], baseline: dict[str, list[float]],
                         reference: dict[str, list[float]], *, seed: int = 0) -> dict:
     """Does this run rank like the reference better than the reference run's own small side does? Both
@@ -288,12 +332,14 @@ def summarize(
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
         out["compared_patterns"] = cross["patterns"]
         out["ceiling"] = cross.get("ceiling")
+        out["composition"] = composition_check(scores[names[0]], scores[names[-1]])
     if reference is not None and names:
         ref = cross_fidelity(scores[names[0]], reference["scores"])
         out["reference"] = {
             "against": f"{reference.get('proxy')} {reference['fidelity']} ({reference['dir']})",
             "spearman": ref["spearman"], "ci": ref["ci"], "patterns": ref["patterns"], "train": reference["train"],
             "ceiling": ref.get("ceiling"),
+            "composition": composition_check(scores[names[0]], reference["scores"]),
         }
         if reference.get("baseline"):
             out["reference"]["baseline"] = baseline_comparison(scores[names[0]], reference["baseline"]["scores"],
@@ -377,6 +423,11 @@ def fidelity_warnings(e: dict) -> list[str]:
         out.append(f"its ranking {how} with 4x wider, 4x longer training (rho {e['spearman']:.2f}{interval} on "
                    f"{e.get('large_patterns', '?')} patterns; target {SCALE_TARGET}): treat the winners as "
                    f"candidates to check at a larger scale, not as results")
+        best = best_count({"counts": {c: {"spearman": v} for c, v in (e.get("count_spearman") or {}).items()}})
+        if best is not None and best[1] > e["spearman"]:
+            out.append(f"counting a pattern's {_code_name(best[0])} layers ranks that larger training better (|rho| "
+                       f"{best[1]:.2f}, its sign read off the larger runs) than the proxy does (rho "
+                       f"{e['spearman']:.2f}): weigh the proxy's preferences between mixes of primitives accordingly")
     return out
 
 
@@ -437,7 +488,16 @@ def table_entry(result: dict) -> dict:
         "ci": result.get("ci"),
         "large_patterns": result.get("compared_patterns"),
         "ceiling": (result.get("ceiling") or {}).get("spearman"),
+        **_composition_entry(result.get("composition")),
     }
+
+
+def _composition_entry(comp: dict | None) -> dict:
+    if not comp or not comp.get("counts"):
+        return {}
+    given = comp.get("given_composition") or {}
+    return {"count_spearman": {c: v.get("spearman") for c, v in comp["counts"].items()},
+            "given_composition": given.get("spearman"), "given_composition_ci": given.get("ci")}
 
 
 def record(result: dict, proxy: str, path: Path | None = None) -> None:
@@ -661,6 +721,33 @@ def _ceiling_text(c: dict | None) -> str:
     return text
 
 
+def _code_name(code: str) -> str:
+    from aira.models.registry import get
+
+    try:
+        return get(code).name
+    except UsageError:  # a code this install does not register (a file from another version): show it as is
+        return code
+
+
+def _composition_text(comp: dict | None, other: str) -> str:
+    """Two indented lines: the primitive counts as rankings of `other`, and the agreement beyond them."""
+    if not comp or not comp.get("counts"):
+        return ""
+    parts = []
+    for code, v in comp["counts"].items():
+        ci = v.get("ci") or [None, None]
+        parts.append(f"{_code_name(code)} count {_num(v.get('spearman'), '+.3f')} "
+                     f"[{_num(ci[0], '+.2f')}, {_num(ci[1], '+.2f')}]")
+    text = f"    composition alone vs {other} ({comp['patterns']} patterns): " + ", ".join(parts)
+    given = comp.get("given_composition")
+    if given:
+        ci = given.get("ci") or [None, None]
+        text += (f"\n    beyond the composition (counts partialled out): rho {_num(given.get('spearman'), '.3f')} "
+                 f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]")
+    return text
+
+
 def format_result(r: dict) -> str:
     lines = [
         f"proxy {r.get('proxy')}: {r.get('patterns_total')} patterns, {r.get('seeds_per_pattern')} seeds"
@@ -680,6 +767,8 @@ def format_result(r: dict) -> str:
             f"  {r['compared']}: rho {_num(r.get('spearman'), '.3f')} "
             f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]{_ceiling_text(r.get('ceiling'))}"
         )
+        if line := _composition_text(r.get("composition"), r["compared"].split(" vs ")[-1].split(" (")[0]):
+            lines.append(line)
     ref = r.get("reference")
     if ref:
         ci = ref.get("ci") or [None, None]
@@ -689,6 +778,8 @@ def format_result(r: dict) -> str:
             f"{_num(ref.get('spearman'), '.3f')} [{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}]"
             f"{_ceiling_text(ref.get('ceiling'))}"
         )
+        if line := _composition_text(ref.get("composition"), "the reference"):
+            lines.append(line)
         base = ref.get("baseline")
         if base and base.get("difference") is not None:
             bci = base.get("ci") or [None, None]

@@ -96,6 +96,57 @@ def paired_bootstrap_spearman_difference(xs_a: Sequence[float], xs_b: Sequence[f
     return {"difference": diff, "ci": [lo, hi], "b_at_least_as_good": sum(d <= 0 for d in boots) / len(boots)}
 
 
+def _residual_ranks(values: Sequence[float], design) -> list[float]:
+    """The average ranks of `values` minus their least-squares fit on the columns of `design` (numpy)."""
+    import numpy as np
+
+    r = np.asarray(average_ranks(values), dtype=float)
+    beta, *_ = np.linalg.lstsq(design, r, rcond=None)
+    return list(r - design @ beta)
+
+
+def partial_spearman(xs: Sequence[float], ys: Sequence[float], covariates: Sequence[Sequence[float]]) -> float:
+    """Spearman of xs and ys once the covariates are accounted for: the Pearson correlation of xs's and ys's
+    average ranks after each is fitted (least squares, with an intercept) on the covariates' average ranks,
+    i.e. the agreement left when what the covariates explain (linearly in their ranks) is taken out.
+    Covariates that do not vary are ignored (with none left it is `spearman`). nan where a side is
+    entirely explained by the covariates (nothing is left to agree on)."""
+    import numpy as np
+
+    n = len(xs)
+    if len(ys) != n or any(len(c) != n for c in covariates):
+        raise UsageError(f"partial_spearman needs paired scores and covariates of one length, got {len(xs)}, "
+                         f"{len(ys)} and {[len(c) for c in covariates]}")
+    cols = [average_ranks(c) for c in covariates if len(set(c)) > 1]
+    if not cols:
+        return spearman(xs, ys)
+    design = np.column_stack([np.ones(n)] + [np.asarray(c, dtype=float) for c in cols])
+    rx, ry = _residual_ranks(xs, design), _residual_ranks(ys, design)
+    tol = 1e-9 * n * n  # ranks are O(n): residuals below this are rounding, not order
+    if sum(v * v for v in rx) <= tol * tol or sum(v * v for v in ry) <= tol * tol:
+        return float("nan")
+    return float(pearson(rx, ry))
+
+
+def bootstrap_partial_spearman(xs: Sequence[float], ys: Sequence[float], covariates: Sequence[Sequence[float]],
+                               *, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
+    """(rho, low, high) for `partial_spearman`, resampling the items (with their covariates) as
+    `bootstrap_spearman` does; resamples where it is undefined are skipped."""
+    rho = partial_spearman(xs, ys, covariates)
+    rng = random.Random(seed)
+    n = len(xs)
+    boots = []
+    for _ in range(n_boot):
+        idx = [rng.randrange(n) for _ in range(n)]
+        r = partial_spearman([xs[i] for i in idx], [ys[i] for i in idx], [[c[i] for i in idx] for c in covariates])
+        if not math.isnan(r):
+            boots.append(r)
+    if not boots:
+        return rho, float("nan"), float("nan")
+    lo, hi = _percentile_interval(boots, alpha)
+    return rho, lo, hi
+
+
 def seed_to_seed_spearman(table: Mapping[str, Sequence[float]]) -> float:
     """Mean Spearman between every pair of seeds; table: pattern -> scores per seed (same seed order)."""
     n_seeds = min(len(v) for v in table.values())

@@ -181,6 +181,50 @@ def test_summary_headline_keys_are_what_the_report_shows():
     assert s["compared"] == "small vs large (4 patterns)"
 
 
+def test_composition_counts_and_agreement_beyond_them_by_hand():
+    """Two attention layers in 4 patterns, three in the other 2. The large scale: more attention is better,
+    and within each composition the order below. A count ranks it with the Pearson of the count ranks
+    (2.5 x 4, 5.5 x 2) and the large ranks (1..6): 12 / sqrt(12 x 17.5). The mlp count is that reversed, so
+    only the attention count is reported."""
+    large = {"AAMM": [1.0], "AMAM": [2.0], "MAMA": [3.0], "MMAA": [4.0], "AAAM": [5.0], "MAAA": [6.0]}
+    c = fid.composition_check(large, large)
+    assert list(c["counts"]) == ["A"] and c["patterns"] == 6
+    assert c["counts"]["A"]["spearman"] == pytest.approx(12 / math.sqrt(12 * 17.5))
+    assert c["given_composition"]["spearman"] == pytest.approx(1.0)
+    # a small side that ranks each composition's orderings in reverse but the compositions right: it agrees
+    # overall (rho > 0) and disagrees beyond the composition (-1 after the counts are taken out)
+    rev = {"AAMM": [4.0], "AMAM": [3.0], "MAMA": [2.0], "MMAA": [1.0], "AAAM": [6.0], "MAAA": [5.0]}
+    r = fid.composition_check(rev, large)
+    assert fid.cross_fidelity(rev, large)["spearman"] > 0 and r["given_composition"]["spearman"] == pytest.approx(-1.0)
+    # three primitives: every count is reported; too few shared patterns: nothing
+    three = {"AMS": [1.0], "AAS": [2.0], "SSA": [3.0], "MMA": [4.0]}
+    assert set(fid.composition_check(three, three)["counts"]) == {"A", "M", "S"}
+    assert fid.composition_check({"AM": [1.0], "MA": [2.0]}, {"AM": [1.0], "MA": [2.0]})["counts"] == {}
+    # a large side that only the composition explains leaves nothing beyond it
+    flat = {p: [float(p.count("A"))] for p in large}
+    assert fid.composition_check(large, flat)["given_composition"] is None
+    # in the summary (against the last fidelity) and in the printed result
+    s = fid.summarize({"small": rev, "large": large}, {"small": (1.0, 0.0), "large": (1.0, 0.0)}, {})
+    assert s["composition"]["given_composition"]["spearman"] == pytest.approx(-1.0)
+    text = fid.format_result({**s, "proxy": "x", "patterns_total": 6, "seeds_per_pattern": 1})
+    assert "composition alone vs large (6 patterns): attn count +0.828" in text
+    assert "beyond the composition (counts partialled out): rho -1.000" in text
+    entry = fid.table_entry({**s, "fidelities": ["small", "large"]})
+    assert entry["count_spearman"] == {"A": pytest.approx(0.828, abs=1e-3)}
+    assert entry["given_composition"] == pytest.approx(-1.0)
+
+
+def test_warns_when_counting_layers_ranks_the_large_scale_better_than_the_proxy():
+    base = {"seed_to_seed": 0.95, "spearman": -0.18, "ci": [-0.5, 0.18], "large_patterns": 34}
+    warned = fid.fidelity_warnings({**base, "count_spearman": {"A": 0.65}})
+    assert len(warned) == 2
+    assert "counting a pattern's attn layers ranks that larger training better (|rho| 0.65, its sign read off the " \
+           "larger runs) than the proxy does (rho -0.18)" in warned[1]
+    # a count that ranks worse than the proxy, or no count figures (older tables): no such warning
+    assert len(fid.fidelity_warnings({**base, "spearman": 0.7, "count_spearman": {"A": 0.65}})) == 1
+    assert len(fid.fidelity_warnings(base)) == 1
+
+
 # ---------------------------------------------------------------- fidelities and metric bounds
 
 
@@ -675,6 +719,11 @@ def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
     assert cross["spearman"] == pytest.approx(entry["spearman"]) and entry["large_patterns"] == 34
     assert cross["ci"] == pytest.approx(entry["ci"])
     assert cross["ceiling"]["spearman"] == pytest.approx(entry["ceiling"]) and 0 < entry["ceiling"] < 1
+    # what the composition alone says about the large scale, and v3's agreement beyond it
+    comp = fid.composition_check(small, ref["scores"])
+    assert entry["count_spearman"] == {"A": pytest.approx(comp["counts"]["A"]["spearman"])}
+    assert entry["given_composition"] == pytest.approx(comp["given_composition"]["spearman"])
+    assert entry["count_spearman"]["A"] > entry["spearman"]  # counting attention layers beats the proxy
     # its small side is the baseline a new design is compared with: the shipped figure again, against itself
     base = fid.baseline_comparison(small, small, ref["scores"])
     assert base["spearman"] == pytest.approx(entry["spearman"]) and base["difference"] == 0.0

@@ -7,10 +7,12 @@ import pytest
 from aira.compose.stats import (
     attenuation_ceiling,
     average_ranks,
+    bootstrap_partial_spearman,
     bootstrap_spearman,
     grouped_seed_to_seed_spearman,
     noise_floor,
     paired_bootstrap_spearman_difference,
+    partial_spearman,
     saturation,
     seed_to_seed_spearman,
     spearman,
@@ -119,3 +121,31 @@ def test_saturation_shares():
     assert s["ceiling_share"] == 0.5 and s["saturated_share"] == 0.75
     s = saturation(table, ceiling=1.0, chance=None, noise=0.001)
     assert s["saturated_share"] == 0.0
+
+
+def test_partial_spearman_by_hand():
+    """Agreement once a covariate is taken out: within the two covariate groups {1, 2} and {3, 4}, y ranks
+    each pair in reverse, so the plain rho of 0.6 (from the groups' order alone) becomes -1."""
+    x, y, group = [1, 2, 3, 4], [2, 1, 4, 3], [0, 0, 1, 1]
+    assert spearman(x, y) == pytest.approx(0.6)
+    assert partial_spearman(x, y, [group]) == pytest.approx(-1.0)
+    assert partial_spearman(x, x, [group]) == pytest.approx(1.0)
+    # x's ranks less their group means are (-0.5, 0.5, -0.5, 0.5); y = (1, 2, 4, 3) leaves (-0.5, 0.5, 0.5, -0.5):
+    # orthogonal, rho 0
+    assert partial_spearman(x, [1, 2, 4, 3], [group]) == pytest.approx(0.0, abs=1e-12)
+    # a y the covariate explains entirely leaves nothing to agree on; a constant covariate is no covariate
+    assert math.isnan(partial_spearman(x, [5, 5, 9, 9], [group]))
+    assert partial_spearman(x, y, [[7, 7, 7, 7]]) == pytest.approx(0.6)
+    # two covariates that say the same (counts of two primitives in equal-length patterns) = one of them
+    assert partial_spearman(x, y, [group, [1, 1, 0, 0]]) == pytest.approx(-1.0)
+    with pytest.raises(UsageError, match="one length"):
+        partial_spearman(x, y, [[0, 1]])
+
+
+def test_bootstrap_partial_spearman_interval():
+    # x = y within each group, and the groups are in the same order: every resample with an order agrees
+    x = [1, 2, 3, 4, 5, 6]
+    rho, lo, hi = bootstrap_partial_spearman(x, [10, 20, 30, 40, 50, 60], [[0, 0, 0, 1, 1, 1]], n_boot=300)
+    assert rho == pytest.approx(1.0) and lo == pytest.approx(1.0) and hi == pytest.approx(1.0)
+    rho, lo, hi = bootstrap_partial_spearman(x, [3, 2, 1, 6, 5, 4], [[0, 0, 0, 1, 1, 1]], n_boot=300)
+    assert rho == pytest.approx(-1.0) and hi == pytest.approx(-1.0)
