@@ -36,7 +36,16 @@ from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker
 from aira.agents.journal import Journal
 from aira.agents.progress import Progress, Snapshot
-from aira.agents.stats import LOST, REFERENCE, TaskInfo, agent_stats, best_node, noise_floor
+from aira.agents.stats import (
+    LOST,
+    REFERENCE,
+    STOPPED,
+    TaskInfo,
+    agent_stats,
+    best_node,
+    noise_floor,
+    stopped_with_run,
+)
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
@@ -92,6 +101,7 @@ class RunSummary:
     evaluations: int
     nodes: int
     lost: int
+    stopped: int  # jobs killed because the budget ran out (stop=kill)
     elapsed_s: float
     cost_usd: float
     noise_floor: dict | None
@@ -131,7 +141,7 @@ class _Run:
         self.inflight: dict[str, Node] = {}
         self.counter = len(self.nodes)
         self.info = TaskInfo.of(task)
-        self.best, self.n_failed = None, 0
+        self.best, self.n_failed, self.n_stopped = None, 0, 0
         for n in self.nodes.values():
             self._tally(n)
         self.stop_reason = ""
@@ -195,7 +205,9 @@ class _Run:
         made the loop quadratic)."""
         if node.operator == REFERENCE or node.status in (Status.PENDING, Status.RUNNING):
             return
-        if node.status.failed:
+        if stopped_with_run(node):
+            self.n_stopped += 1
+        elif node.status.failed:
             self.n_failed += 1
         elif node.metric is not None and (
             self.best is None or self.info.better(node.metric, self.best.metric)
@@ -252,6 +264,7 @@ class _Run:
             done=self.tracker.evals,
             running=len(self.inflight),
             failed=self.n_failed,
+            stopped=self.n_stopped,
             best=best and best.metric,
             best_node=best and best.id,
             cost_usd=self.tracker.usd,
@@ -381,7 +394,7 @@ class _Run:
         if self.inflight and self.config.budget.on_stop == "kill":
             self.executor.shutdown()
             for node in list(self.inflight.values()):
-                node.status, node.error = Status.KILLED, f"killed: {self.stop_reason}"
+                node.status, node.error = Status.KILLED, f"{STOPPED}{self.stop_reason}"
                 node.finished_at = time.time()
                 self._record(node)
             self.inflight.clear()
@@ -400,6 +413,7 @@ class _Run:
             evaluations=self.tracker.evals,
             nodes=len(nodes),
             lost=sum(n.error == LOST for n in nodes),
+            stopped=sum(stopped_with_run(n) for n in nodes),
             elapsed_s=self.tracker.elapsed(),
             cost_usd=self.tracker.usd,
             noise_floor=self.floor and self.floor.to_dict(),

@@ -19,6 +19,7 @@ class Snapshot:
     done: int
     running: int
     failed: int
+    stopped: int = 0  # killed because the run's budget ran out (stop=kill): not failures
     best: float | None = None
     best_node: str | None = None
     cost_usd: float = 0.0
@@ -29,9 +30,10 @@ class Snapshot:
         h, m = divmod(m, 60)
         clock = f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
         best = "-" if self.best is None else f"{self.best:.4g} ({self.best_node})"
+        stopped = f", {self.stopped} stopped by the budget" if self.stopped else ""
         return (
             f"[{clock}] {self.agents} agent{'s' if self.agents != 1 else ''} | {self.done} done, "
-            f"{self.running} running, {self.failed} failed | best {best} | ${self.cost_usd:.2f}"
+            f"{self.running} running, {self.failed} failed{stopped} | best {best} | ${self.cost_usd:.2f}"
         )
 
 

@@ -25,6 +25,12 @@ from aira.agents.types import Node, Status
 
 REFERENCE = "reference"
 LOST = "lost in crash; re-proposed"
+STOPPED = "killed: "  # error prefix of the jobs a run killed when its budget ran out (budget stop=kill)
+
+
+def stopped_with_run(node: Node) -> bool:
+    """Killed because the run ended (its budget was spent with stop=kill), not because it failed."""
+    return node.status == Status.KILLED and (node.error or "").startswith(STOPPED)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,7 +133,7 @@ class AgentStats:
     agent: str
     nodes: int
     valid_rate: float  # proposals that passed validation / all proposals
-    success_rate: float  # evaluations that finished OK / evaluations (lost ones excluded)
+    success_rate: float  # evaluations that finished OK / evaluations (lost ones and those the run's end stopped excluded)
     best_metric: float | None  # best search score
     best_node: str | None
     best_selection: float | None  # the best node's hidden selection score
@@ -146,7 +152,8 @@ def agent_stats(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None 
     for agent in agents:
         mine = [n for n in nodes if n.agent == agent and n.operator != REFERENCE]
         valid = [n for n in mine if n.status != Status.INVALID]
-        evaluated = [n for n in valid if n.status not in (Status.PENDING, Status.RUNNING) and n.error != LOST]
+        evaluated = [n for n in valid if n.status not in (Status.PENDING, Status.RUNNING) and n.error != LOST
+                     and not stopped_with_run(n)]
         best = best_node(mine, info)
         pick = (
             None

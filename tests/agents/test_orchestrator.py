@@ -253,6 +253,8 @@ def test_wall_clock_kill_and_eval_timeout_with_the_local_executor(tmp_path):
     with Journal(tmp_path / "kill", readonly=True) as j:
         nodes = j.nodes()
     assert nodes and all(n.status == Status.KILLED and "wall-clock" in n.error for n in nodes)
+    # counted as stopped by the budget, not as failures
+    assert s.stopped == len(nodes)
     assert (tmp_path / "kill" / "jobs").is_dir()  # job logs live in the run folder
 
     s = run(

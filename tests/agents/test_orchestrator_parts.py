@@ -159,6 +159,8 @@ def test_agent_stats_and_leaderboard_by_hand():
         _n(5, "a", Status.CRASHED, seconds=5),
         _n(6, "a", Status.CRASHED, error=LOST),
         _n(7, "b", metric=0.96, sel=0.96),
+        # stopped when the run's budget ran out (stop=kill): not a failure of the agent's proposal
+        _n(8, "b", Status.KILLED, error="killed: wall-clock budget spent (600s)"),
     ]
     floor = noise_floor(nodes)
     assert (floor.n, floor.mean, floor.spread) == (2, pytest.approx(0.90), pytest.approx(0.02))
@@ -166,6 +168,10 @@ def test_agent_stats_and_leaderboard_by_hand():
     a, b = agent_stats(nodes, info, floor)
     assert (a.agent, a.nodes, a.valid_rate, a.success_rate) == ("a", 5, 0.8, pytest.approx(2 / 3))
     assert (a.best_node, a.best_metric, a.best_selection) == ("n3", 0.97, 0.90)
+    assert (b.nodes, b.success_rate) == (2, 1.0)
+    # a job killed for its memory is a failure, though
+    (_, b2) = agent_stats(nodes + [_n(9, "b", Status.KILLED, error="memory limit (RSS 2048 MB)")], info, floor)
+    assert b2.success_rate == pytest.approx(0.5)
     assert (a.cost_usd, a.compute_s) == (1.0, 35)
     # NS of agent a's pick, on its selection score 0.90 = the floor mean: exactly the baseline
     assert a.normalised == pytest.approx(0.0)
@@ -195,6 +201,8 @@ def test_progress_line_tty_and_periodic():
         agents=2, done=41, running=4, failed=7, best=0.81234, best_node="n0037", cost_usd=1.4, elapsed_s=723
     )
     assert snap.line() == "[12m03s] 2 agents | 41 done, 4 running, 7 failed | best 0.8123 (n0037) | $1.40"
+    end = Snapshot(agents=2, done=41, running=0, failed=7, stopped=4, best=0.81234, best_node="n0037", elapsed_s=723)
+    assert "41 done, 0 running, 7 failed, 4 stopped by the budget | best" in end.line()
 
     class Tty(io.StringIO):
         def isatty(self):
