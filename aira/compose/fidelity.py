@@ -189,7 +189,8 @@ def cross_fidelity(a: dict[str, list[float]], b: dict[str, list[float]], *, seed
     return {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)], "patterns": len(common), "ceiling": ceiling}
 
 
-def composition_check(a: dict[str, list[float]], b: dict[str, list[float]], *, seed: int = 0) -> dict:
+def composition_check(a: dict[str, list[float]], b: dict[str, list[float]], *, seed: int = 0,
+                      intervals: bool = True) -> dict:
     """What the patterns' composition alone says about fidelity b, and what a says beyond it.
 
     `counts`: for each primitive code, the Spearman (95% bootstrap interval) of how many layers of it a
@@ -199,8 +200,9 @@ def composition_check(a: dict[str, list[float]], b: dict[str, list[float]], *, s
     `given_composition`: the Spearman of a's and b's means with every code's count partialled out
     (`stats.partial_spearman`, linear in the count ranks): whether a ranks the orderings of a composition,
     not only the mix, the way b does. None below 3 shared patterns, or where nothing is left once the
-    counts are taken out."""
-    from aira.compose.stats import bootstrap_partial_spearman, bootstrap_spearman
+    counts are taken out. `intervals=False` skips the bootstrap (intervals None): the figures a run
+    rewrites after every evaluation, where a second of bootstrapping per write would slow the training."""
+    from aira.compose.stats import bootstrap_partial_spearman, bootstrap_spearman, partial_spearman, spearman
 
     common = [p for p in a if a[p] and b.get(p)]
     if len(common) < 3:
@@ -216,11 +218,51 @@ def composition_check(a: dict[str, list[float]], b: dict[str, list[float]], *, s
         col = counts[c]
         if len(set(col)) < 2:
             continue  # every pattern has as many: no ranking
-        rho, lo, hi = bootstrap_spearman(col, ys, seed=seed)
+        rho, lo, hi = bootstrap_spearman(col, ys, seed=seed) if intervals else (spearman(col, ys), None, None)
         out_counts[c] = {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)]}
-    rho, lo, hi = bootstrap_partial_spearman(xs, ys, list(counts.values()), seed=seed)
+    covs = list(counts.values())
+    rho, lo, hi = (bootstrap_partial_spearman(xs, ys, covs, seed=seed) if intervals
+                   else (partial_spearman(xs, ys, covs), None, None))
     given = None if _finite(rho) is None else {"spearman": _finite(rho), "ci": [_finite(lo), _finite(hi)]}
     return {"patterns": len(common), "counts": out_counts, "given_composition": given}
+
+
+def task_figures(tasks: dict[str, dict[str, dict[str, list[float]]]], trains: dict[str, dict], *,
+                 intervals: bool = True) -> dict:
+    """Per MAD task of a proxy (`tasks`: fidelity -> task -> pattern -> per-seed scores): each fidelity's
+    seed-to-seed Spearman, noise floor, saturated share (against the task's own chance) and score range,
+    and the first-to-last Spearman of that task alone. Which tasks carry a ranking that survives the
+    larger scale, and which are noise or saturated, is what a proxy's design is tuned on (docs/fidelity.md)."""
+    from aira.compose.stats import spearman
+
+    names = list(tasks)
+    out: dict = {}
+    for task in dict.fromkeys(t for f in names for t in tasks[f]):
+        entry: dict = {}
+        for f in names:
+            table = tasks[f].get(task) or {}
+            if not table:
+                continue
+            _, chance = metric_bounds({**trains[f], "task": f"mad:{task}"})
+            ceiling = 1.0 if chance is not None else None
+            figs = fidelity_figures(table, ceiling=ceiling, chance=chance)
+            sat = figs.get("saturation") or {}
+            entry[f] = {"seed_to_seed": figs["seed_to_seed"], "noise_floor": figs["noise_floor"],
+                        "saturated_share": sat.get("saturated_share"), "score_range": figs["score_range"],
+                        "chance": chance}
+        if len(names) >= 2 and tasks[names[0]].get(task) and tasks[names[-1]].get(task):
+            if intervals:
+                c = cross_fidelity(tasks[names[0]][task], tasks[names[-1]][task])
+                entry["spearman"], entry["ci"] = c["spearman"], c["ci"]
+            else:
+                a, b = tasks[names[0]][task], tasks[names[-1]][task]
+                common = [p for p in a if a[p] and b.get(p)]
+                entry["spearman"] = (_finite(spearman([sum(a[p]) / len(a[p]) for p in common],
+                                                      [sum(b[p]) / len(b[p]) for p in common]))
+                                     if len(common) >= 3 else None)
+                entry["ci"] = None
+        out[task] = entry
+    return out
 
 
 def best_count(comp: dict | None) -> tuple[str, float] | None:
@@ -304,6 +346,8 @@ def summarize(
     meta: dict | None = None,
     group: int = 1,
     reference: dict | None = None,
+    tasks: dict | None = None,
+    intervals: bool = True,
 ) -> dict:
     """fidelity.json: headline keys (the report shows them first) for the first fidelity and the first-to-
     last comparison, then everything per fidelity. `scores`: fidelity -> pattern -> per-seed scores."""
@@ -332,14 +376,14 @@ def summarize(
         out["compared"] = f"{names[0]} vs {names[-1]} ({cross['patterns']} patterns)"
         out["compared_patterns"] = cross["patterns"]
         out["ceiling"] = cross.get("ceiling")
-        out["composition"] = composition_check(scores[names[0]], scores[names[-1]])
+        out["composition"] = composition_check(scores[names[0]], scores[names[-1]], intervals=intervals)
     if reference is not None and names:
         ref = cross_fidelity(scores[names[0]], reference["scores"])
         out["reference"] = {
             "against": f"{reference.get('proxy')} {reference['fidelity']} ({reference['dir']})",
             "spearman": ref["spearman"], "ci": ref["ci"], "patterns": ref["patterns"], "train": reference["train"],
             "ceiling": ref.get("ceiling"),
-            "composition": composition_check(scores[names[0]], reference["scores"]),
+            "composition": composition_check(scores[names[0]], reference["scores"], intervals=intervals),
         }
         if reference.get("baseline"):
             out["reference"]["baseline"] = baseline_comparison(scores[names[0]], reference["baseline"]["scores"],
@@ -347,6 +391,10 @@ def summarize(
             out["reference"]["baseline"]["against"] = f"{reference.get('proxy')} {reference['baseline']['fidelity']}"
     out.update(meta or {})
     out["per_fidelity"] = per
+    if tasks and any(tasks.get(f) for f in names):
+        trains = (meta or {}).get("train") or {}
+        out["per_task"] = task_figures({f: tasks.get(f) or {} for f in names}, {f: trains.get(f) or {} for f in names},
+                                       intervals=intervals)
     return out
 
 
@@ -602,6 +650,7 @@ def run_fidelity(args) -> int:
     base_timeout = getattr(args, "timeout", None) or proxy.timeout_s
     timeout = {f: base_timeout * (1 if f == "small" else 64) for f in fids}
     scores: dict[str, dict[str, dict[int, float]]] = {f: {} for f in fids}
+    task_scores: dict[str, dict[str, dict[str, dict[int, float]]]] = {f: {} for f in fids}
     seconds: dict[str, list[float]] = {f: [] for f in fids}
     failed = []
     print(
@@ -655,6 +704,9 @@ def run_fidelity(args) -> int:
                     fh.write(json.dumps(row) + "\n")
                 if res.status == Status.OK and res.metric is not None:
                     scores[f].setdefault(p, {})[s] = res.metric
+                    for task, entry in (m.get("per_task") or {}).items():
+                        if isinstance(entry, dict) and isinstance(entry.get("metric"), (int, float)):
+                            task_scores[f].setdefault(task, {}).setdefault(p, {})[s] = entry["metric"]
                     if train_s is not None:
                         seconds[f].append(train_s)
                     note = f"{res.metric:.4f}"
@@ -672,11 +724,13 @@ def run_fidelity(args) -> int:
                     {**meta, "failed": failed, "complete": done == len(jobs)},
                     n_seeds,
                     reference,
+                    task_scores,
+                    final=False,
                 )
     finally:
         executor.shutdown()
     result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds,
-                    reference)
+                    reference, task_scores)
     print(format_result(result))
     if getattr(args, "record", False):
         record(result, proxy.name)
@@ -685,20 +739,22 @@ def run_fidelity(args) -> int:
 
 
 def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, int],
-           reference: dict | None = None) -> dict:
-    # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
-    tables = {
-        f: {
-            p: [by_seed[s] for s in range(n_seeds[f])]
-            for p, by_seed in scores[f].items()
-            if len(by_seed) == n_seeds[f]
-        }
-        for f in scores
-    }
+           reference: dict | None = None, task_scores: dict | None = None, *, final: bool = True) -> dict:
+    """Rewrite fidelity.json, fidelity-scores.json and (MAD) fidelity-tasks.json. Bootstrap intervals of the
+    composition and per-task figures only at the end (`final`): seconds per write would slow the training."""
+
+    def full(table: dict[str, dict[int, float]], n: int) -> dict[str, list[float]]:
+        # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
+        return {p: [by_seed[s] for s in range(n)] for p, by_seed in table.items() if len(by_seed) == n}
+
+    tables = {f: full(scores[f], n_seeds[f]) for f in scores}
+    tasks = {f: {t: full(tab, n_seeds[f]) for t, tab in (task_scores or {}).get(f, {}).items()} for f in scores}
     result = summarize(tables, bounds, seconds, meta=meta, group=meta.get("seeds_per_candidate", 1),
-                       reference=reference)
+                       reference=reference, tasks=tasks, intervals=final)
     _atomic(out / "fidelity.json", json.dumps(result, indent=1) + "\n")
     _atomic(out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
+    if any(tasks.values()):
+        _atomic(out / "fidelity-tasks.json", json.dumps(tasks, indent=1) + "\n")
     return result
 
 
@@ -788,6 +844,20 @@ def format_result(r: dict) -> str:
                 f"{_num(base.get('spearman'), '.3f')}; this run minus that {base['difference']:+.3f} "
                 f"[{_num(bci[0], '+.3f')}, {_num(bci[1], '+.3f')}] (paired bootstrap, {base['patterns']} patterns)"
             )
+    if r.get("per_task") and len(r["per_task"]) > 1:
+        lines.append("  per task (seed-to-seed rho, saturated share, score range per fidelity; rho across them):")
+        for task, e in r["per_task"].items():
+            parts = []
+            for f in r["per_fidelity"]:
+                if f in e:
+                    x = e[f]
+                    lo, hi = x.get("score_range") or (None, None)
+                    parts.append(f"{f} {_num(x.get('seed_to_seed'), '.2f')}, {_num(x.get('saturated_share'), '.0%')},"
+                                 f" {_num(lo, '.2f')}..{_num(hi, '.2f')}")
+            if e.get("spearman") is not None:
+                ci = e.get("ci") or [None, None]
+                parts.append(f"rho {_num(e['spearman'], '.2f')} [{_num(ci[0], '.2f')}, {_num(ci[1], '.2f')}]")
+            lines.append(f"    {task:26s} " + " | ".join(parts))
     if r.get("failed"):
         lines.append(f"  {len(r['failed'])} evaluations failed (see evaluations.jsonl)")
     return "\n".join(lines)

@@ -214,6 +214,39 @@ def test_composition_counts_and_agreement_beyond_them_by_hand():
     assert entry["given_composition"] == pytest.approx(-1.0)
 
 
+def test_per_task_figures_name_the_tasks_that_carry_the_ranking():
+    """Two MAD tasks: copying ranks the patterns as the large scale does, memorization in reverse (as v3's
+    did); the per-task figures say so, each against its own chance level."""
+    pats = ["MMMM", "MMAM", "AMAM", "AAAM", "AAAA"]
+    copy_s = {p: [0.1 + 0.1 * i, 0.12 + 0.1 * i] for i, p in enumerate(pats)}
+    copy_l = {p: [0.2 + 0.15 * i] for i, p in enumerate(pats)}
+    mem_s = {p: [0.9 - 0.2 * i, 0.88 - 0.2 * i] for i, p in enumerate(pats)}
+    mem_l = {p: [1.0] for p in pats}  # saturated at the large scale
+    mean = {f: {p: [(a + b) / 2 for a, b in zip(c[p], m[p])] for p in pats}
+            for f, c, m in (("small", copy_s, mem_s), ("large", copy_l, mem_l))}
+    train = {"task": "mad:selective_copying,memorization", "mad_settings": "cpu32"}
+    s = fid.summarize(mean, {"small": (1.0, 0.0), "large": (1.0, 0.0)}, {},
+                      meta={"train": {"small": train, "large": train}},
+                      tasks={"small": {"selective_copying": copy_s, "memorization": mem_s},
+                             "large": {"selective_copying": copy_l, "memorization": mem_l}})
+    copy, mem = s["per_task"]["selective_copying"], s["per_task"]["memorization"]
+    assert copy["spearman"] == pytest.approx(1.0) and copy["small"]["seed_to_seed"] == pytest.approx(1.0)
+    assert mem["small"]["seed_to_seed"] == pytest.approx(1.0) and mem["spearman"] is None  # large ties: no order
+    assert mem["large"]["saturated_share"] == 1.0 and copy["large"]["saturated_share"] == 0.0
+    # each against its own chance: 1 / 16 values for both at these settings
+    assert copy["small"]["chance"] == pytest.approx(1 / 16) and mem["small"]["chance"] == pytest.approx(1 / 16)
+    text = fid.format_result({**s, "proxy": "x", "patterns_total": 5, "seeds_per_pattern": 2})
+    assert "per task (seed-to-seed rho, saturated share" in text
+    line = next(x for x in text.splitlines() if x.strip().startswith("selective_copying"))
+    assert "small 1.00, 0%, 0.11..0.51" in line and "rho 1.00 [" in line
+    # while a run goes, its figures skip the bootstrap intervals (rewritten after every evaluation)
+    quick = fid.summarize(mean, {"small": (1.0, 0.0), "large": (1.0, 0.0)}, {},
+                          meta={"train": {"small": train, "large": train}}, intervals=False,
+                          tasks={"small": {"selective_copying": copy_s}, "large": {"selective_copying": copy_l}})
+    assert quick["per_task"]["selective_copying"]["spearman"] == pytest.approx(1.0)
+    assert quick["per_task"]["selective_copying"]["ci"] is None and quick["composition"]["counts"]["A"]["ci"] == [None, None]
+
+
 def test_warns_when_counting_layers_ranks_the_large_scale_better_than_the_proxy():
     base = {"seed_to_seed": 0.95, "spearman": -0.18, "ci": [-0.5, 0.18], "large_patterns": 34}
     warned = fid.fidelity_warnings({**base, "count_spearman": {"A": 0.65}})
@@ -461,6 +494,12 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
     rows = [json.loads(line) for line in (out / "evaluations.jsonl").read_text().splitlines()]
     assert all(row["cached"] == 1 for row in rows)
     assert json.loads((out / "fidelity-scores.json").read_text()) == scores
+    # per-task scores (served from the cache too): the smoke proxy has one task, so they are the suite's
+    tasks = json.loads((out / "fidelity-tasks.json").read_text())
+    assert tasks == {f: {"in_context_recall": scores[f]} for f in ("small", "large")}
+    small_task = r["per_task"]["in_context_recall"]["small"]
+    assert small_task["seed_to_seed"] == r["per_fidelity"]["small"]["seed_to_seed"]
+    assert small_task["chance"] == pytest.approx(2 / 16)
     # and the report renders it
     from aira.report.data import load_run
     from aira.report.sections_stage2 import fidelity_section
