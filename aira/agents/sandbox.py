@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -301,13 +301,46 @@ def classify(returncode: int | None, *, timed_out: bool, stderr: str, cpu_second
     return Status.CRASHED, ""
 
 
+class _LineRelay:
+    """Hands the complete lines appended to a file since the last call to a callback."""
+
+    MAX_LINES, MAX_CHARS, MAX_READ = 20, 300, 1 << 20
+
+    def __init__(self, path: Path, callback: Callable[[str], None]):
+        self.path, self.callback, self.offset, self.partial = path, callback, 0, b""
+
+    def pump(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size - self.offset > self.MAX_READ:  # far behind (a flood): skip to the recent part
+                    self.offset, self.partial = size - self.MAX_READ, b""
+                fh.seek(self.offset)
+                data = fh.read(size - self.offset)
+        except OSError:
+            return
+        self.offset += len(data)
+        *lines, self.partial = (self.partial + data).split(b"\n")
+        if len(lines) > self.MAX_LINES:
+            self.callback(f"({len(lines) - self.MAX_LINES} lines not shown)")
+        for line in lines[-self.MAX_LINES:]:
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self.callback(text[: self.MAX_CHARS])
+
+
 def run_sandboxed(cmd: Sequence[str], *, workdir: str | Path, readonly_paths: Sequence[str | Path] = (),
                   timeout_s: float = 60.0, cpu_s: int | None = None, mem_mb: int | None = None,
                   max_file_mb: int | None = 256, max_procs: int | None = 64,
                   env_allow: Sequence[str] = tuple(DEFAULT_ENV_ALLOW), allow_unsafe: bool = False,
                   private_tmp: bool = True, extra_env: Mapping[str, str] | None = None,
-                  grace_s: float = 1.0, tail_lines: int = 40) -> SandboxResult:
-    """Run `cmd` in the sandbox to completion (or to its wall-clock limit) and say how it ended."""
+                  grace_s: float = 1.0, tail_lines: int = 40,
+                  on_output: Callable[[str], None] | None = None, output_every_s: float = 5.0) -> SandboxResult:
+    """Run `cmd` in the sandbox to completion (or to its wall-clock limit) and say how it ended.
+
+    `on_output`: called with each new line the command writes to stdout, every `output_every_s` seconds
+    while it runs (at most the last 20 lines per call, each cut to 300 characters: the output is the
+    sandboxed code's, so it must not flood the caller), so that a long run shows where it is."""
     limits = SandboxLimits(timeout_s=timeout_s, cpu_s=cpu_s, mem_mb=mem_mb, max_file_mb=max_file_mb,
                            max_procs=max_procs, env_allow=list(env_allow), allow_unsafe=allow_unsafe,
                            private_tmp=private_tmp)
@@ -318,8 +351,13 @@ def run_sandboxed(cmd: Sequence[str], *, workdir: str | Path, readonly_paths: Se
                               readonly_paths=readonly_paths, extra_env=extra_env)
         deadline = proc.started + timeout_s
         timed_out, term_at, delay = False, None, 0.002
+        relay = _LineRelay(out, on_output) if on_output else None
+        next_relay = proc.started + output_every_s
         while proc.poll() is None:
             now = time.monotonic()
+            if relay is not None and now >= next_relay:
+                relay.pump()
+                next_relay = now + output_every_s
             if not timed_out and now >= deadline:
                 timed_out, term_at = True, now
                 proc.terminate()
@@ -328,6 +366,8 @@ def run_sandboxed(cmd: Sequence[str], *, workdir: str | Path, readonly_paths: Se
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         proc.cleanup()
+        if relay is not None:
+            relay.pump()
         seconds = time.monotonic() - proc.started
         stderr_tail = log_tail(err, tail_lines)
         status, violation = classify(proc.returncode, timed_out=timed_out, stderr=stderr_tail,

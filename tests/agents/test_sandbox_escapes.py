@@ -49,6 +49,16 @@ def test_ok_runs_as_own_uid_in_workdir(tmp_path):
     assert (tmp_path / "w" / "out.txt").read_text() == "7"  # predictions come back to the harness
 
 
+def test_output_is_relayed_while_the_command_runs(tmp_path):
+    seen = []
+    code = "import time; print('started', flush=True); time.sleep(2.0); print('finished', flush=True)"
+    r = run_py(code, tmp_path / "w", on_output=lambda line: seen.append((line, time.monotonic())),
+               output_every_s=0.2)
+    end = time.monotonic()
+    assert r.status == Status.OK and [line for line, _ in seen] == ["started", "finished"]
+    assert end - seen[0][1] > 1.0  # "started" arrived while the command was still sleeping
+
+
 def test_a_uid_without_a_passwd_entry_still_has_a_user_name(tmp_path):
     # torch.compile (inductor's cache folder) calls getpass.getuser(); the per-run uid has no passwd
     # entry, so without USER/LOGNAME a compiled model failed in the sandbox on a GPU machine

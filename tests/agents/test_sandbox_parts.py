@@ -83,3 +83,29 @@ def test_without_isolation_it_refuses_unless_unsafe(tmp_path, monkeypatch):
     assert not r.isolated and "UNSAFE" in r.violation
     with pytest.raises(UsageError, match="empty command"):
         run_sandboxed([], workdir=tmp_path, allow_unsafe=True)
+
+
+def test_line_relay_hands_over_complete_new_lines_only(tmp_path):
+    from aira.agents.sandbox import _LineRelay
+
+    f = tmp_path / "out"
+    f.write_bytes(b"")
+    got = []
+    relay = _LineRelay(f, got.append)
+    relay.pump()
+    assert got == []
+    with open(f, "ab") as fh:
+        fh.write(b"one\ntw")
+    relay.pump()
+    assert got == ["one"]  # "tw" is not a line yet
+    with open(f, "ab") as fh:
+        fh.write(b"o\n\n" + b"".join(b"line %d\n" % i for i in range(30)) + b"x" * 1000 + b"\n")
+    relay.pump()
+    # at most the last 20 lines per call (saying how many were left out), each cut to 300 characters;
+    # blank lines are skipped
+    assert got[1:3] == ["(13 lines not shown)", "line 11"] and got[-2:] == ["line 29", "x" * 300]
+    assert len(got) == 22
+    relay.pump()
+    assert len(got) == 22  # nothing new
+    relay.path = tmp_path / "gone"
+    relay.pump()  # an unreadable file is not an error

@@ -76,6 +76,13 @@ def test_eval_verb(tmp_path, corpus, cache_dir, capsys):
         result = json.loads(captured.out)  # stdout is the JSON alone; the start line went to stderr
         assert result["status"] == "crashed" and "saved no model" in result["error"]
         assert "2 s budget, killed after 124 s) in the sandbox" in captured.err
+        assert "  train.py | no model here" in captured.err  # the script's output, relayed as it runs
+        # the baseline says what it trains and how far it is, and the harness says when it scores
+        assert main(["design", "eval", "autoresearch", *common]) == 0
+        err = capsys.readouterr().err
+        assert "train.py | model: " in err and "M parameters, depth 1" in err and "2 s budget" in err
+        assert "train.py | step 3: loss " in err and "of the budget" in err
+        assert "scoring its model on the validation and held-out splits" in err
     f.write_text("def broken(:\n")
     assert main(["design", "eval", "autoresearch", "--file", str(f), *common]) == 2
     assert "train.py does not parse: line 1" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def eval_command(args) -> int:
     print(f"aira: training {args.file or 'the baseline train.py'} (preset {task.preset.name}, "
           f"{task.preset.time_budget_s:g} s budget, killed after {task.preset.kill_after_s:g} s) in the sandbox...",
           file=sys.stderr)
-    result = evaluate_script(**job.kwargs)
+    result = evaluate_script(**job.kwargs, echo=True)
     if args.json:
         print(json.dumps(result, indent=1, default=str))
     else:

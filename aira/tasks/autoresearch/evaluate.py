@@ -121,10 +121,12 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
                     time_budget_s: float | None = None, startup_allowance_s: float | None = None,
                     cache_dir: str | None = None, frozen_sha: dict[str, str] | None = None,
                     work_dir: str | None = None, job_id: str = "eval", allow_unsafe: bool = False,
-                    keep_model: bool = False) -> dict:
+                    keep_model: bool = False, echo: bool = False) -> dict:
     """Train `script` (train.py's text) in the sandbox and score its model. Returns a Result dict.
 
-    `work_dir`: keep each job's folder (train.py, run.log) as `work_dir/job_id`; else a temporary one."""
+    `work_dir`: keep each job's folder (train.py, run.log) as `work_dir/job_id`; else a temporary one.
+    `echo`: relay the script's output lines to stderr while it trains (`aira design eval` does: a gpu
+    evaluation runs for minutes)."""
     t0 = time.time()
     p = get_preset(preset, time_budget_s=time_budget_s, startup_allowance_s=startup_allowance_s)
     if changed := _changed(frozen_sha):
@@ -138,7 +140,7 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
     try:
         out = {"preset": p.name, "time_budget_s": p.time_budget_s, "data": str(data),
                "device": device_name(device)}
-        res = _train(script, root, p, seed, stage_train(tokens), device, allow_unsafe)
+        res = _train(script, root, p, seed, stage_train(tokens), device, allow_unsafe, echo=echo)
         # The script's own summary is informational only (it runs in the sandbox, so it is untrusted):
         # it never sets the status or a metric.
         out.update({k: v for k, v in summary_lines(res.stdout_tail).items()
@@ -154,6 +156,9 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
         if not model_path.is_file():
             return _fail(out, "crashed", "train.py saved no model: end it with save_model(model, run) "
                          "from aira.tasks.autoresearch.prepare", t0)
+        if echo:
+            print(f"aira: train.py ended after {res.seconds:.0f} s; scoring its model on the validation and "
+                  f"held-out splits...", file=sys.stderr, flush=True)
         try:
             fn = load_model(model_path, device)
             kw = {"seq_len": p.eval_seq_len, "max_tokens": p.eval_tokens, "device": device}
@@ -177,7 +182,12 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch.device, allow_unsafe: bool):
+def _echo(line: str) -> None:
+    print(f"  train.py | {line}", file=sys.stderr, flush=True)
+
+
+def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch.device, allow_unsafe: bool,
+           *, echo: bool = False):
     """Run train.py in the sandbox with the harness's settings; its output tail goes to root/run.log."""
     from aira.agents.sandbox import run_sandboxed
 
@@ -188,7 +198,7 @@ def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch
            prepare.ENV_DATA: str(root.resolve() / "data" / train_dir.name)}
     res = run_sandboxed([sys.executable, SCRIPT], workdir=root, readonly_paths=[train_dir],
                         timeout_s=p.kill_after_s, mem_mb=p.mem_mb, allow_unsafe=allow_unsafe,
-                        extra_env=env, max_file_mb=4096, tail_lines=60)
+                        extra_env=env, max_file_mb=4096, tail_lines=60, on_output=_echo if echo else None)
     err = f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else ""
     (root / "run.log").write_text(res.stdout_tail + err)
     # The read-only data copy is not part of the record (and is a full copy across file systems).

@@ -46,6 +46,7 @@ ADAM_BETAS = (0.8, 0.95)
 WARMUP_FRAC = 0.0
 WARMDOWN_FRAC = 0.4
 UNTIMED_STEPS = 3  # steps before the budget clock starts (compilation, allocator warm-up)
+REPORT_EVERY_S = 15.0  # a progress line at most this often (the harness relays it while the script runs)
 ROPE_BASE = 10000.0
 
 
@@ -212,7 +213,10 @@ def main() -> None:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda)
     accum = max(1, TOTAL_BATCH_TOKENS // (BATCH_SIZE * TRAIN_SEQ_LEN))
 
+    print(f"model: {n_params / 1e6:.1f}M parameters, depth {DEPTH}, width {dim}; {device.type}"
+          f"{', compiling on the first step' if use_cuda else ''}; {run.time_budget_s:g} s budget", flush=True)
     step, trained_s, tokens, loss_value = 0, 0.0, 0, float("nan")
+    last_report = time.time()
     while True:
         t0 = time.time()
         progress = min(1.0, trained_s / run.time_budget_s)
@@ -237,6 +241,10 @@ def main() -> None:
             trained_s += time.time() - t0
         if step > UNTIMED_STEPS and trained_s >= run.time_budget_s:
             break
+        if time.time() - last_report >= REPORT_EVERY_S or step == UNTIMED_STEPS:
+            last_report = time.time()
+            print(f"step {step}: loss {loss_value:.4f}, {min(1.0, trained_s / run.time_budget_s):.0%} of the budget, "
+                  f"{tokens / 1e6:.2f}M tokens", flush=True)
 
     save_model(model, run)
     if use_cuda:
