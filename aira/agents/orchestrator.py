@@ -15,7 +15,8 @@ end, `summary.json`. The loop keeps every executor slot busy:
 3. Stop when a budget is spent (in-flight jobs waited for or killed, `stop=`), or every agent is done.
 
 `resume(run_dir)` marks nodes that were pending / running when the run died as CRASHED ("lost in
-crash; re-proposed"), replays the other finished nodes into fresh policies in journal order, and
+crash; re-proposed"), forgets them and the nodes a budget's stop=kill ended (never evaluated: not
+counted, not replayed), replays the other finished nodes into fresh policies in journal order, and
 continues with what is left of the budget. With one slot and an in-process executor a run is
 deterministic for its seed.
 """
@@ -171,7 +172,7 @@ class _Run:
         self.by_name = {a.name: a for a in self.agents}
         # Resume: fresh policies learn the tree by observing it again, in the order it finished.
         for n in journal.finished():
-            if n.error != LOST and n.agent in self.by_name:
+            if not self._forgotten(n) and n.agent in self.by_name:
                 self.by_name[n.agent].policy.observe(self.views[n.id])
         self.rr = 0
         self.floor = None
@@ -187,8 +188,14 @@ class _Run:
         return (
             node.operator != REFERENCE
             and node.status not in (Status.PENDING, Status.RUNNING, Status.INVALID)
-            and node.error != LOST
+            and not _Run._forgotten(node)
         )
+
+    @staticmethod
+    def _forgotten(node: Node) -> bool:
+        """Lost in a crash, or stopped when a budget ran out: never evaluated, so a resumed run neither counts
+        nor replays it, and its policy may propose it again."""
+        return node.error == LOST or stopped_with_run(node)
 
     def _new_id(self) -> str:
         self.counter += 1
@@ -224,7 +231,8 @@ class _Run:
         return [
             v
             for v in self.views.values()
-            if v.error != LOST and v.operator != REFERENCE and (agent is None or v.agent == agent)
+            if not self._forgotten(v) and v.operator != REFERENCE
+            and (agent is None or v.agent == agent)
         ]
 
     def _submit(self, node: Node) -> None:
@@ -280,7 +288,7 @@ class _Run:
             have = {
                 n.seed
                 for n in self.nodes.values()
-                if n.operator == REFERENCE and n.status != Status.PENDING and n.error != LOST
+                if n.operator == REFERENCE and n.status != Status.PENDING and not self._forgotten(n)
             }
             todo = [cfg.seed + i for i in range(cfg.noise_seeds) if cfg.seed + i not in have]
             if todo and (err := self.task.validate(ref)):

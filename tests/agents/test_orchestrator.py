@@ -255,6 +255,17 @@ def test_wall_clock_kill_and_eval_timeout_with_the_local_executor(tmp_path):
     assert nodes and all(n.status == Status.KILLED and "wall-clock" in n.error for n in nodes)
     # counted as stopped by the budget, not as failures
     assert s.stopped == len(nodes)
+    # resumed with a budget that lets jobs finish: the stopped ones were never evaluated, so they count
+    # for nothing and their agent proposes again
+    from aira.agents.stats import stopped_with_run
+
+    s2 = resume(tmp_path / "kill", executor=inline_executor(), budget="2evals", quiet=True,
+                task=SyntheticPatternTask(alphabet="AM", length=4))
+    assert s2.evaluations == 2 and s2.stopped == len(nodes)
+    with Journal(tmp_path / "kill", readonly=True) as j:
+        after = j.nodes()
+    assert sum(n.status == Status.OK for n in after) == 2
+    assert sum(stopped_with_run(n) for n in after) == len(nodes)
     assert (tmp_path / "kill" / "jobs").is_dir()  # job logs live in the run folder
 
     s = run(
