@@ -332,6 +332,12 @@ def load_reference(spec: str, train: dict) -> dict:
 
     where = f"shipped: {d.name}" if d.parent == REFERENCES_DIR else str(d)
     out = {"dir": where, "proxy": meta.get("proxy"), "fidelity": fid, "train": theirs or None, "scores": table(fid)}
+    try:  # per-task scores (MAD), when the run wrote them: a run's tasks are ranked against the same tasks
+        tasks = json.loads((d / "fidelity-tasks.json").read_text()).get(fid) or {}
+        out["tasks"] = {t: {p: [float(x) for x in v] for p, v in tab.items() if isinstance(v, list) and v}
+                        for t, tab in tasks.items() if isinstance(tab, dict)}
+    except (OSError, ValueError, AttributeError):
+        pass
     # the reference run's own first fidelity (its proxy as searched): the baseline a new design must beat
     if names and names[0] != fid and isinstance(scores.get(names[0]), dict) and scores[names[0]]:
         out["baseline"] = {"fidelity": names[0], "scores": table(names[0])}
@@ -385,6 +391,14 @@ def summarize(
             "ceiling": ref.get("ceiling"),
             "composition": composition_check(scores[names[0]], reference["scores"], intervals=intervals),
         }
+        mine = (tasks or {}).get(names[0]) or {}
+        shared = [t for t in mine if t in (reference.get("tasks") or {})]
+        if shared:
+            out["reference"]["per_task"] = {}
+            for t in shared:
+                c = (cross_fidelity(mine[t], reference["tasks"][t]) if intervals
+                     else {"spearman": None, "ci": None, "patterns": None})
+                out["reference"]["per_task"][t] = {"spearman": c["spearman"], "ci": c["ci"], "patterns": c["patterns"]}
         if reference.get("baseline"):
             out["reference"]["baseline"] = baseline_comparison(scores[names[0]], reference["baseline"]["scores"],
                                                                reference["scores"])
@@ -836,6 +850,11 @@ def format_result(r: dict) -> str:
         )
         if line := _composition_text(ref.get("composition"), "the reference"):
             lines.append(line)
+        for t, e in (ref.get("per_task") or {}).items():
+            if e.get("spearman") is not None:
+                ci = e.get("ci") or [None, None]
+                lines.append(f"    {t} alone vs the reference's {t}: rho {_num(e['spearman'], '.3f')} "
+                             f"[{_num(ci[0], '.3f')}, {_num(ci[1], '.3f')}] ({e.get('patterns')} patterns)")
         base = ref.get("baseline")
         if base and base.get("difference") is not None:
             bci = base.get("ci") or [None, None]

@@ -647,6 +647,13 @@ def test_a_run_is_ranked_against_a_reference_runs_scores(tmp_path, capsys):
     assert r["reference"]["train"] == {"task": "mad:in_context_recall"}  # what the reference was trained on
     printed = capsys.readouterr().out
     assert "small vs reference other large" in printed and "(4 patterns): rho" in printed
+    # a reference with per-task scores: this run's tasks are ranked against the same tasks (smoke has one)
+    (same / "fidelity-tasks.json").write_text(json.dumps({"large": {"in_context_recall": {
+        p: [float(i)] for i, p in enumerate(order)}}}))
+    assert _cli(out, "--fidelities", "small", "--reference", str(same)) == 0
+    per = json.loads((out / "fidelity.json").read_text())["reference"]["per_task"]
+    assert per["in_context_recall"]["spearman"] == pytest.approx(expected) and per["in_context_recall"]["patterns"] == 4
+    assert "in_context_recall alone vs the reference's in_context_recall: rho" in capsys.readouterr().out
     assert _cli(out, "--fidelities", "small", "--reference", f"{flip}:large") == 0
     r2 = json.loads((out / "fidelity.json").read_text())
     assert r2["reference"]["spearman"] == pytest.approx(-r["reference"]["spearman"])
@@ -763,6 +770,17 @@ def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
     assert entry["count_spearman"] == {"A": pytest.approx(comp["counts"]["A"]["spearman"])}
     assert entry["given_composition"] == pytest.approx(comp["given_composition"]["spearman"])
     assert entry["count_spearman"]["A"] > entry["spearman"]  # counting attention layers beats the proxy
+    # its per-task scores: each evaluation's score is the mean of its three tasks', seed by seed
+    tasks = json.loads((fid.REFERENCES_DIR / "mad-cpu-large" / "fidelity-tasks.json").read_text())
+    for f, side in (("large", ref["scores"]), ("small", small)):
+        assert set(tasks[f]) == {"selective_copying", "compression", "memorization"}
+        for p, v in side.items():
+            for s, total in enumerate(v):
+                assert sum(tasks[f][t][p][s] for t in tasks[f]) / 3 == pytest.approx(total, abs=1e-12)
+    assert ref["tasks"] == tasks["large"]
+    stored = json.loads((fid.REFERENCES_DIR / "mad-cpu-large" / "fidelity.json").read_text())["per_task"]
+    assert stored["selective_copying"]["spearman"] == pytest.approx(
+        fid.cross_fidelity(tasks["small"]["selective_copying"], tasks["large"]["selective_copying"])["spearman"])
     # its small side is the baseline a new design is compared with: the shipped figure again, against itself
     base = fid.baseline_comparison(small, small, ref["scores"])
     assert base["spearman"] == pytest.approx(entry["spearman"]) and base["difference"] == 0.0
