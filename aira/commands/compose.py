@@ -6,6 +6,7 @@
     aira compose scaling --patterns P1,P2 --budgets C1,C2 --sizes 32,48,64
     aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2
     aira compose fidelity ... --fidelities small --reference runs/fid-large   ranked against a measured large run
+    aira compose fidelity --show mad-cpu-large                  the figures of a finished run or shipped reference
     aira compose halving runs/c1 [--eta 3] [--rungs 2]     the best candidates, trained longer
 """
 
@@ -96,6 +97,9 @@ def register(sub) -> None:
     f.add_argument("--reference", default=None, metavar="DIR[:FIDELITY]",
                    help="also rank the first fidelity against another fidelity run's scores (default: its last "
                         "fidelity), e.g. a large run measured once, to try cheap proxies against it")
+    f.add_argument("--show", default=None, metavar="DIR",
+                   help="print the figures of a finished fidelity run (its --out folder) or of a shipped "
+                        "reference (e.g. mad-cpu-large) and exit; trains nothing")
     f.set_defaults(func=_fidelity)
 
     h = verbs.add_parser("halving", help="successive halving: a run's best candidates, trained longer")
@@ -234,6 +238,9 @@ def _scaling(args: argparse.Namespace) -> int:
 
 
 def _fidelity(args: argparse.Namespace) -> int:
-    from aira.compose.fidelity import run_fidelity
+    from aira.compose.fidelity import run_fidelity, show_result
 
+    if args.show:
+        print(show_result(args.show))
+        return 0
     return run_fidelity(args)

@@ -818,6 +818,30 @@ def _composition_text(comp: dict | None, other: str) -> str:
     return text
 
 
+def show_result(spec: str) -> str:
+    """The printed summary of a finished fidelity run: its folder, or a shipped reference by name."""
+    d = Path(spec)
+    if not d.exists() and "/" not in spec and (REFERENCES_DIR / spec).is_dir():
+        d = REFERENCES_DIR / spec
+    try:
+        r = json.loads((d / "fidelity.json").read_text())
+    except FileNotFoundError:
+        shipped = ", ".join(sorted(x.name for x in REFERENCES_DIR.iterdir() if x.is_dir()))
+        raise UsageError(f"--show {spec}: no fidelity.json in {d} (give the --out folder of an `aira compose "
+                         f"fidelity` run, or a shipped reference: {shipped})") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--show {spec}: cannot read {d / 'fidelity.json'}: {e}") from None
+    if not isinstance(r, dict) or not isinstance(r.get("per_fidelity"), dict):
+        raise UsageError(f"--show {spec}: {d / 'fidelity.json'} is not the output of `aira compose fidelity`")
+    where = f"shipped reference {d.name}" if d.parent == REFERENCES_DIR else str(d)
+    head = [f"{where}: {r.get('date', '?')} on {r.get('machine', '?')}"]
+    if r.get("command"):
+        head.append(f"  command: {r['command']}")
+    if not r.get("complete", True):
+        head.append("  (the run did not finish: these are the figures of the evaluations it completed)")
+    return "\n".join(head + [format_result(r)])
+
+
 def format_result(r: dict) -> str:
     lines = [
         f"proxy {r.get('proxy')}: {r.get('patterns_total')} patterns, {r.get('seeds_per_pattern')} seeds"

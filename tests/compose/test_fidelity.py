@@ -788,6 +788,28 @@ def test_the_shipped_large_reference_is_the_measured_mad_cpu_check():
         fid.load_reference("no-such-reference", {"task": "mad:compression"})
 
 
+def test_show_prints_a_finished_run_or_the_shipped_reference_without_training(tmp_path, capsys):
+    assert main(["compose", "fidelity", "--show", "mad-cpu-large"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("shipped reference mad-cpu-large: 2026-11-27 on ")
+    assert "small vs large (34 patterns): rho -0.183" in out and "composition alone vs large (34 patterns)" in out
+    assert "selective_copying          small 0.48" in out
+    # a run that was stopped part-way says so; a folder without a run is one line and exit 2
+    d = tmp_path / "part"
+    d.mkdir()
+    r = fid.summarize({"small": SYNTHETIC}, {"small": (1.0, 0.1)}, {}, meta={"complete": False, "proxy": "x"})
+    (d / "fidelity.json").write_text(json.dumps(r))
+    assert main(["compose", "fidelity", "--show", str(d)]) == 0
+    assert "(the run did not finish: these are the figures of the evaluations it completed)" in capsys.readouterr().out
+    for bad, message in ((tmp_path / "none", "no fidelity.json in"), (tmp_path, "no fidelity.json in")):
+        assert main(["compose", "fidelity", "--show", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    (tmp_path / "fidelity.json").write_text("[1, 2]")
+    assert main(["compose", "fidelity", "--show", str(tmp_path)]) == 2
+    assert "is not the output of `aira compose fidelity`" in capsys.readouterr().err
+
+
 def test_figures_of_a_table_whose_seeds_disagree_completely_do_not_crash():
     """A partial table can hold 3 patterns whose two seeds rank them in reverse (rho -1): the figures say
     so and the predicted 2-seed figure is undefined (this crashed a fidelity run mid-way once)."""
