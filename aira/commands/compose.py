@@ -33,7 +33,9 @@ def register(sub) -> None:
     r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls")
     r.add_argument("--space", default="attn-mlp-mamba",
                    help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp-mamba)")
-    r.add_argument("--proxy", default="mad", help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu (default: mad)")
+    r.add_argument("--proxy", default="mad",
+                   help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu, or a proxy file FILE.json / FILE.toml "
+                        "(docs/fidelity.md, 'Your own proxy'; default: mad)")
     r.add_argument("--layers", type=int, default=16)
     r.add_argument("--agents", nargs="+", default=DEFAULT_AGENTS, metavar="SPEC",
                    help=f"agent specs POLICY:LLM (default: {' '.join(DEFAULT_AGENTS)})")
@@ -80,7 +82,7 @@ def register(sub) -> None:
 
     f = verbs.add_parser("fidelity", help="rank agreement of a proxy across seeds and fidelities")
     f.add_argument("--patterns", default="calibration", help="'calibration' or a file with one pattern per line")
-    f.add_argument("--proxy", default="mad-cpu")
+    f.add_argument("--proxy", default="mad-cpu", help="a built-in proxy or a proxy file (default: mad-cpu)")
     f.add_argument("--space", default="attn-mlp-mamba")
     f.add_argument("--fidelities", default="small,large")
     f.add_argument("--seeds", type=int, default=None,
@@ -134,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
           f"candidate (the score is their mean)", file=sys.stderr)
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
           f"{args.workers} workers x {threads} threads; budget {args.budget}", file=sys.stderr)
-    _print_fidelity(task.proxy.name)
+    _print_fidelity(task.proxy)
     executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
     cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
                     slots=args.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
@@ -158,19 +160,25 @@ def _halving(args: argparse.Namespace) -> int:
     return halving_main(args)
 
 
-def _print_fidelity(proxy: str) -> None:
+def _print_fidelity(proxy) -> None:
+    """The proxy's measured figures and warnings on stderr; `proxy`: a Proxy or a built-in proxy's name."""
     from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry, stale_entry
+    from aira.tasks.compose import PROXIES
 
+    if isinstance(proxy, str):
+        proxy = PROXIES[proxy]
+    arg = proxy.source or proxy.name
+    how = f"`aira compose fidelity --proxy {arg} --space SPACE --record`"
     e = measured_entry(proxy)
     if e is None and (old := stale_entry(proxy)) is not None:
-        print(f"warning: proxy {proxy}'s settings changed after its fidelity was measured ({old.get('date')}); "
-              f"those figures no longer apply (re-measure with `aira compose fidelity --proxy {proxy}`)",
-              file=sys.stderr)
+        print(f"warning: proxy {proxy.name}'s settings changed after its fidelity was measured ({old.get('date')}); "
+              f"those figures no longer apply (re-measure with {how})", file=sys.stderr)
         return
     if e is None:
-        print(f"warning: proxy {proxy} has no measured fidelity figures; its ranking may be noise "
-              f"(measure with `aira compose fidelity --proxy {proxy}`)", file=sys.stderr)
+        print(f"warning: proxy {proxy.name} has no measured fidelity figures; its ranking may be noise "
+              f"(measure with {how})", file=sys.stderr)
         return
+    proxy = proxy.name
     print(f"proxy fidelity ({proxy}): {format_entry(e)}", file=sys.stderr)
     for w in fidelity_warnings(e):
         print(f"warning: proxy {proxy}: {w}", file=sys.stderr)

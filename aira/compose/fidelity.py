@@ -493,31 +493,44 @@ def fidelity_warnings(e: dict) -> list[str]:
     return out
 
 
-def _table_entry_of(proxy: str) -> tuple[dict | None, bool]:
-    """(the shipped entry of a measured proxy, whether it still describes the proxy's settings)."""
+def table_path(proxy) -> Path:
+    """Where a proxy's measured figures live: the shipped table for a built-in proxy, `<stem>.fidelity.json`
+    beside the file for a user-defined one."""
+    source = getattr(proxy, "source", "")
+    if source:
+        return Path(source).with_name(Path(source).stem + ".fidelity.json")
+    return TABLE_PATH
+
+
+def _table_entry_of(proxy) -> tuple[dict | None, bool]:
+    """(the entry of a measured proxy, whether it still describes the proxy's settings). `proxy`: a Proxy or
+    the name of a built-in one."""
     from aira.tasks.compose import PROXIES, settings_fingerprint
 
-    e = load_table().get(proxy)
+    if isinstance(proxy, str):
+        proxy = PROXIES.get(proxy)
+        if proxy is None:
+            return None, False
+    e = load_table(table_path(proxy)).get(proxy.name)
     if not (isinstance(e, dict) and e.get("status") == "measured"):
         return None, False
-    current = PROXIES[proxy].train_kwargs() if proxy in PROXIES else None
-    return e, current is not None and e.get("fingerprint") == settings_fingerprint(current)
+    return e, e.get("fingerprint") == settings_fingerprint(proxy.train_kwargs())
 
 
-def measured_entry(proxy: str) -> dict | None:
+def measured_entry(proxy) -> dict | None:
     """The shipped table entry of a proxy, or None when it was never measured or its settings changed since
     (a retuned proxy must not inherit its predecessor's figures)."""
     e, current = _table_entry_of(proxy)
     return e if current else None
 
 
-def stale_entry(proxy: str) -> dict | None:
+def stale_entry(proxy) -> dict | None:
     """The shipped entry of a proxy whose settings changed after it was measured, else None."""
     e, current = _table_entry_of(proxy)
     return e if e is not None and not current else None
 
 
-def measured_fidelity(proxy: str) -> str | None:
+def measured_fidelity(proxy) -> str | None:
     """The shipped figures of a proxy as one line, or None when it was never measured."""
     e = measured_entry(proxy)
     return format_entry(e) if e is not None else None
@@ -562,11 +575,14 @@ def _composition_entry(comp: dict | None) -> dict:
             "given_composition": given.get("spearman"), "given_composition_ci": given.get("ci")}
 
 
-def record(result: dict, proxy: str, path: Path | None = None) -> None:
-    path = path or TABLE_PATH
+def record(result: dict, proxy, path: Path | None = None) -> Path:
+    """Write a finished run's figures into its proxy's table (`table_path`); `proxy`: a Proxy or a name."""
+    name = getattr(proxy, "name", proxy)
+    path = path or (TABLE_PATH if isinstance(proxy, str) else table_path(proxy))
     table = load_table(path)
-    table[proxy] = table_entry(result)
+    table[name] = table_entry(result)
     path.write_text(json.dumps(table, indent=1) + "\n")
+    return path
 
 
 # ---------------------------------------------------------------- the command
@@ -747,8 +763,7 @@ def run_fidelity(args) -> int:
                     reference, task_scores)
     print(format_result(result))
     if getattr(args, "record", False):
-        record(result, proxy.name)
-        print(f"recorded in {TABLE_PATH}", file=sys.stderr)
+        print(f"recorded in {record(result, proxy)}", file=sys.stderr)
     return 0 if not failed else 1
 
 

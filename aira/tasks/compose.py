@@ -53,6 +53,7 @@ class Proxy:
     seeds: int = 1             # seeds a search trains per candidate (their mean is the score)
     description: str = ""
     extra: dict = field(default_factory=dict)
+    source: str = ""           # the file a user-defined proxy was read from ("" for a built-in one)
 
     def train_kwargs(self) -> dict:
         kw = {"task": self.task, "preset": self.preset, "budget": self.budget, "mad_settings": self.mad_settings,
@@ -95,14 +96,101 @@ PROXIES = {
 }
 
 
+# what a proxy file may set (aira compose run|fidelity --proxy FILE.json|FILE.toml)
+PROXY_FILE_KEYS = ("name", "task", "preset", "budget", "mad_settings", "tokenizer", "vocab_size", "lr", "batch_size",
+                   "seq_len", "curve_points", "mad_score", "timeout_s", "seeds", "description")
+_PROXY_FILE_TYPES = {"name": str, "task": str, "preset": str, "budget": (str, int), "mad_settings": str,
+                     "tokenizer": str, "vocab_size": int, "lr": (int, float), "batch_size": int, "seq_len": int,
+                     "curve_points": int, "mad_score": str, "timeout_s": (int, float), "seeds": int,
+                     "description": str}
+
+
+def is_proxy_file(name: str) -> bool:
+    return name.endswith((".json", ".toml")) or os.sep in name
+
+
+def load_proxy_file(path: str) -> Proxy:
+    """A user-defined proxy: a JSON or TOML file with `task`, `preset` and `budget` (a step or token budget,
+    so that scores do not depend on the machine's load) and any other `Proxy` field in PROXY_FILE_KEYS, e.g.
+    {"task": "mad:selective_copying,compression", "preset": "tiny", "mad_settings": "cpu32", "budget":
+    "512steps", "lr": 0.001, "seeds": 2}. Its name is `name` or the file's stem; its measured fidelity figures
+    live beside it (`<stem>.fidelity.json`, written by `aira compose fidelity --proxy FILE --record`)."""
+    p = Path(path)
+    where = f"proxy file {path}"
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise UsageError(f"{where}: cannot read it ({e.strerror or e})") from None
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{where}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a table of settings, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(PROXY_FILE_KEYS))
+    if unknown:
+        raise UsageError(f"{where}: unknown setting {unknown[0]!r}; valid: {', '.join(PROXY_FILE_KEYS)}")
+    missing = [k for k in ("task", "preset", "budget") if k not in data]
+    if missing:
+        raise UsageError(f"{where}: missing {', '.join(missing)} (a proxy needs task, preset and budget)")
+    for k, v in data.items():
+        if isinstance(v, bool) or not isinstance(v, _PROXY_FILE_TYPES[k]):
+            raise UsageError(f"{where}: {k} = {v!r} has the wrong type")
+    name = data.pop("name", p.stem)
+    if name in PROXIES or name in ("mad", "lm"):
+        raise UsageError(f"{where}: name {name!r} is a built-in proxy's; give the file or its name another one")
+    _check_proxy_settings(data, where)
+    data.setdefault("description", f"user-defined proxy from {p.name}: {data['task']}, preset {data['preset']}, "
+                                   f"{data['budget']}")
+    return Proxy(name=name, source=str(p.resolve()), **{k: v for k, v in data.items()})
+
+
+def _check_proxy_settings(data: dict, where: str) -> None:
+    """Refuse settings the trainer would refuse, before any job starts."""
+    from aira.data.mad import resolve_settings
+    from aira.models import get_preset
+    from aira.train.budget import parse_budget
+    from aira.train.sources import MAD_SCORES, parse_task
+
+    try:
+        spec = parse_task(data["task"])
+        get_preset(data["preset"])
+        budget = parse_budget(data["budget"])
+        if "mad_settings" in data:
+            resolve_settings(data["mad_settings"])
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}") from None
+    if budget.kind == "seconds":
+        raise UsageError(f"{where}: budget {data['budget']!r} is a time; give steps or tokens, so that a score "
+                         f"does not depend on how loaded the machine is")
+    if data.get("mad_score", "accuracy") not in MAD_SCORES:
+        raise UsageError(f"{where}: mad_score must be one of {', '.join(MAD_SCORES)}")
+    if spec.kind != "mad" and (data.get("mad_score", "accuracy") != "accuracy" or data.get("curve_points")):
+        raise UsageError(f"{where}: mad_score and curve_points apply to MAD tasks only")
+    for k in ("seeds", "vocab_size", "batch_size", "seq_len"):
+        if k in data and data[k] < 1:
+            raise UsageError(f"{where}: {k} must be at least 1, got {data[k]}")
+    for k in ("lr", "timeout_s"):
+        if k in data and not data[k] > 0:
+            raise UsageError(f"{where}: {k} must be positive, got {data[k]}")
+
+
 def resolve_proxy(name: str, device: str = "auto") -> Proxy:
+    if is_proxy_file(name):
+        return load_proxy_file(name)
     if name in ("mad", "lm"):
         import torch
 
         gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
         name = f"{name}-{'gpu' if gpu else 'cpu'}"
     if name not in PROXIES:
-        raise UsageError(f"unknown proxy {name!r}; valid: mad, lm, {', '.join(PROXIES)}")
+        raise UsageError(f"unknown proxy {name!r}; valid: mad, lm, {', '.join(PROXIES)}, or a proxy file "
+                         f"(FILE.json / FILE.toml)")
     return PROXIES[name]
 
 
@@ -165,7 +253,7 @@ class ComposeTask(Task):
         depth; the run's noise floor uses it when it has fewer than 3 reference seeds of its own."""
         from aira.compose.fidelity import measured_entry
 
-        e = measured_entry(self.proxy.name)
+        e = measured_entry(self.proxy)
         if e is None or e.get("noise_floor") is None:
             return None
         if e.get("space") != self.space_name or e.get("layers") != self.layers:

@@ -1,0 +1,106 @@
+"""User-defined proxies: a JSON or TOML file of Proxy settings, checked before anything trains, with its
+measured fidelity figures kept beside it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aira.cli import main
+from aira.compose import fidelity as fid
+from aira.errors import UsageError
+from aira.tasks.compose import PROXIES, ComposeTask, load_proxy_file, resolve_proxy
+
+# the smoke proxy's settings, as a user would write them
+SMOKE = {"task": "mad:in_context_recall", "preset": "tiny", "mad_settings": "tiny", "budget": "8steps", "lr": 3e-3,
+         "timeout_s": 120}
+
+
+def _write(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_json_and_a_toml_proxy_file(tmp_path):
+    p = resolve_proxy(str(_write(tmp_path / "recall8.json", {**SMOKE, "seeds": 2})))
+    assert p.name == "recall8" and p.source == str((tmp_path / "recall8.json").resolve())
+    assert p.seeds == 2 and p.train_kwargs() == {**PROXIES["smoke"].train_kwargs()}
+    assert "user-defined proxy from recall8.json" in p.description
+    toml = tmp_path / "copy.toml"
+    toml.write_text('name = "my-copy"\ntask = "mad:selective_copying@copy16"\npreset = "tiny"\n'
+                    'budget = "2M tokens"\nmad_score = "loglik"\ndescription = "copying, 2 of 16"\n')
+    q = load_proxy_file(str(toml))
+    assert (q.name, q.budget, q.mad_score, q.description) == ("my-copy", "2M tokens", "loglik", "copying, 2 of 16")
+    task = ComposeTask(proxy=str(toml), space="attn-mlp")
+    assert task.name == "compose-attn-mlp-my-copy" and task.proxy == q
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({**SMOKE, "lr_schedule": "cosine"}, "unknown setting 'lr_schedule'; valid: name, task, preset"),
+        ({"task": "mad", "preset": "tiny"}, "missing budget (a proxy needs task, preset and budget)"),
+        ({**SMOKE, "seeds": "2"}, "seeds = '2' has the wrong type"),
+        ({**SMOKE, "seeds": True}, "seeds = True has the wrong type"),
+        ({**SMOKE, "budget": "10m"}, "is a time; give steps or tokens"),
+        ({**SMOKE, "name": "mad-cpu"}, "name 'mad-cpu' is a built-in proxy's"),
+        ({**SMOKE, "task": "mad:no_such_task"}, "no_such_task"),
+        ({**SMOKE, "preset": "huge"}, "huge"),
+        ({**SMOKE, "mad_settings": "hard"}, "unknown MAD settings 'hard'"),
+        ({**SMOKE, "mad_score": "f1"}, "mad_score must be one of accuracy, loglik"),
+        ({**SMOKE, "task": "lm:shakespeare", "curve_points": 4}, "apply to MAD tasks only"),
+        ({**SMOKE, "lr": 0}, "lr must be positive"),
+        ([1, 2], "expected a table of settings, got list"),
+    ],
+)
+def test_bad_proxy_files_are_one_line_before_anything_trains(tmp_path, capsys, data, message):
+    f = _write(tmp_path / "p.json", data)
+    with pytest.raises(UsageError, match="proxy file"):
+        load_proxy_file(str(f))
+    out = tmp_path / "fid"
+    assert main(["compose", "fidelity", "--proxy", str(f), "--space", "attn-mlp", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_unreadable_and_malformed_files(tmp_path, capsys):
+    (tmp_path / "bad.json").write_text("{task: ")
+    (tmp_path / "bad.toml").write_text("task = ")
+    for name, message in (("bad.json", "not valid JSON"), ("bad.toml", "not valid TOML"),
+                          ("missing.json", "cannot read it")):
+        assert main(["compose", "fidelity", "--proxy", str(tmp_path / name), "--space", "attn-mlp"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_measured_figures_live_beside_the_file_and_lapse_when_it_changes(tmp_path, capsys, monkeypatch):
+    from aira.commands.compose import _print_fidelity
+
+    shipped = fid.TABLE_PATH.read_text()
+    f = _write(tmp_path / "recall8.json", SMOKE)
+    out = tmp_path / "fid"
+    args = ["compose", "fidelity", "--proxy", str(f), "--space", "attn-mlp", "--layers", "4", "--limit", "4",
+            "--seeds", "2", "--fidelities", "small", "--executor", "inline", "--out", str(out), "--record"]
+    assert main(args) == 0
+    assert f"recorded in {tmp_path / 'recall8.fidelity.json'}" in capsys.readouterr().err
+    assert fid.TABLE_PATH.read_text() == shipped  # the package's table is not touched
+    entry = json.loads((tmp_path / "recall8.fidelity.json").read_text())["recall8"]
+    assert entry["patterns"] == 4 and entry["seeds"] == 2 and entry["space"] == "attn-mlp"
+    proxy = load_proxy_file(str(f))
+    assert fid.measured_entry(proxy) == entry
+    _print_fidelity(proxy)
+    assert "proxy fidelity (recall8): seed-to-seed rho" in capsys.readouterr().err
+    # the same file with another budget: its figures no longer apply
+    _write(f, {**SMOKE, "budget": "16steps"})
+    changed = load_proxy_file(str(f))
+    assert fid.measured_entry(changed) is None and fid.stale_entry(changed) == entry
+    _print_fidelity(changed)
+    err = capsys.readouterr().err
+    assert "recall8's settings changed after its fidelity was measured" in err
+    assert f"--proxy {f.resolve()} --space SPACE --record" in err
+    # never measured: the warning names the command that measures it
+    other = load_proxy_file(str(_write(tmp_path / "other.json", SMOKE)))
+    _print_fidelity(other)
+    assert "proxy other has no measured fidelity figures" in capsys.readouterr().err
