@@ -129,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
                    "threads": threads, "cache_dir": str(Path(args.cache) if args.cache else out / "cache")}
     task = ComposeTask(**task_kwargs)
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
+    task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere
     agents = list(args.agents) + ([] if args.no_controls else [c for c in CONTROLS if c not in args.agents])
     offline = all(a.split("?")[0].endswith(":offline") or ":" not in a for a in agents)
     print(f"aira compose: space {args.space} ({', '.join(task.alphabet)}), {args.layers} layers, proxy "

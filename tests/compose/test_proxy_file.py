@@ -104,3 +104,22 @@ def test_measured_figures_live_beside_the_file_and_lapse_when_it_changes(tmp_pat
     other = load_proxy_file(str(_write(tmp_path / "other.json", SMOKE)))
     _print_fidelity(other)
     assert "proxy other has no measured fidelity figures" in capsys.readouterr().err
+
+
+def test_a_search_on_a_proxy_file_is_stored_by_its_path_and_resumes_from_elsewhere(tmp_path, capsys, monkeypatch):
+    from aira.agents.orchestrator import load_config
+
+    (tmp_path / "work").mkdir()
+    _write(tmp_path / "work" / "recall8.json", SMOKE)
+    monkeypatch.chdir(tmp_path / "work")
+    out = tmp_path / "run"
+    args = ["compose", "run", "--proxy", "recall8.json", "--layers", "4", "--agents", "random:offline",
+            "--no-controls", "--budget", "2evals", "--workers", "1", "--executor", "inline", "--noise-seeds", "0",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "proxy recall8: user-defined proxy from recall8.json" in err
+    assert "warning: proxy recall8 has no measured fidelity figures" in err
+    assert load_config(out).task_kwargs["proxy"] == str(tmp_path / "work" / "recall8.json")
+    monkeypatch.chdir(tmp_path)
+    assert main(["runs", "resume", str(out), "--budget", "3evals", "--quiet"]) == 0
