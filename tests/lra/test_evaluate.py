@@ -23,6 +23,19 @@ def test_softmax_listops_runs_end_to_end_and_reports_accuracy():
     assert res.status is Status.OK and res.metrics["test_accuracy"] == r["test_accuracy"]
 
 
+def test_training_prints_progress_at_most_every_report_interval(monkeypatch, capsys):
+    from aira.tasks.lra import evaluate
+
+    monkeypatch.setattr(evaluate, "REPORT_EVERY_S", 0.0)  # every step
+    r = evaluate_attention(str(path("softmax")), "lra-listops", preset="smoke", seed=0)
+    steps = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("step ")]
+    assert r["status"] == "ok" and len(steps) == r["steps"]
+    assert steps[-1].startswith(f"step {r['steps']}/{r['steps']}: loss ")
+    monkeypatch.setattr(evaluate, "REPORT_EVERY_S", 3600.0)  # the smoke preset ends long before: silent
+    evaluate_attention(str(path("softmax")), "lra-listops", preset="smoke", seed=0)
+    assert "step " not in capsys.readouterr().out
+
+
 def test_two_tower_retrieval_with_held_out_test_labels(tmp_path):
     labels = hold_out("lra-retrieval", tmp_path / "data", preset="smoke")
     r = evaluate_attention(str(path("linear")), "lra-retrieval", preset="smoke",

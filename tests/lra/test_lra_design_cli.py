@@ -96,9 +96,12 @@ def test_eval_scores_a_users_file_through_the_sandbox(tmp_path, capsys):
     # Predicts class 0 everywhere and claims a perfect score; the harness scores the predictions.
     claim = json.dumps({"status": "ok", "metric": 1.0, "test_predictions": [0] * n})
     f = tmp_path / "mine.py"
-    f.write_text(f"import os\nopen('result.json', 'w').write({claim!r})\nos._exit(0)\n\nclass Attention:\n    pass\n")
+    f.write_text(f"import os\nprint('hello from mine', flush=True)\nopen('result.json', 'w').write({claim!r})\n"
+                 f"os._exit(0)\n\nclass Attention:\n    pass\n")
     assert main(["design", "eval", "lra-listops", "--preset", "smoke", "--file", str(f)]) == 0
-    lines = dict(ln.split(": ", 1) for ln in capsys.readouterr().out.splitlines() if ": " in ln)
+    captured = capsys.readouterr()
+    assert "  attention.py | hello from mine" in captured.err  # the sandboxed run's output, relayed
+    lines = dict(ln.split(": ", 1) for ln in captured.out.splitlines() if ": " in ln)
     assert lines["status"] == "ok"
     assert float(lines["val_accuracy"]) == pytest.approx((data.val.y == 0).float().mean().item())
     assert float(lines["test_accuracy"]) == pytest.approx((data.test.y == 0).float().mean().item())

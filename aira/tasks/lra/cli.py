@@ -44,7 +44,7 @@ def eval_command(args) -> int:
     if not args.json:
         print(f"aira: training {args.file or 'the full-softmax baseline'} on {task.name} (preset "
               f"{task.preset.name}, {task.setting} setting) in the sandbox...", file=sys.stderr)
-    result = evaluate_job(**job.kwargs | {"work_dir": None})
+    result = evaluate_job(**job.kwargs | {"work_dir": None, "echo": True})
     if args.json:
         print(json.dumps(result, indent=1, default=str))
     else:

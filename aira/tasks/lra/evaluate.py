@@ -30,6 +30,8 @@ from aira.tasks.lra.contract import check_attention, validate_settings
 from aira.tasks.lra.model import ContractError, LraClassifier, load_attention, loss_fn
 from aira.tasks.lra.presets import LraPreset, Settings, get_preset
 
+REPORT_EVERY_S = 15.0  # a progress line at most this often while training (relayed by `aira design eval`)
+
 
 def _device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -102,7 +104,8 @@ def train(model: LraClassifier, data: LraData, preset: LraPreset, s: Settings, s
     n, loss_value = len(data.train), float("nan")
     perm, pos = torch.randperm(n, generator=gen), 0
     model.train()
-    for _ in range(preset.steps):
+    last_report = time.monotonic()
+    for step in range(preset.steps):
         if pos + s.batch_size > n:
             perm, pos = torch.randperm(n, generator=gen), 0
         idx = perm[pos: pos + s.batch_size]
@@ -118,6 +121,9 @@ def train(model: LraClassifier, data: LraData, preset: LraPreset, s: Settings, s
         opt.step()
         sched.step()
         loss_value = float(loss.item())
+        if time.monotonic() - last_report >= REPORT_EVERY_S:  # the harness relays it while this runs
+            last_report = time.monotonic()
+            print(f"step {step + 1}/{preset.steps}: loss {loss_value:.4f}", flush=True)
     return loss_value
 
 

@@ -288,11 +288,16 @@ def _accuracy(pred: list[int], labels) -> float:
     return sum(int(p == y) for p, y in zip(pred, labels.tolist())) / max(1, len(labels))
 
 
+def _echo(line: str) -> None:
+    print(f"  {EDITABLE} | {line}", file=sys.stderr, flush=True)
+
+
 def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict | None, split_dir: str,
                  labels_path: str, work_dir: str | None, job_id: str, timeout_s: float,
                  mem_mb: int | None = None, allow_unsafe: bool = False, standin: bool = True,
-                 source: str = "", keep_workdir: bool = True) -> dict:
-    """Run one attention.py in the sandbox and score its predictions here. Returns a Result dict."""
+                 source: str = "", keep_workdir: bool = True, echo: bool = False) -> dict:
+    """Run one attention.py in the sandbox and score its predictions here. Returns a Result dict.
+    `echo`: relay the sandboxed run's output lines (progress every 15 s) to stderr while it trains."""
     import torch
 
     from aira.agents.sandbox import run_sandboxed
@@ -314,7 +319,8 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
             (root / "settings.json").write_text(json.dumps(settings))
         cmd = [sys.executable, "-c", RUNNER, task, preset, str(seed), "1" if settings is not None else "0"]
         res = run_sandboxed(cmd, workdir=root, readonly_paths=[split_dir], timeout_s=timeout_s,
-                            mem_mb=mem_mb, allow_unsafe=allow_unsafe, max_file_mb=1024, tail_lines=40)
+                            mem_mb=mem_mb, allow_unsafe=allow_unsafe, max_file_mb=1024, tail_lines=40,
+                            on_output=_echo if echo else None)
         log = res.stdout_tail + (f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else "")
         (root / "run.log").write_text(log)
         out |= {"sandbox": res.violation or "isolated", "sandbox_seconds": round(res.seconds, 3)}
