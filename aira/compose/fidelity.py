@@ -90,6 +90,19 @@ def fidelity_train(proxy, fidelity: str) -> dict:
 # ---------------------------------------------------------------- statistics
 
 
+def _run_folder(spec: str) -> Path:
+    """A fidelity run's folder: a path, or the name of a shipped reference."""
+    d = Path(spec)
+    if not d.exists() and "/" not in spec and (REFERENCES_DIR / spec).is_dir():
+        return REFERENCES_DIR / spec
+    return d
+
+
+def _where_runs_are() -> str:
+    shipped = ", ".join(sorted(x.name for x in REFERENCES_DIR.iterdir() if x.is_dir()))
+    return f"give the --out folder of an `aira compose fidelity` run, or a shipped reference: {shipped}"
+
+
 def load_reference(spec: str, train: dict) -> dict:
     """Another fidelity run's scores to rank against: `DIR` or `DIR:FIDELITY` (default: that run's last
     fidelity, e.g. the large one). Large evaluations are the expensive part of a check; a reference lets
@@ -98,16 +111,13 @@ def load_reference(spec: str, train: dict) -> dict:
     path, fid = spec, ""
     if not Path(spec).exists() and ":" in spec:
         path, _, fid = spec.rpartition(":")
-    d = Path(path)
-    if not d.exists() and "/" not in path and (REFERENCES_DIR / path).is_dir():
-        d = REFERENCES_DIR / path  # a shipped reference, by name
+    d = _run_folder(path)
     try:
         meta = json.loads((d / "fidelity.json").read_text())
         scores = json.loads((d / "fidelity-scores.json").read_text())
     except FileNotFoundError:
-        shipped = ", ".join(sorted(x.name for x in REFERENCES_DIR.iterdir() if x.is_dir()))
-        raise UsageError(f"--reference {spec}: no fidelity.json and fidelity-scores.json in {d} (give the --out "
-                         f"folder of an `aira compose fidelity` run, or a shipped reference: {shipped})") from None
+        raise UsageError(f"--reference {spec}: no fidelity.json and fidelity-scores.json in {d} "
+                         f"({_where_runs_are()})") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"--reference {spec}: cannot read {d}: {e}") from None
     names = [f for f in meta.get("fidelities") or list(scores) if f in scores]
@@ -560,15 +570,11 @@ def _composition_text(comp: dict | None, other: str) -> str:
 
 def show_result(spec: str) -> str:
     """The printed summary of a finished fidelity run: its folder, or a shipped reference by name."""
-    d = Path(spec)
-    if not d.exists() and "/" not in spec and (REFERENCES_DIR / spec).is_dir():
-        d = REFERENCES_DIR / spec
+    d = _run_folder(spec)
     try:
         r = json.loads((d / "fidelity.json").read_text())
     except FileNotFoundError:
-        shipped = ", ".join(sorted(x.name for x in REFERENCES_DIR.iterdir() if x.is_dir()))
-        raise UsageError(f"--show {spec}: no fidelity.json in {d} (give the --out folder of an `aira compose "
-                         f"fidelity` run, or a shipped reference: {shipped})") from None
+        raise UsageError(f"--show {spec}: no fidelity.json in {d} ({_where_runs_are()})") from None
     except (OSError, ValueError) as e:
         raise UsageError(f"--show {spec}: cannot read {d / 'fidelity.json'}: {e}") from None
     if not isinstance(r, dict) or not isinstance(r.get("per_fidelity"), dict):

@@ -54,23 +54,28 @@ def _percentile_interval(values: list[float], alpha: float) -> tuple[float, floa
     return values[math.floor(alpha / 2 * (len(values) - 1))], values[math.ceil((1 - alpha / 2) * (len(values) - 1))]
 
 
+def _resampled(stat, n: int, n_boot: int, seed: int) -> list[float]:
+    """`stat(idx)` over `n_boot` resamples of the n items with replacement (fixed seed); undefined (nan) ones
+    skipped. The one resampler of every bootstrap here, so their intervals are comparable."""
+    rng = random.Random(seed)
+    boots = []
+    for _ in range(n_boot):
+        v = stat([rng.randrange(n) for _ in range(n)])
+        if not math.isnan(v):
+            boots.append(v)
+    return boots
+
+
+def _interval(boots: list[float], alpha: float) -> tuple[float, float]:
+    return _percentile_interval(boots, alpha) if boots else (float("nan"), float("nan"))
+
+
 def bootstrap_spearman(xs: Sequence[float], ys: Sequence[float], *, n_boot: int = 2000, alpha: float = 0.05,
                        seed: int = 0) -> tuple[float, float, float]:
     """(rho, low, high): percentile interval from resampling the paired items with replacement.
     Resamples whose ranking is constant (rho undefined) are skipped."""
-    rho = spearman(xs, ys)
-    rng = random.Random(seed)
-    n = len(xs)
-    boots = []
-    for _ in range(n_boot):
-        idx = [rng.randrange(n) for _ in range(n)]
-        r = spearman([xs[i] for i in idx], [ys[i] for i in idx])
-        if not math.isnan(r):
-            boots.append(r)
-    if not boots:
-        return rho, float("nan"), float("nan")
-    lo, hi = _percentile_interval(boots, alpha)
-    return rho, lo, hi
+    boots = _resampled(lambda idx: spearman([xs[i] for i in idx], [ys[i] for i in idx]), len(xs), n_boot, seed)
+    return (spearman(xs, ys), *_interval(boots, alpha))
 
 
 def paired_bootstrap_spearman_difference(xs_a: Sequence[float], xs_b: Sequence[float], ys: Sequence[float], *,
@@ -81,19 +86,16 @@ def paired_bootstrap_spearman_difference(xs_a: Sequence[float], xs_b: Sequence[f
     if not len(xs_a) == len(xs_b) == len(ys):
         raise UsageError(f"a paired comparison needs paired scores, got {len(xs_a)}, {len(xs_b)} and {len(ys)}")
     diff = spearman(xs_a, ys) - spearman(xs_b, ys)
-    rng = random.Random(seed)
-    n = len(ys)
-    boots = []
-    for _ in range(n_boot):
-        idx = [rng.randrange(n) for _ in range(n)]
+
+    def stat(idx: list[int]) -> float:
         y = [ys[i] for i in idx]
-        d = spearman([xs_a[i] for i in idx], y) - spearman([xs_b[i] for i in idx], y)
-        if not math.isnan(d):
-            boots.append(d)
+        return spearman([xs_a[i] for i in idx], y) - spearman([xs_b[i] for i in idx], y)
+
+    boots = _resampled(stat, len(ys), n_boot, seed)
     if not boots:
         return {"difference": diff, "ci": [float("nan"), float("nan")], "b_at_least_as_good": float("nan")}
-    lo, hi = _percentile_interval(boots, alpha)
-    return {"difference": diff, "ci": [lo, hi], "b_at_least_as_good": sum(d <= 0 for d in boots) / len(boots)}
+    return {"difference": diff, "ci": list(_interval(boots, alpha)),
+            "b_at_least_as_good": sum(d <= 0 for d in boots) / len(boots)}
 
 
 def _residual_ranks(values: Sequence[float], design) -> list[float]:
@@ -132,19 +134,9 @@ def bootstrap_partial_spearman(xs: Sequence[float], ys: Sequence[float], covaria
                                *, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
     """(rho, low, high) for `partial_spearman`, resampling the items (with their covariates) as
     `bootstrap_spearman` does; resamples where it is undefined are skipped."""
-    rho = partial_spearman(xs, ys, covariates)
-    rng = random.Random(seed)
-    n = len(xs)
-    boots = []
-    for _ in range(n_boot):
-        idx = [rng.randrange(n) for _ in range(n)]
-        r = partial_spearman([xs[i] for i in idx], [ys[i] for i in idx], [[c[i] for i in idx] for c in covariates])
-        if not math.isnan(r):
-            boots.append(r)
-    if not boots:
-        return rho, float("nan"), float("nan")
-    lo, hi = _percentile_interval(boots, alpha)
-    return rho, lo, hi
+    boots = _resampled(lambda idx: partial_spearman([xs[i] for i in idx], [ys[i] for i in idx],
+                                                     [[c[i] for i in idx] for c in covariates]), len(xs), n_boot, seed)
+    return (partial_spearman(xs, ys, covariates), *_interval(boots, alpha))
 
 
 def seed_to_seed_spearman(table: Mapping[str, Sequence[float]]) -> float:
