@@ -44,6 +44,7 @@ from aira.agents.stats import (
     TaskInfo,
     agent_stats,
     best_node,
+    forgotten,
     noise_floor,
     stopped_with_run,
 )
@@ -172,7 +173,7 @@ class _Run:
         self.by_name = {a.name: a for a in self.agents}
         # Resume: fresh policies learn the tree by observing it again, in the order it finished.
         for n in journal.finished():
-            if not self._forgotten(n) and n.agent in self.by_name:
+            if not forgotten(n) and n.agent in self.by_name:
                 self.by_name[n.agent].policy.observe(self.views[n.id])
         self.rr = 0
         self.floor = None
@@ -188,14 +189,8 @@ class _Run:
         return (
             node.operator != REFERENCE
             and node.status not in (Status.PENDING, Status.RUNNING, Status.INVALID)
-            and not _Run._forgotten(node)
+            and not forgotten(node)
         )
-
-    @staticmethod
-    def _forgotten(node: Node) -> bool:
-        """Lost in a crash, or stopped when a budget ran out: never evaluated, so a resumed run neither counts
-        nor replays it, and its policy may propose it again."""
-        return node.error == LOST or stopped_with_run(node)
 
     def _new_id(self) -> str:
         self.counter += 1
@@ -231,7 +226,7 @@ class _Run:
         return [
             v
             for v in self.views.values()
-            if not self._forgotten(v) and v.operator != REFERENCE
+            if not forgotten(v) and v.operator != REFERENCE
             and (agent is None or v.agent == agent)
         ]
 
@@ -288,7 +283,7 @@ class _Run:
             have = {
                 n.seed
                 for n in self.nodes.values()
-                if n.operator == REFERENCE and n.status != Status.PENDING and not self._forgotten(n)
+                if n.operator == REFERENCE and n.status != Status.PENDING and not forgotten(n)
             }
             todo = [cfg.seed + i for i in range(cfg.noise_seeds) if cfg.seed + i not in have]
             if todo and (err := self.task.validate(ref)):

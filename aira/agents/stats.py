@@ -33,6 +33,12 @@ def stopped_with_run(node: Node) -> bool:
     return node.status == Status.KILLED and (node.error or "").startswith(STOPPED)
 
 
+def forgotten(node: Node) -> bool:
+    """Lost in a crash, or stopped when a budget ran out: never evaluated, so it counts for nothing (no
+    evaluation, no failure), a resumed run does not replay it, and its policy may propose it again."""
+    return node.error == LOST or stopped_with_run(node)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TaskInfo:
     """What scoring needs from a task, stored in the run folder so `runs show` needs no task."""
@@ -152,8 +158,7 @@ def agent_stats(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None 
     for agent in agents:
         mine = [n for n in nodes if n.agent == agent and n.operator != REFERENCE]
         valid = [n for n in mine if n.status != Status.INVALID]
-        evaluated = [n for n in valid if n.status not in (Status.PENDING, Status.RUNNING) and n.error != LOST
-                     and not stopped_with_run(n)]
+        evaluated = [n for n in valid if n.status not in (Status.PENDING, Status.RUNNING) and not forgotten(n)]
         best = best_node(mine, info)
         pick = (
             None
