@@ -329,6 +329,16 @@ class _LineRelay:
                 self.callback(text[: self.MAX_CHARS])
 
 
+def relay_to_stderr(prefix: str) -> Callable[[str], None]:
+    """An `on_output` that prints each relayed line to stderr as `  <prefix> | <line>` (the design verbs'
+    eval commands: a gpu-preset evaluation trains for minutes)."""
+
+    def echo(line: str) -> None:
+        print(f"  {prefix} | {line}", file=sys.stderr, flush=True)
+
+    return echo
+
+
 def run_sandboxed(cmd: Sequence[str], *, workdir: str | Path, readonly_paths: Sequence[str | Path] = (),
                   timeout_s: float = 60.0, cpu_s: int | None = None, mem_mb: int | None = None,
                   max_file_mb: int | None = 256, max_procs: int | None = 64,

@@ -179,10 +179,9 @@ def _print_fidelity(proxy) -> None:
         print(f"warning: proxy {proxy.name} has no measured fidelity figures; its ranking may be noise "
               f"(measure with {how})", file=sys.stderr)
         return
-    proxy = proxy.name
-    print(f"proxy fidelity ({proxy}): {format_entry(e)}", file=sys.stderr)
+    print(f"proxy fidelity ({proxy.name}): {format_entry(e)}", file=sys.stderr)
     for w in fidelity_warnings(e):
-        print(f"warning: proxy {proxy}: {w}", file=sys.stderr)
+        print(f"warning: proxy {proxy.name}: {w}", file=sys.stderr)
 
 
 def _load_candidates(run: str):

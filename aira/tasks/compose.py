@@ -147,7 +147,7 @@ def load_proxy_file(path: str) -> Proxy:
     _check_proxy_settings(data, where)
     data.setdefault("description", f"user-defined proxy from {p.name}: {data['task']}, preset {data['preset']}, "
                                    f"{data['budget']}")
-    return Proxy(name=name, source=str(p.resolve()), **{k: v for k, v in data.items()})
+    return Proxy(name=name, source=str(p.resolve()), **data)
 
 
 def _check_proxy_settings(data: dict, where: str) -> None:

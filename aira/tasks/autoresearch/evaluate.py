@@ -182,14 +182,10 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
             shutil.rmtree(root, ignore_errors=True)
 
 
-def _echo(line: str) -> None:
-    print(f"  train.py | {line}", file=sys.stderr, flush=True)
-
-
 def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch.device, allow_unsafe: bool,
            *, echo: bool = False):
     """Run train.py in the sandbox with the harness's settings; its output tail goes to root/run.log."""
-    from aira.agents.sandbox import run_sandboxed
+    from aira.agents.sandbox import relay_to_stderr, run_sandboxed
 
     (root / SCRIPT).write_text(script)
     env = {prepare.ENV_PRESET: p.name, prepare.ENV_SEED: str(seed),
@@ -198,7 +194,7 @@ def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch
            prepare.ENV_DATA: str(root.resolve() / "data" / train_dir.name)}
     res = run_sandboxed([sys.executable, SCRIPT], workdir=root, readonly_paths=[train_dir],
                         timeout_s=p.kill_after_s, mem_mb=p.mem_mb, allow_unsafe=allow_unsafe,
-                        extra_env=env, max_file_mb=4096, tail_lines=60, on_output=_echo if echo else None)
+                        extra_env=env, max_file_mb=4096, tail_lines=60, on_output=relay_to_stderr(SCRIPT) if echo else None)
     err = f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else ""
     (root / "run.log").write_text(res.stdout_tail + err)
     # The read-only data copy is not part of the record (and is a full copy across file systems).

@@ -288,10 +288,6 @@ def _accuracy(pred: list[int], labels) -> float:
     return sum(int(p == y) for p, y in zip(pred, labels.tolist())) / max(1, len(labels))
 
 
-def _echo(line: str) -> None:
-    print(f"  {EDITABLE} | {line}", file=sys.stderr, flush=True)
-
-
 def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict | None, split_dir: str,
                  labels_path: str, work_dir: str | None, job_id: str, timeout_s: float,
                  mem_mb: int | None = None, allow_unsafe: bool = False, standin: bool = True,
@@ -300,7 +296,7 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
     `echo`: relay the sandboxed run's output lines (progress every 15 s) to stderr while it trains."""
     import torch
 
-    from aira.agents.sandbox import run_sandboxed
+    from aira.agents.sandbox import relay_to_stderr, run_sandboxed
 
     t0 = time.time()
     out: dict[str, Any] = {"task": task, "preset": preset, "seed": seed, "standin": standin, "source": source}
@@ -320,7 +316,7 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         cmd = [sys.executable, "-c", RUNNER, task, preset, str(seed), "1" if settings is not None else "0"]
         res = run_sandboxed(cmd, workdir=root, readonly_paths=[split_dir], timeout_s=timeout_s,
                             mem_mb=mem_mb, allow_unsafe=allow_unsafe, max_file_mb=1024, tail_lines=40,
-                            on_output=_echo if echo else None)
+                            on_output=relay_to_stderr(EDITABLE) if echo else None)
         log = res.stdout_tail + (f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else "")
         (root / "run.log").write_text(log)
         out |= {"sandbox": res.violation or "isolated", "sandbox_seconds": round(res.seconds, 3)}
