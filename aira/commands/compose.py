@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -42,7 +41,10 @@ def register(sub) -> None:
     r.add_argument("--no-controls", action="store_true",
                    help="do not add random search, Bayesian optimisation and the baselines")
     r.add_argument("--budget", default="10m,timeout=10m", help="e.g. 10m, 2h,200evals, $5 (default: 10m)")
-    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--workers", type=int, default=None,
+                   help="parallel evaluations (default: one per usable CPU core, or per GPU with a GPU proxy)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default: 1, or OMP_NUM_THREADS)")
     r.add_argument("--executor", default="local", help="local | ray | inline")
     r.add_argument("--ray-address", default=None)
     r.add_argument("--seeds", type=int, default=None,
@@ -90,7 +92,7 @@ def register(sub) -> None:
     f.add_argument("--large-seeds", type=int, default=None,
                    help="seeds per pattern at the fidelities after the first (default: --seeds)")
     f.add_argument("--limit", type=int, default=None, help="use only the first N patterns")
-    f.add_argument("--workers", type=int, default=1)
+    f.add_argument("--workers", type=int, default=None, help="parallel evaluations (default: one per usable core)")
     f.add_argument("--out", default="runs/fidelity")
     f.add_argument("--layers", type=int, default=16, help="layers of the calibration patterns (default: 16)")
     f.add_argument("--executor", default="local", help="local | inline (default: local)")
@@ -110,7 +112,7 @@ def register(sub) -> None:
                                                       "times longer than the rung before (default: 3)")
     h.add_argument("--rungs", type=int, default=2, help="rungs after the search itself (default: 2)")
     h.add_argument("--top", type=int, default=None, help="start from the run's best N candidates only")
-    h.add_argument("--workers", type=int, default=1)
+    h.add_argument("--workers", type=int, default=None, help="parallel evaluations (default: one per usable core)")
     h.add_argument("--executor", default="local", help="local | inline (default: local)")
     h.set_defaults(func=_halving)
 
@@ -121,12 +123,12 @@ def _run(args: argparse.Namespace) -> int:
     from aira.agents.stats import TaskInfo, format_report
     from aira.tasks.compose import ComposeTask
 
+    from aira.machine import plan_workers
+
     out = Path(args.out)
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}")
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    plan = plan_workers(args.workers, getattr(args, "threads", None))
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
-                   "threads": threads, "cache_dir": str(Path(args.cache) if args.cache else out / "cache")}
+                   "threads": plan.threads, "cache_dir": str(Path(args.cache) if args.cache else out / "cache")}
     task = ComposeTask(**task_kwargs)
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
     task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere
@@ -136,11 +138,11 @@ def _run(args: argparse.Namespace) -> int:
           f"{task.proxy.name}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} per "
           f"candidate (the score is their mean)", file=sys.stderr)
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
-          f"{args.workers} workers x {threads} threads; budget {args.budget}", file=sys.stderr)
+          f"{plan.describe()}; budget {args.budget}", file=sys.stderr)
     _print_fidelity(task.proxy)
     executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
     cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
-                    slots=args.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
+                    slots=plan.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
                     noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),
                     quiet=args.quiet)
     summary = run(cfg, task=task)

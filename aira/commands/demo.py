@@ -24,7 +24,8 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="offline AIRA-Compose run on the CPU proxy, then the HTML report",
                        description=__doc__)
     p.add_argument("--budget", default="10m", help="wall-clock budget of the search (default: 10m)")
-    p.add_argument("--workers", type=int, default=2, help="parallel evaluations (default: 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel evaluations (default: one per usable CPU core, 1 thread each)")
     p.add_argument("--space", default="attn-mlp", help="attn-mlp (default) | attn-mlp-mamba | codes")
     p.add_argument("--proxy", default="mad")
     p.add_argument("--out", default=None, help="run folder (default: runs/demo-<time>)")
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from aira.report import write_report
 
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    print(f"aira demo: offline AIRA-Compose search ({args.space}, proxy {args.proxy}, {args.workers} workers, "
+    print(f"aira demo: offline AIRA-Compose search ({args.space}, proxy {args.proxy}, "
           f"budget {args.budget}); no LLM is used: the agents are search algorithms, and every node says "
           f"llm: offline", flush=True)
     compose_args = argparse.Namespace(

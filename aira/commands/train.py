@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: OMP_NUM_THREADS, else the usable cores)")
     p.add_argument("--json", metavar="FILE", help="write the JSON result here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     pre = p.add_argument_group("pre-training (data-parallel under torchrun; see docs/pretraining.md)")
@@ -58,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from aira.errors import UsageError
     from aira.train.trainer import TrainConfig, format_summary, train
 
+    if args.threads is None and not os.environ.get("OMP_NUM_THREADS"):
+        from aira.machine import usable_cores
+
+        args.threads = usable_cores()[0]  # torch's default counts cores a cgroup quota or affinity may deny
+    elif args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     if args.json:
         out = Path(args.json)
         if out.parent and not out.parent.exists():

@@ -345,6 +345,7 @@ def run_fidelity(args) -> int:
     from aira.agents.executors import make_executor
     from aira.agents.types import Job, Status
     from aira.compose.calibration import load_patterns
+    from aira.machine import plan_workers
     from aira.tasks.compose import resolve_proxy, resolve_space
 
     fids = _parse_fidelities(args.fidelities)
@@ -353,8 +354,7 @@ def run_fidelity(args) -> int:
     seeds = 2 * proxy.seeds if args.seeds is None else args.seeds
     if seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {seeds}")
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    plan = plan_workers(args.workers)
     large_seeds = getattr(args, "large_seeds", None)
     large_seeds = seeds if large_seeds is None else large_seeds
     if large_seeds < 1:
@@ -385,7 +385,7 @@ def run_fidelity(args) -> int:
     # the first fidelity is the proxy the search uses: all its seeds; a more expensive one may take fewer
     n_seeds = {f: seeds if f == fids[0] else large_seeds for f in fids}
     bounds = {f: metric_bounds(trains[f]) for f in fids}
-    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    threads = plan.threads
     meta = {
         "proxy": proxy.name,
         "space": args.space,
@@ -410,7 +410,7 @@ def run_fidelity(args) -> int:
                 jid = f"{f}-{i:03d}-s{s}"
                 jobs[jid] = (f, p, s)
     ex_kwargs = {"log_dir": out / "jobs"} if args.executor == "local" else {}
-    executor = make_executor(args.executor, slots=args.workers, **ex_kwargs)
+    executor = make_executor(args.executor, slots=plan.workers, **ex_kwargs)
     # large trains ~64x the FLOPs of small (4x width squared, 4x tokens)
     base_timeout = getattr(args, "timeout", None) or proxy.timeout_s
     timeout = {f: base_timeout * (1 if f == "small" else 64) for f in fids}
@@ -420,7 +420,7 @@ def run_fidelity(args) -> int:
     failed = []
     print(
         f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x seeds "
-        f"{', '.join(f'{n_seeds[f]} {f}' for f in fids)} = {len(jobs)} evaluations, {args.workers} workers x {threads} threads "
+        f"{', '.join(f'{n_seeds[f]} {f}' for f in fids)} = {len(jobs)} evaluations, {plan.describe()} "
         f"-> {out}",
         file=sys.stderr,
     )

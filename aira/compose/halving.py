@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,7 +89,7 @@ def load_run(run: str | Path) -> tuple[dict, list[Entry]]:
     return config, entries
 
 
-def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | None = None, workers: int = 1,
+def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | None = None, workers: int | None = None,
                 executor: str = "local", log=print) -> dict:
     """Promote the run's best candidates through `rungs` rungs of eta-times longer training."""
     from aira.agents.executors import make_executor
@@ -103,9 +102,10 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     lower = bool(config.get("resolved", {}).get("task", {}).get("lower_is_better", False))
     if len(entries) < 2:
         raise UsageError(f"{run} has {len(entries)} scored candidate(s); successive halving needs at least 2")
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {workers}")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    from aira.machine import plan_workers
+
+    plan = plan_workers(workers)
+    workers, threads = plan.workers, plan.threads
     cache = task_kwargs.get("cache_dir")
     if not cache or not Path(cache).is_dir():  # a relative path stored by a run started elsewhere
         cache = str(d / "cache")
