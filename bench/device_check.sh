@@ -59,6 +59,7 @@ echo "$n_pats patterns, fidelities $fids, seeds $n_seeds (large $n_large), $work
 # after each one)
 timeout -k 20 "${1:-240}" python3 -m aira compose fidelity --proxy "${MADGPU_PROXY:-mad-gpu}" --patterns "$pats" \
     --fidelities "$fids" --seeds "$n_seeds" --large-seeds "$n_large" --workers "$workers" --out /tmp/madgpu \
+    --cache /tmp/madgpu/cache \
     2>&1 | grep -v "^USDT" | tail -40 | tee -a "$LOG"
 for f in fidelity.json fidelity-scores.json fidelity-tasks.json evaluations.jsonl; do
     cp "/tmp/madgpu/$f" "$OUT/madgpu_$f" 2>/dev/null

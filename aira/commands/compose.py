@@ -51,7 +51,9 @@ def register(sub) -> None:
                    help="training seeds per candidate, the mean is the score (default: the proxy's)")
     r.add_argument("--noise-seeds", type=int, default=3, help="reference evaluations for the noise floor")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--cache", default=None, help="evaluation cache folder (default: RUN/cache)")
+    r.add_argument("--cache", default=None,
+                   help="evaluation cache folder, shared across runs, or 'off' (default: $AIRA_CACHE, else "
+                        "~/.cache/aira/evaluations; `aira cache info|clear`)")
     r.add_argument("--shared-memory", action="store_true", help="agents see each other's results")
     r.add_argument("--out", default="runs/compose")
     r.add_argument("--quiet", action="store_true")
@@ -79,6 +81,7 @@ def register(sub) -> None:
     s.add_argument("--task", default="lm:shakespeare")
     s.add_argument("--tokenizer", default="bytes")
     s.add_argument("--eval-tokens", type=int, default=32_768, help="validation tokens per model")
+    s.add_argument("--cache", default=None, help="evaluation cache folder, or 'off' (default: the shared one)")
     s.add_argument("--out", default="runs/scaling")
     s.set_defaults(func=_scaling)
 
@@ -97,6 +100,8 @@ def register(sub) -> None:
     f.add_argument("--layers", type=int, default=16, help="layers of the calibration patterns (default: 16)")
     f.add_argument("--executor", default="local", help="local | inline (default: local)")
     f.add_argument("--timeout", type=float, default=None, help="seconds per small evaluation (default: proxy's)")
+    f.add_argument("--cache", default=None,
+                   help="evaluation cache folder, or 'off' (default: the shared one, as for compose run)")
     f.add_argument("--record", action="store_true", help="write the figures into the shipped fidelity table")
     f.add_argument("--reference", default=None, metavar="DIR[:FIDELITY]",
                    help="also rank the first fidelity against another fidelity run's scores (default: its last "
@@ -124,11 +129,12 @@ def _run(args: argparse.Namespace) -> int:
     from aira.tasks.compose import ComposeTask
 
     from aira.machine import plan_workers
+    from aira.train.cache import resolve_dir
 
     out = Path(args.out)
     plan = plan_workers(args.workers, getattr(args, "threads", None))
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
-                   "threads": plan.threads, "cache_dir": str(Path(args.cache) if args.cache else out / "cache")}
+                   "threads": plan.threads, "cache_dir": resolve_dir(args.cache)}
     task = ComposeTask(**task_kwargs)
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
     task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere

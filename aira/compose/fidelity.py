@@ -346,6 +346,7 @@ def run_fidelity(args) -> int:
     from aira.agents.types import Job, Status
     from aira.compose.calibration import load_patterns
     from aira.machine import plan_workers
+    from aira.train.cache import resolve_dir
     from aira.tasks.compose import resolve_proxy, resolve_space
 
     fids = _parse_fidelities(args.fidelities)
@@ -355,6 +356,7 @@ def run_fidelity(args) -> int:
     if seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {seeds}")
     plan = plan_workers(args.workers)
+    cache_dir = resolve_dir(getattr(args, "cache", None))
     large_seeds = getattr(args, "large_seeds", None)
     large_seeds = seeds if large_seeds is None else large_seeds
     if large_seeds < 1:
@@ -434,7 +436,7 @@ def run_fidelity(args) -> int:
                     "pattern": p,
                     "seed": s,
                     "seeds": 1,
-                    "cache_dir": str(out / "cache"),
+                    "cache_dir": cache_dir,
                     "threads": threads,
                     "device": "auto",
                     "train": trains[f],

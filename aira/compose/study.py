@@ -43,7 +43,8 @@ def run_scaling(args) -> int:
 
     from aira.compose.scaling import fit_frontier, isoflop_minimum, scales_faster, tokens_for
     from aira.models import count_params, flops_per_token, parse_pattern, resolve_config
-    from aira.train.trainer import TrainConfig, train
+    from aira.train.cache import cached_train, resolve_dir
+    from aira.train.trainer import TrainConfig
 
     patterns = ["".join(parse_pattern(p)) for p in args.patterns.split(",") if p.strip()]
     budgets = _floats(args.budgets, "budgets")
@@ -51,6 +52,7 @@ def run_scaling(args) -> int:
     if len(budgets) < 2:
         raise UsageError("--budgets needs at least two compute budgets to fit a frontier")
     out = Path(args.out)
+    cache_dir = resolve_dir(getattr(args, "cache", None))
     out.mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available():
         print("aira compose scaling: running on CPU at toy sizes; the fits exercise the method, the numbers "
@@ -67,10 +69,11 @@ def run_scaling(args) -> int:
                 n = count_params(pattern, cfg, non_embedding=True)
                 fpt = flops_per_token(pattern, cfg.with_(max_seq_len=seq_len), seq_len)
                 tokens = tokens_for(c, n, fpt)
-                r = train(TrainConfig(pattern=pattern, preset="tiny", task=args.task, tokenizer=args.tokenizer,
-                                      budget=f"{tokens} tokens", seq_len=seq_len, overrides=ov, progress=False,
-                                      eval_tokens=args.eval_tokens),
-                          log=lambda *_: None)
+                r, _ = cached_train(TrainConfig(pattern=pattern, preset="tiny", task=args.task,
+                                                tokenizer=args.tokenizer, budget=f"{tokens} tokens",
+                                                seq_len=seq_len, overrides=ov, progress=False,
+                                                eval_tokens=args.eval_tokens),
+                                    cache_dir)
                 loss = r["val_loss"] if r["status"] == "ok" else None
                 print(f"  {pattern} C={c:.2g} d={w}: N={n:,} tokens={tokens:,} loss={loss}", file=sys.stderr)
                 runs.append({"compute": c, "size": w, "params": n, "tokens": tokens, "loss": loss})

@@ -10,8 +10,8 @@ Each fixes the model preset, the data, the training budget and the score, so a c
 alone. The metric is on the search split; the hidden selection split is scored in the same job and
 never shown to agents.
 
-Evaluations are cached on disk, keyed by (pattern, proxy settings, seed): a duplicate pattern is not
-re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread); by default a proxy's
+Evaluations are cached on disk (`aira.train.cache`, shared across runs), keyed by the resolved training
+settings, seed, device type and evaluator version: a duplicate pattern is not re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread); by default a proxy's
 own `seeds`, the number its measured fidelity figures were reached with.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,6 @@ from aira.errors import UsageError
 from aira.tasks.patterns import PatternSpace
 
 SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS"}
-CACHE_VERSION = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,25 +328,17 @@ class ComposeTask(Task):
 
 
 def _resolved(train: dict) -> dict:
-    """What a proxy's named presets resolve to (model preset, MAD settings, tasks' own settings)."""
-    from aira.data.mad import MAD_PRESETS
-    from aira.models import get_preset
-    from aira.train.sources import parse_task, split_mad_name
+    from aira.train.cache import resolved_settings
 
-    resolved = {"preset": repr(get_preset(train["preset"])),
-                "mad": repr(MAD_PRESETS.get(train.get("mad_settings", ""), ""))}
-    spec = parse_task(str(train.get("task", "mad")))
-    own = sorted({o for o in (split_mad_name(n)[1] for n in spec.names) if o}) if spec.kind == "mad" else []
-    if own:  # tasks with settings of their own (`selective_copying@copy16`)
-        resolved["mad_own"] = {name: repr(MAD_PRESETS.get(name, "")) for name in own}
-    return resolved
+    return resolved_settings(train)
 
 
-def _cache_key(pattern: str, train: dict, seed: int) -> str:
+def _cache_key(pattern: str, train: dict, seed: int, device_type: str = "cpu") -> str:
     """Keyed on what the settings resolve to, not their names, so a retuned preset is a cache miss."""
-    blob = json.dumps({"v": CACHE_VERSION, "pattern": pattern, "train": train, "seed": seed,
-                       "resolved": _resolved(train)}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    from aira.train.cache import cache_key
+    from aira.train.trainer import TrainConfig
+
+    return cache_key(TrainConfig(pattern=pattern, seed=seed, **train), device_type)
 
 
 def settings_fingerprint(train: dict) -> str:
@@ -361,27 +351,17 @@ def settings_fingerprint(train: dict) -> str:
 def evaluate_pattern(*, pattern: str, seed: int = 0, seeds: int = 1, cache_dir: str | None = None,
                      threads: int | None = None, device: str = "auto", train: dict) -> dict:
     """The frozen evaluation (a Job's function): train `seeds` seeds of the pattern, average the scores."""
+    from aira.train.cache import cached_train
     from aira.train.trainer import TrainConfig
-    from aira.train.trainer import train as train_fn
 
     if threads is None and os.environ.get("AIRA_THREADS"):
         threads = int(os.environ["AIRA_THREADS"])
-    cache = Path(cache_dir) if cache_dir else None
     runs, cached = [], 0
     for s in range(seed, seed + seeds):
-        path = cache / f"{_cache_key(pattern, train, s)}.json" if cache else None
-        if path is not None and path.is_file():
-            runs.append(json.loads(path.read_text()))
-            cached += 1
-            continue
-        r = train_fn(TrainConfig(pattern=pattern, seed=s, threads=threads, device=device, progress=False, **train),
-                     log=lambda *_: None)
+        cfg = TrainConfig(pattern=pattern, seed=s, threads=threads, device=device, progress=False, **train)
+        r, hit = cached_train(cfg, cache_dir)
         runs.append(r)
-        if path is not None and r["status"] == "ok":
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{random.randrange(1 << 30)}")
-            tmp.write_text(json.dumps(r))
-            tmp.replace(path)
+        cached += hit
     bad = [r for r in runs if r["status"] != "ok"]
     first = runs[0]
     metrics = {k: first.get(k) for k in ("metric_name", "params", "non_embedding_params", "flops_per_token",

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from aira.agents.journal import Journal
 from aira.agents.types import Status
@@ -52,4 +53,5 @@ def test_compose_run_resumes_after_sigkill(tmp_path):
     # the task was rebuilt from the run's config: same proxy, same cache folder
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["task"] == "compose" and cfg["task_kwargs"]["proxy"] == "smoke"
-    assert any((run_dir / "cache").iterdir())
+    cache = Path(cfg["task_kwargs"]["cache_dir"])  # the shared cache ($AIRA_CACHE, set per test)
+    assert cache.is_dir() and not cache.is_relative_to(run_dir) and any(cache.iterdir())

@@ -1,0 +1,131 @@
+"""The evaluation cache: a trained seed's result, kept across runs so nothing is trained twice.
+
+One JSON file per (training settings, seed), named by a hash of:
+- every `TrainConfig` field that can change the result (pattern, preset, task, budget, seeds, lr, ...),
+- what the named presets resolve to (the model preset, the MAD settings), so a retuned preset is a miss,
+- the device type (a CUDA run trains in bf16: its scores are not a CPU run's), torch's major.minor version,
+- `EVALUATOR_VERSION`, bumped whenever a change to the trainer, the data or the scoring changes what a
+  seed scores.
+Fields that cannot change the result (threads, progress bar, malloc tuning) are left out, so a run with
+other workers still hits. Search, noise floor, fidelity, halving and scaling all read and write it.
+
+Where: `--cache DIR` on the commands, else `$AIRA_CACHE`, else `$XDG_CACHE_HOME/aira/evaluations`
+(`~/.cache/aira/evaluations`); `--cache off` trains everything. `aira cache info|clear` manage it.
+Writes are atomic (tmp file + rename), so workers sharing the folder never read half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from dataclasses import asdict
+from pathlib import Path
+
+from aira.errors import UsageError
+
+EVALUATOR_VERSION = 2  # 2: the device type and torch version joined the key (v1 was a run-local cache)
+
+# TrainConfig fields that do not change what a seed scores
+_RUNTIME_FIELDS = ("progress", "threads", "tune_malloc", "device")
+
+
+def default_dir() -> Path:
+    if os.environ.get("AIRA_CACHE"):
+        return Path(os.environ["AIRA_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "aira" / "evaluations"
+
+
+def resolve_dir(arg: str | None) -> str | None:
+    """A command's `--cache` value: None -> the default folder, "off" -> no cache, else that folder."""
+    if arg is None:
+        return str(default_dir())
+    if arg.strip().lower() in ("off", "none", ""):
+        return None
+    p = Path(arg)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"--cache {arg}: it is a file; give a folder (or 'off')")
+    return str(p)
+
+
+def resolved_settings(train: dict) -> dict:
+    """What a training setup's named presets resolve to (model preset, MAD settings, tasks' own settings)."""
+    from aira.data.mad import MAD_PRESETS
+    from aira.models import get_preset
+    from aira.train.sources import parse_task, split_mad_name
+
+    resolved = {"preset": repr(get_preset(train["preset"])),
+                "mad": repr(MAD_PRESETS.get(train.get("mad_settings", ""), ""))}
+    spec = parse_task(str(train.get("task", "mad")))
+    own = sorted({o for o in (split_mad_name(n)[1] for n in spec.names) if o}) if spec.kind == "mad" else []
+    if own:  # tasks with settings of their own (`selective_copying@copy16`)
+        resolved["mad_own"] = {name: repr(MAD_PRESETS.get(name, "")) for name in own}
+    return resolved
+
+
+def cache_key(cfg, device_type: str) -> str:
+    """The file name (without .json) of a TrainConfig's result on a device of this type."""
+    import torch
+
+    fields = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_FIELDS}
+    blob = json.dumps({"v": EVALUATOR_VERSION, "torch": ".".join(torch.__version__.split(".")[:2]),
+                       "device": device_type, "train": fields, "resolved": resolved_settings(fields)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+class EvalCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        try:
+            r = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
+            return None  # absent, or unreadable: train again and overwrite it
+        return r if isinstance(r, dict) and r.get("status") == "ok" else None
+
+    def put(self, key: str, result: dict) -> None:
+        if result.get("status") != "ok":  # failures may be the machine's (OOM, timeouts): not kept
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.randrange(1 << 30)}.tmp")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(path)
+
+    def files(self) -> list[Path]:
+        return sorted(self.root.glob("??/*.json")) if self.root.is_dir() else []
+
+    def clear(self) -> int:
+        n = 0
+        for f in self.files():
+            f.unlink(missing_ok=True)
+            n += 1
+        for d in self.root.glob("??") if self.root.is_dir() else []:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        return n
+
+
+def cached_train(cfg, cache_dir: str | Path | None, *, log=lambda *_: None) -> tuple[dict, bool]:
+    """(result, came from the cache) for a TrainConfig; trains and stores it on a miss."""
+    from aira.train.trainer import pick_device, train
+
+    if cache_dir is None:
+        return train(cfg, log=log), False
+    cache = EvalCache(cache_dir)
+    key = cache_key(cfg, pick_device(cfg.device).type)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit, True
+    result = train(cfg, log=log)
+    cache.put(key, result)
+    return result, False

@@ -1,0 +1,9 @@
+"""Every test gets its own evaluation cache (aira.train.cache), so no test reads another's results
+and none writes into the user's ~/.cache."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _own_evaluation_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("AIRA_CACHE", str(tmp_path_factory.mktemp("aira-cache")))
