@@ -51,6 +51,7 @@ class Task(ABC):
     lower_is_better: bool = False
     proposal_kind: str = "json"  # "pattern" | "json" | "file": how replies are parsed
     reference_score: float | None = None  # e.g. a published SOTA, for normalised scores
+    measured_noise: float | None = None   # std of a candidate's score measured outside the run, if known
 
     @abstractmethod
     def describe(self) -> str:
@@ -79,6 +80,11 @@ class Task(ABC):
 
     def better(self, a: float, b: float) -> bool:
         return a < b if self.lower_is_better else a > b
+
+    def seconds_per_eval(self) -> tuple[float, str] | None:
+        """(a measured estimate of one evaluation's seconds on one worker, where it was measured), or None;
+        the orchestrator plans a wall-clock budget with it."""
+        return None
 
 
 class LLM(ABC):

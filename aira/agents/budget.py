@@ -128,6 +128,17 @@ class Budget:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def extended(self, more: Budget, *, spent_s: float = 0.0, spent_evals: int = 0,
+                 spent_usd: float = 0.0) -> Budget:
+        """This budget with `more`'s wall clock, evaluations and dollars added; where this budget had no
+        such limit, `more` is added to what the run already spent."""
+        def add(total, extra, spent):
+            return total if extra is None else (spent if total is None else total) + extra
+
+        return Budget(wall_s=add(self.wall_s, more.wall_s, spent_s), evals=add(self.evals, more.evals, spent_evals),
+                      usd=add(self.usd, more.usd, spent_usd),
+                      eval_timeout_s=more.eval_timeout_s or self.eval_timeout_s, on_stop=self.on_stop)
+
     def describe(self) -> str:
         parts = []
         if self.wall_s is not None:
@@ -183,3 +194,43 @@ class BudgetTracker:
         """A job's own limit, capped by the per-evaluation budget. (With stop=kill the orchestrator
         kills in-flight jobs when the clock runs out, so the wall clock needs no cap here.)"""
         return timeout_s if self.budget.eval_timeout_s is None else min(timeout_s, self.budget.eval_timeout_s)
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What a wall-clock budget buys, estimated before any job starts (`plan_budget`)."""
+
+    noise_seeds: int            # reference evaluations to run (possibly fewer than asked for)
+    candidates: int | None      # candidate evaluations the wall clock buys (None: no estimate)
+    lines: tuple[str, ...]      # what to tell the user
+
+
+def plan_budget(budget: Budget, *, slots: int, noise_seeds: int, job_s: float | None, source: str = "",
+                measured_noise: bool = False, spent_s: float = 0.0) -> BudgetPlan:
+    """Estimate, from a measured `job_s` seconds per evaluation, what the wall clock left buys on `slots`
+    workers. The noise-floor reference runs may take at most half of it: above that they shrink (to 0
+    when the task's measured noise can set the floor, else to 1), and a budget that buys no candidate at
+    all is refused with a UsageError before anything runs."""
+    if budget.wall_s is None or not job_s or job_s <= 0:
+        return BudgetPlan(noise_seeds, None, ())
+    left = max(0.0, budget.wall_s - spent_s)
+    capacity = left * slots  # worker-seconds
+    seeds, lines = noise_seeds, []
+    if seeds * job_s > capacity / 2:
+        floor_min = 0 if measured_noise else min(1, noise_seeds)
+        seeds = max(floor_min, min(noise_seeds, int(capacity / 2 // job_s)))
+        if seeds < noise_seeds:
+            lines.append(f"noise floor: {seeds} reference evaluation{'s' if seeds != 1 else ''} instead of "
+                         f"{noise_seeds}, so the budget reaches the agents"
+                         + (" (the proxy's measured noise sets the margin)" if measured_noise else ""))
+    candidates = int(max(0.0, capacity - seeds * job_s) // job_s)
+    need = math.ceil((seeds + 1) * job_s / slots)
+    if candidates < 1:
+        raise UsageError(f"a budget of {left:g}s on {slots} worker{'s' if slots != 1 else ''} buys no candidate "
+                         f"evaluation: one takes ~{job_s:.0f}s ({source or 'measured'}); give at least "
+                         f"{need}s, or more workers")
+    lines.insert(0, f"plan: {left:g}s x {slots} worker{'s' if slots != 1 else ''} buys ~{candidates} candidate "
+                    f"evaluation{'s' if candidates != 1 else ''} at ~{job_s:.0f}s each ({source or 'measured'})"
+                    + (f", after {seeds} reference evaluation{'s' if seeds != 1 else ''}" if seeds else "")
+                    + "; cached ones are free")
+    return BudgetPlan(seeds, candidates, tuple(lines))

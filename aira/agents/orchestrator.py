@@ -34,11 +34,12 @@ from typing import Any
 
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, OperatorContext, Task
-from aira.agents.budget import Budget, BudgetTracker
+from aira.agents.budget import Budget, BudgetTracker, plan_budget
 from aira.agents.journal import Journal
 from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
     LOST,
+    MIN_REFERENCE_SEEDS,
     REFERENCE,
     STOPPED,
     TaskInfo,
@@ -276,9 +277,28 @@ class _Run:
 
     # --- phases ----------------------------------------------------------------------------------
 
+    def _margin_in_advance(self) -> float | None:
+        """The improve margin when it does not wait for the reference runs: a number given, or the task's
+        measured noise where the run has fewer reference seeds than it takes to measure its own."""
+        cfg = self.config
+        if cfg.improve_margin != "noise":
+            return float(cfg.improve_margin)
+        if self.info.measured_noise is not None and cfg.noise_seeds < MIN_REFERENCE_SEEDS:
+            return self.info.measured_noise
+        return None
+
+    def _set_margin(self, margin: float) -> None:
+        self.margin = margin
+        for a in self.agents:
+            if "improve_margin" not in a.spec.params:  # an explicit ?improve_margin= wins
+                a.policy.improve_margin = self.margin
+
     def noise_floor_phase(self) -> None:
+        """Evaluate the reference. When the margin does not depend on its scores (`_margin_in_advance`),
+        its jobs only queue ahead of the agents' and the search starts at once; else the search waits."""
         ref = self.task.reference()
         cfg = self.config
+        early = self._margin_in_advance()
         if ref is not None and cfg.noise_seeds > 0:
             have = {
                 n.seed
@@ -288,8 +308,8 @@ class _Run:
             todo = [cfg.seed + i for i in range(cfg.noise_seeds) if cfg.seed + i not in have]
             if todo and (err := self.task.validate(ref)):
                 raise UsageError(f"the task's reference proposal is invalid: {err}")
-            while todo or self.inflight:
-                while todo and len(self.inflight) < self.slots:
+            while todo or (self.inflight and early is None):
+                while todo and (early is not None or len(self.inflight) < self.slots):
                     s = todo.pop(0)
                     self._submit(
                         Node(
@@ -304,15 +324,19 @@ class _Run:
                 if reason := self.tracker.hard_stop_reason():
                     self.stop_reason = reason
                     return
-                self._drain(0.2)
+                if todo or (self.inflight and early is None):
+                    self._drain(0.2)
+        if early is not None:
+            self._set_margin(early)
+            self._update_floor()
+            return
         self.floor = noise_floor(self.nodes.values(), self.info)
-        if cfg.improve_margin == "noise":
-            self.margin = self.floor.std if self.floor else 0.0
-        else:
-            self.margin = float(cfg.improve_margin)
-        for a in self.agents:
-            if "improve_margin" not in a.spec.params:  # an explicit ?improve_margin= wins
-                a.policy.improve_margin = self.margin
+        self._set_margin(self.floor.std if self.floor else 0.0)
+
+    def _update_floor(self) -> None:
+        """The floor once no reference job is in flight (the search may have started beside them)."""
+        if not any(n.operator == REFERENCE for n in self.inflight.values()):
+            self.floor = noise_floor(self.nodes.values(), self.info)
 
     def _next_agent(self) -> AgentRuntime | None:
         for k in range(len(self.agents)):
@@ -389,6 +413,8 @@ class _Run:
                     self.stop_reason = "every agent is done"
                 continue
             self._drain(0.2)
+            if self.floor is None:
+                self._update_floor()
             if not self.progress.quiet:
                 self.progress.update(self.snapshot())
 
@@ -403,6 +429,8 @@ class _Run:
             self.inflight.clear()
         while self.inflight:
             self._drain(0.5)
+        if self.floor is None:
+            self._update_floor()
         self._save_elapsed(force=True)
         self.progress.close(self.snapshot())
 
@@ -450,6 +478,22 @@ def _execute(
         return r.summary()
 
 
+def _plan(config: RunConfig, task: Task, executor: Executor | None, spent_s: float = 0.0) -> None:
+    """Say what the wall-clock budget buys; fewer reference runs when they would eat it (the config is
+    updated, so the stored one says what ran); a budget that buys no candidate is refused."""
+    est = task.seconds_per_eval() if hasattr(task, "seconds_per_eval") else None
+    slots = int(getattr(executor, "slots", 0) or config.slots)
+    ref_left = config.noise_seeds if spent_s == 0 else 0  # a resumed run has (mostly) measured its floor
+    plan = plan_budget(config.budget, slots=slots, noise_seeds=ref_left, job_s=est and est[0],
+                       source=est[1] if est else "", measured_noise=TaskInfo.of(task).measured_noise is not None,
+                       spent_s=spent_s)
+    if spent_s == 0:
+        config.noise_seeds = plan.noise_seeds
+    if not config.quiet:
+        for line in plan.lines:
+            print(f"aira: {line}", file=sys.stderr)
+
+
 def _write_config(config: RunConfig, run_dir: Path, task: Task) -> None:
     resolved = {
         "task": TaskInfo.of(task).to_dict(),
@@ -472,6 +516,7 @@ def run(
     if (run_dir / Journal.FILENAME).exists():
         raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
     task = task or get_task(config.task, **config.task_kwargs)
+    _plan(config, task, executor)  # may refuse the budget: before the run folder exists
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_config(config, run_dir, task)
     return _execute(config, run_dir, task, executor, segment=0, **hooks)
@@ -499,10 +544,12 @@ def resume(
     task: Task | None = None,
     executor: Executor | None = None,
     budget: Budget | str | None = None,
+    add: Budget | str | None = None,
     quiet: bool | None = None,
     **hooks,
 ) -> RunSummary:
-    """Continue a run that stopped or crashed; `budget` replaces the stored one when given."""
+    """Continue a run that stopped or crashed. A budget counts the whole run, earlier segments included:
+    `budget` replaces the stored total, `add` extends it (wall clock, evaluations, dollars)."""
     from aira.tasks.registry import get_task
 
     run_dir = Path(run_dir)
@@ -512,6 +559,20 @@ def resume(
     if quiet is not None:
         config.quiet = quiet
     task = task or get_task(config.task, **config.task_kwargs)
+    with Journal(run_dir, readonly=True) as j:
+        spent = float(j.meta("elapsed_s", 0.0))
+        if add is not None:
+            nodes = j.nodes()
+            config.budget = config.budget.extended(
+                Budget.coerce(add), spent_s=spent, spent_evals=sum(_Run._counts(n) for n in nodes),
+                spent_usd=sum(n.cost_usd for n in nodes))
+    if not config.quiet:
+        b = config.budget
+        left = "" if b.wall_s is None else f", {max(0.0, b.wall_s - spent):.0f}s of it left"
+        print(f"aira: resuming {run_dir}: budget {b.describe()} for the whole run ({spent:.0f}s spent before"
+              f"{left}; `--add 10m` extends it)", file=sys.stderr)
+    if config.budget.wall_s is not None and spent < config.budget.wall_s:
+        _plan(config, task, executor, spent_s=spent)
     with Journal(run_dir) as journal:
         for node in journal.nodes():
             if node.status in (Status.PENDING, Status.RUNNING):

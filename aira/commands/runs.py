@@ -67,7 +67,10 @@ def register(sub) -> None:
 
     res = verbs.add_parser("resume", help="continue a stopped or crashed run")
     res.add_argument("run", help="run folder")
-    res.add_argument("--budget", default=None, help="replace the stored budget")
+    res.add_argument("--budget", default=None,
+                     help="replace the stored budget; it counts the whole run, earlier segments included")
+    res.add_argument("--add", default=None, metavar="BUDGET",
+                     help="extend the stored budget, e.g. --add 10m or --add 20evals")
     res.add_argument("--quiet", action="store_true", help="no progress line")
     res.set_defaults(func=_resume)
 
@@ -209,6 +212,8 @@ def _resume(args) -> int:
 
     d = _run_dir(args.run)
     task = json.loads((d / "config.json").read_text()).get("task")
+    if task in DESIGN_TASKS and getattr(args, "add", None):
+        raise UsageError(f"--add extends a search run's budget; {d} is a {task} run: give --budget instead")
     if task in DESIGN_TASKS:
         # a design run has more than the journal to reattach (autoresearch's keep/reset git loop, the LRA
         # report): its own verb resumes it, with the same stored settings
@@ -216,5 +221,5 @@ def _resume(args) -> int:
               file=sys.stderr)
         ns = argparse.Namespace(task=task, out=str(d), resume=True, budget=args.budget or "", quiet=args.quiet)
         return _task_module(task).run_command(ns)
-    _print_summary(resume(args.run, budget=args.budget, quiet=args.quiet or None))
+    _print_summary(resume(args.run, budget=args.budget, add=getattr(args, "add", None), quiet=args.quiet or None))
     return 0

@@ -258,6 +258,18 @@ class ComposeTask(Task):
             return None
         return float(e["noise_floor"]) / self.seeds ** 0.5
 
+    def seconds_per_eval(self) -> tuple[float, str] | None:
+        """The proxy's shipped training seconds per seed (docs/fidelity.md) x seeds per candidate, when
+        measured in this space (Mamba-2 layers cost ~2.5x on a CPU, so another space's figure would mislead)."""
+        from aira.compose.fidelity import measured_entry
+
+        e = measured_entry(self.proxy)
+        if e is None or not e.get("seconds_per_eval") or e.get("space") != self.space_name:
+            return None
+        return (float(e["seconds_per_eval"]) * self.seeds,
+                f"{self.proxy.name}'s training seconds per seed x {self.seeds}, measured {e.get('date', '?')} on "
+                f"{e.get('machine', '?')}")
+
     def describe(self) -> str:
         from aira.models.registry import get
 
