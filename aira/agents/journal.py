@@ -9,17 +9,24 @@ Two tables:
 
 A small `meta` table keeps run-level counters (e.g. wall-clock seconds already spent, for resume).
 WAL mode lets `aira runs show` read the file (`Journal(path, readonly=True)`) while the
-orchestrator writes it.
+orchestrator writes it. One writer is enforced, not assumed: `writer_lock(run_dir)` holds an exclusive
+`flock` on `writer.lock` in the run folder for as long as a run or resume lives (the OS drops it when
+the process dies, so a crash never leaves a stale lock), and a second writer gets one clear line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from aira.agents.types import Node, Status
+from aira.errors import UsageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -187,3 +194,31 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+LOCK_FILENAME = "writer.lock"
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run folder's writer lock, or raise UsageError when another process (or another open
+    of the lock in this one) holds it. The holder's pid is written into the lock file for the message."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILENAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise UsageError(
+                f"{run_dir} is being written by {who}: one run folder takes one writer; "
+                f"wait for it to end (or stop it) and try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock

@@ -17,8 +17,9 @@ end, `summary.json`. The loop keeps every executor slot busy:
 `resume(run_dir)` marks nodes that were pending / running when the run died as CRASHED ("lost in
 crash; re-proposed"), forgets them and the nodes a budget's stop=kill ended (never evaluated: not
 counted, not replayed), replays the other finished nodes into fresh policies in journal order, and
-continues with what is left of the budget. With one slot and an in-process executor a run is
-deterministic for its seed.
+continues with what is left of the budget. A run and each resume hold the run folder's writer lock
+(`journal.writer_lock`) throughout, so a second writer is refused before it touches the journal.
+With one slot and an in-process executor a run is deterministic for its seed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker
-from aira.agents.journal import Journal
+from aira.agents.journal import Journal, writer_lock
 from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
     LOST,
@@ -469,12 +470,12 @@ def run(
     from aira.tasks.registry import get_task
 
     run_dir = Path(config.out)
-    if (run_dir / Journal.FILENAME).exists():
-        raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
     task = task or get_task(config.task, **config.task_kwargs)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(config, run_dir, task)
-    return _execute(config, run_dir, task, executor, segment=0, **hooks)
+    with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
+        if (run_dir / Journal.FILENAME).exists():
+            raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
+        _write_config(config, run_dir, task)
+        return _execute(config, run_dir, task, executor, segment=0, **hooks)
 
 
 def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
@@ -512,12 +513,14 @@ def resume(
     if quiet is not None:
         config.quiet = quiet
     task = task or get_task(config.task, **config.task_kwargs)
-    with Journal(run_dir) as journal:
-        for node in journal.nodes():
-            if node.status in (Status.PENDING, Status.RUNNING):
-                node.status, node.error, node.finished_at = Status.CRASHED, LOST, time.time()
-                journal.update(node)
-        segment = journal.meta("segments", 0) + 1
-        journal.set_meta("segments", segment)
-    _write_config(config, run_dir, task)
-    return _execute(config, run_dir, task, executor, segment=segment, **hooks)
+    # Locked before anything is marked lost: a running node of a live writer is not lost.
+    with writer_lock(run_dir):
+        with Journal(run_dir) as journal:
+            for node in journal.nodes():
+                if node.status in (Status.PENDING, Status.RUNNING):
+                    node.status, node.error, node.finished_at = Status.CRASHED, LOST, time.time()
+                    journal.update(node)
+            segment = journal.meta("segments", 0) + 1
+            journal.set_meta("segments", segment)
+        _write_config(config, run_dir, task)
+        return _execute(config, run_dir, task, executor, segment=segment, **hooks)
