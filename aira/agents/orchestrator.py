@@ -383,6 +383,11 @@ class _Run:
                 if agent is None or self.stop_reason:
                     break
                 self._step(agent)
+                # A step can take minutes (an LLM retrying 500s) and submit nothing: check the clock
+                # after each one, or an agent with only invalid proposals outruns the budget.
+                if reason := self.tracker.hard_stop_reason():
+                    self.stop_reason = reason
+                    break
             if not self.inflight:
                 if self.tracker.evals_spent():
                     self.stop_reason = f"evaluation budget spent ({self.config.budget.evals})"

@@ -347,3 +347,29 @@ def test_too_few_reference_seeds_fall_back_on_the_tasks_measured_noise(tmp_path,
     assert info.measured_noise == pytest.approx(0.123)
     assert noise_floor(nodes, info).std == pytest.approx(expected)
     assert ("the proxy's measured figure" in format_report(nodes, info)) is measured
+
+
+def test_wall_clock_budget_holds_while_every_proposal_is_invalid(tmp_path, monkeypatch):
+    """An agent whose LLM only fails (each step a slow, invalid proposal) submits nothing: the clock
+    must still be checked after each step. Each step here costs 10 s of an injected clock."""
+    import types
+
+    from aira.agents import budget
+    from aira.agents.base import Draft
+
+    now = [1000.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+
+    def slow_failure(ctx):
+        now[0] += 10.0
+        return Draft(proposal=None, error="operator draft failed: LLMError: HTTP 500")
+
+    ops = dict.fromkeys(("draft", "improve", "debug", "crossover"), slow_failure)
+    cfg = _config(tmp_path, agents=["greedy:offline", "random:offline"], budget="40s", noise_seeds=0)
+    s = run(cfg, executor=inline_executor(), operators=ops)
+    assert s.stop_reason == "wall-clock budget spent (40s)" and s.evaluations == 0
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = j.nodes()
+    # 10, 20, 30, 40 s: the fourth step spends the budget, and no fifth one starts
+    assert len(nodes) == 4 and all(n.status == Status.INVALID for n in nodes)
+    assert [n.agent for n in nodes] == ["greedy:offline#0", "random:offline#1"] * 2
