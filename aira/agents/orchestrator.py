@@ -349,6 +349,10 @@ class _Run:
             node = agent.draft_node(step, ctx, self.operators, node_id=self._new_id(), seed=self.config.seed)
         except self.BudgetExceeded as e:
             self.stop_reason = str(e)
+            if (node := getattr(e, "node", None)) is not None:  # its replies were paid: keep the cost
+                self.tracker.usd += node.cost_usd
+                node.status, node.finished_at = Status.INVALID, time.time()
+                self._record(node, new=True)
             return
         self.tracker.usd += node.cost_usd
         error = node.error
@@ -385,8 +389,8 @@ class _Run:
                 self._step(agent)
                 # A step can take minutes (an LLM retrying 500s) and submit nothing: check the clock
                 # after each one, or an agent with only invalid proposals outruns the budget.
-                if reason := self.tracker.hard_stop_reason():
-                    self.stop_reason = reason
+                self.stop_reason = self.stop_reason or self.tracker.hard_stop_reason() or ""
+                if self.stop_reason:
                     break
             if not self.inflight:
                 if self.tracker.evals_spent():

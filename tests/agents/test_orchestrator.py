@@ -373,3 +373,24 @@ def test_wall_clock_budget_holds_while_every_proposal_is_invalid(tmp_path, monke
     # 10, 20, 30, 40 s: the fourth step spends the budget, and no fifth one starts
     assert len(nodes) == 4 and all(n.status == Status.INVALID for n in nodes)
     assert [n.agent for n in nodes] == ["greedy:offline#0", "random:offline#1"] * 2
+
+
+def test_the_reply_that_crosses_the_llm_cap_is_recorded_with_its_cost(tmp_path):
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("".join(
+        json.dumps({"text": json.dumps({"idea": f"try {p}", "proposal": p}), "model": "m",
+                    "input_tokens": 1000, "output_tokens": 100, "cost_usd": 0.6}) + "\n"
+        for p in ("AMAMSSAMAMAMSSAM", "SSAMAMAMSSAMAMAM")
+    ))
+    cfg = _config(tmp_path, agents=[f"greedy:replay:{replies}"], budget="$1,10evals", noise_seeds=0)
+    s = run(cfg, executor=inline_executor())
+    assert s.stop_reason == "LLM budget exhausted: spent $1.2000 of the $1.0000 cap"
+    assert s.evaluations == 1 and s.cost_usd == pytest.approx(1.2)
+    with Journal(cfg.out, readonly=True) as j:
+        first, second = j.nodes()
+    assert first.status == Status.OK and first.cost_usd == pytest.approx(0.6)
+    # paid for, not evaluated: the node keeps its reply, tokens and dollars
+    assert second.status == Status.INVALID and second.cost_usd == pytest.approx(0.6)
+    assert (second.input_tokens, second.output_tokens) == (1000, 100)
+    assert second.error == "operator draft stopped: LLM budget exhausted: spent $1.2000 of the $1.0000 cap"
+    assert "SSAMAMAMSSAMAMAM" in second.transcript[-1]["content"]
