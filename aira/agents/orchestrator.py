@@ -49,6 +49,7 @@ from aira.agents.stats import (
     noise_floor,
     stopped_with_run,
 )
+from aira.agents.transcripts import bound_transcript
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
@@ -198,6 +199,8 @@ class _Run:
         return f"n{self.counter:04d}"
 
     def _record(self, node: Node, *, new: bool = False) -> None:
+        if new:
+            bound_transcript(node, self.run_dir)  # a runaway reply must not bloat every event
         self.nodes[node.id] = node
         self.views[node.id] = strip_hidden(node)
         (self.journal.add if new else self.journal.update)(node)

@@ -394,3 +394,28 @@ def test_the_reply_that_crosses_the_llm_cap_is_recorded_with_its_cost(tmp_path):
     assert (second.input_tokens, second.output_tokens) == (1000, 100)
     assert second.error == "operator draft stopped: LLM budget exhausted: spent $1.2000 of the $1.0000 cap"
     assert "SSAMAMAMSSAMAMAM" in second.transcript[-1]["content"]
+
+
+def test_a_runaway_reply_leaves_a_bounded_journal_row_and_the_whole_text_beside_it(tmp_path):
+    from aira.agents.transcripts import MESSAGE_CHARS
+
+    huge = "runaway " * 750_000  # 6 MB, no JSON in it
+    replies = tmp_path / "replies.jsonl"
+    good = json.dumps({"idea": "ok", "proposal": "AMAMSSAMAMAMSSAM"})
+    replies.write_text("".join(json.dumps({"text": t, "model": "m"}) + "\n" for t in [huge] * 3 + [good]))
+    cfg = _config(tmp_path, agents=[f"greedy:replay:{replies}"], budget="1evals", noise_seeds=0)
+    s = run(cfg, executor=inline_executor())
+    assert s.evaluations == 1 and s.nodes == 2
+    with Journal(cfg.out, readonly=True) as j:
+        bad, ok = j.nodes()
+        payloads = [json.dumps(d) for *_, d in j.events()]
+    assert bad.status == Status.INVALID and "3 attempts" in bad.error and ok.status == Status.OK
+    assert max(map(len, payloads)) < 6 * MESSAGE_CHARS  # was 18 MB (three 6 MB replies) per event
+    replies_kept = [m["content"] for m in bad.transcript if m["role"] == "assistant"]
+    marker = (f"\n[... aira cut {len(huge) - MESSAGE_CHARS} of {len(huge)} characters here; "
+              f"the whole text is in transcripts/{bad.id}.json ...]\n")
+    assert replies_kept == [huge[: MESSAGE_CHARS // 2] + marker + huge[-MESSAGE_CHARS // 2 :]] * 3
+    whole = json.loads((tmp_path / "run" / "transcripts" / f"{bad.id}.json").read_text())
+    assert [m["content"] for m in whole if m["role"] == "assistant"] == [huge] * 3
+    assert [m["role"] for m in whole] == [m["role"] for m in bad.transcript]
+    assert not (tmp_path / "run" / "transcripts" / f"{ok.id}.json").exists()  # short: kept whole
