@@ -61,8 +61,15 @@ def event_kind(node: Node) -> str:
     return "finished"
 
 
+class JournalError(UsageError):
+    """A journal file that is not one (empty, truncated, overwritten): one line for the user, exit 2."""
+
+
 class Journal:
-    """Append-only record of every node of a run. Use as a context manager or call close()."""
+    """Append-only record of every node of a run. Use as a context manager or call close().
+
+    An existing file is checked before anything is written to it or read from it: a corrupt one
+    raises JournalError, and so does any read that meets a damaged page or row later."""
 
     FILENAME = "journal.sqlite"
 
@@ -72,18 +79,37 @@ class Journal:
             path = path / self.FILENAME
         self.path = path
         self.readonly = readonly
+        if readonly and not path.exists():
+            raise FileNotFoundError(f"no journal at {path}")
+        existed = path.is_file()
+        if existed and path.stat().st_size == 0:
+            # In WAL mode the first write puts a header in the file itself: 0 bytes is no run at all.
+            raise JournalError(f"{path} is empty (0 bytes): not a run journal")
         if readonly:
-            if not path.exists():
-                raise FileNotFoundError(f"no journal at {path}")
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions explicitly so an event and its view row
             # land together or not at all.
             self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        try:
+            if existed:
+                self._check_tables()
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise JournalError(f"{path} cannot be read as a run journal ({e})") from None
+        except JournalError:
+            self._db.close()
+            raise
+
+    def _check_tables(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if missing := {"events", "nodes"} - tables:
+            raise JournalError(f"{self.path} is not a run journal (no table {', '.join(sorted(missing))})")
 
     # --- writing (the orchestrator only) ---------------------------------------------------------
 
@@ -153,38 +179,49 @@ class Journal:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise JournalError(f"{self.path} cannot be read as a run journal ({e})") from None
+
+    def _decode(self, text: str, what: str):
+        """A stored JSON value, or Node when `what` is "node"; a row that does not decode is corruption."""
+        try:
+            value = json.loads(text)
+            return Node.from_dict(value) if what == "node" else value
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            why = f"{type(e).__name__}: {e}"
+            raise JournalError(f"{self.path} holds a {what} that cannot be read ({why})") from None
+
     def meta(self, key: str, default=None):
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return self._decode(rows[0][0], "meta value") if rows else default
 
     def nodes(self, agent: str | None = None) -> list[Node]:
         """Every node, in creation order; only one agent's when `agent` is given."""
         if agent is None:
-            rows = self._db.execute("SELECT data FROM nodes ORDER BY created_seq").fetchall()
+            rows = self._rows("SELECT data FROM nodes ORDER BY created_seq")
         else:
-            rows = self._db.execute(
-                "SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,)
-            ).fetchall()
-        return [Node.from_dict(json.loads(r[0])) for r in rows]
+            rows = self._rows("SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,))
+        return [self._decode(r[0], "node") for r in rows]
 
     def finished(self) -> list[Node]:
         """Finished nodes in the order they finished: the order policies observed them."""
-        rows = self._db.execute(
-            "SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq"
-        ).fetchall()
-        return [Node.from_dict(json.loads(r[0])) for r in rows]
+        rows = self._rows("SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq")
+        return [self._decode(r[0], "node") for r in rows]
 
     def get(self, node_id: str) -> Node | None:
-        row = self._db.execute("SELECT data FROM nodes WHERE id = ?", (node_id,)).fetchone()
-        return Node.from_dict(json.loads(row[0])) if row else None
+        rows = self._rows("SELECT data FROM nodes WHERE id = ?", (node_id,))
+        return self._decode(rows[0][0], "node") if rows else None
 
     def events(self) -> list[tuple[int, str, str, dict]]:
         """(seq, node id, kind, node dict) of every event, oldest first."""
-        rows = self._db.execute("SELECT seq, node_id, kind, payload FROM events ORDER BY seq").fetchall()
-        return [(s, n, k, json.loads(p)) for s, n, k, p in rows]
+        rows = self._rows("SELECT seq, node_id, kind, payload FROM events ORDER BY seq")
+        return [(s, n, k, self._decode(p, "event")) for s, n, k, p in rows]
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]
+        return self._rows("SELECT COUNT(*) FROM nodes")[0][0]
 
     def close(self) -> None:
         self._db.close()

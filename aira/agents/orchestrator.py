@@ -499,11 +499,27 @@ def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
         raise UsageError(f"--resume: no run at {run_dir}")
 
 
-def load_config(run_dir: str | Path) -> RunConfig:
+def read_config(run_dir: str | Path) -> dict:
+    """The run folder's config.json as a dict; UsageError (one line) when it is missing or corrupt."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise UsageError(f"no run at {run_dir}: {path} not found")
-    return RunConfig.from_dict(json.loads(path.read_text()))
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8, or not JSON
+        raise UsageError(f"{path} cannot be read as a run config ({e})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("task"), str):
+        raise UsageError(f"{path} is not a run config (no \"task\" in it)")
+    return config
+
+
+def load_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    config = read_config(run_dir)
+    try:
+        return RunConfig.from_dict(config)
+    except (TypeError, ValueError, AttributeError) as e:  # UsageError included: name the file
+        raise UsageError(f"{path} is not a valid run config ({e})") from None
 
 
 def resume(

@@ -1,4 +1,5 @@
-"""`aira runs`: start, ls, show (text and --json), resume, and one-line errors with exit code 2."""
+"""`aira runs`: start, ls, show (text and --json), resume, and one-line errors with exit code 2 (bad
+input, and a run folder whose journal or config is corrupt)."""
 
 import json
 
@@ -108,3 +109,55 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+NOT_UTF8 = bytes(range(256)) * 8
+
+JOURNALS = {
+    "truncated": (lambda b: b[: len(b) // 2], "cannot be read as a run journal (database disk image is"),
+    "random bytes": (lambda b: NOT_UTF8, "cannot be read as a run journal (file is not a database)"),
+    "{}": (lambda b: b"{}", "cannot be read as a run journal (file is not a database)"),
+    "0 bytes": (lambda b: b"", "is empty (0 bytes): not a run journal"),
+}
+CONFIGS = {
+    "truncated": (lambda b: b[: len(b) // 2], "cannot be read as a run config (Unterminated string"),
+    "random bytes": (lambda b: NOT_UTF8, "cannot be read as a run config ('utf-8' codec can't decode"),
+    "{}": (lambda b: b"{}", 'is not a run config (no "task" in it)'),
+    "[]": (lambda b: b"[]", 'is not a run config (no "task" in it)'),
+}
+
+
+def _corrupt(finished_run, tmp_path, file, how):
+    import shutil
+
+    run = tmp_path / "runs" / "bad"
+    shutil.copytree(finished_run / "r1", run)
+    (run / file).write_bytes(how((run / file).read_bytes()))
+    return run
+
+
+@pytest.mark.parametrize(
+    "file, how, message",
+    [("journal.sqlite", *v) for v in JOURNALS.values()] + [("config.json", *v) for v in CONFIGS.values()],
+    ids=[f"journal {k}" for k in JOURNALS] + [f"config {k}" for k in CONFIGS],
+)
+def test_a_corrupt_run_is_one_line_and_exit_2(finished_run, tmp_path, capsys, file, how, message):
+    import shutil
+
+    run = _corrupt(finished_run, tmp_path, file, how)
+    before = (run / "journal.sqlite").read_bytes()
+    for argv in (["runs", "show", str(run)], ["runs", "show", "--json", str(run)],
+                 ["runs", "resume", str(run), "--quiet"]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert err.startswith(f"aira: error: {run / file} ") and message in err, (argv, err)
+        assert err.count("\n") == 1 and out == ""
+    assert (run / "journal.sqlite").read_bytes() == before  # resume changed nothing
+    # ls notes the bad folder in one line and lists the others
+    shutil.copytree(finished_run / "r1", tmp_path / "runs" / "good")
+    assert main(["runs", "ls", "--root", str(tmp_path / "runs")]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith(f"aira: skipping {run}: {run / file} ") and message in err and err.count("\n") == 1
+    rows = out.strip().splitlines()
+    assert len(rows) == 2 and rows[1].split()[:3] == ["good", "synthetic-0", "6"]
