@@ -161,3 +161,28 @@ def test_a_corrupt_run_is_one_line_and_exit_2(finished_run, tmp_path, capsys, fi
     assert err.startswith(f"aira: skipping {run}: {run / file} ") and message in err and err.count("\n") == 1
     rows = out.strip().splitlines()
     assert len(rows) == 2 and rows[1].split()[:3] == ["good", "synthetic-0", "6"]
+
+
+def test_show_into_a_reader_that_leaves_early_exits_quietly(finished_run, tmp_path):
+    """`aira runs show --json RUN | head -1`: no BrokenPipeError traceback."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from aira.agents.journal import Journal
+    from aira.agents.types import Node, Status
+
+    run = tmp_path / "big"
+    shutil.copytree(finished_run / "r1", run)
+    with Journal(run) as j:  # ~1 MB of JSON: far more than a pipe holds
+        for i in range(200):
+            j.add(Node(id=f"x{i:04d}", agent="greedy:offline#0", operator="draft", proposal="AM" * 8,
+                       idea="i" * 5000, status=Status.OK, metric=0.5))
+    proc = subprocess.Popen([sys.executable, "-m", "aira", "runs", "show", "--json", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline() == b"{\n"
+    proc.stdout.close()  # the reader leaves, as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and err == ""
