@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -67,7 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     handled = (signal.SIGTERM, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
     previous = {s: signal.signal(s, _terminate) for s in handled}
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe must show here, not in the interpreter's exit flush
+        return code
+    except BrokenPipeError:
+        # The reader left (`aira runs show --json RUN | head -1`): stop quietly. Point stdout at
+        # devnull so the flush at exit does not raise again (the idiom of the Python docs on SIGPIPE).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):  # stdout is not a file (an embedding caller)
+            pass
+        return 1
     except UsageError as e:
         sys.stderr.write(f"aira: error: {e}\n")
         return 2

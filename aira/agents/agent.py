@@ -16,7 +16,7 @@ agent grows its own tree and all share the executor. An agent's name is `SPEC#IN
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import unquote
 
 from aira.agents.types import Node
@@ -119,11 +119,20 @@ class AgentRuntime:
     def draft_node(self, step, ctx, operators: dict, *, node_id: str, seed: int) -> Node:
         """Run the step's operator and wrap its Draft in a pending Node. An operator that raises
         gives a node with `error` set (recorded INVALID), except for UsageError (bad setup, e.g. a
-        missing API key) and the LLM budget running out, which end the run."""
+        missing API key) and the LLM budget running out, which end the run.
+
+        The operator's LLM calls are metered, so the node is charged for every paid reply even when
+        the operator raises after it; when the budget runs out after a paid reply, the node is
+        attached to the BudgetExceeded (`e.node`) for the orchestrator to record."""
         from aira.agents.base import Draft
         from aira.agents.llm import BudgetExceeded
+        from aira.agents.llm.ledger import MeteredLLM
 
         op = operators.get(step.operator)
+        meter = MeteredLLM(ctx.llm) if ctx.llm is not None else None
+        if meter is not None:
+            ctx = replace(ctx, llm=meter)
+        out_of_budget = None
         try:
             if getattr(step, "proposal", None) is not None:  # the policy chose the proposal itself
                 draft = Draft(proposal=step.proposal, idea=step.idea)
@@ -131,17 +140,32 @@ class AgentRuntime:
                 raise ValueError(f"policy {self.spec.policy} asked for unknown operator {step.operator!r}")
             else:
                 draft = op(ctx)
-        except (UsageError, BudgetExceeded):
+        except UsageError:
             raise
+        except BudgetExceeded as e:
+            if meter is None or not meter.completions:
+                raise
+            out_of_budget = e
+            draft = Draft(proposal=None, error=f"operator {step.operator} stopped: {e}")
         except Exception as e:  # noqa: BLE001 - a failed operator is one INVALID node, not a dead run
             draft = Draft(proposal=None, error=f"operator {step.operator} failed: {type(e).__name__}: {e}")
+        tokens = (draft.input_tokens, draft.output_tokens, draft.cost_usd)
+        transcript = draft.transcript
+        if meter is not None and meter.completions:
+            # What passed through the meter was paid, whatever the draft says (nothing, if it raised).
+            tokens = tuple(max(a, b) for a, b in zip(tokens, meter.usage()))
+            transcript = transcript or meter.transcript
         debug = step.operator == "debug" and ctx.parents
-        return Node(
+        node = Node(
             id=node_id, agent=self.name, operator=step.operator, parents=list(step.parents),
-            proposal=draft.proposal, idea=draft.idea, llm=self.spec.llm, transcript=draft.transcript,
-            input_tokens=draft.input_tokens, output_tokens=draft.output_tokens, cost_usd=draft.cost_usd,
+            proposal=draft.proposal, idea=draft.idea, llm=self.spec.llm, transcript=transcript,
+            input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2],
             error=draft.error, seed=seed, debug_depth=ctx.parents[0].debug_depth + 1 if debug else 0,
         )  # fmt: skip
+        if out_of_budget is not None:
+            out_of_budget.node = node
+            raise out_of_budget
+        return node
 
 
 def strip_hidden(node: Node) -> Node:

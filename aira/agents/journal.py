@@ -9,17 +9,24 @@ Two tables:
 
 A small `meta` table keeps run-level counters (e.g. wall-clock seconds already spent, for resume).
 WAL mode lets `aira runs show` read the file (`Journal(path, readonly=True)`) while the
-orchestrator writes it.
+orchestrator writes it. One writer is enforced, not assumed: `writer_lock(run_dir)` holds an exclusive
+`flock` on `writer.lock` in the run folder for as long as a run or resume lives (the OS drops it when
+the process dies, so a crash never leaves a stale lock), and a second writer gets one clear line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from aira.agents.types import Node, Status
+from aira.errors import UsageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -54,8 +61,15 @@ def event_kind(node: Node) -> str:
     return "finished"
 
 
+class JournalError(UsageError):
+    """A journal file that is not one (empty, truncated, overwritten): one line for the user, exit 2."""
+
+
 class Journal:
-    """Append-only record of every node of a run. Use as a context manager or call close()."""
+    """Append-only record of every node of a run. Use as a context manager or call close().
+
+    An existing file is checked before anything is written to it or read from it: a corrupt one
+    raises JournalError, and so does any read that meets a damaged page or row later."""
 
     FILENAME = "journal.sqlite"
 
@@ -65,18 +79,37 @@ class Journal:
             path = path / self.FILENAME
         self.path = path
         self.readonly = readonly
+        if readonly and not path.exists():
+            raise FileNotFoundError(f"no journal at {path}")
+        existed = path.is_file()
+        if existed and path.stat().st_size == 0:
+            # In WAL mode the first write puts a header in the file itself: 0 bytes is no run at all.
+            raise JournalError(f"{path} is empty (0 bytes): not a run journal")
         if readonly:
-            if not path.exists():
-                raise FileNotFoundError(f"no journal at {path}")
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions explicitly so an event and its view row
             # land together or not at all.
             self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+        try:
+            if existed:
+                self._check_tables()
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise JournalError(f"{path} cannot be read as a run journal ({e})") from None
+        except JournalError:
+            self._db.close()
+            raise
+
+    def _check_tables(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if missing := {"events", "nodes"} - tables:
+            raise JournalError(f"{self.path} is not a run journal (no table {', '.join(sorted(missing))})")
 
     # --- writing (the orchestrator only) ---------------------------------------------------------
 
@@ -146,38 +179,49 @@ class Journal:
 
     # --- reading ---------------------------------------------------------------------------------
 
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise JournalError(f"{self.path} cannot be read as a run journal ({e})") from None
+
+    def _decode(self, text: str, what: str):
+        """A stored JSON value, or Node when `what` is "node"; a row that does not decode is corruption."""
+        try:
+            value = json.loads(text)
+            return Node.from_dict(value) if what == "node" else value
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            why = f"{type(e).__name__}: {e}"
+            raise JournalError(f"{self.path} holds a {what} that cannot be read ({why})") from None
+
     def meta(self, key: str, default=None):
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return self._decode(rows[0][0], "meta value") if rows else default
 
     def nodes(self, agent: str | None = None) -> list[Node]:
         """Every node, in creation order; only one agent's when `agent` is given."""
         if agent is None:
-            rows = self._db.execute("SELECT data FROM nodes ORDER BY created_seq").fetchall()
+            rows = self._rows("SELECT data FROM nodes ORDER BY created_seq")
         else:
-            rows = self._db.execute(
-                "SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,)
-            ).fetchall()
-        return [Node.from_dict(json.loads(r[0])) for r in rows]
+            rows = self._rows("SELECT data FROM nodes WHERE agent = ? ORDER BY created_seq", (agent,))
+        return [self._decode(r[0], "node") for r in rows]
 
     def finished(self) -> list[Node]:
         """Finished nodes in the order they finished: the order policies observed them."""
-        rows = self._db.execute(
-            "SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq"
-        ).fetchall()
-        return [Node.from_dict(json.loads(r[0])) for r in rows]
+        rows = self._rows("SELECT data FROM nodes WHERE finished_seq IS NOT NULL ORDER BY finished_seq")
+        return [self._decode(r[0], "node") for r in rows]
 
     def get(self, node_id: str) -> Node | None:
-        row = self._db.execute("SELECT data FROM nodes WHERE id = ?", (node_id,)).fetchone()
-        return Node.from_dict(json.loads(row[0])) if row else None
+        rows = self._rows("SELECT data FROM nodes WHERE id = ?", (node_id,))
+        return self._decode(rows[0][0], "node") if rows else None
 
     def events(self) -> list[tuple[int, str, str, dict]]:
         """(seq, node id, kind, node dict) of every event, oldest first."""
-        rows = self._db.execute("SELECT seq, node_id, kind, payload FROM events ORDER BY seq").fetchall()
-        return [(s, n, k, json.loads(p)) for s, n, k, p in rows]
+        rows = self._rows("SELECT seq, node_id, kind, payload FROM events ORDER BY seq")
+        return [(s, n, k, self._decode(p, "event")) for s, n, k, p in rows]
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0]
+        return self._rows("SELECT COUNT(*) FROM nodes")[0][0]
 
     def close(self) -> None:
         self._db.close()
@@ -187,3 +231,31 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+LOCK_FILENAME = "writer.lock"
+
+
+@contextlib.contextmanager
+def writer_lock(run_dir: str | Path) -> Iterator[None]:
+    """Hold the run folder's writer lock, or raise UsageError when another process (or another open
+    of the lock in this one) holds it. The holder's pid is written into the lock file for the message."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILENAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise UsageError(
+                f"{run_dir} is being written by {who}: one run folder takes one writer; "
+                f"wait for it to end (or stop it) and try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock

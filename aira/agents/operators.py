@@ -126,7 +126,7 @@ def _parse_reply(task: Task) -> Callable[[str], tuple[Any, str]]:
         obj = extract_json(text)
         if not isinstance(obj, dict) or "proposal" not in obj:
             raise ParseError('the reply must be one JSON object with keys "idea" and "proposal"')
-        return obj["proposal"], " ".join(str(obj.get("idea", "")).split())
+        return obj["proposal"], " ".join(str(obj.get("idea", "")).split())[:200]
 
     def parse_file(text: str) -> tuple[Any, str]:
         code = extract_code_block(text)

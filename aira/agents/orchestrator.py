@@ -17,8 +17,9 @@ end, `summary.json`. The loop keeps every executor slot busy:
 `resume(run_dir)` marks nodes that were pending / running when the run died as CRASHED ("lost in
 crash; re-proposed"), forgets them and the nodes a budget's stop=kill ended (never evaluated: not
 counted, not replayed), replays the other finished nodes into fresh policies in journal order, and
-continues with what is left of the budget. With one slot and an in-process executor a run is
-deterministic for its seed.
+continues with what is left of the budget. A run and each resume hold the run folder's writer lock
+(`journal.writer_lock`) throughout, so a second writer is refused before it touches the journal.
+With one slot and an in-process executor a run is deterministic for its seed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from typing import Any
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
-from aira.agents.journal import Journal
+from aira.agents.journal import Journal, writer_lock
 from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
     LOST,
@@ -49,6 +50,7 @@ from aira.agents.stats import (
     noise_floor,
     stopped_with_run,
 )
+from aira.agents.transcripts import bound_transcript
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
@@ -198,6 +200,8 @@ class _Run:
         return f"n{self.counter:04d}"
 
     def _record(self, node: Node, *, new: bool = False) -> None:
+        if new:
+            bound_transcript(node, self.run_dir)  # a runaway reply must not bloat every event
         self.nodes[node.id] = node
         self.views[node.id] = strip_hidden(node)
         (self.journal.add if new else self.journal.update)(node)
@@ -372,6 +376,10 @@ class _Run:
             node = agent.draft_node(step, ctx, self.operators, node_id=self._new_id(), seed=self.config.seed)
         except self.BudgetExceeded as e:
             self.stop_reason = str(e)
+            if (node := getattr(e, "node", None)) is not None:  # its replies were paid: keep the cost
+                self.tracker.usd += node.cost_usd
+                node.status, node.finished_at = Status.INVALID, time.time()
+                self._record(node, new=True)
             return
         self.tracker.usd += node.cost_usd
         error = node.error
@@ -406,6 +414,11 @@ class _Run:
                 if agent is None or self.stop_reason:
                     break
                 self._step(agent)
+                # A step can take minutes (an LLM retrying 500s) and submit nothing: check the clock
+                # after each one, or an agent with only invalid proposals outruns the budget.
+                self.stop_reason = self.stop_reason or self.tracker.hard_stop_reason() or ""
+                if self.stop_reason:
+                    break
             if not self.inflight:
                 if self.tracker.evals_spent():
                     self.stop_reason = f"evaluation budget spent ({self.config.budget.evals})"
@@ -513,13 +526,15 @@ def run(
     from aira.tasks.registry import get_task
 
     run_dir = Path(config.out)
+    task = task or get_task(config.task, **config.task_kwargs)
     if (run_dir / Journal.FILENAME).exists():
         raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
-    task = task or get_task(config.task, **config.task_kwargs)
     _plan(config, task, executor)  # may refuse the budget: before the run folder exists
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_config(config, run_dir, task)
-    return _execute(config, run_dir, task, executor, segment=0, **hooks)
+    with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
+        if (run_dir / Journal.FILENAME).exists():
+            raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
+        _write_config(config, run_dir, task)
+        return _execute(config, run_dir, task, executor, segment=0, **hooks)
 
 
 def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
@@ -531,11 +546,27 @@ def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
         raise UsageError(f"--resume: no run at {run_dir}")
 
 
-def load_config(run_dir: str | Path) -> RunConfig:
+def read_config(run_dir: str | Path) -> dict:
+    """The run folder's config.json as a dict; UsageError (one line) when it is missing or corrupt."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise UsageError(f"no run at {run_dir}: {path} not found")
-    return RunConfig.from_dict(json.loads(path.read_text()))
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:  # ValueError: not UTF-8, or not JSON
+        raise UsageError(f"{path} cannot be read as a run config ({e})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("task"), str):
+        raise UsageError(f"{path} is not a run config (no \"task\" in it)")
+    return config
+
+
+def load_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    config = read_config(run_dir)
+    try:
+        return RunConfig.from_dict(config)
+    except (TypeError, ValueError, AttributeError) as e:  # UsageError included: name the file
+        raise UsageError(f"{path} is not a valid run config ({e})") from None
 
 
 def resume(
@@ -573,12 +604,14 @@ def resume(
               f"{left}; `--add 10m` extends it)", file=sys.stderr)
     if config.budget.wall_s is not None and spent < config.budget.wall_s:
         _plan(config, task, executor, spent_s=spent)
-    with Journal(run_dir) as journal:
-        for node in journal.nodes():
-            if node.status in (Status.PENDING, Status.RUNNING):
-                node.status, node.error, node.finished_at = Status.CRASHED, LOST, time.time()
-                journal.update(node)
-        segment = journal.meta("segments", 0) + 1
-        journal.set_meta("segments", segment)
-    _write_config(config, run_dir, task)
-    return _execute(config, run_dir, task, executor, segment=segment, **hooks)
+    # Locked before anything is marked lost: a running node of a live writer is not lost.
+    with writer_lock(run_dir):
+        with Journal(run_dir) as journal:
+            for node in journal.nodes():
+                if node.status in (Status.PENDING, Status.RUNNING):
+                    node.status, node.error, node.finished_at = Status.CRASHED, LOST, time.time()
+                    journal.update(node)
+            segment = journal.meta("segments", 0) + 1
+            journal.set_meta("segments", segment)
+        _write_config(config, run_dir, task)
+        return _execute(config, run_dir, task, executor, segment=segment, **hooks)

@@ -83,12 +83,17 @@ def _run_dir(path: str) -> Path:
 
 
 def _load(run: str):
+    """(folder, config dict, task info, nodes); UsageError for a missing or corrupt run."""
     from aira.agents.journal import Journal
+    from aira.agents.orchestrator import read_config
     from aira.agents.stats import TaskInfo
 
     d = _run_dir(run)
-    config = json.loads((d / "config.json").read_text())
-    info = TaskInfo(**config.get("resolved", {}).get("task", {"name": config.get("task", "?")}))
+    config = read_config(d)
+    try:
+        info = TaskInfo(**config.get("resolved", {}).get("task", {"name": config["task"]}))
+    except (TypeError, AttributeError) as e:
+        raise UsageError(f"{d / 'config.json'} has a bad resolved task ({e})") from None
     with Journal(d, readonly=True) as j:
         return d, config, info, j.nodes()
 
@@ -103,7 +108,11 @@ def _ls(args) -> int:
     for d in sorted(
         p for p in root.iterdir() if (p / "config.json").is_file() and (p / "journal.sqlite").is_file()
     ):
-        _, config, info, nodes = _load(str(d))
+        try:
+            _, config, info, nodes = _load(str(d))
+        except UsageError as e:  # one bad folder must not hide the others
+            print(f"aira: skipping {d}: {e}", file=sys.stderr)
+            continue
         best = best_node([n for n in nodes if n.operator != REFERENCE], TaskInfo(**info.to_dict()))
         state = "finished" if (d / "summary.json").is_file() else "stopped or running"
         rows.append(
@@ -207,11 +216,11 @@ def _start(args) -> int:
 
 
 def _resume(args) -> int:
-    from aira.agents.orchestrator import resume
+    from aira.agents.orchestrator import read_config, resume
     from aira.commands.design import DESIGN_TASKS, _task_module
 
     d = _run_dir(args.run)
-    task = json.loads((d / "config.json").read_text()).get("task")
+    task = read_config(d)["task"]
     if task in DESIGN_TASKS and getattr(args, "add", None):
         raise UsageError(f"--add extends a search run's budget; {d} is a {task} run: give --budget instead")
     if task in DESIGN_TASKS:

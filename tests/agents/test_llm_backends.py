@@ -226,3 +226,28 @@ def test_bad_specs_are_usage_errors(spec, message):
 def test_offline():
     assert make_llm("offline") is None and make_llm(" Offline ") is None
     assert is_offline("offline") and not is_offline("anthropic/claude-opus-4-5")
+
+
+@pytest.mark.parametrize("body, reason", [
+    ('{"id": "chatcmpl-fake", "choi', "Unterminated string starting at: line 1 column 25 (char 24)"),
+    ("<html>502 Bad Gateway</html>", "Expecting value: line 1 column 1 (char 0)"),
+    ("[]", "AttributeError"),  # JSON, but not what the API returns
+])
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_a_malformed_body_is_an_llm_error_retried_like_the_others(monkeypatch, server, caplog, body,
+                                                                  reason, provider):
+    from fake_servers import Scripted
+
+    ok = anthropic_ok("fine") if provider == "anthropic" else openai_ok("fine")
+    make = anthropic_llm if provider == "anthropic" else openai_llm
+    server.push(Scripted(200, body), ok)
+    sleeps = Sleeps()
+    with caplog.at_level(logging.WARNING, logger="aira.llm"):
+        assert make(monkeypatch, server, sleep=sleeps).complete(MSGS).text == "fine"
+    assert len(sleeps) == 1 and len(server.requests) == 2
+    assert "malformed response body: " in caplog.text and reason in caplog.text and "retry 1/5" in caplog.text
+    # every attempt malformed: an LLMError (the operator records an INVALID node), never a JSONDecodeError
+    server.push(*[Scripted(200, body)] * 3)
+    with pytest.raises(LLMError, match=r"gave up after 3 attempts \(malformed response body: ") as e:
+        make(monkeypatch, server, sleep=Sleeps(), max_retries=2).complete(MSGS)
+    assert reason in str(e.value) and e.value.retryable and e.value.status is None

@@ -150,3 +150,19 @@ def test_complete_with_retries_accepts_validator_errors():
     parsed, _, usage = complete_with_retries(llm, [{"role": "user", "content": "Go"}], parse)
     assert parsed == "MA" and usage.calls == 2
     assert "unknown pattern 'XX'" in llm.calls[1][-1]["content"]
+
+
+def test_a_runaway_reply_is_resent_clipped():
+    from aira.agents.llm.parse import RESEND_CHARS, clip
+
+    huge = "H" * 100 + "x" * 3_000_000 + "T" * 100
+    llm = Scripted([huge, '{"pattern": "AMAM"}'])
+    _, transcript, _ = complete_with_retries(llm, [{"role": "user", "content": "Go"}], extract_json)
+    shown = llm.calls[1][1]["content"]
+    cut = len(huge) - RESEND_CHARS
+    marker = f"\n[... aira cut {cut} of {len(huge)} characters here ...]\n"
+    assert shown == huge[: RESEND_CHARS // 2] + marker + huge[-RESEND_CHARS // 2 :]
+    assert shown.startswith("H" * 100) and shown.endswith("T" * 100)
+    assert transcript[1]["content"] == huge  # the caller decides what it keeps (aira.agents.transcripts)
+    assert clip("short", 10) == "short" and clip("abcdefghijkl", 4, where="f.json") == (
+        "ab\n[... aira cut 8 of 12 characters here; the whole text is in f.json ...]\nkl")

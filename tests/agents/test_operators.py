@@ -221,3 +221,43 @@ def test_a_replayed_agent_runs_end_to_end(tmp_path):
     assert nodes[0].idea == "the optimum" and nodes[0].llm.startswith("replay:")
     assert nodes[1].status is Status.INVALID and "3 attempts" in nodes[1].error
     assert len(nodes[1].transcript) == 6 and llm.remaining == 0
+
+
+# -- what a failed operator paid for --------------------------------------------------------------
+
+def _agent(llm):
+    from aira.agents.agent import AgentRuntime, AgentSpec
+
+    return AgentRuntime(spec=AgentSpec(policy="greedy", llm=llm.spec), policy=None, llm=llm,
+                        rng=random.Random(0))
+
+
+def test_an_llm_error_after_a_paid_reply_keeps_its_tokens_and_transcript(tmp_path):
+    from aira.agents.base import Step
+
+    # The first reply is paid and unparsable; the retry fails (the replay runs dry, an LLMError).
+    llm = replay_llm(tmp_path, ["no json here"])
+    n = _agent(llm).draft_node(Step("draft"), ctx(SyntheticPatternTask(), llm=llm), OPERATORS,
+                               node_id="n0001", seed=0)
+    assert n.proposal is None and n.error.startswith("operator draft failed: ReplayExhausted: ")
+    assert (n.input_tokens, n.output_tokens) == (100, 10) and n.cost_usd == pytest.approx(0.01)
+    assert [m["role"] for m in n.transcript] == ["user", "assistant", "user"]
+    assert n.transcript[1]["content"] == "no json here" and n.transcript[1]["cost_usd"] == 0.01
+    assert "could not be parsed" in n.transcript[2]["content"]
+
+
+def test_an_operator_raising_after_its_calls_is_charged_for_them(tmp_path):
+    from aira.agents.base import Step
+
+    def greedy_op(ctx):
+        ctx.llm.complete([{"role": "user", "content": "one"}])
+        ctx.llm.complete([{"role": "user", "content": "two"}])
+        raise KeyError("lost the reply")
+
+    llm = replay_llm(tmp_path, ["a", "b"])
+    n = _agent(llm).draft_node(Step("draft"), ctx(SyntheticPatternTask(), llm=llm), {"draft": greedy_op},
+                               node_id="n0001", seed=0)
+    assert n.error == "operator draft failed: KeyError: 'lost the reply'"
+    assert (n.input_tokens, n.output_tokens) == (200, 20) and n.cost_usd == pytest.approx(0.02)
+    assert [(m["role"], m["content"]) for m in n.transcript] == [
+        ("user", "one"), ("assistant", "a"), ("user", "two"), ("assistant", "b")]

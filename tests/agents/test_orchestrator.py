@@ -347,3 +347,75 @@ def test_too_few_reference_seeds_fall_back_on_the_tasks_measured_noise(tmp_path,
     assert info.measured_noise == pytest.approx(0.123)
     assert noise_floor(nodes, info).std == pytest.approx(expected)
     assert ("the proxy's measured figure" in format_report(nodes, info)) is measured
+
+
+def test_wall_clock_budget_holds_while_every_proposal_is_invalid(tmp_path, monkeypatch):
+    """An agent whose LLM only fails (each step a slow, invalid proposal) submits nothing: the clock
+    must still be checked after each step. Each step here costs 10 s of an injected clock."""
+    import types
+
+    from aira.agents import budget
+    from aira.agents.base import Draft
+
+    now = [1000.0]
+    monkeypatch.setattr(budget, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+
+    def slow_failure(ctx):
+        now[0] += 10.0
+        return Draft(proposal=None, error="operator draft failed: LLMError: HTTP 500")
+
+    ops = dict.fromkeys(("draft", "improve", "debug", "crossover"), slow_failure)
+    cfg = _config(tmp_path, agents=["greedy:offline", "random:offline"], budget="40s", noise_seeds=0)
+    s = run(cfg, executor=inline_executor(), operators=ops)
+    assert s.stop_reason == "wall-clock budget spent (40s)" and s.evaluations == 0
+    with Journal(cfg.out, readonly=True) as j:
+        nodes = j.nodes()
+    # 10, 20, 30, 40 s: the fourth step spends the budget, and no fifth one starts
+    assert len(nodes) == 4 and all(n.status == Status.INVALID for n in nodes)
+    assert [n.agent for n in nodes] == ["greedy:offline#0", "random:offline#1"] * 2
+
+
+def test_the_reply_that_crosses_the_llm_cap_is_recorded_with_its_cost(tmp_path):
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text("".join(
+        json.dumps({"text": json.dumps({"idea": f"try {p}", "proposal": p}), "model": "m",
+                    "input_tokens": 1000, "output_tokens": 100, "cost_usd": 0.6}) + "\n"
+        for p in ("AMAMSSAMAMAMSSAM", "SSAMAMAMSSAMAMAM")
+    ))
+    cfg = _config(tmp_path, agents=[f"greedy:replay:{replies}"], budget="$1,10evals", noise_seeds=0)
+    s = run(cfg, executor=inline_executor())
+    assert s.stop_reason == "LLM budget exhausted: spent $1.2000 of the $1.0000 cap"
+    assert s.evaluations == 1 and s.cost_usd == pytest.approx(1.2)
+    with Journal(cfg.out, readonly=True) as j:
+        first, second = j.nodes()
+    assert first.status == Status.OK and first.cost_usd == pytest.approx(0.6)
+    # paid for, not evaluated: the node keeps its reply, tokens and dollars
+    assert second.status == Status.INVALID and second.cost_usd == pytest.approx(0.6)
+    assert (second.input_tokens, second.output_tokens) == (1000, 100)
+    assert second.error == "operator draft stopped: LLM budget exhausted: spent $1.2000 of the $1.0000 cap"
+    assert "SSAMAMAMSSAMAMAM" in second.transcript[-1]["content"]
+
+
+def test_a_runaway_reply_leaves_a_bounded_journal_row_and_the_whole_text_beside_it(tmp_path):
+    from aira.agents.transcripts import MESSAGE_CHARS
+
+    huge = "runaway " * 750_000  # 6 MB, no JSON in it
+    replies = tmp_path / "replies.jsonl"
+    good = json.dumps({"idea": "ok", "proposal": "AMAMSSAMAMAMSSAM"})
+    replies.write_text("".join(json.dumps({"text": t, "model": "m"}) + "\n" for t in [huge] * 3 + [good]))
+    cfg = _config(tmp_path, agents=[f"greedy:replay:{replies}"], budget="1evals", noise_seeds=0)
+    s = run(cfg, executor=inline_executor())
+    assert s.evaluations == 1 and s.nodes == 2
+    with Journal(cfg.out, readonly=True) as j:
+        bad, ok = j.nodes()
+        payloads = [json.dumps(d) for *_, d in j.events()]
+    assert bad.status == Status.INVALID and "3 attempts" in bad.error and ok.status == Status.OK
+    assert max(map(len, payloads)) < 6 * MESSAGE_CHARS  # was 18 MB (three 6 MB replies) per event
+    replies_kept = [m["content"] for m in bad.transcript if m["role"] == "assistant"]
+    marker = (f"\n[... aira cut {len(huge) - MESSAGE_CHARS} of {len(huge)} characters here; "
+              f"the whole text is in transcripts/{bad.id}.json ...]\n")
+    assert replies_kept == [huge[: MESSAGE_CHARS // 2] + marker + huge[-MESSAGE_CHARS // 2 :]] * 3
+    whole = json.loads((tmp_path / "run" / "transcripts" / f"{bad.id}.json").read_text())
+    assert [m["content"] for m in whole if m["role"] == "assistant"] == [huge] * 3
+    assert [m["role"] for m in whole] == [m["role"] for m in bad.transcript]
+    assert not (tmp_path / "run" / "transcripts" / f"{ok.id}.json").exists()  # short: kept whole

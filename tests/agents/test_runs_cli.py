@@ -1,4 +1,5 @@
-"""`aira runs`: start, ls, show (text and --json), resume, and one-line errors with exit code 2."""
+"""`aira runs`: start, ls, show (text and --json), resume, and one-line errors with exit code 2 (bad
+input, and a run folder whose journal or config is corrupt)."""
 
 import json
 
@@ -108,3 +109,80 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+NOT_UTF8 = bytes(range(256)) * 8
+
+JOURNALS = {
+    "truncated": (lambda b: b[: len(b) // 2], "cannot be read as a run journal (database disk image is"),
+    "random bytes": (lambda b: NOT_UTF8, "cannot be read as a run journal (file is not a database)"),
+    "{}": (lambda b: b"{}", "cannot be read as a run journal (file is not a database)"),
+    "0 bytes": (lambda b: b"", "is empty (0 bytes): not a run journal"),
+}
+CONFIGS = {
+    "truncated": (lambda b: b[: len(b) // 2], "cannot be read as a run config (Unterminated string"),
+    "random bytes": (lambda b: NOT_UTF8, "cannot be read as a run config ('utf-8' codec can't decode"),
+    "{}": (lambda b: b"{}", 'is not a run config (no "task" in it)'),
+    "[]": (lambda b: b"[]", 'is not a run config (no "task" in it)'),
+}
+
+
+def _corrupt(finished_run, tmp_path, file, how):
+    import shutil
+
+    run = tmp_path / "runs" / "bad"
+    shutil.copytree(finished_run / "r1", run)
+    (run / file).write_bytes(how((run / file).read_bytes()))
+    return run
+
+
+@pytest.mark.parametrize(
+    "file, how, message",
+    [("journal.sqlite", *v) for v in JOURNALS.values()] + [("config.json", *v) for v in CONFIGS.values()],
+    ids=[f"journal {k}" for k in JOURNALS] + [f"config {k}" for k in CONFIGS],
+)
+def test_a_corrupt_run_is_one_line_and_exit_2(finished_run, tmp_path, capsys, file, how, message):
+    import shutil
+
+    run = _corrupt(finished_run, tmp_path, file, how)
+    before = (run / "journal.sqlite").read_bytes()
+    for argv in (["runs", "show", str(run)], ["runs", "show", "--json", str(run)],
+                 ["runs", "resume", str(run), "--quiet"]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert err.startswith(f"aira: error: {run / file} ") and message in err, (argv, err)
+        assert err.count("\n") == 1 and out == ""
+    assert (run / "journal.sqlite").read_bytes() == before  # resume changed nothing
+    # ls notes the bad folder in one line and lists the others
+    shutil.copytree(finished_run / "r1", tmp_path / "runs" / "good")
+    assert main(["runs", "ls", "--root", str(tmp_path / "runs")]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith(f"aira: skipping {run}: {run / file} ") and message in err and err.count("\n") == 1
+    rows = out.strip().splitlines()
+    assert len(rows) == 2 and rows[1].split()[:3] == ["good", "synthetic-0", "6"]
+
+
+def test_show_into_a_reader_that_leaves_early_exits_quietly(finished_run, tmp_path):
+    """`aira runs show --json RUN | head -1`: no BrokenPipeError traceback."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from aira.agents.journal import Journal
+    from aira.agents.types import Node, Status
+
+    run = tmp_path / "big"
+    shutil.copytree(finished_run / "r1", run)
+    with Journal(run) as j:  # ~1 MB of JSON: far more than a pipe holds
+        for i in range(200):
+            j.add(Node(id=f"x{i:04d}", agent="greedy:offline#0", operator="draft", proposal="AM" * 8,
+                       idea="i" * 5000, status=Status.OK, metric=0.5))
+    proc = subprocess.Popen([sys.executable, "-m", "aira", "runs", "show", "--json", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.stdout.readline() == b"{\n"
+    proc.stdout.close()  # the reader leaves, as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and err == ""

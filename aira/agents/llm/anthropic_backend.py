@@ -10,7 +10,7 @@ import inspect
 
 from aira.agents.llm.backend import BackendLLM, Reply
 from aira.agents.llm.ledger import CostLedger
-from aira.agents.llm.retry import RetryPolicy
+from aira.agents.llm.retry import MalformedResponse, RetryPolicy
 from aira.errors import UsageError
 
 
@@ -36,6 +36,12 @@ class AnthropicLLM(BackendLLM):
             kwargs["temperature"] = temperature
         msg = self.client.messages.create(model=self.model, messages=messages, max_tokens=max_tokens,
                                           **kwargs)
+        try:
+            return self._reply(msg)
+        except (AttributeError, TypeError, IndexError, KeyError) as e:  # JSON, but not a message
+            raise MalformedResponse(f"not a message ({type(e).__name__}: {e})") from e
+
+    def _reply(self, msg) -> Reply:
         # Thinking and tool blocks carry no answer text; only the text blocks are the reply.
         text = "".join(b.text for b in msg.content if getattr(b, "type", "") == "text")
         u = msg.usage

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aira.agents.llm.backend import BackendLLM, Reply
 from aira.agents.llm.ledger import CostLedger
-from aira.agents.llm.retry import RetryPolicy
+from aira.agents.llm.retry import MalformedResponse, RetryPolicy
 from aira.errors import UsageError
 
 
@@ -42,8 +42,11 @@ class OpenAILLM(BackendLLM):
             if temperature != 1.0:
                 kwargs["temperature"] = temperature
         resp = self.client.chat.completions.create(model=self.model, messages=msgs, **kwargs)
-        text = (resp.choices[0].message.content or "") if resp.choices else ""
-        u = resp.usage  # some local servers omit usage
-        return Reply(text=text, model=resp.model or self.model,
-                     input_tokens=(u.prompt_tokens or 0) if u else 0,
-                     output_tokens=(u.completion_tokens or 0) if u else 0)
+        try:
+            text = (resp.choices[0].message.content or "") if resp.choices else ""
+            u = resp.usage  # some local servers omit usage
+            return Reply(text=text, model=resp.model or self.model,
+                         input_tokens=(u.prompt_tokens or 0) if u else 0,
+                         output_tokens=(u.completion_tokens or 0) if u else 0)
+        except (AttributeError, TypeError, IndexError, KeyError) as e:  # JSON, but not a completion
+            raise MalformedResponse(f"not a chat completion ({type(e).__name__}: {e})") from e

@@ -3,8 +3,9 @@
 Replies come wrapped in prose, Markdown fences and, from reasoning models served locally, in
 <think> blocks. The helpers here take what the caller asked for out of them and raise `ParseError`
 with a reason precise enough to show the model itself: `complete_with_retries` sends that reason
-back as a user turn and asks again, and when every attempt fails, the error carries the whole
-transcript so the caller can record an invalid node with what was said.
+back as a user turn and asks again (showing at most RESEND_CHARS of the failed reply: `clip`), and
+when every attempt fails, the error carries the whole transcript so the caller can record an invalid
+node with what was said.
 """
 
 from __future__ import annotations
@@ -52,6 +53,18 @@ def strip_reasoning(text: str) -> str:
     if m:
         text = ""
     return text
+
+
+def clip(text: str, limit: int, *, where: str = "") -> str:
+    """`text` when it has at most `limit` characters, else its head and tail, `limit` characters in
+    all, around one line saying how much was cut (and `where` the whole text is, when given)."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - head
+    see = f"; the whole text is in {where}" if where else ""
+    marker = f"[... aira cut {len(text) - limit} of {len(text)} characters here{see} ...]"
+    return f"{text[:head]}\n{marker}\n{text[-tail:]}"
 
 
 # ------------------------------------------------------------------------------------------- fences
@@ -198,6 +211,7 @@ class Usage:
 
 
 FEEDBACK = "Your reply could not be parsed: {reason}. Reply again, following the requested format exactly."
+RESEND_CHARS = 32_000  # of a failed reply shown to the model again (a runaway reply is megabytes)
 
 
 def _entry(role: str, content: str, model: str = "", input_tokens: int = 0, output_tokens: int = 0,
@@ -240,7 +254,8 @@ def complete_with_retries(llm: LLM, messages: Sequence[dict], parse_fn: Callable
             break
         feedback = FEEDBACK.format(reason=reason.rstrip("."))
         # The model sees its answer without the reasoning (providers ask not to send it back).
-        convo += [{"role": "assistant", "content": strip_reasoning(c.text) or "(empty reply)"},
+        shown = clip(strip_reasoning(c.text), RESEND_CHARS)
+        convo += [{"role": "assistant", "content": shown or "(empty reply)"},
                   {"role": "user", "content": feedback}]
         transcript.append(_entry("user", feedback))
     raise ParseError(f"no parsable reply after {attempts} attempts: {reason}", transcript=transcript,

@@ -4,14 +4,16 @@ The SDKs can retry on their own, but their clients are built with `max_retries=0
 happens here instead, so that it is logged, bounded the same way for every provider, and testable
 (the sleep function is injectable; tests never really wait).
 
-Retried: 408, 409, 429, 5xx (529 "overloaded" included), connection errors and timeouts. A
-`Retry-After` (or `retry-after-ms`) header is honoured. Anything else (400, 401, 403, 404, 422)
+Retried: 408, 409, 429, 5xx (529 "overloaded" included), connection errors, timeouts and a body that
+is not the API's JSON (a proxy's HTML page, a reply cut off mid-stream). A `Retry-After` (or
+`retry-after-ms`) header is honoured. Anything else (400, 401, 403, 404, 422)
 fails at once: retrying a bad request or a bad key only burns time.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import time
@@ -46,12 +48,18 @@ class RetryPolicy:
         return step / 2 + self.rng.uniform(0, step / 2)
 
 
+class MalformedResponse(ValueError):
+    """A response whose body parsed but is not what the API returns (a backend raises it while reading
+    the reply). Retried like a 5xx: a server or proxy having a bad moment."""
+
+
 @dataclass
 class Failure:
     status: int | None   # HTTP status, None for connection errors and timeouts
     retryable: bool
     message: str
     retry_after: float | None = None
+    where: str = ""      # how the message names the failure when there is no status
 
 
 def _api_message(exc: Any) -> str:
@@ -109,6 +117,8 @@ def classify(exc: BaseException) -> Failure | None:
         kind = "timed out" if "Timeout" in type(exc).__name__ or isinstance(exc, TimeoutError) else \
             "connection failed"
         return Failure(None, True, f"{kind} ({exc})")
+    if isinstance(exc, (json.JSONDecodeError, MalformedResponse)):
+        return Failure(None, True, str(exc), where="malformed response body")
     return None
 
 
@@ -125,7 +135,7 @@ def call_with_retries(fn: Callable[[], T], *, policy: RetryPolicy, what: str, au
             f = classify(exc)
             if f is None:
                 raise
-            where = f"HTTP {f.status}" if f.status is not None else "no response"
+            where = f"HTTP {f.status}" if f.status is not None else f.where or "no response"
             if not f.retryable:
                 if f.status in (401, 403):
                     hint = f"; {auth_hint}" if auth_hint else ""
