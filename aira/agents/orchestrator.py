@@ -527,8 +527,6 @@ def run(
 
     run_dir = Path(config.out)
     task = task or get_task(config.task, **config.task_kwargs)
-    if (run_dir / Journal.FILENAME).exists():
-        raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
     _plan(config, task, executor)  # may refuse the budget: before the run folder exists
     with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
         if (run_dir / Journal.FILENAME).exists():
