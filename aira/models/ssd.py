@@ -125,7 +125,9 @@ def ssd_chunked(
     rep = h // g
     Q = max(1, min(chunk_size, l))
     factored = False
-    if not x.is_cuda:  # the range check reads a value, which would stall a GPU
+    # The range check reads a value: it would stall a GPU, and under vmap (many models trained as one,
+    # aira.train.batched) each model would need its own chunk, so both take the masked form.
+    if not x.is_cuda and not torch._C._functorch.is_batchedtensor(x):
         # Halve the chunk until every chunk's decay fits the factored form (a smaller chunk also
         # costs fewer FLOPs; only the loop over chunks grows). Below MIN_FACTORED_CHUNK the masked
         # form, which takes any decay, runs at the requested chunk.

@@ -16,6 +16,7 @@ The result is a flat dict (JSON), and `format_summary` prints it as grep-able `k
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
@@ -97,7 +98,33 @@ def _split_budget(budget: TrainBudget, parts: int) -> TrainBudget:
 
 def train(cfg: TrainConfig, *, log=print) -> dict:
     """Train and score; returns the result dict (see module docstring). Raises UsageError on bad input."""
-    from aira.models import count_params, flops_per_token, get_preset, parse_pattern
+    setup = _setup(cfg)
+    runs = []
+    t0 = time.time()
+    for i, source in enumerate(setup.sources):
+        run = _train_one(cfg, setup.preset, "".join(setup.codes), source, setup.part_budget, setup.device,
+                         seed=cfg.seed + 1000 * i, log=log,
+                         label=f"[{i + 1}/{len(setup.sources)}] " if len(setup.sources) > 1 else "")
+        runs.append(run)
+        if run["status"] != "ok":
+            break
+    return _assemble(cfg, setup, runs, time.time() - t0)
+
+
+@dataclass
+class _Setup:
+    """What a TrainConfig resolves to before training: shared by the single and the batched paths."""
+    preset: object
+    codes: list
+    budget: TrainBudget
+    part_budget: TrainBudget  # each source's share
+    spec: object
+    device: torch.device
+    sources: list
+
+
+def _setup(cfg: TrainConfig, sources: list | None = None) -> _Setup:
+    from aira.models import get_preset, parse_pattern
 
     preset = get_preset(cfg.preset)
     codes = parse_pattern(cfg.pattern, max_layers=preset.max_layers)
@@ -119,20 +146,20 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
         raise UsageError(f"mad_score={cfg.mad_score!r} applies to MAD tasks only; {spec} is scored in bits per byte")
     if cfg.schedule not in ("cosine", "wsd"):
         raise UsageError(f"unknown schedule {cfg.schedule!r}; use cosine or wsd")
-    seq_len = cfg.seq_len or preset.seq_len
-    sources = make_sources(spec, seq_len=seq_len, seed=cfg.data_seed, mad_settings=cfg.mad_settings,
-                           tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size, eval_tokens=cfg.eval_tokens,
-                           mad_score=cfg.mad_score)
-    part_budget = _split_budget(budget, len(sources))
-    runs = []
-    t0 = time.time()
-    for i, source in enumerate(sources):
-        run = _train_one(cfg, preset, "".join(codes), source, part_budget, device, seed=cfg.seed + 1000 * i,
-                         log=log, label=f"[{i + 1}/{len(sources)}] " if len(sources) > 1 else "")
-        runs.append(run)
-        if run["status"] != "ok":
-            break
-    wall = time.time() - t0
+    if sources is None:
+        sources = make_sources(spec, seq_len=cfg.seq_len or preset.seq_len, seed=cfg.data_seed,
+                               mad_settings=cfg.mad_settings, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
+                               eval_tokens=cfg.eval_tokens, mad_score=cfg.mad_score)
+    return _Setup(preset=preset, codes=codes, budget=budget, part_budget=_split_budget(budget, len(sources)),
+                  spec=spec, device=device, sources=sources)
+
+
+def _assemble(cfg: TrainConfig, setup: _Setup, runs: list[dict], wall: float) -> dict:
+    """The result dict of a training from its per-source runs."""
+    from aira.models import count_params, flops_per_token
+
+    preset, codes, budget, spec, device, sources = (setup.preset, setup.codes, setup.budget, setup.spec,
+                                                    setup.device, setup.sources)
     ok = all(r["status"] == "ok" for r in runs) and len(runs) == len(sources)
     metric_name = sources[0].metric_name
     vocab = sources[0].vocab_size
@@ -207,7 +234,7 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": preset.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95), fused=device.type == "cuda")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
+    autocast = _autocast(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     bar = _progress_bar(cfg.progress, budget, label + source.description)
@@ -223,11 +250,7 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
         if progress >= 1.0:
             break
         if cfg.curve_points > 1 and progress >= (len(curve_val) + 1) / cfg.curve_points:
-            model.eval()
-            with autocast:
-                for split, curve in (("val", curve_val), ("select", curve_select)):
-                    curve.append(source.evaluate(model, split, device, limit=cfg.curve_examples)[source.metric_name])
-            model.train()
+            _curve_point(cfg, model, source, device, autocast, curve_val, curve_select)
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(progress, cfg.schedule, cfg.warmup_frac, cfg.min_lr_frac)
         x, y = source.batch(batch_size, gen)
@@ -264,28 +287,40 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
         bar.close()
     val = select = {}
     if status == "ok":
-        model.eval()
-        with autocast:
-            val = source.evaluate(model, "val", device)
-            select = source.evaluate(model, "select", device)
-        if not all(math.isfinite(v) for v in val.values()):
-            status, error = "diverged", "non-finite validation metric"
-        if cfg.curve_points and status == "ok":
-            name = source.metric_name
-            val = {**val, "final": val[name], "curve": [*curve_val, val[name]],
-                   name: _mean([*curve_val, val[name]])}
-            select = {**select, "final": select[name], name: _mean([*curve_select, select[name]])}
+        status, error, val, select = _score(cfg, model, source, device, autocast, curve_val, curve_select)
     return {"status": status, "error": error, "steps": steps, "tokens": tokens, "train_seconds": train_seconds,
             "compile_s": compile_s,
             "final_train_loss": loss_val, "val": val, "select": select, "peak_mem_mb": _peak_mem_mb(device)}
 
 
-class _nullcontext:
-    def __enter__(self):
-        return None
+def _curve_point(cfg, model, source, device, autocast, curve_val: list, curve_select: list) -> None:
+    """One point of the learning curve (`curve_points`): the first `curve_examples` of val and select."""
+    model.eval()
+    with autocast:
+        for split, curve in (("val", curve_val), ("select", curve_select)):
+            curve.append(source.evaluate(model, split, device, limit=cfg.curve_examples)[source.metric_name])
+    model.train()
 
-    def __exit__(self, *exc):
-        return False
+
+def _score(cfg, model, source, device, autocast, curve_val: list, curve_select: list):
+    """(status, error, val, select) of a trained model: the search and the hidden selection split."""
+    status, error = "ok", ""
+    model.eval()
+    with autocast:
+        val = source.evaluate(model, "val", device)
+        select = source.evaluate(model, "select", device)
+    if not all(math.isfinite(v) for v in val.values()):
+        status, error = "diverged", "non-finite validation metric"
+    if cfg.curve_points and status == "ok":
+        name = source.metric_name
+        val = {**val, "final": val[name], "curve": [*curve_val, val[name]],
+               name: _mean([*curve_val, val[name]])}
+        select = {**select, "final": select[name], name: _mean([*curve_select, select[name]])}
+    return status, error, val, select
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _bar_units(budget: TrainBudget, steps: int, tokens: int, t_start: float) -> int:

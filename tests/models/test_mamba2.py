@@ -65,7 +65,7 @@ def test_conv_matches_nn_conv1d(length, kernel):
     w_out = torch.randn(2, length, 6)
     ref = F.silu(conv(x.transpose(1, 2))[..., :length].transpose(1, 2))
     refs = torch.autograd.grad((ref * w_out).sum(), (wide, conv.weight, conv.bias))
-    out = _CausalConvSiLU.apply(x, conv.weight[:, 0], conv.bias)
+    out = _CausalConvSiLU.apply(x, conv.weight[:, 0], conv.bias)[0]
     got = torch.autograd.grad((out * w_out).sum(), (wide, conv.weight, conv.bias))
     assert out.is_contiguous() and torch.allclose(out, ref, atol=1e-6)
     for g, g_ref in zip(got, refs):

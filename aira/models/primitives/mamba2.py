@@ -50,8 +50,10 @@ class _CausalConvSiLU(torch.autograd.Function):
     on the transposed, sliced output cost more than the convolution itself on CPU.
     """
 
+    generate_vmap_rule = True  # so that many models can train as one (aira.train.batched)
+
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    def forward(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
         # x (b, l, X), any strides (a split of in_proj's output); weight (X, K); bias (X,)
         K, l = weight.shape[1], x.shape[1]
         pre = torch.addcmul(bias, x, weight[:, K - 1])  # shift 0, new contiguous (b, l, X)
@@ -59,11 +61,16 @@ class _CausalConvSiLU(torch.autograd.Function):
             s = K - 1 - k
             if s < l:
                 pre[:, s:].addcmul_(x[:, : l - s], weight[:, k])
-        ctx.save_for_backward(x, weight, pre)
-        return F.silu(pre)
+        return F.silu(pre), pre  # pre: kept for the backward, not differentiated
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight, output[1])
+        ctx.mark_non_differentiable(output[1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _grad_pre: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         x, weight, pre = ctx.saved_tensors
         K, l = weight.shape[1], x.shape[1]
         g = torch.ops.aten.silu_backward(grad.contiguous(), pre)
@@ -116,7 +123,7 @@ class Mamba2(nn.Module):
         """Causal conv + SSD + D skip on (b, l, X) and (b, l, H) -> (b, l, E)."""
         cfg = self.cfg
         b, l, _ = xBC.shape
-        xBC = _CausalConvSiLU.apply(xBC, self.conv.weight[:, 0], self.conv.bias)
+        xBC = _CausalConvSiLU.apply(xBC, self.conv.weight[:, 0], self.conv.bias)[0]
         gN = cfg.ssm_groups * cfg.ssm_state
         x, B, C = torch.split(xBC, [self.d_inner, gN, gN], dim=-1)
         x = x.reshape(b, l, self.n_heads, cfg.ssm_head_dim)
