@@ -140,7 +140,9 @@ class _Run:
         if operators is None:
             from aira.agents.operators import OPERATORS as operators
         self.operators = operators
-        self.slots = max(1, int(getattr(executor, "slots", config.slots) or config.slots))
+        # jobs kept in flight: an executor that batches jobs wants a full batch per slot
+        self.slots = max(1, int(getattr(executor, "capacity", None) or getattr(executor, "slots", config.slots)
+                                or config.slots))
         self.nodes: dict[str, Node] = {n.id: n for n in journal.nodes()}
         self.views: dict[str, Node] = {i: strip_hidden(n) for i, n in self.nodes.items()}
         self.inflight: dict[str, Node] = {}

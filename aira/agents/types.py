@@ -43,6 +43,10 @@ class Job:
     sandbox: bool = False  # run under aira.agents.sandbox (agent-written code)
     workdir: str | None = None
     readonly_paths: list[str] = field(default_factory=list)  # copied read-only into a sandboxed job's data/
+    # Jobs with the same batch_key may run together in one worker: `batch_fn` ("package.module:function")
+    # takes their kwargs as a list and returns one result dict per job (an executor with batch > 1 does it)
+    batch_key: str | None = None
+    batch_fn: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -45,6 +45,9 @@ def register(sub) -> None:
                    help="parallel evaluations (default: one per usable CPU core, or per GPU with a GPU proxy)")
     r.add_argument("--threads", type=int, default=None,
                    help="torch threads per worker (default: 1, or OMP_NUM_THREADS)")
+    r.add_argument("--batch", type=int, default=1, metavar="K",
+                   help="candidates a worker trains as one (stacked models; local executor; default: 1). "
+                        "Scores agree with K=1 to float tolerance; `bench/throughput.py` measures the gain")
     r.add_argument("--executor", default="local", help="local | ray | inline")
     r.add_argument("--ray-address", default=None)
     r.add_argument("--seeds", type=int, default=None,
@@ -133,8 +136,11 @@ def _run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     plan = plan_workers(args.workers, getattr(args, "threads", None))
+    batch = 1 if getattr(args, "batch", None) is None else args.batch
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch}")
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
-                   "threads": plan.threads, "cache_dir": resolve_dir(args.cache)}
+                   "threads": plan.threads, "cache_dir": resolve_dir(args.cache), "batch": batch > 1}
     task = ComposeTask(**task_kwargs)
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
     task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere
@@ -144,9 +150,12 @@ def _run(args: argparse.Namespace) -> int:
           f"{task.proxy.name}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} per "
           f"candidate (the score is their mean)", file=sys.stderr)
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
-          f"{plan.describe()}; budget {args.budget}", file=sys.stderr)
+          f"{plan.describe()}{f', {batch} candidates trained as one per worker' if batch > 1 else ''}; "
+          f"budget {args.budget}", file=sys.stderr)
     _print_fidelity(task.proxy)
     executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
+    if args.executor == "local" and batch > 1:
+        executor_kwargs["batch"] = batch
     cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
                     slots=plan.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
                     noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),

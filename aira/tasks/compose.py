@@ -230,7 +230,7 @@ class ComposeTask(Task):
 
     def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int | None = None,
                  threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
-                 timeout_s: float | None = None):
+                 timeout_s: float | None = None, batch: bool = False):
         if layers < 1 or layers > 64:
             raise UsageError(f"layers must be between 1 and 64, got {layers}")
         self.space_name, self.alphabet = space, resolve_space(space)
@@ -240,6 +240,7 @@ class ComposeTask(Task):
             raise UsageError(f"seeds must be at least 1, got {seeds}")
         self.layers, self.seeds, self.threads, self.device = layers, seeds, threads, device
         self.cache_dir = cache_dir
+        self.batch = batch  # jobs carry a batch key: an executor with batch > 1 trains several as one
         self.timeout_s = timeout_s or self.proxy.timeout_s * seeds
         self.lower_is_better = self.proxy.task.startswith("lm")
         self.name = f"compose-{space}-{self.proxy.name}"
@@ -326,7 +327,8 @@ class ComposeTask(Task):
         kwargs = {"pattern": self.canonical(proposal), "seed": seed, "seeds": self.seeds,
                   "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
         return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
-                   timeout_s=self.timeout_s * budget_factor, gpus=1 if self.proxy.name.endswith("gpu") else 0)
+                   timeout_s=self.timeout_s * budget_factor, gpus=1 if self.proxy.name.endswith("gpu") else 0,
+                   **(batch_fields(kwargs) if self.batch else {}))
 
     def reference(self) -> str:
         return ("AM" * self.layers)[: self.layers] if "A" in self.alphabet and "M" in self.alphabet \
@@ -361,25 +363,56 @@ def settings_fingerprint(train: dict) -> str:
 
 
 def evaluate_pattern(*, pattern: str, seed: int = 0, seeds: int = 1, cache_dir: str | None = None,
-                     threads: int | None = None, device: str = "auto", train: dict) -> dict:
-    """The frozen evaluation (a Job's function): train `seeds` seeds of the pattern, average the scores."""
-    from aira.train.cache import cached_train
+                     threads: int | None = None, device: str = "auto", train: dict, batch: bool = False) -> dict:
+    """The frozen evaluation (a Job's function): train `seeds` seeds of the pattern, average the scores.
+    `batch`: train the seeds (and a MAD proxy's tasks) as one (aira.train.batched)."""
+    return evaluate_patterns(items=[{"pattern": pattern, "seed": seed}], seeds=seeds, cache_dir=cache_dir,
+                             threads=threads, device=device, train=train, batch=batch)[0]
+
+
+def evaluate_patterns(*, items: list[dict], seeds: int = 1, cache_dir: str | None = None,
+                      threads: int | None = None, device: str = "auto", train: dict, batch: bool = True) -> list[dict]:
+    """Several evaluations in one process (an executor's batch of jobs): `items` holds each one's pattern and
+    first seed; with `batch` every model of every item trains as one. One result per item, as
+    `evaluate_pattern` returns it."""
+    from aira.train.cache import cached_train_many
     from aira.train.trainer import TrainConfig
 
     if threads is None and os.environ.get("AIRA_THREADS"):
         threads = int(os.environ["AIRA_THREADS"])
-    runs, cached = [], 0
-    for s in range(seed, seed + seeds):
-        cfg = TrainConfig(pattern=pattern, seed=s, threads=threads, device=device, progress=False, **train)
-        r, hit = cached_train(cfg, cache_dir)
-        runs.append(r)
-        cached += hit
+    cfgs = [TrainConfig(pattern=it["pattern"], seed=s, threads=threads, device=device, progress=False, **train)
+            for it in items for s in range(it["seed"], it["seed"] + seeds)]
+    pairs = cached_train_many(cfgs, cache_dir, batch=batch)
+    return [_seed_mean(pairs[i * seeds:(i + 1) * seeds], seeds) for i in range(len(items))]
+
+
+def batch_fields(kwargs: dict) -> dict:
+    """The Job fields that let an executor batch `evaluate_pattern` jobs which differ only in pattern and
+    seed (`evaluate_batch` then trains them as one)."""
+    shared = {k: v for k, v in kwargs.items() if k not in ("pattern", "seed")}
+    key = hashlib.sha256(json.dumps(shared, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"batch_key": f"compose:{key}", "batch_fn": "aira.tasks.compose:evaluate_batch"}
+
+
+def evaluate_batch(jobs: list[dict]) -> list[dict]:
+    """An executor's batch (`Job.batch_fn`): the kwargs of `evaluate_pattern` jobs that share everything but
+    the pattern and seed (their `batch_key` says so), trained as one."""
+    first = {k: v for k, v in jobs[0].items() if k not in ("pattern", "seed")}
+    return evaluate_patterns(items=[{"pattern": j["pattern"], "seed": j.get("seed", 0)} for j in jobs],
+                             **{**first, "batch": True})
+
+
+def _seed_mean(pairs: list[tuple[dict, bool]], seeds: int) -> dict:
+    runs = [r for r, _ in pairs]
+    cached = sum(hit for _, hit in pairs)
     bad = [r for r in runs if r["status"] != "ok"]
     first = runs[0]
     metrics = {k: first.get(k) for k in ("metric_name", "params", "non_embedding_params", "flops_per_token",
                                           "tokens", "steps", "tokens_per_s", "peak_mem_mb", "device")}
     metrics.update(seeds=seeds, cached=cached, seed_metrics=[r.get("metric") for r in runs],
                    per_task=first.get("per_task"))
+    if first.get("batched"):
+        metrics["batched"] = first["batched"]
     if bad:
         return {"status": bad[0]["status"], "error": bad[0].get("error", ""), **metrics}
     vals = [r["metric"] for r in runs]

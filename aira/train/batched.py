@@ -94,8 +94,11 @@ def train_many(cfgs: list[TrainConfig], *, log=lambda *_: None, on_models=None) 
         if on_models is not None:
             on_models(models)
     wall = time.time() - t0
-    return [_assemble(c, setups[ci], [runs[(ci, si)] for si in range(len(sources))], wall)
-            for ci, c in enumerate(cfgs)]
+    results = [_assemble(c, setups[ci], [runs[(ci, si)] for si in range(len(sources))], wall)
+               for ci, c in enumerate(cfgs)]
+    for r in results:
+        r["batched"] = len(members)  # models trained as one, this one included
+    return results
 
 
 class _Segment:

@@ -65,14 +65,17 @@ def resolved_settings(train: dict) -> dict:
     return resolved
 
 
-def cache_key(cfg, device_type: str) -> str:
-    """The file name (without .json) of a TrainConfig's result on a device of this type."""
+def cache_key(cfg, device_type: str, *, batched: bool = False) -> str:
+    """The file name (without .json) of a TrainConfig's result on a device of this type; `batched`: trained
+    with others as one (aira.train.batched), which agrees with the single path to float tolerance only."""
     import torch
 
     fields = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_FIELDS}
-    blob = json.dumps({"v": EVALUATOR_VERSION, "torch": ".".join(torch.__version__.split(".")[:2]),
-                       "device": device_type, "train": fields, "resolved": resolved_settings(fields)},
-                      sort_keys=True, default=str)
+    key = {"v": EVALUATOR_VERSION, "torch": ".".join(torch.__version__.split(".")[:2]),
+           "device": device_type, "train": fields, "resolved": resolved_settings(fields)}
+    if batched:
+        key["path"] = "batched"
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -117,15 +120,31 @@ class EvalCache:
 
 def cached_train(cfg, cache_dir: str | Path | None, *, log=lambda *_: None) -> tuple[dict, bool]:
     """(result, came from the cache) for a TrainConfig; trains and stores it on a miss."""
+    return cached_train_many([cfg], cache_dir, log=log)[0]
+
+
+def cached_train_many(cfgs: list, cache_dir: str | Path | None, *, batch: bool = False,
+                      log=lambda *_: None) -> list[tuple[dict, bool]]:
+    """(result, came from the cache) for each TrainConfig. The misses train one after the other, or with
+    `batch` as one (aira.train.batched) when they can; each is stored under the path that trained it."""
+    from aira.train.batched import batchable, train_many
     from aira.train.trainer import pick_device, train
 
-    if cache_dir is None:
-        return train(cfg, log=log), False
-    cache = EvalCache(cache_dir)
-    key = cache_key(cfg, pick_device(cfg.device).type)
-    hit = cache.get(key)
-    if hit is not None:
-        return hit, True
-    result = train(cfg, log=log)
-    cache.put(key, result)
-    return result, False
+    cache = EvalCache(cache_dir) if cache_dir is not None else None
+    together = batch and len(cfgs) > 0 and batchable(cfgs) is None
+    device_type = pick_device(cfgs[0].device).type if cfgs else "cpu"
+    keys = [cache_key(c, device_type, batched=together) for c in cfgs] if cache else [None] * len(cfgs)
+    out: list[tuple[dict, bool] | None] = [None] * len(cfgs)
+    for i, k in enumerate(keys):
+        if cache is not None and (hit := cache.get(k)) is not None:
+            out[i] = (hit, True)
+    todo = [i for i in range(len(cfgs)) if out[i] is None]
+    if together and len(todo) > 1:
+        results = train_many([cfgs[i] for i in todo], log=log)
+    else:
+        results = [train(cfgs[i], log=log) for i in todo]
+    for i, r in zip(todo, results):
+        out[i] = (r, False)
+        if cache is not None:
+            cache.put(keys[i], r)
+    return out

@@ -234,3 +234,62 @@ def test_jobs_stop_when_the_harness_is_killed_outright(tmp_path):
             break
         time.sleep(0.05)
     assert not alive(grandchild), "the job's grandchild outlived the killed harness"
+
+
+def _batched(i: int, key: str | None = "k", fn: str = "sleep_batch", **kw) -> Job:
+    return Job(id=f"b{i}", fn=f"{P}:sleep", kwargs={"seconds": 0.2, "metric": float(i)}, batch_key=key,
+               batch_fn=f"{P}:{fn}" if key else None, **kw)
+
+
+def _collect(ex, n: int, limit_s: float = 30) -> dict[str, Result]:
+    out: dict[str, Result] = {}
+    end = time.monotonic() + limit_s
+    while len(out) < n and time.monotonic() < end:
+        out.update(ex.poll(timeout=0.05))
+    return out
+
+
+def test_a_slot_takes_a_batch_of_one_key_into_one_process(tmp_path):
+    ex = LocalExecutor(slots=1, batch=3, log_dir=tmp_path / "logs", grace_s=0.5)
+    try:
+        assert ex.capacity == 3
+        for i in range(5):
+            ex.submit(_batched(i))
+        ex.submit(_batched(5, key="other"))
+        ex.submit(_batched(6, key=None))
+        out = _collect(ex, 7)
+    finally:
+        ex.shutdown()
+    assert {k: r.status for k, r in out.items()} == {f"b{i}": Status.OK for i in range(7)}
+    assert {k: r.metric for k, r in out.items()} == {f"b{i}": float(i) for i in range(7)}
+    pid = {k: r.metrics["pid"] for k, r in out.items()}
+    assert pid["b0"] == pid["b1"] == pid["b2"] and pid["b3"] == pid["b4"] != pid["b0"]
+    assert len({pid["b0"], pid["b3"], pid["b5"], pid["b6"]}) == 4
+    # a job alone runs its own fn, as without batching
+    assert [out[f"b{i}"].metrics.get("batch") for i in range(6)] == [3, 3, 3, 2, 2, None]
+    assert ex.started_count == ex.finished_count == 7
+
+
+def test_a_failed_batch_fails_each_of_its_jobs(tmp_path):
+    ex = LocalExecutor(slots=1, batch=4, log_dir=tmp_path / "logs", grace_s=0.5)
+    try:
+        for i in range(2):
+            ex.submit(_batched(i, fn="crash_batch"))
+        out = _collect(ex, 2)
+    finally:
+        ex.shutdown()
+    assert [out[f"b{i}"].status for i in range(2)] == [Status.CRASHED] * 2
+    assert all("RuntimeError: batch of 2 failed" in out[f"b{i}"].error for i in range(2))
+
+
+def test_a_batch_that_times_out_times_out_each_job(tmp_path):
+    ex = LocalExecutor(slots=1, batch=2, log_dir=tmp_path / "logs", grace_s=0.2)
+    try:
+        for i in range(2):
+            ex.submit(Job(id=f"t{i}", fn=f"{P}:sleep", kwargs={"seconds": 30}, timeout_s=0.5, batch_key="k",
+                          batch_fn=f"{P}:sleep_batch"))
+        out = _collect(ex, 2)
+    finally:
+        ex.shutdown()
+    assert [out[f"t{i}"].status for i in range(2)] == [Status.TIMED_OUT] * 2
+    assert out["t0"].error.startswith("in a batch of 2 jobs: wall-clock limit of 0.5s reached")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from aira.cli import main
-from aira.tasks.compose import ComposeTask, baseline_patterns, evaluate_pattern, resolve_space
+from aira.tasks.compose import PROXIES, ComposeTask, baseline_patterns, evaluate_pattern, resolve_space
 
 
 def test_spaces_validation_and_baselines():
@@ -148,3 +148,29 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path, capsys):
                                     "evolutionary:offline?num_islands=1&init_per_island=3"]
     assert config["budget"]["evals"] == 6 and config["budget"]["on_stop"] == "kill"
     assert "6 evaluations in" in printed
+
+
+def test_compose_run_trains_candidates_as_one_with_batch(tmp_path, capsys):
+    out = tmp_path / "b"
+    code = main(["compose", "run", "--proxy", "smoke", "--layers", "4", "--agents", "random:offline", "--no-controls",
+                 "--budget", "6evals", "--workers", "1", "--batch", "3", "--noise-seeds", "0",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    assert "1 worker x 1 thread" in capsys.readouterr().err
+    assert main(["runs", "show", str(out), "--json"]) == 0
+    nodes = json.loads(capsys.readouterr().out)
+    nodes = nodes["nodes"] if isinstance(nodes, dict) else nodes
+    done = [n for n in nodes if n["status"] == "ok"]
+    assert len(done) == 6
+    # jobs went three to a worker and each was trained with the others as one
+    assert {n["metrics"].get("batched") for n in done} == {3}
+    # a batched score equals the single path's to float tolerance
+    n = done[0]
+    single = evaluate_pattern(pattern=n["proposal"], seed=0, seeds=1, threads=1,
+                              train=PROXIES["smoke"].train_kwargs())
+    assert single["metric"] == pytest.approx(n["metric"], abs=1e-3)
+
+
+def test_batch_must_be_positive(capsys):
+    assert main(["compose", "run", "--proxy", "smoke", "--batch", "0", "--budget", "1evals"]) == 2
+    assert "--batch must be at least 1, got 0" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aira.agents.base import Executor
 from aira.agents.executors.proc import GroupProcess, describe_exit, log_tail
-from aira.agents.executors.worker import read_result
+from aira.agents.executors.worker import read_batch_result, read_result
 from aira.agents.sandbox import AIRA_ROOT, SandboxLimits, SandboxProcess, classify
 from aira.agents.types import Job, Result, Status
 from aira.errors import UsageError
@@ -54,17 +54,24 @@ class _Run:
     deadline: float
     term_at: float | None = None  # when SIGTERM went out
     reason: str = ""              # "timed-out" once the harness decided to kill it
+    members: list[Job] | None = None  # a batch: the jobs this one process runs (`job` is the first)
 
 
 class LocalExecutor(Executor):
-    """N worker slots on this machine. `gpus`: device ids handed out round robin (None: not managed)."""
+    """N worker slots on this machine. `gpus`: device ids handed out round robin (None: not managed).
+    `batch` > 1: a slot takes up to that many queued jobs of one `batch_key` into one worker process, which
+    runs their `batch_fn` once (e.g. K candidates trained as one); `capacity` is then slots x batch."""
 
     def __init__(self, slots: int = 1, gpus: list[int] | None = None, log_dir: str | Path = "runs/jobs",
                  *, grace_s: float = 2.0, tick_s: float = 0.02,
-                 sandbox_limits: SandboxLimits | None = None):
+                 sandbox_limits: SandboxLimits | None = None, batch: int = 1, batch_wait_s: float = 1.0):
         if slots < 1:
             raise UsageError(f"executor slots must be >= 1, got {slots}")
-        self.slots = slots
+        if batch < 1:
+            raise UsageError(f"executor batch must be >= 1, got {batch}")
+        self.slots, self.batch = slots, batch
+        self.batch_wait_s = batch_wait_s  # how long a partial batch waits for more jobs of its key
+        self._queued_at: dict[str, float] = {}
         self.gpus = list(gpus) if gpus is not None else None
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -91,6 +98,7 @@ class LocalExecutor(Executor):
             if job.id in self._runs or any(j.id == job.id for j in self._queue):
                 raise UsageError(f"job id {job.id!r} is already queued or running")
             self._queue.append(job)
+            self._queued_at[job.id] = time.monotonic()
             self._cv.notify_all()
 
     def poll(self, timeout: float = 0.0) -> list[tuple[str, Result]]:
@@ -104,9 +112,14 @@ class LocalExecutor(Executor):
             done, self._done = self._done, []
         return done
 
+    @property
+    def capacity(self) -> int:
+        """Jobs worth keeping submitted so that every slot can take a full batch."""
+        return self.slots * self.batch
+
     def running(self) -> int:
         with self._cv:
-            return len(self._runs)
+            return sum(len(r.members or [r.job]) for r in self._runs.values())
 
     def queued(self) -> int:
         with self._cv:
@@ -171,18 +184,39 @@ class LocalExecutor(Executor):
                     status=Status.INVALID,
                     error=f"job needs {job.gpus} GPUs, the executor has {len(self.gpus)}")))
                 continue
+            if job not in self._queue:  # taken into an earlier batch of this pass
+                continue
+            batchable = self.batch > 1 and job.batch_key and job.batch_fn and not job.sandbox
+            if batchable:
+                same = sum(o.batch_key == job.batch_key and o.gpus == job.gpus for o in self._queue)
+                waited = time.monotonic() - self._queued_at.get(job.id, 0.0)
+                if same < self.batch and waited < self.batch_wait_s:
+                    continue  # the submitter may be adding the rest of the batch
             gpus = self._take_gpus(job.gpus)
             if gpus is None:
                 continue
             self._queue.remove(job)
+            members = [job]
+            if batchable:
+                for other in list(self._queue):
+                    if len(members) >= self.batch:
+                        break
+                    if other.batch_key == job.batch_key and other.gpus == job.gpus:
+                        self._queue.remove(other)
+                        members.append(other)
+            for m in members:
+                self._queued_at.pop(m.id, None)
             try:
-                self._runs[job.id] = self._launch(job, gpus)
-                self.started_count += 1
+                self._runs[job.id] = self._launch(job, gpus, members)
+                self.started_count += len(members)
             except (OSError, UsageError) as e:
                 self._free_gpus.extend(gpus)
-                self._done.append((job.id, Result(status=Status.CRASHED, error=f"could not start: {e}")))
+                for m in members:
+                    self._done.append((m.id, Result(status=Status.CRASHED, error=f"could not start: {e}")))
 
-    def _launch(self, job: Job, gpus: list[int]) -> _Run:
+    def _launch(self, job: Job, gpus: list[int], members: list[Job] | None = None) -> _Run:
+        if members and len(members) > 1:
+            return self._launch_batch(members, gpus)
         name = safe_name(job.id)
         log_path = (self.log_dir / f"{name}.log").resolve()
         log_path.write_bytes(b"")
@@ -210,6 +244,22 @@ class LocalExecutor(Executor):
         return _Run(job=job, proc=proc, log_path=log_path, result_path=result_path, gpus=gpus,
                     deadline=proc.started + job.timeout_s)
 
+    def _launch_batch(self, members: list[Job], gpus: list[int]) -> _Run:
+        job = members[0]
+        name = f"{safe_name(job.id)}+{len(members) - 1}"
+        log_path = (self.log_dir / f"{name}.log").resolve()
+        log_path.write_bytes(b"")
+        job_path = (self.log_dir / f"{name}.job.json").resolve()
+        result_path = (self.log_dir / f"{name}.result.json").resolve()
+        result_path.unlink(missing_ok=True)
+        job_path.write_text(json.dumps({"batch": [m.to_dict() for m in members]}))
+        argv = [sys.executable, "-m", "aira.agents.executors.worker", str(job_path), str(result_path)]
+        cuda = ",".join(map(str, gpus)) if self.gpus is not None else None
+        proc = GroupProcess(argv, env=worker_env(cuda), cwd=job.workdir, stdout_path=log_path)
+        # the batch may take as long as its jobs one after the other
+        return _Run(job=job, proc=proc, log_path=log_path, result_path=result_path, gpus=gpus,
+                    deadline=proc.started + sum(m.timeout_s for m in members), members=members)
+
     def _check_runs(self) -> list[tuple[str, Result]]:
         now = time.monotonic()
         finished = []
@@ -218,14 +268,34 @@ class LocalExecutor(Executor):
                 run.proc.cleanup()  # orphans left in its group (or, sandboxed, under its uid)
                 del self._runs[job_id]  # the one place a slot is freed
                 self._free_gpus.extend(run.gpus)
-                self.finished_count += 1
-                finished.append((job_id, self._result(run)))
+                if run.members:
+                    self.finished_count += len(run.members)
+                    finished.extend(self._batch_results(run))
+                else:
+                    self.finished_count += 1
+                    finished.append((job_id, self._result(run)))
             elif run.term_at is None and now >= run.deadline:
                 run.reason, run.term_at = "timed-out", now
                 run.proc.terminate()
             elif run.term_at is not None and now >= run.term_at + self.grace_s:
                 run.proc.kill()
         return finished
+
+    def _batch_results(self, run: _Run) -> list[tuple[str, Result]]:
+        """One Result per job of a batch: each its own, or the batch's failure for all of them."""
+        results = None if run.reason == "timed-out" else read_batch_result(run.result_path)
+        if results is not None and all(m.id in results for m in run.members):
+            out = []
+            for m in run.members:
+                r = results[m.id]
+                r.log_path = str(run.log_path)
+                out.append((m.id, r))
+            return out
+        failed = self._result(run)  # why the process ended without results (timeout, memory, crash)
+        return [(m.id, Result(status=failed.status, seconds=failed.seconds / len(run.members),
+                              log_path=failed.log_path,
+                              error=f"in a batch of {len(run.members)} jobs: {failed.error}"))
+                for m in run.members]
 
     def _result(self, run: _Run) -> Result:
         job, proc = run.job, run.proc

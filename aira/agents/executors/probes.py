@@ -17,6 +17,16 @@ def sleep(seconds: float = 0.0, metric: float = 1.0) -> dict:
     return {"status": "ok", "metric": metric, "pid": os.getpid()}
 
 
+def sleep_batch(jobs: list[dict]) -> list[dict]:
+    """A batch of `sleep` jobs in one process: sleeps once (the longest), one result each."""
+    time.sleep(max(j.get("seconds", 0.0) for j in jobs))
+    return [{"status": "ok", "metric": j.get("metric", 1.0), "pid": os.getpid(), "batch": len(jobs)} for j in jobs]
+
+
+def crash_batch(jobs: list[dict]) -> list[dict]:
+    raise RuntimeError(f"batch of {len(jobs)} failed")
+
+
 def crash(message: str = "boom", noise_lines: int = 0) -> dict:
     for i in range(noise_lines):
         print(f"training step {i}", flush=True)

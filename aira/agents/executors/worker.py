@@ -112,21 +112,58 @@ def run_job(job: Job) -> Result:
     return result
 
 
+def run_batch(jobs: list[Job]) -> dict[str, Result]:
+    """Call the jobs' shared `batch_fn` once with their kwargs; one Result per job (never raises). A batch
+    that fails fails each of its jobs with the same error."""
+    t0 = time.perf_counter()
+    try:
+        outs = load_fn(jobs[0].batch_fn)([j.kwargs for j in jobs])
+        if not isinstance(outs, list) or len(outs) != len(jobs):
+            raise TypeError(f"{jobs[0].batch_fn} returned {type(outs).__name__}, expected a list of "
+                            f"{len(jobs)} result dicts")
+        results = {j.id: (o if isinstance(o, Result) else Result.from_dict(o)) for j, o in zip(jobs, outs)}
+    except BaseException as e:  # noqa: BLE001 - a job's failure is data
+        tb = traceback.format_exc()
+        sys.stderr.write(tb)
+        status = Status.KILLED if isinstance(e, MemoryError) else Status.CRASHED
+        results = {j.id: Result(status=status, error=_tail(tb) or repr(e)) for j in jobs}
+    share = (time.perf_counter() - t0) / len(jobs)
+    for r in results.values():
+        r.seconds = r.seconds or share
+    return results
+
+
 def _jsonable(o: Any) -> Any:
     if hasattr(o, "tolist"):  # numpy / torch scalars and arrays
         return o.tolist()
     return str(o)
 
 
-def write_result(path: str | Path, result: Result) -> None:
+def _write_json(path: str | Path, obj: Any) -> None:
     """Write atomically: a reader sees no file or the whole file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(result.to_dict(), f, default=_jsonable)
+        json.dump(obj, f, default=_jsonable)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_result(path: str | Path, result: Result) -> None:
+    _write_json(path, result.to_dict())
+
+
+def write_batch_result(path: str | Path, results: dict[str, Result]) -> None:
+    _write_json(path, {"batch": {k: r.to_dict() for k, r in results.items()}})
+
+
+def read_batch_result(path: str | Path) -> dict[str, Result] | None:
+    try:
+        with open(path) as f:
+            return {k: Result.from_dict(d) for k, d in json.load(f)["batch"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def read_result(path: str | Path) -> Result | None:
@@ -143,11 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 2:
         sys.stderr.write("usage: python -m aira.agents.executors.worker JOB_JSON RESULT_JSON\n")
         return 2
-    job = Job.from_dict(json.loads(Path(argv[0]).read_text()))
-    limit_memory(job.mem_limit_mb)
-    watch_parent()
-    result = run_job(job)
-    write_result(argv[1], result)
+    spec = json.loads(Path(argv[0]).read_text())
+    if "batch" in spec:  # several jobs, one process: {"batch": [job, ...]} -> {"batch": {id: result}}
+        jobs = [Job.from_dict(d) for d in spec["batch"]]
+        limit_memory(max((j.mem_limit_mb or 0) for j in jobs) or None)
+        watch_parent()
+        write_batch_result(argv[1], run_batch(jobs))
+    else:
+        job = Job.from_dict(spec)
+        limit_memory(job.mem_limit_mb)
+        watch_parent()
+        write_result(argv[1], run_job(job))
     sys.stdout.flush()
     if _orphaned.is_set():
         _end_group()  # what the job started dies with it
