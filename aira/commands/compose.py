@@ -105,6 +105,8 @@ def register(sub) -> None:
     f.add_argument("--timeout", type=float, default=None, help="seconds per small evaluation (default: proxy's)")
     f.add_argument("--cache", default=None,
                    help="evaluation cache folder, or 'off' (default: the shared one, as for compose run)")
+    f.add_argument("--batch", type=int, default=1, metavar="K",
+                   help="evaluations a worker trains as one (local executor; default: 1)")
     f.add_argument("--record", action="store_true", help="write the figures into the shipped fidelity table")
     f.add_argument("--reference", default=None, metavar="DIR[:FIDELITY]",
                    help="also rank the first fidelity against another fidelity run's scores (default: its last "

@@ -347,7 +347,7 @@ def run_fidelity(args) -> int:
     from aira.compose.calibration import load_patterns
     from aira.machine import plan_workers
     from aira.train.cache import resolve_dir
-    from aira.tasks.compose import resolve_proxy, resolve_space
+    from aira.tasks.compose import batch_fields, resolve_proxy, resolve_space
 
     fids = _parse_fidelities(args.fidelities)
     proxy = resolve_proxy(args.proxy)
@@ -412,6 +412,12 @@ def run_fidelity(args) -> int:
                 jid = f"{f}-{i:03d}-s{s}"
                 jobs[jid] = (f, p, s)
     ex_kwargs = {"log_dir": out / "jobs"} if args.executor == "local" else {}
+    batch = getattr(args, "batch", None)
+    batch = 1 if batch is None else batch
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch}")
+    if args.executor == "local" and batch > 1:
+        ex_kwargs["batch"] = batch
     executor = make_executor(args.executor, slots=plan.workers, **ex_kwargs)
     # large trains ~64x the FLOPs of small (4x width squared, 4x tokens)
     base_timeout = getattr(args, "timeout", None) or proxy.timeout_s
@@ -427,22 +433,10 @@ def run_fidelity(args) -> int:
         file=sys.stderr,
     )
     for jid, (f, p, s) in jobs.items():
-        executor.submit(
-            Job(
-                id=jid,
-                fn="aira.tasks.compose:evaluate_pattern",
-                timeout_s=timeout[f],
-                kwargs={
-                    "pattern": p,
-                    "seed": s,
-                    "seeds": 1,
-                    "cache_dir": cache_dir,
-                    "threads": threads,
-                    "device": "auto",
-                    "train": trains[f],
-                },
-            )
-        )
+        kwargs = {"pattern": p, "seed": s, "seeds": 1, "cache_dir": cache_dir, "threads": threads, "device": "auto",
+                  "train": trains[f]}
+        executor.submit(Job(id=jid, fn="aira.tasks.compose:evaluate_pattern", timeout_s=timeout[f], kwargs=kwargs,
+                            **(batch_fields(kwargs) if batch > 1 else {})))
     done, t0 = 0, time.time()
     evals_path = out / "evaluations.jsonl"
     evals_path.write_text("")

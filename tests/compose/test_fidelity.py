@@ -860,3 +860,16 @@ def test_sigterm_stops_the_jobs_it_started(tmp_path):
     left = [p for p in _processes_naming(str(out / "jobs")) if p != parent.pid]
     assert left == [], f"workers still running after the command stopped: {left}"
     assert (out / "evaluations.jsonl").exists()  # what finished before the signal is on disk
+
+
+def test_fidelity_with_batches_scores_as_without(tmp_path):
+    assert _cli(tmp_path / "one", "--fidelities", "small", "--cache", "off") == 0
+    assert _cli(tmp_path / "many", "--fidelities", "small", "--cache", "off", "--batch", "4", "--executor", "local",
+                "--workers", "1") == 0
+    one = json.loads((tmp_path / "one" / "fidelity-scores.json").read_text())["small"]
+    many = json.loads((tmp_path / "many" / "fidelity-scores.json").read_text())["small"]
+    assert one.keys() == many.keys()
+    for p in one:
+        assert many[p] == pytest.approx(one[p], abs=1e-3)
+    log = (tmp_path / "many" / "jobs")
+    assert any("+" in f.name for f in log.glob("*.log"))  # jobs ran several to a worker
