@@ -34,6 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aira.train.trainer import (
+    SYNC_EVERY,
     TrainConfig,
     _assemble,
     _autocast,
@@ -43,6 +44,7 @@ from aira.train.trainer import (
     _score,
     _setup,
     lr_factor,
+    to_device,
 )
 
 _FREE = ("pattern", "seed", "progress", "threads")  # what may differ between configs trained together
@@ -188,6 +190,14 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
     live = torch.ones(K, dtype=torch.bool)
     t_start = time.time()
 
+    def _check(values: torch.Tensor, step: int, how: str) -> None:
+        for k, v in enumerate(values.float().cpu().tolist()):
+            if live[k]:
+                loss_vals[k] = v
+                if not math.isfinite(v):
+                    status[k], error[k] = "diverged", f"loss became {v} {how} step {step}"
+                    live[k] = False
+
     def math_sdpa():
         return sdpa_kernel(SDPBackend.MATH) if device.type == "cpu" else contextlib.nullcontext()
 
@@ -203,17 +213,12 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(progress, cfg.schedule, cfg.warmup_frac, cfg.min_lr_frac)
         batches = [sources[si].batch(batch_size, gens[k]) for k, (_, si) in enumerate(members)]
-        x = torch.stack([b[0] for b in batches]).to(device, non_blocking=True)
-        y = torch.stack([b[1] for b in batches]).to(device, non_blocking=True)
+        x, y = to_device(torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]), device=device)
         with autocast, math_sdpa():
             losses = forward(x, y)
-        vals = losses.detach().float().cpu().tolist()
-        for k, v in enumerate(vals):
-            if live[k]:
-                loss_vals[k] = v
-                if not math.isfinite(v):
-                    status[k], error[k] = "diverged", f"loss became {v} at step {steps}"
-                    live[k] = False
+        last = losses.detach()
+        if device.type != "cuda" or steps % SYNC_EVERY == 0:
+            _check(last, steps, "at")
         if not live.any():
             break
         opt.zero_grad(set_to_none=True)
@@ -223,6 +228,8 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
         opt.step()
         steps += 1
         tokens += x[0].numel()
+    if device.type == "cuda" and steps:
+        _check(last, steps - 1, "by")
     train_seconds = time.time() - t_start
     for seg in segments:
         seg.write_back()

@@ -63,6 +63,18 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)  # ModelConfig fields, e.g. {"d_model": 96}
 
 
+# On CUDA the loss is read (a host sync) every SYNC_EVERY steps, not every step: a proxy step is a few
+# milliseconds of kernels, and waiting for each one leaves the GPU idle while Python queues the next.
+SYNC_EVERY = 16
+
+
+def to_device(x: torch.Tensor, y: torch.Tensor, *, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch onto the device; on CUDA through pinned memory, so the copy does not block the host."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x, y
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -253,14 +265,15 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
             _curve_point(cfg, model, source, device, autocast, curve_val, curve_select)
         for group in opt.param_groups:
             group["lr"] = lr * lr_factor(progress, cfg.schedule, cfg.warmup_frac, cfg.min_lr_frac)
-        x, y = source.batch(batch_size, gen)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, y = to_device(*source.batch(batch_size, gen), device=device)
         with autocast:
             _, loss = step_model(x, y)
-        loss_val = float(loss.detach())
-        if not math.isfinite(loss_val):
-            status, error = "diverged", f"loss became {loss_val} at step {steps}"
-            break
+        last_loss = loss.detach()
+        if device.type != "cuda" or steps % SYNC_EVERY == 0:  # reading the loss waits for the GPU
+            loss_val = float(last_loss)
+            if not math.isfinite(loss_val):
+                status, error = "diverged", f"loss became {loss_val} at step {steps}"
+                break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if preset.grad_clip:
@@ -282,6 +295,10 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
             m = source.evaluate(model, "val", device)
             model.train()
             log(f"{label}step {steps}: val {source.metric_name} {m[source.metric_name]:.4f}")
+    if status == "ok" and device.type == "cuda" and steps:
+        loss_val = float(last_loss)
+        if not math.isfinite(loss_val):
+            status, error = "diverged", f"loss became {loss_val} by step {steps - 1}"
     train_seconds = time.time() - t_start
     if bar is not None:
         bar.close()
