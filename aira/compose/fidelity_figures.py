@@ -30,13 +30,17 @@ def metric_bounds(train: dict) -> tuple[float | None, float | None]:
     if train.get("mad_score", "accuracy") == "loglik":
         return 1.0, 0.0  # certainty on every answer; a uniform guess over the vocabulary
     from aira.data.mad import resolve_settings
+    from aira.data.madlab import MadLabSettings, answer_alphabet
     from aira.train.sources import parse_task, split_mad_name
 
     chances = []
     for name in parse_task(task).names:
         base, own = split_mad_name(name)
-        vocab = resolve_settings(own or train.get("mad_settings", "cpu")).vocab_size
-        chances.append(1 / (vocab * _MAD_CHANCE_DIVISOR[base]))
+        s = resolve_settings(own or train.get("mad_settings", "cpu"))
+        if isinstance(s, MadLabSettings):  # MAD-lab's per-task vocabularies hold special tokens
+            chances.append(1 / answer_alphabet(base, s.task(base)))
+        else:
+            chances.append(1 / (s.vocab_size * _MAD_CHANCE_DIVISOR[base]))
     return 1.0, sum(chances) / len(chances)
 
 

@@ -1,26 +1,44 @@
 """The MAD synthetic task suite (Poli et al. 2024, "Mechanistic Design and Scaling of Hybrid Architectures").
 
-Six token-manipulation tasks, each written here from the paper's task definitions:
+Six token-manipulation tasks in two families of generators, picked by the settings:
 
-  in_context_recall        key-value pairs, keys repeat; at a key already seen, output its value
-  fuzzy_in_context_recall  the same, but keys and values are spans of 1..k tokens
-  noisy_in_context_recall  the same as recall, with noise tokens inserted between the pairs
-  selective_copying        content tokens scattered among blanks; after a separator, copy them in order
-  compression              a random sequence, a compression token, then the sequence again
-  memorization             key-value pairs from one fixed table shared by every split (facts in weights)
+  - `MadSettings` (presets `default`, `cpu`, `cpu32`, `copy16`, `tiny`): aira's causal, teacher-forced
+    variants, below. They keep the task names but not MAD-lab's rules, so their scores are not MAD scores.
+  - `MadLabSettings` (preset `madlab`): the tasks as MAD-lab defines them, each at its own baseline
+    settings (`aira.data.madlab`, whose docstring says where a causal LM must differ from MAD-lab).
+
+aira's variants, and how each differs from MAD-lab (vocabulary V content tokens, length L):
+
+  in_context_recall        [key, value] pairs over V/2 keys, one key->value bijection per sequence; the
+                           answer at every repeated key. MAD-lab: values drawn per key (not a bijection),
+                           a final probe, and training on every next token rather than on answers only.
+  fuzzy_in_context_recall  keys and values are spans of 1..3 tokens; `fuzzy_n_keys` (4) prefix-free keys
+                           per sequence, repeated. MAD-lab: keys drawn from every ordering of 1-3 distinct
+                           key tokens (test keys always 3), left padding, a final probe.
+  noisy_in_context_recall  recall with 40% of positions single noise tokens scattered between pairs.
+                           MAD-lab: 20% of the pair slots replaced by 2-token noise blocks, V 32 with noise.
+  selective_copying        content among blanks, a separator, then the copy teacher-forced (the copy so
+                           far is in the input). MAD-lab: blank inputs over the copy, L 256.
+  compression              a sequence, a compression token, then the sequence again teacher-forced, so
+                           each answer is visible in context: it measures copying. MAD-lab: an auto-
+                           encoder decoding 32 tokens from the state at the compression token.
+  memorization             [key, value] pairs from one fixed table (`memory_keys` keys, values drawn with
+                           replacement); the value is in the input, so a key repeated in a row is answered
+                           from context. MAD-lab: [key, insert] pairs, 127 keys one-to-one onto 128 values,
+                           V 256, 256 training examples.
 
 Every example is an input row `x` (L,) and a target row `y` (L,) aligned to it: `y[t]` is what a causal
 model must output at position `t`, and -100 where nothing can be known (a key seen for the first time,
-noise, the prompt of a copy). The suite score is the mean masked accuracy over tasks.
+noise, the prompt of a copy); aira's variants train and test on those answers only. The suite score is the
+mean masked accuracy over tasks.
 
 Notable choices:
-  - The trainer is a causal LM, so MAD's compression (an auto-encoder decoding the whole input from one
-    aggregation token) becomes its causal analogue: after the compression token the model reproduces
-    the sequence, teacher-forced, and is scored on every reproduced token.
   - Fuzzy keys are drawn prefix-free within a sequence (no key starts another), so a causal model can
     tell where a key ends; values need no such care, as keys and values use disjoint tokens.
   - Splits come from disjoint seed streams (`SeedSequence([seed, task, split])`); memorization's table
     comes from its own stream, the same for all splits, since it must be learnt from train.
+  - No split shares an input row with another: a val row equal to a train row, or a select row equal to
+    either, is replaced from the split's own redraw stream. Splits without such a row are unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +49,9 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from aira.data.madlab import GENERATORS as MADLAB_GENERATORS
+from aira.data.madlab import MadLabSettings, row_length
+from aira.data.madlab import memorization_table as madlab_memorization_table
 from aira.errors import UsageError
 
 IGNORE = -100
@@ -44,12 +65,12 @@ MAD_TASKS: tuple[str, ...] = (
     "memorization",
 )
 
-_SPLITS = {"train": 0, "val": 1, "select": 2, "table": 3}
+_SPLITS = {"train": 0, "val": 1, "select": 2, "table": 3, "val-redraw": 4, "select-redraw": 5}
 
 
 @dataclass(frozen=True, kw_only=True)
 class MadSettings:
-    """One difficulty level of the suite. `vocab_size` counts content tokens (keys + values for recall);
+    """One difficulty level of aira's variants of the suite (not MAD-lab's rules: see the module docstring). `vocab_size` counts content tokens (keys + values for recall);
     noise, separator and compression tokens are added after them, so `MadData.vocab_size` is larger."""
 
     vocab_size: int = 16
@@ -84,8 +105,9 @@ class MadSettings:
             raise UsageError("MAD memory_keys must be >= 2")
 
 
-MAD_PRESETS: dict[str, MadSettings] = {
-    # the paper's baseline setting
+MAD_PRESETS: dict[str, MadSettings | MadLabSettings] = {
+    # aira's variants at the sizes the MAD paper quotes as its defaults (V 16, L 128, 12,800 / 1,280
+    # examples); not MAD-lab's rules or per-task settings, which are `madlab`
     "default": MadSettings(),
     # a few seconds per task on a CPU core with a small model
     "cpu": MadSettings(seq_len=64, n_train=2_560, n_val=256, n_select=256, n_copy=8, memory_keys=64),
@@ -100,6 +122,8 @@ MAD_PRESETS: dict[str, MadSettings] = {
     "copy16": MadSettings(seq_len=16, n_train=4_096, n_val=1_024, n_select=1_024, n_copy=2, memory_keys=4_096),
     # for tests and smoke runs
     "tiny": MadSettings(seq_len=32, n_train=256, n_val=64, n_select=64, n_copy=4, memory_keys=16),
+    # the six tasks as MAD-lab defines them, each at its baseline settings (aira.data.madlab)
+    "madlab": MadLabSettings(),
 }
 
 
@@ -112,47 +136,76 @@ class MadData:
     select_x: torch.Tensor
     select_y: torch.Tensor
     vocab_size: int
-    settings: MadSettings
+    settings: MadSettings | MadLabSettings
     task: str
 
 
-def resolve_settings(settings: MadSettings | str) -> MadSettings:
-    if isinstance(settings, MadSettings):
+def resolve_settings(settings: MadSettings | MadLabSettings | str) -> MadSettings | MadLabSettings:
+    if isinstance(settings, (MadSettings, MadLabSettings)):
         return settings
     if settings in MAD_PRESETS:
         return MAD_PRESETS[settings]
     raise UsageError(f"unknown MAD settings {settings!r}; valid: {', '.join(MAD_PRESETS)}")
 
 
-def mad_settings_with(base: MadSettings | str, **changes) -> MadSettings:
-    """A preset with some knobs changed, e.g. `mad_settings_with("cpu", frac_noise=0.6)`."""
-    names = {f.name for f in fields(MadSettings)}
+def mad_settings_with(base: MadSettings | MadLabSettings | str, **changes) -> MadSettings | MadLabSettings:
+    """A preset with some knobs changed, e.g. `mad_settings_with("cpu", frac_noise=0.6)`, or
+    `mad_settings_with("madlab", n_val=64, memorization=MadLabTask(vocab_size=512, seq_len=32, n_train=256))`."""
+    s = resolve_settings(base)
+    names = {f.name for f in fields(s)}
     bad = sorted(set(changes) - names)
     if bad:
         raise UsageError(f"unknown MAD setting {bad[0]!r}; valid: {', '.join(sorted(names))}")
-    return replace(resolve_settings(base), **changes)
+    return replace(s, **changes)
 
 
-def make_mad(task: str, settings: MadSettings | str = "cpu", seed: int = 0) -> MadData:
+def make_mad(task: str, settings: MadSettings | MadLabSettings | str = "cpu", seed: int = 0) -> MadData:
     """Generate the train / val (search) / select (hidden) splits of one MAD task."""
     if task not in MAD_TASKS:
         raise UsageError(f"unknown MAD task {task!r}; valid: {', '.join(MAD_TASKS)}")
     s = resolve_settings(settings)
-    gen, vocab = _GENERATORS[task], task_vocab_size(task, s)
-    extra = {}
-    if task == "memorization":
-        extra["table"] = memorization_table(s, seed)
+    if isinstance(s, MadLabSettings):
+        t = s.task(task)
+        vocab, length, sizes = t.vocab_size, row_length(task, t), (t.n_train, s.n_val, s.n_select)
+        extra = {"table": madlab_memorization_table(_rng(seed, task, "table"), t)} if task == "memorization" else {}
+
+        def gen(rng, n, split):  # train by MAD-lab's training rule, val and select by its test rule
+            return MADLAB_GENERATORS[task](rng, n, t, split == "train", **extra)
+    else:
+        vocab, length, sizes = task_vocab_size(task, s), s.seq_len, (s.n_train, s.n_val, s.n_select)
+        extra = {"table": memorization_table(s, seed)} if task == "memorization" else {}
+
+        def gen(rng, n, split):
+            return _GENERATORS[task](rng, n, s, **extra)
     out = {}
-    for split, n in (("train", s.n_train), ("val", s.n_val), ("select", s.n_select)):
-        x, y = gen(_rng(seed, task, split), n, s, **extra)
-        assert x.shape == y.shape == (n, s.seq_len) and x.max() < vocab
-        out[f"{split}_x"] = torch.from_numpy(x.astype(np.int64))
-        out[f"{split}_y"] = torch.from_numpy(y.astype(np.int64))
+    taken: set[bytes] = set()  # the input rows of the splits made so far
+    for split, n in zip(("train", "val", "select"), sizes):
+        x, y = gen(_rng(seed, task, split), n, split)
+        x, y = x.astype(np.int64), y.astype(np.int64)
+        if taken:
+            redraw = _rng(seed, task, f"{split}-redraw")
+            x, y = _redraw_taken(x, y, taken, lambda k, split=split, redraw=redraw: gen(redraw, k, split))
+        assert x.shape == y.shape == (n, length) and x.max() < vocab
+        taken |= {r.tobytes() for r in x}
+        out[f"{split}_x"] = torch.from_numpy(x)
+        out[f"{split}_y"] = torch.from_numpy(y)
     return MadData(**out, vocab_size=vocab, settings=s, task=task)
 
 
-def task_vocab_size(task: str, s: MadSettings) -> int:
+def _redraw_taken(x: np.ndarray, y: np.ndarray, taken: set[bytes], draw) -> tuple[np.ndarray, np.ndarray]:
+    """Replace the rows of x (and their y) whose input is in `taken` by rows from `draw(k)`."""
+    for _ in range(100):
+        repeat = np.fromiter((r.tobytes() in taken for r in x), bool, len(x))
+        if not repeat.any():
+            return x, y
+        x[repeat], y[repeat] = draw(int(repeat.sum()))
+    raise UsageError("MAD settings leave too few distinct rows to keep the splits apart; make the task larger")
+
+
+def task_vocab_size(task: str, s: MadSettings | MadLabSettings) -> int:
     """Content tokens plus the task's special tokens (noise, separator, compression)."""
+    if isinstance(s, MadLabSettings):
+        return s.task(task).vocab_size  # MAD-lab counts its special tokens in
     return {
         "in_context_recall": s.vocab_size,
         "fuzzy_in_context_recall": s.vocab_size,

@@ -81,7 +81,9 @@ PROXIES = {
                                         "tokens) and compression, width 64, 128 steps each, scored by the "
                                         "learning-curve area (6 points)"),
     "mad-gpu": Proxy(name="mad-gpu", task="mad", preset="mad", mad_settings="default", budget="3000steps",
-                     description="the six MAD tasks at MAD's settings, width 128, 500 steps each"),
+                     description="aira's causal, teacher-forced variants of the six MAD tasks at MAD's default "
+                                 "sizes (vocabulary 16, length 128; not MAD-lab's rules, which are the "
+                                 "`madlab` MAD settings), width 128, 500 steps each"),
     # 1,000 steps and 2 seeds: 2-seed candidates rank with rho 0.92 (500 steps: 0.89; docs/fidelity.md)
     "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="1000steps",
                     lr=3e-3, timeout_s=600, seeds=2,

@@ -297,6 +297,9 @@ def test_metric_bounds_of_mad_and_lm():
     finally:
         del mad.MAD_PRESETS["test-v8"]
     assert chance == pytest.approx((1 / 8 + 1 / 16) / 2)
+    # MAD-lab's settings: noisy recall's 8 values (of 32 tokens), memorization's 128 values (of 256)
+    _, chance = fid.metric_bounds({"task": "mad:noisy_in_context_recall,memorization", "mad_settings": "madlab"})
+    assert chance == pytest.approx((1 / 8 + 1 / 128) / 2)
 
 
 # ---------------------------------------------------------------- calibration sets
