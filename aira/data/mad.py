@@ -126,6 +126,11 @@ MAD_PRESETS: dict[str, MadSettings | MadLabSettings] = {
     "madlab": MadLabSettings(),
 }
 
+# Presets whose rows changed while their settings did not: the revision joins the settings fingerprint and
+# the evaluation cache key (aira.train.cache.resolved_settings), so figures and cached scores measured on
+# the old rows no longer count. copy16 1: val / select rows equal to a training row are redrawn (2026-12-04).
+DATA_REVISIONS: dict[str, int] = {"copy16": 1}
+
 
 @dataclass(frozen=True)
 class MadData:

@@ -52,7 +52,7 @@ def resolve_dir(arg: str | None) -> str | None:
 
 def resolved_settings(train: dict) -> dict:
     """What a training setup's named presets resolve to (model preset, MAD settings, tasks' own settings)."""
-    from aira.data.mad import MAD_PRESETS
+    from aira.data.mad import DATA_REVISIONS, MAD_PRESETS
     from aira.models import get_preset
     from aira.train.sources import parse_task, split_mad_name
 
@@ -62,6 +62,10 @@ def resolved_settings(train: dict) -> dict:
     own = sorted({o for o in (split_mad_name(n)[1] for n in spec.names) if o}) if spec.kind == "mad" else []
     if own:  # tasks with settings of their own (`selective_copying@copy16`)
         resolved["mad_own"] = {name: repr(MAD_PRESETS.get(name, "")) for name in own}
+    if spec.kind == "mad":
+        revised = {n: DATA_REVISIONS[n] for n in [train.get("mad_settings", ""), *own] if n in DATA_REVISIONS}
+        if revised:  # absent otherwise, so the fingerprints of unrevised presets stay what they were
+            resolved["data_revisions"] = revised
     return resolved
 
 
