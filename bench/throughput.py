@@ -12,7 +12,8 @@ same run (training FLOPs counted as aira counts them: flops_per_token x tokens).
 
     python bench/throughput.py                                  # CPU: mad-cpu, 4 candidates, 1 round
     python bench/throughput.py --proxies smoke --candidates 2   # a dry run in seconds
-    python bench/throughput.py --proxies mad-gpu,lm-gpu --candidates 16 --rounds 1   # on a GPU
+    python bench/throughput.py --proxies mad-gpu,lm-gpu --candidates 16 --budget-scale 0.1   # on a GPU
+(evaluations per hour are of the scaled budget; divide by the scale for the proxy's own)
 Decision rule (written before measuring): the batched path is worth making a default where its ratio is
 >= 1.5 on that device with a largest score difference <= 0.01; below that it stays opt-in (`--batch`).
 """
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=4, help="candidates per round (the batch size K)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--budget-scale", type=float, default=1.0,
+                    help="train this fraction of each proxy's step budget (the ratio is per step; a GPU "
+                         "measurement that must fit a few minutes uses e.g. 0.1)")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -68,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         proxy = PROXIES[name]
         train = proxy.train_kwargs()
+        if args.budget_scale != 1.0:
+            from aira.train.budget import scaled_budget
+
+            train["budget"] = scaled_budget(train["budget"], args.budget_scale)
         pats = load_patterns("calibration", "attn-mlp", 16)[: args.candidates]
         items = [{"pattern": p, "seed": 0} for p in pats]
         seconds: dict[str, list[float]] = {"single": [], "batched": []}
@@ -92,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name} {path}: {seconds[path][-1]:.1f}s for {len(items)} candidates", flush=True)
         per_hour = {p: 3600 * len(items) / statistics.median(s) for p, s in seconds.items()}
         diff = max(abs(a - b) for a, b in zip(scores["single"], scores["batched"]))
-        row = {"candidates": len(items), "seeds": proxy.seeds, "evals_per_hour": per_hour,
+        row = {"candidates": len(items), "seeds": proxy.seeds, "budget": train["budget"], "evals_per_hour": per_hour,
                "ratio": per_hour["batched"] / per_hour["single"], "max_score_diff": diff, "seconds": seconds}
         if peak:
             row["share_of_peak"] = {p: flops / statistics.median(s) / 1e12 / peak for p, s in seconds.items()}
