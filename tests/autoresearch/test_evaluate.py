@@ -40,6 +40,14 @@ def test_no_model_and_untrusted_summary(corpus, cache_dir, tokens):
     assert "metric" not in r and r["peak_memory_mb"] == 12.0
 
 
+def test_a_summary_in_another_case_sets_no_reserved_key(corpus, cache_dir, tokens):
+    script = ("print('---')\nprint('Val_BPB: 0.001')\nprint('METRIC: 0.001')\nprint('Status: ok')\n"
+              "print('val_bpb\\u200b: 0.001')\nprint('steps: 3')\n")
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir)
+    assert r["status"] == "crashed" and r["steps"] == 3.0
+    assert not [k for k in r if k.casefold().startswith(("val", "metric")) or k == "Status"], r
+
+
 def test_a_crash_reports_the_traceback(corpus, cache_dir, tokens):
     r = evaluate_script(script="raise ValueError('bad idea')\n", preset="test", data=corpus,
                         cache_dir=cache_dir)

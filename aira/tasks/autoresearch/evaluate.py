@@ -19,11 +19,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -110,7 +112,28 @@ def device_name(device: torch.device) -> str:
 
 
 RESERVED = {"status", "metric", "selection_metric", "val_bpb", "error", "seconds", "eval_tokens",
-            "eval_bytes"}
+            "eval_bytes", "metrics", "log_path"}
+_RESERVED_PREFIXES = ("selection", "true")
+_PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _squash(key: str) -> str:
+    """The letters and digits of a key, case-folded: `Val_BPB`, `VAL__bpb` and `valbpb` are one name."""
+    return "".join(c for c in unicodedata.normalize("NFKC", key).casefold() if c.isalnum())
+
+
+def script_keys(summary: dict[str, float | str], taken: Iterable[str]) -> dict[str, float | str]:
+    """The script's summary lines that may go into the result: plain ASCII names only (no look-alike
+    letters, no invisible characters), and none that names, in any case or spelling of underscores, a
+    reserved key or a key the harness set itself (`taken`)."""
+    blocked = {_squash(k) for k in (*RESERVED, *taken)}
+    out = {}
+    for key, value in summary.items():
+        squashed = _squash(key)
+        if (_PLAIN_KEY.fullmatch(key) and squashed not in blocked
+                and not squashed.startswith(_RESERVED_PREFIXES)):
+            out[key] = value
+    return out
 
 
 def _fail(out: dict, status: str, error: str, t0: float) -> dict:
@@ -143,8 +166,7 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
         res = _train(script, root, p, seed, stage_train(tokens), device, allow_unsafe, echo=echo)
         # The script's own summary is informational only (it runs in the sandbox, so it is untrusted):
         # it never sets the status or a metric.
-        out.update({k: v for k, v in summary_lines(res.stdout_tail).items()
-                    if k not in RESERVED and not k.startswith(("selection", "true_")) and k not in out})
+        out.update(script_keys(summary_lines(res.stdout_tail), out))
         out |= {"sandbox": res.violation or "isolated", "train_wall_s": round(res.seconds, 3)}
         if res.status.value == "timed-out":
             return _fail(out, "timed-out", f"killed after {p.kill_after_s:g}s: {p.kill_factor:g} x the "
