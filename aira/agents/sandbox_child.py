@@ -7,7 +7,8 @@ started by `aira.agents.sandbox` as root (or as an ordinary user, with less isol
    a new mount namespace; as a non-root user, a user namespace first, which makes the others possible;
 2. as root: tmpfs over the folders to hide (/tmp, /dev/shm, ancestors the sandbox uid could not cross)
    with the paths it needs (interpreter, workdir, aira) bound back at their own paths, read-only
-   except the workdir;
+   except the workdir; then the masks: paths the harness wants unreadable (held-out data, a corpus in
+   the venv) covered by an empty tmpfs (a folder) or /dev/null (a file), as root or not;
 3. rlimits (CPU, address space, file size, processes), no-new-privileges;
 4. as root: drop to the run's unprivileged uid/gid (no supplementary groups);
 5. chdir to the workdir and exec the command, with default SIGPIPE / SIGXFSZ handling.
@@ -57,15 +58,18 @@ def enter_namespaces(mounts: bool) -> None:
         if mounts:
             _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount reaches the host
         return
-    # Not root: a user namespace maps our uid to root inside it, which allows a network namespace.
+    # Not root: a user namespace maps our uid to root inside it, which allows a network namespace (and
+    # a mount namespace, for the masks).
     uid, gid = os.geteuid(), os.getegid()
-    _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    _unshare(CLONE_NEWUSER | CLONE_NEWNET | (CLONE_NEWNS if mounts else 0))
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
         f.write(f"{uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"{gid} {gid} 1")
+    if mounts:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
 def _under(path: str, parent: str) -> bool:
@@ -94,6 +98,19 @@ def arrange_mounts(hide: list, binds: list) -> None:
         os.close(fd)
 
 
+def mask_paths(masks: list) -> None:
+    """Make each path read as empty: a folder gets an empty read-only tmpfs on top, a file /dev/null.
+    Done after the binds, so a path inside a bound-back folder (a corpus in the venv) is covered too."""
+    for path in masks:
+        if not os.path.lexists(path):
+            continue  # already out of sight (under a hidden folder that was not bound back)
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=555,size=4k")
+        else:
+            _mount("/dev/null", path, None, MS_BIND)
+            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
 def set_limits(limits: dict) -> None:
     for name, value in limits.items():
         res = getattr(resource, name)
@@ -114,9 +131,11 @@ def main(argv: list) -> int:
     cmd = argv[argv.index("--") + 1:]
     try:
         if cfg.get("netns", True):
-            enter_namespaces(bool(cfg.get("hide")))
+            enter_namespaces(bool(cfg.get("hide") or cfg.get("mask")))
         if cfg.get("hide"):
             arrange_mounts(cfg["hide"], cfg.get("binds", []))
+        if cfg.get("mask"):
+            mask_paths(cfg["mask"])
         set_limits(cfg.get("limits", {}))
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         if cfg.get("uid") is not None:
