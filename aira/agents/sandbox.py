@@ -11,6 +11,7 @@ does not (it is not a container), is in docs/sandbox.md. In short, as root:
   run's processes only, file permissions apply (it can write its workdir and nothing of ours), it
   cannot signal the harness, and a final kill by uid reaches every process it left, setsid or not;
 - rlimits: CPU seconds, address space, file size, processes; a wall-clock kill of everything;
+- a seccomp filter that kills a process signalling or tracing the harness (a contract breach);
 - the environment rebuilt from an allow-list; names that look like secrets are never passed.
 
 Without root it falls back to a user + network namespace (no uid change, weaker, see the doc); with no
@@ -44,6 +45,8 @@ DATA_DIR = "data"  # read-only copies of the data, inside the workdir
 SANDBOX_USER = "aira-sandbox"  # the user name a sandboxed child sees (its uid has no passwd entry)
 UID_BASE, UID_SPAN = 200_000, 60_000  # per-run uids, far from real users
 SETUP_FAILED = 97
+CONTRACT_BREACH = ("contract breach: it signalled or traced a harness process (killed by the sandbox's "
+                   "seccomp filter)")
 
 DEFAULT_ENV_ALLOW = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                      "CUDA_VISIBLE_DEVICES"]
@@ -306,6 +309,8 @@ def classify(returncode: int | None, *, timed_out: bool, stderr: str, cpu_second
         return Status.OK, ""
     if returncode == SETUP_FAILED and "sandbox" in stderr:
         return Status.CRASHED, "sandbox setup failed"
+    if returncode == -signal.SIGSYS:  # the child's seccomp filter: never an honest program's end
+        return Status.CRASHED, CONTRACT_BREACH
     if returncode == -signal.SIGXCPU or (cpu_s and cpu_seconds >= cpu_s):
         return Status.KILLED, "cpu time"
     if returncode == -signal.SIGXFSZ:
