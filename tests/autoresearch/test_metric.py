@@ -10,7 +10,7 @@ import torch
 
 from aira.data.shards import TokenData
 from aira.data.tokenizer import ByteTokenizer
-from aira.tasks.autoresearch.evaluate import InterfaceError, split_bpb, summary_lines
+from aira.tasks.autoresearch.evaluate import InterfaceError, script_keys, split_bpb, summary_lines
 
 
 def _bytes_data(text: str, seq_len: int) -> TokenData:
@@ -68,3 +68,13 @@ def test_wrong_logits_shape_is_an_interface_error():
 def test_summary_lines_reads_the_final_block():
     text = "step 1\nloss: 3\n---\npeak_memory_mb: 120.5\nnum_steps: 7\nnote: fine\nnot a pair\n"
     assert summary_lines(text) == {"peak_memory_mb": 120.5, "num_steps": 7.0, "note": "fine"}
+
+
+def test_reserved_summary_keys_cannot_be_spoofed():
+    spoofs = ["Val_BPB", "VAL_BPB", "val__bpb", "valbpb", "Metric", "METRIC", "Selection_Metric",
+              "selectionmetric", "True_val_bpb", "Status", "Device", "sandbox", "Seconds", "Log_Path",
+              "val_bpb\u200b", "\uff56al_bpb", "v\u0430l_bpb", "val_bp\u0299"]  # invisible, full-width, Cyrillic
+    text = "---\n" + "".join(f"{k}: 0.001\n" for k in spoofs) + "mfu: 0.4\nval_bpb_hint: 1.5\n"
+    summary = summary_lines(text)
+    assert len(summary) == len(spoofs) + 2
+    assert script_keys(summary, taken={"device", "sandbox", "preset"}) == {"mfu": 0.4, "val_bpb_hint": 1.5}

@@ -10,7 +10,6 @@ from aira.agents.types import Status
 from aira.cli import main
 from aira.report import write_report
 from aira.tasks.lra import task as lra_task
-from aira.tasks.lra.evaluate import evaluate_attention
 from aira.tasks.lra.mechanisms import path
 from aira.tasks.lra.offline import MechanismSpace
 
@@ -73,9 +72,9 @@ def test_design_run_offline_end_to_end_with_a_hostile_draft(tmp_path, monkeypatc
         nodes = j.nodes()
     ref, hostile, *rest = nodes
     assert ref.operator == "reference" and ref.status == Status.OK
-    # the harness's val accuracy (from predictions, labels outside) equals the evaluator's own, in-process
-    direct = evaluate_attention(str(path("softmax")), "lra-listops", preset="smoke", seed=0)
-    assert ref.metric == pytest.approx(direct["metric"], abs=1.5 / 150)
+    # scored on the run's secret held-out rows (tests/lra/test_lra_task.py checks that on the public rows
+    # the harness's score is the in-process evaluator's)
+    assert 0.0 <= ref.metric <= 1.0 and ref.selection_metric is not None
     assert hostile.status.failed and hostile.status == Status.INVALID
     assert "hostile: no key in sight" in hostile.error and "Network is unreachable" in hostile.error
     assert all(SECRET not in json.dumps(n.to_dict()) for n in nodes)
@@ -89,20 +88,16 @@ def test_design_run_offline_end_to_end_with_a_hostile_draft(tmp_path, monkeypatc
 
 
 def test_eval_scores_a_users_file_through_the_sandbox(tmp_path, capsys):
-    from aira.data.lra import load_lra
-
-    data = load_lra("lra-listops", preset="smoke", seed=0)
-    n = len(data.val) + len(data.test)
+    n = 300  # the claimed predictions' count: it does not matter
     # Predicts class 0 everywhere and claims a perfect score; the harness scores the predictions.
     claim = json.dumps({"status": "ok", "metric": 1.0, "test_predictions": [0] * n})
     f = tmp_path / "mine.py"
     f.write_text(f"import os\nprint('hello from mine', flush=True)\nopen('result.json', 'w').write({claim!r})\n"
                  f"os._exit(0)\n\nclass Attention:\n    pass\n")
-    assert main(["design", "eval", "lra-listops", "--preset", "smoke", "--file", str(f)]) == 0
+    assert main(["design", "eval", "lra-listops", "--preset", "smoke", "--file", str(f)]) == 1
     captured = capsys.readouterr()
     assert "  attention.py | hello from mine" in captured.err  # the sandboxed run's output, relayed
     lines = dict(ln.split(": ", 1) for ln in captured.out.splitlines() if ": " in ln)
-    assert lines["status"] == "ok"
-    assert float(lines["val_accuracy"]) == pytest.approx((data.val.y == 0).float().mean().item())
-    assert float(lines["test_accuracy"]) == pytest.approx((data.test.y == 0).float().mean().item())
-    assert lines["note"].startswith("STAND-IN")
+    # its claim counts for nothing: the scores come from its trained weights, which it did not save
+    assert lines["status"] == "crashed" and "saved no readable model.pt" in lines["error"]
+    assert "val_accuracy" not in lines and lines["note"].startswith("STAND-IN")

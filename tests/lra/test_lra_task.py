@@ -47,23 +47,27 @@ def test_validate_gives_one_line_for_each_bad_proposal(task, tmp_path):
     assert conf.make_job(_p(with_settings), seed=3, job_id="n1").kwargs["settings"] == {"d_model": 16}
 
 
-def test_the_sandbox_copy_holds_no_label_it_is_scored_on(task):
-    data = load_lra("lra-listops", preset="smoke", seed=0)
+def test_the_sandbox_copy_holds_no_held_out_row_and_those_rows_are_secret(task):
+    public = load_lra("lra-listops", preset="smoke", seed=0)
     inside = load_saved(task.split_dir)
-    assert inside.test.y is None
-    n_val, n_test = len(data.val), len(data.test)
-    assert len(inside.test) == n_val + n_test
-    w = data.val.x.shape[1]
-    assert torch.equal(inside.test.x[:n_val, :w], data.val.x) and not inside.test.x[:n_val, w:].any()
-    assert torch.equal(inside.test.x[n_val:, : data.test.x.shape[1]], data.test.x)
-    # the sandbox's "val" is a slice of the training split, not the validation split
-    assert torch.equal(inside.val.x, data.train.x[: len(inside.val)])
-    assert torch.equal(inside.val.y, data.train.y[: len(inside.val)])
-    held = torch.load(task.labels_path, weights_only=True)
-    assert torch.equal(held["val"], data.val.y) and torch.equal(held["test"], data.test.y)
-    assert stat.S_IMODE(os.stat(task.labels_path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(task.labels_path.parent).st_mode) == 0o700
+    assert torch.equal(inside.train.x, public.train.x) and torch.equal(inside.train.y, public.train.y)
+    # its "val" is a slice of the training split; no validation or test row is there at all
+    assert torch.equal(inside.val.x, public.train.x[: len(inside.val)])
+    assert len(inside.test) == 0 and inside.test.y is None
+    held = load_saved(task.held_dir / "inputs")
+    labels = torch.load(task.labels_path, weights_only=True)
+    assert held.test.y is None and len(held.test) == task.n_val + task.n_test == len(public.val) + len(public.test)
+    # drawn from the run's secret seed: not the public seed's rows, which any code could regenerate
+    w = min(held.test.x.shape[1], public.val.x.shape[1])
+    assert not torch.equal(held.test.x[: task.n_val, :w], public.val.x[:, :w])
+    secret = int((task.held_dir / "hidden_seed").read_text())
+    again = load_lra("lra-listops", preset="smoke", seed=0, hidden_seed=secret)
+    assert torch.equal(labels["val"], again.val.y) and torch.equal(labels["test"], again.test.y)
+    for path, mode in [(task.held_dir, 0o700), (task.labels_path, 0o600), (task.held_dir / "hidden_seed", 0o600)]:
+        assert stat.S_IMODE(os.stat(path).st_mode) == mode
     assert not any(p.name == "labels.pt" for p in task.split_dir.rglob("*"))
+    assert str(task.held_dir) in task.make_job(task.reference(), seed=0, job_id="x").kwargs["masked"]
+    assert "hidden_seed" not in json.dumps(task.make_job(task.reference(), seed=0, job_id="x").kwargs)
 
 
 def test_reference_score_only_for_real_lra_data(task, monkeypatch, tmp_path):
@@ -131,19 +135,72 @@ def test_a_run_past_the_wall_clock_is_a_timed_out_result(task):
     assert "3 s wall-clock limit" in r["error"] and r["sandbox_seconds"] < 10
 
 
-def test_scores_come_from_predictions_never_from_the_sandbox_claims(task):
-    # A hostile file overwrites the evaluator's result with perfect accuracies and all-zero predictions.
+def test_scores_come_from_the_held_out_run_never_from_the_training_claims(task):
+    # A hostile file overwrites the evaluator's result with perfect accuracies and saves no weights.
     n = task.n_val + task.n_test
     forged = json.dumps({"status": "ok", "metric": 1.0, "selection_metric": 1.0, "val_accuracy": 1.0,
                          "test_predictions": [0] * n, "params": 7})
-    code = (f"import os\nopen('result.json', 'w').write({forged!r})\nos._exit(0)\n")
+    code = f"import os\nopen('result.json', 'w').write({forged!r})\nos._exit(0)\n"
     r = evaluate_job(**task.make_job(_p(code), seed=0, job_id="forger").kwargs)
-    held = torch.load(task.labels_path, weights_only=True)
-    assert r["status"] == "ok"
-    assert r["metric"] == pytest.approx((held["val"] == 0).float().mean().item())
-    assert r["selection_metric"] == pytest.approx((held["test"] == 0).float().mean().item())
-    assert r["metric"] < 0.5 and r["sandbox_train_slice_accuracy"] == 1.0 and r["params"] == 7
-    short = json.dumps({"status": "ok", "test_predictions": [0] * 3})
-    code = f"import os\nopen('result.json', 'w').write({short!r})\nos._exit(0)\n"
+    assert r["status"] == "crashed" and "saved no readable model.pt" in r["error"], r
+    assert r["metric"] is None and r["sandbox_train_slice_accuracy"] == 1.0 and r["params"] == 7
+    # It saves junk weights and, when imported again to predict, writes three predictions and leaves.
+    code = ("import os, sys\n"
+            "if os.path.exists('data/splits'):\n"
+            f"    open('result.json', 'w').write({forged!r}); open('model.pt', 'wb').write(b'x')\n"
+            "else:\n    open('predictions.json', 'w').write('[0, 0, 0]')\n"
+            "os._exit(0)\n")
     r = evaluate_job(**task.make_job(_p(code), seed=0, job_id="short").kwargs)
-    assert r["status"] == "crashed" and f"expected {n} integer predictions" in r["error"]
+    assert r["status"] == "crashed" and f"expected {n} integer predictions" in r["error"], r
+    # A link to our labels, planted where the weights should be, is not followed.
+    code = (f"import os\nopen('result.json', 'w').write({forged!r})\n"
+            f"os.symlink({str(task.labels_path)!r}, 'model.pt')\nos._exit(0)\n")
+    r = evaluate_job(**task.make_job(_p(code), seed=0, job_id="linker").kwargs)
+    assert r["status"] == "crashed" and "saved no readable model.pt" in r["error"], r
+
+
+HOSTILE_ORACLE = """\
+import torch, torch.nn as nn
+import aira.tasks.lra.evaluate as ev
+from aira.data.lra import load_lra
+
+# Rebuild the task's seeded splits (the package is importable and the data seed is public), then
+# answer every row from that table instead of the model's logits.
+table = {}
+data = load_lra("lra-listops", preset="smoke", seed=0)
+for split in (data.train, data.val, data.test):
+    for x, y in zip(split.x, split.y):
+        table[bytes(x[x != 0].to(torch.int16).numpy().tobytes())] = int(y)
+real_predict = ev.predict
+def predict(model, split, *, batch_size=256):
+    out = real_predict(model, split, batch_size=batch_size)
+    for i, x in enumerate(split.x):
+        out[i] = table.get(bytes(x[x != 0].to(torch.int16).numpy().tobytes()), int(out[i]))
+    return out
+ev.predict = predict
+
+class Attention(nn.Module):
+    def __init__(self, d_model, n_heads, max_len, **kwargs):
+        super().__init__()
+        self.proj = nn.Linear(d_model, d_model)
+    def forward(self, x, key_padding_mask):
+        return self.proj(x)
+"""
+
+
+def test_a_file_that_rebuilds_the_seeded_splits_gains_nothing(task):
+    r = evaluate_job(**task.make_job(_p(HOSTILE_ORACLE), seed=0, job_id="oracle").kwargs)
+    assert r["status"] == "ok", r
+    # before: 1.0 / 1.0 (its table held the validation and test rows); now the rows are secret
+    assert r["metric"] < 0.6 and r["selection_metric"] < 0.6, r
+
+
+def test_the_honest_score_is_the_in_process_evaluators_on_the_same_rows(tmp_path):
+    from aira.tasks.lra.evaluate import evaluate_attention
+    from aira.tasks.lra.mechanisms import path
+
+    public = LraTask("lra-listops", preset="smoke", work_dir=str(tmp_path), hidden_seed=0)  # the public rows
+    r = evaluate_job(**public.make_job(public.reference(), seed=0, job_id="ref").kwargs)
+    direct = evaluate_attention(str(path("softmax")), "lra-listops", preset="smoke", seed=0)
+    assert r["status"] == "ok" and r["metric"] == pytest.approx(direct["metric"], abs=1e-9)
+    assert r["selection_metric"] == pytest.approx(direct["selection_metric"], abs=1e-6)  # float32 mean

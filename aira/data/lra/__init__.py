@@ -56,23 +56,29 @@ def sizes(task: str, preset: str) -> dict[str, int]:
     return dict(zip(SPLITS, n))
 
 
-def load_lra(task: str, *, data_dir: str | Path | None = None, preset: str = "cpu", seed: int = 0) -> LraData:
-    """Train / val / test splits of one LRA task; see the module docstring for presets and stand-ins."""
+def load_lra(task: str, *, data_dir: str | Path | None = None, preset: str = "cpu", seed: int = 0,
+             hidden_seed: int | None = None) -> LraData:
+    """Train / val / test splits of one LRA task; see the module docstring for presets and stand-ins.
+
+    `hidden_seed`: generated data and stand-ins draw val and test from this seed's streams (the training
+    split and document partitions stay on `seed`). The harness keeps it secret, so code that knows
+    `seed` and this package cannot regenerate the held-out rows; `hidden_seed=seed` is the public data.
+    Real data (`data_dir`) ignores it: its val and test are the release's."""
     if task not in TASKS:
         raise UsageError(f"unknown LRA task {task!r}; valid: {', '.join(TASKS)}")
     if preset not in PRESETS:
         raise UsageError(f"unknown LRA data preset {preset!r}; valid: {', '.join(PRESETS)}")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(f"LRA data_dir {data_dir} is not a folder")
-    return _load(task, None if data_dir is None else str(Path(data_dir).resolve()), preset, seed)
+    return _load(task, None if data_dir is None else str(Path(data_dir).resolve()), preset, seed, hidden_seed)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(task: str, data_dir: str | None, preset: str, seed: int) -> LraData:
+def _load(task: str, data_dir: str | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     loader = {"lra-listops": _listops, "lra-text": _text, "lra-retrieval": _retrieval,
               "lra-image": _image, "lra-pathfinder": _pathfinder}[task]
     d = Path(data_dir) if data_dir else None
-    data = loader(d, preset, seed)
+    data = loader(d, preset, seed, hidden_seed)
     if d is not None and preset != "gpu":
         data.standin = True
         data.source += f" (capped to the {preset} preset's sizes: not comparable to LRA)"
@@ -84,7 +90,7 @@ def _load(task: str, data_dir: str | None, preset: str, seed: int) -> LraData:
     return data
 
 
-def _listops(d: Path | None, preset: str, seed: int) -> LraData:
+def _listops(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     lo, hi = _LENGTH["lra-listops"][preset]
     if d is not None:
         splits, real = listops.load_dir(d, 2000 if preset == "gpu" else hi), True
@@ -94,50 +100,50 @@ def _listops(d: Path | None, preset: str, seed: int) -> LraData:
         n = sizes("lra-listops", preset)
         cfg = listops.ListOpsConfig(min_len=lo, max_len=hi, n_train=n["train"], n_val=n["val"],
                                     n_test=n["test"])
-        splits, real = listops.generate(cfg, seed), preset == "gpu"
+        splits, real = listops.generate(cfg, seed, hidden_seed), preset == "gpu"
         source = f"ListOps generated with LRA's recipe, {lo}-{hi} tokens, seed {seed}"
     return LraData(task="lra-listops", **splits, vocab_size=len(listops.VOCAB), max_len=hi,
                    n_classes=listops.N_CLASSES, standin=not real, source=source)
 
 
-def _text(d: Path | None, preset: str, seed: int) -> LraData:
+def _text(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     max_len = _LENGTH["lra-text"][preset]
     if d is not None:
         splits, fmt = text.load_dir(d, max_len, n_val=sizes("lra-text", "gpu")["val"], seed=seed)
         source, standin = f"IMDb ({fmt}), bytes truncated at {max_len}", False
     else:
-        splits = text.standin(sizes("lra-text", preset), max_len, seed)
+        splits = text.standin(sizes("lra-text", preset), max_len, seed, hidden_seed)
         source, standin = f"STAND-IN: Python stdlib source vs Python reference prose, {max_len} bytes", True
     return LraData(task="lra-text", **splits, vocab_size=257, max_len=max_len, n_classes=2,
                    standin=standin, source=source)
 
 
-def _retrieval(d: Path | None, preset: str, seed: int) -> LraData:
+def _retrieval(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     max_len = _LENGTH["lra-retrieval"][preset]
     if d is not None:
         splits = retrieval.load_dir(d, max_len)
         source, standin = f"ACL Anthology pairs (LRA TSV at {d}), 2 x {max_len} bytes", False
     else:
-        splits = retrieval.standin(sizes("lra-retrieval", preset), max_len, seed)
+        splits = retrieval.standin(sizes("lra-retrieval", preset), max_len, seed, hidden_seed)
         source, standin = (f"STAND-IN: same-document windows of Python stdlib source and reference prose, "
                            f"2 x {max_len} bytes", True)
     return LraData(task="lra-retrieval", **splits, vocab_size=257, max_len=max_len, n_classes=2,
                    standin=standin, source=source, pair=True)
 
 
-def _image(d: Path | None, preset: str, seed: int) -> LraData:
+def _image(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     side = _LENGTH["lra-image"][preset]
     if d is not None:
         splits = image.load_dir(d, side, n_val=5_000, seed=seed)
         source, standin = f"CIFAR-10 grayscale {side}x{side} (pickles at {d})", side != 32
     else:
-        splits = image.standin(sizes("lra-image", preset), side, seed)
+        splits = image.standin(sizes("lra-image", preset), side, seed, hidden_seed)
         source, standin = f"STAND-IN: synthetic oriented gratings, {side}x{side}, 10 classes", True
     return LraData(task="lra-image", **splits, vocab_size=257, max_len=side * side,
                    n_classes=image.N_CLASSES, standin=standin, source=source)
 
 
-def _pathfinder(d: Path | None, preset: str, seed: int) -> LraData:
+def _pathfinder(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     if d is not None:
         raise UsageError("lra-pathfinder has no loader for LRA's released images yet; omit data_dir to "
                          "use aira's generator")
@@ -146,7 +152,7 @@ def _pathfinder(d: Path | None, preset: str, seed: int) -> LraData:
     cfg = pathfinder.PathfinderConfig(side=side, path_len=_PATH_LEN[preset],
                                       n_distractors=_DISTRACTORS[preset], n_train=n["train"],
                                       n_val=n["val"], n_test=n["test"])
-    return LraData(task="lra-pathfinder", **pathfinder.generate(cfg, seed), vocab_size=257,
+    return LraData(task="lra-pathfinder", **pathfinder.generate(cfg, seed, hidden_seed), vocab_size=257,
                    max_len=side * side, n_classes=2, standin=True,
                    source=f"Pathfinder-style images from aira's generator, {side}x{side}, "
                           f"paths of {cfg.path_len[0]}-{cfg.path_len[1]} px")

@@ -123,5 +123,12 @@ def carve_val(n: int, n_val: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
+def stream_seed(seed: int, hidden_seed: int | None, split_index: int) -> int:
+    """The seed of split `split_index`'s random stream: the training split (0) always draws from `seed`;
+    validation and test draw from `hidden_seed` when there is one. Document partitions stay on `seed`, so
+    held-out documents stay disjoint from the training documents."""
+    return seed if split_index == 0 or hidden_seed is None else hidden_seed
+
+
 def take(s: Split, idx: torch.Tensor) -> Split:
     return Split(x=s.x[idx], y=None if s.y is None else s.y[idx], x2=None if s.x2 is None else s.x2[idx])

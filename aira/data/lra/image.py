@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from aira.data.lra.core import TOKEN_DTYPE, Split, carve_val, take
+from aira.data.lra.core import TOKEN_DTYPE, Split, carve_val, stream_seed, take
 from aira.errors import UsageError
 
 N_CLASSES = 10
@@ -87,10 +87,10 @@ def gratings(n: int, side: int, gen: torch.Generator) -> tuple[torch.Tensor, tor
     return img.round().clamp(0, 255).to(torch.uint8), labels
 
 
-def standin(sizes: dict[str, int], side: int, seed: int) -> dict[str, Split]:
+def standin(sizes: dict[str, int], side: int, seed: int, hidden_seed: int | None = None) -> dict[str, Split]:
     splits = {}
     for i, (name, n) in enumerate(sizes.items()):
-        gen = torch.Generator().manual_seed(seed * 1000 + 101 + i)
+        gen = torch.Generator().manual_seed(stream_seed(seed, hidden_seed, i) * 1000 + 101 + i)
         gray, labels = gratings(n, side, gen)
         splits[name] = Split(x=to_tokens(gray, side), y=labels)
     return splits

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from aira.data.lra.core import Split, pad_rows
+from aira.data.lra.core import Split, pad_rows, stream_seed
 from aira.errors import UsageError
 
 OPS = ("[MAX", "[MIN", "[MED", "[SM")
@@ -109,11 +109,12 @@ def encode(tokens: list[str], where: str = "") -> list[int]:
         raise UsageError(f"{where}unknown ListOps token {e.args[0]!r}; valid: {valid}") from None
 
 
-def generate(cfg: ListOpsConfig, seed: int) -> dict[str, Split]:
-    """Seeded train / val / test splits; each split has its own stream so sizes do not interact."""
+def generate(cfg: ListOpsConfig, seed: int, hidden_seed: int | None = None) -> dict[str, Split]:
+    """Seeded train / val / test splits; each split has its own stream so sizes do not interact.
+    `hidden_seed`: the val and test streams' seed instead of `seed` (see `load_lra`)."""
     splits = {}
     for i, (name, n) in enumerate((("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test))):
-        rng = random.Random(f"listops-{seed}-{i}")
+        rng = random.Random(f"listops-{stream_seed(seed, hidden_seed, i)}-{i}")
         rows, labels = [], []
         for _ in range(n):
             toks, value = sample(rng, cfg)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from aira.data.lra.core import TOKEN_DTYPE, Split
+from aira.data.lra.core import TOKEN_DTYPE, Split, stream_seed
 from aira.errors import UsageError
 
 PATH_LEVEL = 160
@@ -120,10 +120,10 @@ def render(rng: random.Random, cfg: PathfinderConfig, connected: bool) -> torch.
     return img
 
 
-def generate(cfg: PathfinderConfig, seed: int) -> dict[str, Split]:
+def generate(cfg: PathfinderConfig, seed: int, hidden_seed: int | None = None) -> dict[str, Split]:
     splits = {}
     for i, (name, n) in enumerate((("train", cfg.n_train), ("val", cfg.n_val), ("test", cfg.n_test))):
-        rng = random.Random(f"pathfinder-{seed}-{i}")
+        rng = random.Random(f"pathfinder-{stream_seed(seed, hidden_seed, i)}-{i}")
         labels = [k % 2 for k in range(n)]
         rng.shuffle(labels)
         images = []

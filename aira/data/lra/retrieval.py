@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from aira.data.lra import standins
-from aira.data.lra.core import Split, encode_bytes, pad_rows
+from aira.data.lra.core import Split, encode_bytes, pad_rows, stream_seed
 from aira.errors import UsageError
 
 FILES = {"train": "new_aan_pairs.train.tsv", "val": "new_aan_pairs.eval.tsv",
@@ -69,7 +69,7 @@ def load_dir(data_dir: Path, max_len: int) -> dict[str, Split]:
     return {name: read_tsv(data_dir / f, max_len) for name, f in FILES.items()}
 
 
-def standin(sizes: dict[str, int], max_len: int, seed: int) -> dict[str, Split]:
+def standin(sizes: dict[str, int], max_len: int, seed: int, hidden_seed: int | None = None) -> dict[str, Split]:
     """Balanced same-module / different-module window pairs."""
     code = standins.partition(standins.code_documents(min_bytes=2 * max_len), seed)
     prose = standins.partition(standins.prose_documents(min_bytes=2 * max_len), seed + 1)
@@ -78,7 +78,7 @@ def standin(sizes: dict[str, int], max_len: int, seed: int) -> dict[str, Split]:
         kinds = [code[name], prose[name]]
         if min(len(k) for k in kinds) < 2:
             raise UsageError(f"too few documents for the retrieval stand-in's {name} split")
-        rng = random.Random(f"retrieval-standin-{seed}-{i}")
+        rng = random.Random(f"retrieval-standin-{stream_seed(seed, hidden_seed, i)}-{i}")
         a, b, labels = [], [], []
         for j in range(n):
             label = (j + i) % 2

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from aira.data.lra import standins
-from aira.data.lra.core import Split, carve_val, encode_bytes, pad_rows, take
+from aira.data.lra.core import Split, carve_val, encode_bytes, pad_rows, stream_seed, take
 from aira.errors import UsageError
 
 LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
@@ -95,13 +95,13 @@ def load_dir(data_dir: Path, max_len: int, n_val: int, seed: int) -> tuple[dict[
     return {"train": train, "val": val, "test": test}, fmt
 
 
-def standin(sizes: dict[str, int], max_len: int, seed: int) -> dict[str, Split]:
+def standin(sizes: dict[str, int], max_len: int, seed: int, hidden_seed: int | None = None) -> dict[str, Split]:
     """Balanced windows of code (0) or prose (1), from documents disjoint across splits."""
     code = standins.partition(standins.code_documents(), seed)
     prose = standins.partition(standins.prose_documents(), seed + 1)
     splits = {}
     for i, (name, n) in enumerate(sizes.items()):
-        rng = random.Random(f"text-standin-{seed}-{i}")
+        rng = random.Random(f"text-standin-{stream_seed(seed, hidden_seed, i)}-{i}")
         rows, labels = [], []
         for j in range(n):
             label = j % 2

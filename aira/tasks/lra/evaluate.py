@@ -8,10 +8,11 @@ accuracy (computed here from predictions against labels the harness holds; never
 params, flops, seconds, error, plus a few descriptive keys. Contract violations and bad settings are
 "invalid" with one line for the debug operator; other errors in the agent's code are "crashed".
 
-Sandboxed runs keep the test labels out of the sandbox: the harness calls `hold_out(...)`, which writes
-the splits without test labels and returns those labels; the sandbox runs
-`evaluate_attention(..., split_dir=dir)`, which returns `test_predictions` instead of a test accuracy;
-the harness then calls `score_test(result, labels)`.
+Sandboxed runs (aira.tasks.lra.task) train with `evaluate_attention(..., split_dir=dir, export=path)`,
+which saves the trained weights, on splits that hold no validation or test rows at all; a second
+sandboxed process runs `predict_exported` on the held-out inputs alone, and the harness compares its
+predictions with labels it kept. `hold_out` / `score_test` are the older single-process form (the test
+labels kept out, the inputs in): fine for a trusted file, not for an agent's.
 """
 
 from __future__ import annotations
@@ -147,13 +148,32 @@ def score_test(result: dict, labels: torch.Tensor) -> dict:
     return out
 
 
+def predict_exported(file: str, weights: str, inputs_dir: str, task: str, *, preset: str = "cpu",
+                     seed: int = 0, settings: dict | None = None) -> list[int]:
+    """Predicted classes for the rows of `inputs_dir`'s test split (saved without labels), by `file`'s
+    model with the weights `evaluate_attention(..., export=weights)` saved. The model is built as in
+    training (same seed, so anything drawn at construction and not in the state dict is the same), then
+    the weights replace its parameters and buffers, all of them (strict)."""
+    p = get_preset(task, preset)
+    s = validate_settings(settings, p)
+    cls = load_attention(file)
+    data = load_saved(inputs_dir)
+    if data.task != task:
+        raise UsageError(f"{inputs_dir} holds {data.task}, not {task}")
+    torch.manual_seed(seed)
+    model = build_model(cls, data, p, s).to(_device())
+    model.load_state_dict(torch.load(weights, map_location=_device(), weights_only=True), strict=True)
+    return predict(model, data.test, batch_size=p.eval_batch_size).tolist()
+
+
 def evaluate_attention(file: str, task: str, *, preset: str = "cpu", seed: int = 0,
                        data_dir: str | None = None, settings: dict | str | None = None,
-                       split_dir: str | None = None) -> dict:
+                       split_dir: str | None = None, export: str | None = None) -> dict:
     """Train `file`'s Attention on `task` and score it (see the module docstring).
 
     split_dir: read the splits written by `hold_out` instead of loading the task; when they hold no
     test labels, the result carries `test_predictions` for `score_test`.
+    export: save the trained model's state dict there (for `predict_exported`).
     """
     t0, c0 = time.time(), time.process_time()
     p = get_preset(task, preset)  # harness input: a bad name raises UsageError, not a result
@@ -179,6 +199,8 @@ def evaluate_attention(file: str, task: str, *, preset: str = "cpu", seed: int =
         model = build_model(cls, data, p, s).to(_device())
         result["params"] = sum(q.numel() for q in model.parameters())
         result["train_loss"] = train(model, data, p, s, seed)
+        if export is not None:
+            torch.save(model.state_dict(), export)
         val_acc = accuracy(predict(model, data.val.without_labels(), batch_size=p.eval_batch_size),
                            data.val.y)
         test_pred = predict(model, data.test.without_labels(), batch_size=p.eval_batch_size)

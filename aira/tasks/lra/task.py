@@ -3,18 +3,23 @@ agents write `attention.py`; the harness trains it in the sandbox and scores it 
 
 How one evaluation runs (`evaluate_job`, in the executor's worker process, i.e. the harness side):
 
-1. The task stages the data once per run (`stage_split`): the sandbox's copy holds the training split
-   with labels, a small labelled slice of the training split as its "val", and, as its "test", the
-   validation and test inputs concatenated WITHOUT labels. The validation and test labels go to a
-   0700 folder the sandbox uid cannot read. So the sandbox holds no label it is scored on.
-2. `attention.py` runs in `aira.agents.sandbox` (no network, no secrets, own uid and folder, data
-   read-only, CPU / memory / file-size / process limits, the harness's wall clock) through the
-   frozen evaluator (`evaluate_attention(..., split_dir=...)`), which checks the contract on random
-   input first (a failure is an INVALID node whose error is the contract's one line, for the debug
-   operator), trains, and writes predictions for the concatenated rows.
-3. The harness reads those predictions (the sandbox's result file is untrusted: its own accuracies are
-   ignored) and computes validation accuracy (`metric`, the search split) and test accuracy
-   (`selection_metric`, hidden from agents) against the labels it kept.
+1. The task stages the data once per run (`stage_split`). The validation and test rows are drawn from
+   a secret seed (`hidden_seed`, random per run folder unless given), so code that knows the package
+   and the public data seed cannot regenerate them. The training sandbox's copy holds the training
+   split and a labelled slice of it as its "val", and no validation or test row at all. The held-out
+   inputs and their labels go to `held/`, a 0700 folder the sandbox uid cannot read (and that both
+   sandboxes mask, as they mask a real data_dir).
+2. Training: `attention.py` runs in `aira.agents.sandbox` (no network, no secrets, own uid and folder,
+   data read-only, CPU / memory / file-size / process limits, the harness's wall clock) through the
+   frozen evaluator (`evaluate_attention(..., split_dir=..., export=...)`), which checks the contract on
+   random input first (a failure is an INVALID node whose error is the contract's one line, for the
+   debug operator), trains, and saves the weights. The agent's code shares that process, so everything
+   it reports there is untrusted; only the weights go on.
+3. Scoring: a second sandbox (a fresh uid) gets the file, the weights and the held-out inputs, never a
+   label, and writes one predicted class per row (`predict_exported`). Its output never reaches the
+   agent (the code in it has seen the held-out inputs). The harness compares the predictions with the
+   labels it kept: validation accuracy (`metric`, the search split) and test accuracy
+   (`selection_metric`, hidden from agents).
 
 Settings: in the "fixed" setting the file is all; in the "configurable" setting the file may hold a
 literal `SETTINGS = {...}` (d_model, n_layers, n_heads, lr, weight_decay, dropout, batch_size,
@@ -30,7 +35,9 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -44,12 +51,16 @@ from aira.errors import UsageError
 from aira.tasks.lra.offline import EDITABLE, SETTINGS_NAME, MechanismSpace, read_settings
 
 SETTINGS = ("fixed", "configurable")
-SPLIT_FOLDER = "splits"   # the sandbox sees it as data/splits
+SPLIT_FOLDER = "splits"   # the training sandbox sees it as data/splits
+HELD_FOLDER = "held"      # 0700: the held-out inputs (inputs/, for the scoring sandbox) and labels.pt
 INNER_VAL = 128           # labelled training rows the sandbox may score itself on (informational)
+WEIGHTS = "model.pt"      # the trained state dict, from the training sandbox to the scoring one
+MAX_WEIGHTS_BYTES = 4 << 30
 # Wall-clock limit of one sandboxed evaluation per preset (seconds), and its address-space limit.
 # cpu: measured 50-75 CPU s per task on one core, 2-3x that in wall time on a busy machine.
 TIMEOUT_S = {"smoke": 180.0, "cpu": 900.0, "gpu": 6 * 3600.0}
 MEM_MB = {"smoke": 8192, "cpu": 16384, "gpu": None}  # RLIMIT_AS; CUDA reserves too much to cap
+SCORE_TIMEOUT_S = {"smoke": 120.0, "cpu": 300.0, "gpu": 3600.0}  # the scoring sandbox's wall clock
 HARNESS_ALLOWANCE_S = 120.0  # staging, scoring and the sandbox's own start on top of the limit
 
 DESCRIPTION = """\
@@ -65,13 +76,16 @@ Frozen around it: token + learned positional embeddings, {n_layers} pre-norm res
 [Attention, GELU MLP], masked mean pooling, a 2-layer head{pair}; the trainer (AdamW, warm-up + cosine,
 {steps} steps), the data and the metric. Data: {source}; sequences up to {max_len} tokens, {n_classes}
 classes, id 0 is padding.
-Metric: classification accuracy on the validation split, HIGHER is better, computed by the harness from
-your model's predictions (the sandbox never holds validation or test labels).
+Metric: classification accuracy on the validation split, HIGHER is better. The harness trains your model
+in one sandbox (training rows only), then runs the trained weights on held-out inputs in another and
+compares the predictions with labels it keeps: no validation or test row or label is ever readable.
 Before training, the harness checks on random input: output shape, finite values, padding respected
 (changing padded inputs must not change other outputs), finite gradients, at most {max_params:,}
 parameters per Attention module and {max_flops:.3g} forward FLOPs per token at length {max_len}.
 A failure comes back as one line. The code runs in a sandbox without network, with a {timeout:g} s limit.
-Only torch is needed; do not read files or the environment.
+Only torch is needed. Do not read files or the environment, start processes, signal or trace any
+process (the harness's above all), or patch the frozen trainer: a signal to the harness ends the
+run as a contract breach, and the rest can change nothing that is scored.
 {settings_text}Known mechanisms to start from or beat: {mechanisms}.
 """
 
@@ -98,7 +112,8 @@ class LraTask(Task):
 
     def __init__(self, task: str = "lra-listops", *, preset: str = "cpu", setting: str = "fixed",
                  data_dir: str | None = None, data_seed: int = 0, work_dir: str | None = None,
-                 timeout_s: float | None = None, mem_mb: int | None = None, allow_unsafe: bool = False):
+                 timeout_s: float | None = None, mem_mb: int | None = None, allow_unsafe: bool = False,
+                 hidden_seed: int | None = None):
         from aira.data.lra import load_lra
         from aira.tasks.lra.presets import get_preset
         from aira.tasks.lra.references import best_published
@@ -109,11 +124,6 @@ class LraTask(Task):
         self.timeout_s = float(timeout_s or TIMEOUT_S[preset])
         self.mem_mb = mem_mb if mem_mb is not None else MEM_MB[preset]
         self.allow_unsafe, self.data_seed = allow_unsafe, data_seed
-        data = load_lra(task, data_dir=self.data_dir, preset=self.preset.data_preset, seed=data_seed)
-        self.standin, self.source = data.standin, data.source
-        self.max_len, self.n_classes, self.pair = data.max_len, data.n_classes, data.pair
-        # A stand-in (or any small preset) is never compared with published numbers: no NS reference.
-        self.reference_score = None if data.standin else best_published(task)[1] / 100.0
         if work_dir:
             self.work_dir = Path(work_dir).resolve()
         else:
@@ -122,8 +132,25 @@ class LraTask(Task):
         key = f"{task}-{preset}-seed{data_seed}"
         if self.data_dir:  # one staged copy per data folder
             key += "-" + hashlib.sha256(self.data_dir.encode()).hexdigest()[:8]
-        self.split_dir, self.labels_path = stage_split(data, self.work_dir / "data" / key)
-        self.n_val, self.n_test = len(data.val), len(data.test)
+        if hidden_seed is not None:  # a pinned secret (reproducing a run); else the run folder's own
+            key += "-h" + hashlib.sha256(str(hidden_seed).encode()).hexdigest()[:8]
+        dest = self.work_dir / "data" / key
+        self.split_dir, self.held_dir = dest / SPLIT_FOLDER, dest / HELD_FOLDER
+        self.labels_path = self.held_dir / "labels.pt"
+        if not _staged(dest):
+            secret = hidden_seed if hidden_seed is not None else secrets.randbits(52)
+            data = load_lra(task, data_dir=self.data_dir, preset=self.preset.data_preset, seed=data_seed,
+                            hidden_seed=secret)
+            stage_split(data, dest, hidden_seed=secret)
+        meta = json.loads((self.split_dir / "meta.json").read_text())
+        self.standin, self.source, self.pair = meta["standin"], meta["source"], meta["pair"]
+        self.max_len, self.n_classes = meta["max_len"], meta["n_classes"]
+        self.n_val, self.n_test = meta["held_out"]["val"], meta["held_out"]["test"]
+        # A stand-in (or any small preset) is never compared with published numbers: no NS reference.
+        self.reference_score = None if self.standin else best_published(task)[1] / 100.0
+        # what neither sandbox may read: our held-out folder (it is 0700, but not to a same-uid sandbox
+        # without root) and a real data folder (its validation and test files)
+        self.masked = [str(self.held_dir)] + ([self.data_dir] if self.data_dir else [])
 
     @property
     def configurable(self) -> bool:
@@ -205,13 +232,14 @@ class LraTask(Task):
 
     def make_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
         gpu = self.preset.name == "gpu"
+        score_s = SCORE_TIMEOUT_S[self.preset.name]
         return Job(id=job_id, fn="aira.tasks.lra.task:evaluate_job",
-                   timeout_s=self.timeout_s + HARNESS_ALLOWANCE_S, gpus=1 if gpu else 0,
+                   timeout_s=self.timeout_s + score_s + HARNESS_ALLOWANCE_S, gpus=1 if gpu else 0,
                    kwargs={"code": proposal["files"][EDITABLE], "task": self.name, "preset": self.preset.name,
                            "seed": seed, "settings": self.settings_of(proposal),
-                           "split_dir": str(self.split_dir), "labels_path": str(self.labels_path),
-                           "work_dir": str(self.work_dir / "jobs"), "job_id": job_id,
-                           "timeout_s": self.timeout_s, "mem_mb": self.mem_mb,
+                           "split_dir": str(self.split_dir), "held_dir": str(self.held_dir),
+                           "masked": self.masked, "work_dir": str(self.work_dir / "jobs"), "job_id": job_id,
+                           "timeout_s": self.timeout_s, "score_timeout_s": score_s, "mem_mb": self.mem_mb,
                            "allow_unsafe": self.allow_unsafe, "standin": self.standin, "source": self.source})
 
 
@@ -219,17 +247,22 @@ class LraTask(Task):
 # Harness side: staging the data, running one file in the sandbox, scoring its predictions
 
 
-def stage_split(data, dest: Path) -> tuple[Path, Path]:
-    """Write what the sandbox may read to `dest/splits` and the held labels to `dest/held/labels.pt`
-    (a 0700 folder, file 0600); returns both paths. Idempotent for the same data."""
+def _staged(dest: Path) -> bool:
+    return ((dest / SPLIT_FOLDER / "meta.json").is_file() and (dest / HELD_FOLDER / "labels.pt").is_file()
+            and (dest / HELD_FOLDER / "inputs" / "meta.json").is_file())
+
+
+def stage_split(data, dest: Path, *, hidden_seed: int | None = None) -> tuple[Path, Path]:
+    """Write what the training sandbox may read to `dest/splits` (training rows only) and the held-out
+    inputs (`inputs/`, validation then test rows, no labels) and labels (`labels.pt`) to `dest/held`
+    (0700, files 0600 or within it); returns (splits, held). Idempotent for the same data."""
     import torch
 
     from aira.data.lra.core import LraData, Split, take
 
-    split_dir, held = dest / SPLIT_FOLDER, dest / "held"
-    labels_path = held / "labels.pt"
-    if (split_dir / "meta.json").is_file() and labels_path.is_file():
-        return split_dir, labels_path
+    split_dir, held = dest / SPLIT_FOLDER, dest / HELD_FOLDER
+    if _staged(dest):
+        return split_dir, held
 
     def cat(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
         if a is None or b is None:
@@ -238,33 +271,54 @@ def stage_split(data, dest: Path) -> tuple[Path, Path]:
         pad = [torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in (a, b)]
         return torch.cat(pad)
 
+    def shaped(split: Split, rows: Split) -> LraData:
+        none = take(split, torch.arange(0))  # an empty split of the right width
+        return LraData(task=data.task, train=none, val=none if rows is None else rows, test=split,
+                       vocab_size=data.vocab_size, max_len=data.max_len, n_classes=data.n_classes,
+                       standin=data.standin, source=data.source, pair=data.pair)
+
     scored = Split(x=cat(data.val.x, data.test.x), y=None, x2=cat(data.val.x2, data.test.x2))
     inner = take(data.train, torch.arange(min(INNER_VAL, len(data.train))))
-    inside = LraData(task=data.task, train=data.train, val=inner, test=scored, vocab_size=data.vocab_size,
-                     max_len=data.max_len, n_classes=data.n_classes, standin=data.standin,
-                     source=data.source, pair=data.pair)
+    inside = shaped(take(data.train, torch.arange(0)), inner)
+    inside.train = data.train
     tmp = dest / ".staging"
     shutil.rmtree(tmp, ignore_errors=True)
     inside.save_split(tmp / SPLIT_FOLDER, include_labels=False)
-    (tmp / "held").mkdir(mode=0o700)
-    os.chmod(tmp / "held", 0o700)
-    torch.save({"val": data.val.y.clone(), "test": data.test.y.clone()}, tmp / "held" / "labels.pt")
-    os.chmod(tmp / "held" / "labels.pt", 0o600)
-    for name in (SPLIT_FOLDER, "held"):
+    meta_path = tmp / SPLIT_FOLDER / "meta.json"
+    meta = json.loads(meta_path.read_text()) | {"held_out": {"val": len(data.val), "test": len(data.test)}}
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    (tmp / HELD_FOLDER).mkdir(mode=0o700)
+    os.chmod(tmp / HELD_FOLDER, 0o700)
+    shaped(scored, None).save_split(tmp / HELD_FOLDER / "inputs", include_labels=False)
+    torch.save({"val": data.val.y.clone(), "test": data.test.y.clone()}, tmp / HELD_FOLDER / "labels.pt")
+    os.chmod(tmp / HELD_FOLDER / "labels.pt", 0o600)
+    if hidden_seed is not None:  # for an audit of the run (never passed to a job)
+        (tmp / HELD_FOLDER / "hidden_seed").write_text(f"{hidden_seed}\n")
+        os.chmod(tmp / HELD_FOLDER / "hidden_seed", 0o600)
+    for name in (SPLIT_FOLDER, HELD_FOLDER):
         shutil.rmtree(dest / name, ignore_errors=True)
         (tmp / name).rename(dest / name)
     tmp.rmdir()
-    return split_dir, labels_path
+    return split_dir, held
 
 
-RUNNER = """\
+TRAINER = """\
 import json, sys
 from aira.tasks.lra.evaluate import evaluate_attention
 settings = json.load(open("settings.json")) if sys.argv[4] == "1" else None
 r = evaluate_attention("attention.py", sys.argv[1], preset=sys.argv[2], seed=int(sys.argv[3]),
-                       settings=settings, split_dir="data/splits")
+                       settings=settings, split_dir="data/splits", export="model.pt")
 with open("result.json", "w") as f:
     json.dump(r, f, default=str)
+"""
+SCORER = """\
+import json, sys
+from aira.tasks.lra.evaluate import predict_exported
+settings = json.load(open("settings.json")) if sys.argv[4] == "1" else None
+preds = predict_exported("attention.py", "model.pt", "data/inputs", sys.argv[1], preset=sys.argv[2],
+                         seed=int(sys.argv[3]), settings=settings)
+with open("predictions.json", "w") as f:
+    json.dump(preds, f)
 """
 # Descriptive keys copied from the sandbox's (untrusted) result; never a status-deciding metric.
 _INFO = {"params": int, "attention_params": int, "flops": float, "flops_note": str, "train_loss": float,
@@ -288,12 +342,47 @@ def _accuracy(pred: list[int], labels) -> float:
     return sum(int(p == y) for p, y in zip(pred, labels.tolist())) / max(1, len(labels))
 
 
+def _open_regular(path: Path, max_bytes: int):
+    """A file the sandbox wrote, opened without following a link it may have planted and only if it is
+    a regular file of at most max_bytes (a FIFO would hang us, a link to our files would leak them)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def _read_json(path: Path, max_bytes: int = 64 << 20):
+    f = _open_regular(path, max_bytes)
+    if f is None:
+        return None
+    with f:
+        try:
+            return json.loads(f.read(max_bytes))
+        except ValueError:
+            return None
+
+
+def _sandbox_dir(path: Path, code: str, settings: dict | None) -> Path:
+    path.mkdir()
+    (path / EDITABLE).write_text(code)
+    if settings is not None:
+        (path / "settings.json").write_text(json.dumps(settings))
+    return path
+
+
 def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict | None, split_dir: str,
-                 labels_path: str, work_dir: str | None, job_id: str, timeout_s: float,
-                 mem_mb: int | None = None, allow_unsafe: bool = False, standin: bool = True,
-                 source: str = "", keep_workdir: bool = True, echo: bool = False) -> dict:
-    """Run one attention.py in the sandbox and score its predictions here. Returns a Result dict.
-    `echo`: relay the sandboxed run's output lines (progress every 15 s) to stderr while it trains."""
+                 held_dir: str, work_dir: str | None, job_id: str, timeout_s: float,
+                 score_timeout_s: float | None = None, masked: list[str] = (), mem_mb: int | None = None,
+                 allow_unsafe: bool = False, standin: bool = True, source: str = "",
+                 keep_workdir: bool = True, echo: bool = False) -> dict:
+    """Train one attention.py in a sandbox, predict the held-out rows with its weights in another, and
+    score the predictions here (module docstring). Returns a Result dict. `echo`: relay the training
+    run's output lines (progress every 15 s) to stderr while it trains."""
     import torch
 
     from aira.agents.sandbox import relay_to_stderr, run_sandboxed
@@ -305,18 +394,22 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         return out | {"status": status, "metric": None, "selection_metric": None, "error": error.strip(),
                       "seconds": time.time() - t0}
 
+    # Our folder holds the two sandboxes' folders; only they are theirs, so nothing we write here (run.log)
+    # can be a link they planted.
     root = Path(work_dir) / job_id if work_dir else Path(tempfile.mkdtemp(prefix="aira-lra-job-"))
     if root.exists():
         shutil.rmtree(root)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    flag = "1" if settings is not None else "0"
+    limits = {"mem_mb": mem_mb, "allow_unsafe": allow_unsafe, "masked": masked}
     try:
-        (root / EDITABLE).write_text(code)
-        if settings is not None:
-            (root / "settings.json").write_text(json.dumps(settings))
-        cmd = [sys.executable, "-c", RUNNER, task, preset, str(seed), "1" if settings is not None else "0"]
-        res = run_sandboxed(cmd, workdir=root, readonly_paths=[split_dir], timeout_s=timeout_s,
-                            mem_mb=mem_mb, allow_unsafe=allow_unsafe, max_file_mb=1024, tail_lines=40,
+        train_dir = _sandbox_dir(root / "train", code, settings)
+        cmd = [sys.executable, "-c", TRAINER, task, preset, str(seed), flag]
+        res = run_sandboxed(cmd, workdir=train_dir, readonly_paths=[split_dir], timeout_s=timeout_s,
+                            max_file_mb=1024, tail_lines=40, **limits,
                             on_output=relay_to_stderr(EDITABLE) if echo else None)
+        _drop_data(train_dir)
         log = res.stdout_tail + (f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else "")
         (root / "run.log").write_text(log)
         out |= {"sandbox": res.violation or "isolated", "sandbox_seconds": round(res.seconds, 3)}
@@ -325,10 +418,8 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         if res.status.value != "ok":
             why = res.violation or f"exit {res.returncode}"
             return fail(res.status.value, f"{EDITABLE} failed in the sandbox ({why}):\n{res.stderr_tail[-1500:]}")
-        try:
-            raw = json.loads((root / "result.json").read_text())
-            assert isinstance(raw, dict)
-        except (OSError, ValueError, AssertionError):
+        raw = _read_json(train_dir / "result.json")
+        if not isinstance(raw, dict):
             return fail("crashed", "the sandboxed evaluation wrote no readable result.json")
         out |= _clean(raw)
         status = raw.get("status")
@@ -337,9 +428,28 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         if status != "ok":
             error = raw.get("error")
             return fail(status, error if isinstance(error, str) and error else f"{status} without a message")
-        labels = torch.load(labels_path, weights_only=True)
+
+        score_dir = _sandbox_dir(root / "score", code, settings)
+        weights = _open_regular(train_dir / WEIGHTS, MAX_WEIGHTS_BYTES)
+        if weights is None:
+            return fail("crashed", f"training saved no readable {WEIGHTS} (the trained state dict)")
+        with weights, open(score_dir / WEIGHTS, "wb") as dst:
+            shutil.copyfileobj(weights, dst)
+        (train_dir / WEIGHTS).unlink(missing_ok=True)
+        cmd = [sys.executable, "-c", SCORER, task, preset, str(seed), flag]
+        score_s = score_timeout_s or timeout_s
+        res = run_sandboxed(cmd, workdir=score_dir, readonly_paths=[Path(held_dir) / "inputs"],
+                            timeout_s=score_s, max_file_mb=64, tail_lines=5, **limits)
+        out["score_sandbox_seconds"] = round(res.seconds, 3)
+        # Its output is not shown: the code that wrote it has seen the held-out inputs.
+        if res.status.value != "ok":
+            why = res.violation or (f"exit {res.returncode}" if res.status.value == "crashed" else res.status.value)
+            status = res.status.value if res.status.value in ("timed-out", "killed") else "crashed"
+            return fail(status, f"the trained model failed on the held-out inputs ({why}; limit {score_s:g} s); "
+                                f"its output is not shown, since that run saw the held-out inputs")
+        preds = _read_json(score_dir / "predictions.json")
+        labels = torch.load(Path(held_dir) / "labels.pt", weights_only=True)
         n_val, n_test = len(labels["val"]), len(labels["test"])
-        preds = raw.get("test_predictions")
         if (not isinstance(preds, list) or len(preds) != n_val + n_test
                 or not all(isinstance(p, int) and not isinstance(p, bool) for p in preds)):
             return fail("crashed", f"expected {n_val + n_test} integer predictions (validation then test "
@@ -350,15 +460,19 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
                       "val_accuracy": val_acc, "test_accuracy": test_acc, "error": "",
                       "seconds": time.time() - t0}
     finally:
-        _drop_data(root)  # result.json stays, as the sandbox's record
+        _drop_data(root / "train")  # result.json and run.log stay, as the record
+        shutil.rmtree(root / "score", ignore_errors=True)  # it saw the held-out inputs: nothing of it stays
         if not (work_dir and keep_workdir):
             shutil.rmtree(root, ignore_errors=True)
 
 
 def _drop_data(root: Path) -> None:
-    """The read-only data copy is not part of the record (0555 folders: open them first)."""
+    """The read-only data copy is not part of the record (0555 folders: open them first). The sandbox
+    owns `root`: a `data` it replaced by a link is removed as a link, never followed."""
     data = root / "data"
-    if data.exists():
+    if data.is_symlink() or (data.exists() and not data.is_dir()):
+        data.unlink()
+    elif data.is_dir():
         for d, _, _ in os.walk(data):
             os.chmod(d, 0o755)
         shutil.rmtree(data, ignore_errors=True)
