@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aira.agents.llm.parse import clip
 from aira.agents.types import Node
+from aira.fileio import write_atomic
 
 MESSAGE_CHARS = 20_000
 FOLDER = "transcripts"
@@ -29,9 +30,7 @@ def bound_transcript(node: Node, run_dir: str | Path) -> bool:
     where = f"{FOLDER}/{node.id}.json"
     path = Path(run_dir) / where
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(node.transcript, default=str))
-    tmp.replace(path)  # a reader never sees half a file
+    write_atomic(path, json.dumps(node.transcript, default=str))
     node.transcript = [
         {**m, "content": clip(str(m["content"]), MESSAGE_CHARS, where=where)} if too_long(m) else m
         for m in node.transcript

@@ -519,9 +519,9 @@ def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, in
 
 
 def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    from aira.fileio import write_atomic
+
+    write_atomic(path, text)
 
 
 def _ceiling_text(c: dict | None) -> str:

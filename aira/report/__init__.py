@@ -54,7 +54,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, top: int
     out = Path(out) if out is not None else run.run_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     text = render(run, out.parent / out.stem, top=top)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)  # a reader (a browser tab being refreshed) never sees half a page
+    from aira.fileio import write_atomic
+
+    write_atomic(out, text)  # a reader (a browser tab being refreshed) never sees half a page
     return out

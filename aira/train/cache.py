@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 from dataclasses import asdict
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.fileio import write_atomic
 
 EVALUATOR_VERSION = 2  # 2: the device type and torch version joined the key (v1 was a run-local cache)
 
@@ -102,9 +102,7 @@ class EvalCache:
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.randrange(1 << 30)}.tmp")
-        tmp.write_text(json.dumps(result))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(result))
 
     def files(self) -> list[Path]:
         return sorted(self.root.glob("??/*.json")) if self.root.is_dir() else []

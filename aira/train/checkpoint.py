@@ -13,14 +13,13 @@ checkpoint or of a plain `torch.save(model.state_dict())` file, for export and e
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
 from aira.errors import UsageError
+from aira.fileio import write_atomic
 
 FORMAT_VERSION = 1
 LATEST = "latest"
@@ -34,16 +33,7 @@ def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:
 
 
 def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, write, fsync=True)
 
 
 def save_checkpoint(ckpt_dir: str | Path, state: dict, step: int, *, keep: int | None = 3) -> Path:

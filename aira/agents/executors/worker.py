@@ -141,13 +141,9 @@ def _jsonable(o: Any) -> Any:
 
 def _write_json(path: str | Path, obj: Any) -> None:
     """Write atomically: a reader sees no file or the whole file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, default=_jsonable)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    from aira.fileio import write_atomic
+
+    write_atomic(path, json.dumps(obj, default=_jsonable), fsync=True)
 
 
 def write_result(path: str | Path, result: Result) -> None:

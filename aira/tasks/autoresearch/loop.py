@@ -87,9 +87,9 @@ class ExperimentLoop:
         return out.stdout.strip()
 
     def _save(self) -> None:
-        tmp = self.run_dir / (STATE + ".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        tmp.replace(self.run_dir / STATE)
+        from aira.fileio import write_atomic
+
+        write_atomic(self.run_dir / STATE, json.dumps(self.state, indent=1))
 
     # --- the loop ----------------------------------------------------------------------------------
 
