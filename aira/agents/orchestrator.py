@@ -36,6 +36,7 @@ from typing import Any
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
+from aira.agents.jobs import JobLoop
 from aira.agents.journal import Journal, writer_lock
 from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
@@ -141,8 +142,8 @@ class _Run:
             from aira.agents.operators import OPERATORS as operators
         self.operators = operators
         # jobs kept in flight: an executor that batches jobs wants a full batch per slot
-        self.slots = max(1, int(getattr(executor, "capacity", None) or getattr(executor, "slots", config.slots)
-                                or config.slots))
+        self.loop = JobLoop(executor)
+        self.slots = self.loop.capacity
         self.nodes: dict[str, Node] = {n.id: n for n in journal.nodes()}
         self.views: dict[str, Node] = {i: strip_hidden(n) for i, n in self.nodes.items()}
         self.inflight: dict[str, Node] = {}
@@ -241,7 +242,7 @@ class _Run:
         job = self.task.make_job(node.proposal, seed=node.seed, job_id=node.id)
         job.timeout_s = self.tracker.job_timeout(job.timeout_s)
         self._record(node, new=True)
-        self.executor.submit(job)
+        self.loop.submit(job, node)
         node.status = Status.RUNNING
         self._record(node)
         self.inflight[node.id] = node
@@ -254,9 +255,9 @@ class _Run:
 
     def _drain(self, timeout: float) -> int:
         finished = 0
-        for job_id, result in self.executor.poll(timeout):
-            node = self.inflight.pop(job_id, None)
-            if node is None:  # a duplicate or a job this segment did not submit
+        for job, _, result in self.loop.drain(timeout):
+            node = self.inflight.pop(job.id, None)
+            if node is None:  # a duplicate
                 continue
             node.apply(result)
             self._record(node)
@@ -436,7 +437,7 @@ class _Run:
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
         if self.inflight and self.config.budget.on_stop == "kill":
-            self.executor.shutdown()
+            self.loop.close()
             for node in list(self.inflight.values()):
                 node.status, node.error = Status.KILLED, f"{STOPPED}{self.stop_reason}"
                 node.finished_at = time.time()

@@ -85,6 +85,8 @@ def register(sub) -> None:
     s.add_argument("--tokenizer", default="bytes")
     s.add_argument("--eval-tokens", type=int, default=32_768, help="validation tokens per model")
     s.add_argument("--cache", default=None, help="evaluation cache folder, or 'off' (default: the shared one)")
+    s.add_argument("--executor", default="inline", help="inline (this process, default) | local")
+    s.add_argument("--workers", type=int, default=None, help="parallel trainings with --executor local")
     s.add_argument("--out", default="runs/scaling")
     s.set_defaults(func=_scaling)
 

@@ -343,6 +343,7 @@ def _machine() -> str:
 
 def run_fidelity(args) -> int:
     from aira.agents.executors import make_executor
+    from aira.agents.jobs import run_jobs
     from aira.agents.types import Job, Status
     from aira.compose.calibration import load_patterns
     from aira.machine import plan_workers
@@ -432,64 +433,65 @@ def run_fidelity(args) -> int:
         f"-> {out}",
         file=sys.stderr,
     )
+    todo = []
     for jid, (f, p, s) in jobs.items():
         kwargs = {"pattern": p, "seed": s, "seeds": 1, "cache_dir": cache_dir, "threads": threads, "device": "auto",
                   "train": trains[f]}
-        executor.submit(Job(id=jid, fn="aira.tasks.compose:evaluate_pattern", timeout_s=timeout[f], kwargs=kwargs,
-                            **(batch_fields(kwargs) if batch > 1 else {})))
+        todo.append((Job(id=jid, fn="aira.tasks.compose:evaluate_pattern", timeout_s=timeout[f], kwargs=kwargs,
+                         **(batch_fields(kwargs) if batch > 1 else {})), (f, p, s)))
     done, t0 = 0, time.time()
     evals_path = out / "evaluations.jsonl"
     evals_path.write_text("")
-    try:
-        while done < len(jobs):
-            for jid, res in executor.poll(timeout=1.0):
-                done += 1
-                f, p, s = jobs[jid]
-                m = res.metrics
-                train_s = (
-                    (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
-                )
-                row = {
-                    "fidelity": f,
-                    "pattern": p,
-                    "seed": s,
-                    "status": res.status.value,
-                    "metric": res.metric,
-                    "train_s": train_s,
-                    "job_s": res.seconds,
-                    "cached": m.get("cached"),
-                    "per_task": m.get("per_task"),
-                    "error": res.error[-300:] if res.error else "",
-                }
-                with evals_path.open("a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                if res.status == Status.OK and res.metric is not None:
-                    scores[f].setdefault(p, {})[s] = res.metric
-                    for task, entry in (m.get("per_task") or {}).items():
-                        if isinstance(entry, dict) and isinstance(entry.get("metric"), (int, float)):
-                            task_scores[f].setdefault(task, {}).setdefault(p, {})[s] = entry["metric"]
-                    if train_s is not None:
-                        seconds[f].append(train_s)
-                    note = f"{res.metric:.4f}"
-                else:
-                    failed.append({"fidelity": f, "pattern": p, "seed": s, "status": res.status.value})
-                    note = f"{res.status.value}: {(res.error or '').strip().splitlines()[-1:] or ''}"
-                print(
-                    f"[{done}/{len(jobs)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr
-                )
-                _write(
-                    out,
-                    scores,
-                    bounds,
-                    seconds,
-                    {**meta, "failed": failed, "complete": done == len(jobs)},
-                    n_seeds,
-                    reference,
-                    task_scores,
-                    final=False,
-                )
-    finally:
-        executor.shutdown()
+
+    def on_result(job, tag, res) -> None:
+        nonlocal done
+        done += 1
+        f, p, s = tag
+        m = res.metrics
+        train_s = (
+            (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
+        )
+        row = {
+            "fidelity": f,
+            "pattern": p,
+            "seed": s,
+            "status": res.status.value,
+            "metric": res.metric,
+            "train_s": train_s,
+            "job_s": res.seconds,
+            "cached": m.get("cached"),
+            "per_task": m.get("per_task"),
+            "error": res.error[-300:] if res.error else "",
+        }
+        with evals_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if res.status == Status.OK and res.metric is not None:
+            scores[f].setdefault(p, {})[s] = res.metric
+            for task, entry in (m.get("per_task") or {}).items():
+                if isinstance(entry, dict) and isinstance(entry.get("metric"), (int, float)):
+                    task_scores[f].setdefault(task, {}).setdefault(p, {})[s] = entry["metric"]
+            if train_s is not None:
+                seconds[f].append(train_s)
+            note = f"{res.metric:.4f}"
+        else:
+            failed.append({"fidelity": f, "pattern": p, "seed": s, "status": res.status.value})
+            note = f"{res.status.value}: {(res.error or '').strip().splitlines()[-1:] or ''}"
+        print(
+            f"[{done}/{len(jobs)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr
+        )
+        _write(
+            out,
+            scores,
+            bounds,
+            seconds,
+            {**meta, "failed": failed, "complete": done == len(jobs)},
+            n_seeds,
+            reference,
+            task_scores,
+            final=False,
+        )
+
+    run_jobs(executor, todo, on_result)
     result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds,
                     reference, task_scores)
     print(format_result(result))

@@ -93,6 +93,7 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
                 executor: str = "local", log=print) -> dict:
     """Promote the run's best candidates through `rungs` rungs of eta-times longer training."""
     from aira.agents.executors import make_executor
+    from aira.agents.jobs import run_jobs
     from aira.agents.types import Status
     from aira.tasks.compose import ComposeTask
 
@@ -122,34 +123,31 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
         f"patterns at {', '.join(f'{eta ** k}x' for k in range(len(sizes)))} the proxy budget "
         f"({task.proxy.budget}), {task.seeds} seed(s) each")
     ex_kwargs = {"log_dir": d / "halving-jobs"} if executor == "local" else {}
-    ex = make_executor(executor, slots=workers, **ex_kwargs)
     t0 = time.time()
     try:
         for k in range(1, len(sizes)):
             factor = eta ** k
             rung = Rung(k, factor, scaled_budget(task.proxy.budget, factor))
-            jobs = {}
-            for i, e in enumerate(pool[: sizes[k]]):
-                job = task.make_job(e.pattern, seed=0, job_id=f"rung{k}-{i:03d}", budget_factor=factor)
-                jobs[job.id] = e.pattern
-                ex.submit(job)
-            while len(rung.entries) < len(jobs):
-                for jid, res in ex.poll(timeout=1.0):
-                    m = res.metrics
-                    ok = res.status == Status.OK and res.metric is not None
-                    rung.entries.append(Entry(jobs[jid], m.get("selection_metric", res.metric) if ok else None,
-                                              res.metric if ok else None, m.get("seed_std"), res.status.value,
-                                              (res.error or "")[-300:]))
-                    log(f"[rung {k} {len(rung.entries)}/{len(jobs)} {time.time() - t0:.0f}s] {jobs[jid]}: "
-                        + (f"{rung.entries[-1].score:.4f}" if ok else f"{res.status.value} {res.error[-120:]}"))
+            jobs = [(task.make_job(e.pattern, seed=0, job_id=f"rung{k}-{i:03d}", budget_factor=factor), e.pattern)
+                    for i, e in enumerate(pool[: sizes[k]])]
+
+            def on_result(job, pattern, res, rung=rung, k=k, n=len(jobs)) -> None:
+                m = res.metrics
+                ok = res.status == Status.OK and res.metric is not None
+                rung.entries.append(Entry(pattern, m.get("selection_metric", res.metric) if ok else None,
+                                          res.metric if ok else None, m.get("seed_std"), res.status.value,
+                                          (res.error or "")[-300:]))
+                log(f"[rung {k} {len(rung.entries)}/{n} {time.time() - t0:.0f}s] {pattern}: "
+                    + (f"{rung.entries[-1].score:.4f}" if ok else f"{res.status.value} {res.error[-120:]}"))
+
+            # a fresh executor per rung: run_jobs stops it when the rung is done
+            run_jobs(make_executor(executor, slots=workers, **ex_kwargs), jobs, on_result)
             done_rungs.append(rung)
             pool = rung.ranked(lower)
             _write(d, done_rungs, eta, lower, task)
     except KeyboardInterrupt:
         _write(d, done_rungs, eta, lower, task)
         raise
-    finally:
-        ex.shutdown()
     return _write(d, done_rungs, eta, lower, task)
 
 

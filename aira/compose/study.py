@@ -43,8 +43,10 @@ def run_scaling(args) -> int:
 
     from aira.compose.scaling import fit_frontier, isoflop_minimum, scales_faster, tokens_for
     from aira.models import count_params, flops_per_token, parse_pattern, resolve_config
-    from aira.train.cache import cached_train, resolve_dir
-    from aira.train.trainer import TrainConfig
+    from aira.agents.executors import make_executor
+    from aira.agents.jobs import run_jobs
+    from aira.agents.types import Job
+    from aira.train.cache import resolve_dir
 
     patterns = ["".join(parse_pattern(p)) for p in args.patterns.split(",") if p.strip()]
     budgets = _floats(args.budgets, "budgets")
@@ -59,27 +61,35 @@ def run_scaling(args) -> int:
               "do not predict large-scale behaviour", file=sys.stderr)
     seq_len = 64
     result = {"task": args.task, "budgets": budgets, "widths": widths, "architectures": {}, "comparisons": []}
+    # every (pattern, budget, width) is one job on the one job loop (in this process by default)
+    jobs, cells = [], {}
     for pattern in patterns:
-        runs, points = [], []
         for c in budgets:
-            sizes, losses = [], []
             for w in widths:
                 ov = model_overrides(w)
                 cfg = resolve_config("tiny", vocab_size=257 if args.tokenizer == "bytes" else 8192, **ov)
                 n = count_params(pattern, cfg, non_embedding=True)
                 fpt = flops_per_token(pattern, cfg.with_(max_seq_len=seq_len), seq_len)
                 tokens = tokens_for(c, n, fpt)
-                r, _ = cached_train(TrainConfig(pattern=pattern, preset="tiny", task=args.task,
-                                                tokenizer=args.tokenizer, budget=f"{tokens} tokens",
-                                                seq_len=seq_len, overrides=ov, progress=False,
-                                                eval_tokens=args.eval_tokens),
-                                    cache_dir)
-                loss = r["val_loss"] if r["status"] == "ok" else None
-                print(f"  {pattern} C={c:.2g} d={w}: N={n:,} tokens={tokens:,} loss={loss}", file=sys.stderr)
-                runs.append({"compute": c, "size": w, "params": n, "tokens": tokens, "loss": loss})
-                sizes.append(n)
-                losses.append(loss)
-            points.append(isoflop_minimum(sizes, losses, c))
+                train = {"pattern": pattern, "preset": "tiny", "task": args.task, "tokenizer": args.tokenizer,
+                         "budget": f"{tokens} tokens", "seq_len": seq_len, "overrides": ov,
+                         "eval_tokens": args.eval_tokens}
+                job = Job(id=f"{pattern}-{c:g}-{w}", fn="aira.compose.study:train_point",
+                          kwargs={"train": train, "cache_dir": cache_dir}, timeout_s=24 * 3600.0)
+                jobs.append((job, (pattern, c, w, n, tokens)))
+
+    def on_result(job, cell, res) -> None:
+        pattern, c, w, n, tokens = cell
+        loss = res.metrics.get("val_loss") if res.status.value == "ok" else None
+        print(f"  {pattern} C={c:.2g} d={w}: N={n:,} tokens={tokens:,} loss={loss}", file=sys.stderr)
+        cells[(pattern, c, w)] = {"compute": c, "size": w, "params": n, "tokens": tokens, "loss": loss}
+
+    run_jobs(make_executor(getattr(args, "executor", None) or "inline",
+                           **({"slots": args.workers} if getattr(args, "workers", None) else {})), jobs, on_result)
+    for pattern in patterns:
+        runs = [cells[(pattern, c, w)] for c in budgets for w in widths]
+        points = [isoflop_minimum([r["params"] for r in runs if r["compute"] == c],
+                                  [r["loss"] for r in runs if r["compute"] == c], c) for c in budgets]
         frontier = fit_frontier(points)
         result["architectures"][pattern] = {"frontier": frontier.to_dict(), "runs": runs}
         print(f"{pattern}: L*(C) = {frontier.a:.4g} * C^{frontier.b:.4f}")
@@ -93,3 +103,12 @@ def run_scaling(args) -> int:
     (out / "scaling.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"results in {out / 'scaling.json'}")
     return 0
+
+
+def train_point(*, train: dict, cache_dir: str | None) -> dict:
+    """One point of the study (a Job's function): a pattern at one width and token budget, cached."""
+    from aira.train.cache import cached_train
+    from aira.train.trainer import TrainConfig
+
+    r, _ = cached_train(TrainConfig(progress=False, **train), cache_dir)
+    return r

@@ -10,7 +10,6 @@ policy bug and raises.
 
 from __future__ import annotations
 
-import importlib
 import random
 
 from aira.agents.base import LLM, Draft, OperatorContext, Policy, Task
@@ -20,9 +19,9 @@ from aira.agents.types import Node, Result, Status
 
 
 def evaluate_inline(task: Task, proposal, seed: int, job_id: str) -> Result:
-    job = task.make_job(proposal, seed=seed, job_id=job_id)
-    module, fn = job.fn.split(":")
-    return Result.from_dict(getattr(importlib.import_module(module), fn)(**job.kwargs))
+    from aira.agents.executors.worker import run_job
+
+    return run_job(task.make_job(proposal, seed=seed, job_id=job_id))
 
 
 def run_inline(policy: Policy, task: Task, n_evals: int, seed: int = 0, *, llm: LLM | None = None,
