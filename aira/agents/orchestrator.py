@@ -524,18 +524,23 @@ def _write_config(config: RunConfig, run_dir: Path, task: Task) -> None:
 def run(
     config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, **hooks
 ) -> RunSummary:
-    """Start a fresh run in `config.out`. `task` / `executor` override the ones the config names
-    (tests, or callers that built them already)."""
-    from aira.tasks.registry import get_task
-
+    """Start a fresh run of `task` in `config.out` (`aira.tasks.runs.run` resolves a task by its name);
+    `executor` overrides the one the config names."""
     run_dir = Path(config.out)
-    task = task or get_task(config.task, **config.task_kwargs)
+    task = _given(task)
     _plan(config, task, executor)  # may refuse the budget: before the run folder exists
     with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
         if (run_dir / Journal.FILENAME).exists():
             raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
         _write_config(config, run_dir, task)
         return _execute(config, run_dir, task, executor, segment=0, **hooks)
+
+
+def _given(task: Task | None) -> Task:
+    if task is None:
+        raise TypeError("the orchestrator runs the Task it is handed; aira.tasks.runs.run / resume build one "
+                        "from a task name")
+    return task
 
 
 def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
@@ -581,16 +586,15 @@ def resume(
     **hooks,
 ) -> RunSummary:
     """Continue a run that stopped or crashed. A budget counts the whole run, earlier segments included:
-    `budget` replaces the stored total, `add` extends it (wall clock, evaluations, dollars)."""
-    from aira.tasks.registry import get_task
-
+    `budget` replaces the stored total, `add` extends it (wall clock, evaluations, dollars).
+    `aira.tasks.runs.resume` rebuilds the task from the stored config."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     if budget is not None:
         config.budget = Budget.coerce(budget)
     if quiet is not None:
         config.quiet = quiet
-    task = task or get_task(config.task, **config.task_kwargs)
+    task = _given(task)
     with Journal(run_dir, readonly=True) as j:
         spent = float(j.meta("elapsed_s", 0.0))
         if add is not None:

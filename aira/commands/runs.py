@@ -195,7 +195,8 @@ def _print_summary(s) -> None:
 
 
 def _start(args) -> int:
-    from aira.agents.orchestrator import RunConfig, run
+    from aira.agents.orchestrator import RunConfig
+    from aira.tasks.runs import run
 
     config = RunConfig(
         task=args.task,
@@ -216,7 +217,8 @@ def _start(args) -> int:
 
 
 def _resume(args) -> int:
-    from aira.agents.orchestrator import read_config, resume
+    from aira.agents.orchestrator import read_config
+    from aira.tasks.runs import resume
     from aira.commands.design import DESIGN_TASKS, _task_module
 
     d = _run_dir(args.run)

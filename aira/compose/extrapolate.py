@@ -17,33 +17,12 @@ with 9 attention layers, as Composer reports.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from aira.errors import UsageError
+from aira.models.pattern import run_length, stack_pattern, stretch_pattern  # noqa: F401 - re-exported
 
 STRATEGIES = ("stack", "stretch")
-
-
-def run_length(pattern: str) -> list[tuple[str, int]]:
-    runs: list[tuple[str, int]] = []
-    for c in pattern:
-        if runs and runs[-1][0] == c:
-            runs[-1] = (c, runs[-1][1] + 1)
-        else:
-            runs.append((c, 1))
-    return runs
-
-
-def stretch_pattern(pattern: str, s: float) -> str:
-    return "".join(c * math.ceil(n * s - 1e-9) for c, n in run_length(pattern))
-
-
-def stack_pattern(pattern: str, s: float) -> str:
-    whole = math.floor(s + 1e-9)
-    rest = s - whole
-    tail = stretch_pattern(pattern, rest)[: math.ceil(rest * len(pattern) - 1e-9)] if rest > 1e-9 else ""
-    return pattern * whole + tail
 
 
 @dataclass

@@ -43,12 +43,13 @@ from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the fig
     task_figures,
 )
 from aira.errors import UsageError
+from aira.tasks import proxies
+from aira.tasks.proxies import load_table, measured_entry, stale_entry, table_path  # noqa: F401 - re-exported
 
 FIDELITIES = ("small", "large")
 LARGE_WIDTH_FACTOR = 4
 LARGE_TOKEN_FACTOR = 4
 LARGE_LR_FACTOR = 0.5
-TABLE_PATH = Path(__file__).with_name("fidelity_table.json")
 # measured runs shipped as yardsticks for `--reference NAME` (their large evaluations are the expensive part)
 REFERENCES_DIR = Path(__file__).with_name("references")
 
@@ -150,13 +151,6 @@ def load_reference(spec: str, train: dict) -> dict:
 # ---------------------------------------------------------------- the measured table
 
 
-def load_table(path: Path | None = None) -> dict:
-    try:
-        return json.loads((path or TABLE_PATH).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _num(x, spec: str) -> str:
     return format(x, spec) if isinstance(x, (int, float)) else "?"
 
@@ -228,43 +222,6 @@ def fidelity_warnings(e: dict) -> list[str]:
     return out
 
 
-def table_path(proxy) -> Path:
-    """Where a proxy's measured figures live: the shipped table for a built-in proxy, `<stem>.fidelity.json`
-    beside the file for a user-defined one."""
-    source = getattr(proxy, "source", "")
-    if source:
-        return Path(source).with_name(Path(source).stem + ".fidelity.json")
-    return TABLE_PATH
-
-
-def _table_entry_of(proxy) -> tuple[dict | None, bool]:
-    """(the entry of a measured proxy, whether it still describes the proxy's settings). `proxy`: a Proxy or
-    the name of a built-in one."""
-    from aira.tasks.compose import PROXIES, settings_fingerprint
-
-    if isinstance(proxy, str):
-        proxy = PROXIES.get(proxy)
-        if proxy is None:
-            return None, False
-    e = load_table(table_path(proxy)).get(proxy.name)
-    if not (isinstance(e, dict) and e.get("status") == "measured"):
-        return None, False
-    return e, e.get("fingerprint") == settings_fingerprint(proxy.train_kwargs())
-
-
-def measured_entry(proxy) -> dict | None:
-    """The shipped table entry of a proxy, or None when it was never measured or its settings changed since
-    (a retuned proxy must not inherit its predecessor's figures)."""
-    e, current = _table_entry_of(proxy)
-    return e if current else None
-
-
-def stale_entry(proxy) -> dict | None:
-    """The shipped entry of a proxy whose settings changed after it was measured, else None."""
-    e, current = _table_entry_of(proxy)
-    return e if e is not None and not current else None
-
-
 def measured_fidelity(proxy) -> str | None:
     """The shipped figures of a proxy as one line, or None when it was never measured."""
     e = measured_entry(proxy)
@@ -313,7 +270,7 @@ def _composition_entry(comp: dict | None) -> dict:
 def record(result: dict, proxy, path: Path | None = None) -> Path:
     """Write a finished run's figures into its proxy's table (`table_path`); `proxy`: a Proxy or a name."""
     name = getattr(proxy, "name", proxy)
-    path = path or (TABLE_PATH if isinstance(proxy, str) else table_path(proxy))
+    path = path or (proxies.TABLE_PATH if isinstance(proxy, str) else table_path(proxy))
     table = load_table(path)
     table[name] = table_entry(result)
     path.write_text(json.dumps(table, indent=1) + "\n")
@@ -347,8 +304,8 @@ def run_fidelity(args) -> int:
     from aira.agents.types import Job, Status
     from aira.compose.calibration import load_patterns
     from aira.machine import plan_workers
-    from aira.train.cache import resolve_dir
     from aira.tasks.compose import batch_fields, resolve_proxy, resolve_space
+    from aira.train.cache import resolve_dir
 
     fids = _parse_fidelities(args.fidelities)
     proxy = resolve_proxy(args.proxy)

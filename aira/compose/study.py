@@ -41,11 +41,11 @@ def model_overrides(width: int) -> dict:
 def run_scaling(args) -> int:
     import torch
 
-    from aira.compose.scaling import fit_frontier, isoflop_minimum, scales_faster, tokens_for
-    from aira.models import count_params, flops_per_token, parse_pattern, resolve_config
     from aira.agents.executors import make_executor
     from aira.agents.jobs import run_jobs
     from aira.agents.types import Job
+    from aira.compose.scaling import fit_frontier, isoflop_minimum, scales_faster, tokens_for
+    from aira.models import count_params, flops_per_token, parse_pattern, resolve_config
     from aira.train.cache import resolve_dir
 
     patterns = ["".join(parse_pattern(p)) for p in args.patterns.split(",") if p.strip()]

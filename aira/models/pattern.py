@@ -10,6 +10,7 @@ registered name if it is one ("swa", "Mamba"), else lower-case codes ("amam"). `
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from aira.errors import UsageError
@@ -153,3 +154,25 @@ def ratios(codes: list[str]) -> dict[str, float]:
         return {}
     counts = Counter(codes)
     return {c: counts[c] / len(codes) for c in sorted(counts)}
+
+
+# Pure pattern operations of Composer's extrapolation (aira.compose.extrapolate explains them).
+def run_length(pattern: str) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for c in pattern:
+        if runs and runs[-1][0] == c:
+            runs[-1] = (c, runs[-1][1] + 1)
+        else:
+            runs.append((c, 1))
+    return runs
+
+
+def stretch_pattern(pattern: str, s: float) -> str:
+    return "".join(c * math.ceil(n * s - 1e-9) for c, n in run_length(pattern))
+
+
+def stack_pattern(pattern: str, s: float) -> str:
+    whole = math.floor(s + 1e-9)
+    rest = s - whole
+    tail = stretch_pattern(pattern, rest)[: math.ceil(rest * len(pattern) - 1e-9)] if rest > 1e-9 else ""
+    return pattern * whole + tail

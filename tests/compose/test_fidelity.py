@@ -12,6 +12,7 @@ from aira.cli import main
 from aira.compose import fidelity as fid
 from aira.compose.calibration import ORDERINGS, calibration_patterns, load_patterns, place
 from aira.errors import UsageError
+from aira.tasks import proxies
 from aira.tasks.compose import PROXIES
 
 # ---------------------------------------------------------------- Spearman across fidelities
@@ -385,7 +386,7 @@ def test_compose_run_prints_figures_or_warns(capsys, monkeypatch, tmp_path):
             }
         )
     )
-    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    monkeypatch.setattr(proxies, "TABLE_PATH", table)
     _print_fidelity("mad-cpu")
     _print_fidelity("smoke")
     err = capsys.readouterr().err
@@ -412,7 +413,7 @@ def test_figures_of_a_retuned_proxy_are_not_used(capsys, monkeypatch, tmp_path):
     entry = {"status": "measured", "fingerprint": _fingerprint("mad-cpu"), "date": "2026-11-27",
              "space": "attn-mlp", "layers": 16, "noise_floor": 0.06, "patterns": 10, "seeds": 2}
     table.write_text(json.dumps({"mad-cpu": entry}))
-    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    monkeypatch.setattr(proxies, "TABLE_PATH", table)
     assert fid.measured_entry("mad-cpu") == entry and fid.stale_entry("mad-cpu") is None
     # the same name with another budget: its figures no longer apply, and the run says so
     monkeypatch.setitem(PROXIES, "mad-cpu", replace(PROXIES["mad-cpu"], budget="100steps"))
@@ -461,7 +462,7 @@ def test_fidelity_run_end_to_end_then_from_cache(tmp_path, monkeypatch, capsys):
         lambda preset, factor=2: {"d_model": 128, "n_heads": 8, "n_kv_heads": 4, "ffn_dim": 384},
     )
     table = tmp_path / "table.json"
-    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    monkeypatch.setattr(proxies, "TABLE_PATH", table)
     out = tmp_path / "fid"
     assert _cli(out, "--fidelities", "small,large", "--record") == 0
     r = json.loads((out / "fidelity.json").read_text())
@@ -609,7 +610,7 @@ def test_compose_task_takes_its_measured_noise_from_the_table_for_its_space_and_
     entry = {"status": "measured", "fingerprint": _fingerprint("mad-cpu"), "space": "attn-mlp", "layers": 16,
              "noise_floor": 0.06}
     table.write_text(json.dumps({"mad-cpu": entry}))
-    monkeypatch.setattr(fid, "TABLE_PATH", table)
+    monkeypatch.setattr(proxies, "TABLE_PATH", table)
     # a candidate's score is the mean of its seeds: the std of one seed / sqrt(seeds)
     assert ComposeTask(proxy="mad-cpu", space="attn-mlp", seeds=2).measured_noise == pytest.approx(0.06 / math.sqrt(2))
     assert ComposeTask(proxy="mad-cpu", space="attn-mlp", seeds=1).measured_noise == pytest.approx(0.06)

@@ -10,6 +10,7 @@ import pytest
 from aira.cli import main
 from aira.compose import fidelity as fid
 from aira.errors import UsageError
+from aira.tasks import proxies
 from aira.tasks.compose import PROXIES, ComposeTask, load_proxy_file, resolve_proxy
 
 # the smoke proxy's settings, as a user would write them
@@ -78,14 +79,14 @@ def test_unreadable_and_malformed_files(tmp_path, capsys):
 def test_measured_figures_live_beside_the_file_and_lapse_when_it_changes(tmp_path, capsys, monkeypatch):
     from aira.commands.compose import _print_fidelity
 
-    shipped = fid.TABLE_PATH.read_text()
+    shipped = proxies.TABLE_PATH.read_text()
     f = _write(tmp_path / "recall8.json", SMOKE)
     out = tmp_path / "fid"
     args = ["compose", "fidelity", "--proxy", str(f), "--space", "attn-mlp", "--layers", "4", "--limit", "4",
             "--seeds", "2", "--fidelities", "small", "--executor", "inline", "--out", str(out), "--record"]
     assert main(args) == 0
     assert f"recorded in {tmp_path / 'recall8.fidelity.json'}" in capsys.readouterr().err
-    assert fid.TABLE_PATH.read_text() == shipped  # the package's table is not touched
+    assert proxies.TABLE_PATH.read_text() == shipped  # the package's table is not touched
     entry = json.loads((tmp_path / "recall8.fidelity.json").read_text())["recall8"]
     assert entry["patterns"] == 4 and entry["seeds"] == 2 and entry["space"] == "attn-mlp"
     proxy = load_proxy_file(str(f))

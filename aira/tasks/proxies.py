@@ -1,0 +1,242 @@
+"""Compose proxies: what a candidate pattern is trained on and how it is scored, and their measured figures.
+
+A `Proxy` is a partial TrainConfig (task, model preset, MAD settings, step or token budget, lr, ...) plus
+what a search needs around it: seeds per candidate, a timeout per seed, whether its jobs need a GPU.
+Built-in proxies are in `PROXIES`; a user's is a JSON or TOML file (`load_proxy_file`). The figures a
+proxy's fidelity was measured at ship in `aira/compose/fidelity_table.json` (a user proxy's beside its
+file), each with a fingerprint of the resolved settings, so a retuned proxy has no figures until measured
+again (`measured_entry`, `stale_entry`). `aira compose fidelity` (aira.compose.fidelity) writes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from aira.errors import UsageError
+
+TABLE_PATH = Path(__file__).parents[1] / "compose" / "fidelity_table.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Proxy:
+    name: str
+    task: str
+    preset: str
+    budget: str
+    mad_settings: str = "cpu"
+    tokenizer: str = "bpe"
+    vocab_size: int = 8192
+    lr: float | None = None
+    batch_size: int | None = None
+    seq_len: int | None = None
+    curve_points: int = 0      # MAD: score the learning-curve area over this many points (0: final score)
+    mad_score: str = "accuracy"  # MAD: accuracy | loglik (aira.train.sources.MAD_SCORES)
+    timeout_s: float = 900.0   # per seed
+    seeds: int = 1             # seeds a search trains per candidate (their mean is the score)
+    description: str = ""
+    needs_gpu: bool = False    # its jobs ask the executor for a GPU (a CPU-sized proxy would waste one)
+    source: str = ""           # the file a user-defined proxy was read from ("" for a built-in one)
+
+    @property
+    def lower_is_better(self) -> bool:
+        """LM proxies score bits per byte; MAD proxies an accuracy."""
+        from aira.train.sources import parse_task
+
+        return parse_task(self.task).kind == "lm"
+
+    def train_kwargs(self) -> dict:
+        kw = {"task": self.task, "preset": self.preset, "budget": self.budget, "mad_settings": self.mad_settings,
+              "tokenizer": self.tokenizer, "vocab_size": self.vocab_size}
+        for k in ("lr", "batch_size", "seq_len", "curve_points"):
+            if getattr(self, k):
+                kw[k] = getattr(self, k)
+        if self.mad_score != "accuracy":  # absent by default, so the cache keys of accuracy proxies are unchanged
+            kw["mad_score"] = self.mad_score
+        return kw
+
+
+# Step budgets, not seconds, so that a score does not depend on how loaded the machine is.
+PROXIES = {
+    # v3 (docs/fidelity.md); mad-cpu-ladder below was measured as its successor and not adopted
+    "mad-cpu": Proxy(name="mad-cpu", task="mad:selective_copying,compression,memorization", preset="tiny",
+                     mad_settings="cpu32", budget="384steps", lr=3e-3, timeout_s=300, seeds=2,
+                     description="three MAD tasks (selective copying, compression, memorization of 4,096 keys), "
+                                 "sequence length 32, width 64, 128 steps each"),
+    # experimental (docs/fidelity.md, "v4"): no memorization, scored by the learning-curve area so the large
+    # fidelity does not tie at the ceiling; small-to-large 0.43 vs v3's 0.33, but the all-MLP and
+    # 1-attention patterns sit at chance, so it is not the default
+    "mad-cpu-ladder": Proxy(name="mad-cpu-ladder", task="mad:selective_copying@copy16,selective_copying,compression",
+                            preset="tiny", mad_settings="cpu32", budget="384steps", lr=3e-3, curve_points=6,
+                            timeout_s=300, seeds=2,
+                            description="experimental: selective copying at two difficulties (2 of 16, 4 of 32 "
+                                        "tokens) and compression, width 64, 128 steps each, scored by the "
+                                        "learning-curve area (6 points)"),
+    "mad-gpu": Proxy(name="mad-gpu", needs_gpu=True, task="mad", preset="mad", mad_settings="default", budget="3000steps",
+                     description="aira's causal, teacher-forced variants of the six MAD tasks at MAD's default "
+                                 "sizes (vocabulary 16, length 128; not MAD-lab's rules, which are the "
+                                 "`madlab` MAD settings), width 128, 500 steps each"),
+    # 1,000 steps and 2 seeds: 2-seed candidates rank with rho 0.92 (500 steps: 0.89; docs/fidelity.md)
+    "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="1000steps",
+                    lr=3e-3, timeout_s=600, seeds=2,
+                    description="byte-level LM on Shakespeare, width 64, 1,000 steps"),
+    # For tests and smoke runs only: seconds per evaluation, rankings not meaningful.
+    "smoke": Proxy(name="smoke", task="mad:in_context_recall", preset="tiny", mad_settings="tiny", budget="8steps",
+                   lr=3e-3, timeout_s=120, description="smoke test: one MAD task, 8 steps (not a real proxy)"),
+    "lm-gpu": Proxy(name="lm-gpu", needs_gpu=True, task="lm:shakespeare", preset="small", budget="500steps",
+                    description="BPE-8192 LM on Shakespeare, width 768, 500 steps"),
+}
+
+
+# what a proxy file may set (aira compose run|fidelity --proxy FILE.json|FILE.toml)
+PROXY_FILE_KEYS = ("name", "task", "preset", "budget", "mad_settings", "tokenizer", "vocab_size", "lr", "batch_size",
+                   "seq_len", "curve_points", "mad_score", "timeout_s", "seeds", "description", "needs_gpu")
+_PROXY_FILE_TYPES = {"name": str, "task": str, "preset": str, "budget": (str, int), "mad_settings": str,
+                     "tokenizer": str, "vocab_size": int, "lr": (int, float), "batch_size": int, "seq_len": int,
+                     "curve_points": int, "mad_score": str, "timeout_s": (int, float), "seeds": int,
+                     "description": str, "needs_gpu": bool}
+
+
+def is_proxy_file(name: str) -> bool:
+    return name.endswith((".json", ".toml")) or os.sep in name
+
+
+def load_proxy_file(path: str) -> Proxy:
+    """A user-defined proxy: a JSON or TOML file with `task`, `preset` and `budget` (a step or token budget,
+    so that scores do not depend on the machine's load) and any other `Proxy` field in PROXY_FILE_KEYS, e.g.
+    {"task": "mad:selective_copying,compression", "preset": "tiny", "mad_settings": "cpu32", "budget":
+    "512steps", "lr": 0.001, "seeds": 2}. Its name is `name` or the file's stem; its measured fidelity figures
+    live beside it (`<stem>.fidelity.json`, written by `aira compose fidelity --proxy FILE --record`)."""
+    p = Path(path)
+    where = f"proxy file {path}"
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise UsageError(f"{where}: cannot read it ({e.strerror or e})") from None
+    try:
+        if p.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except ValueError as e:
+        raise UsageError(f"{where}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{where}: expected a table of settings, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(PROXY_FILE_KEYS))
+    if unknown:
+        raise UsageError(f"{where}: unknown setting {unknown[0]!r}; valid: {', '.join(PROXY_FILE_KEYS)}")
+    missing = [k for k in ("task", "preset", "budget") if k not in data]
+    if missing:
+        raise UsageError(f"{where}: missing {', '.join(missing)} (a proxy needs task, preset and budget)")
+    for k, v in data.items():
+        if isinstance(v, bool) != (_PROXY_FILE_TYPES[k] is bool) or not isinstance(v, _PROXY_FILE_TYPES[k]):
+            raise UsageError(f"{where}: {k} = {v!r} has the wrong type")
+    name = data.pop("name", p.stem)
+    if name in PROXIES or name in ("mad", "lm"):
+        raise UsageError(f"{where}: name {name!r} is a built-in proxy's; give the file or its name another one")
+    _check_proxy_settings(data, where)
+    # a model preset above the CPU one wants a GPU unless the file says otherwise
+    data.setdefault("needs_gpu", data["preset"] != "tiny")
+    data.setdefault("description", f"user-defined proxy from {p.name}: {data['task']}, preset {data['preset']}, "
+                                   f"{data['budget']}")
+    return Proxy(name=name, source=str(p.resolve()), **data)
+
+
+def _check_proxy_settings(data: dict, where: str) -> None:
+    """Refuse settings the trainer would refuse, before any job starts."""
+    from aira.data.mad import resolve_settings
+    from aira.models import get_preset
+    from aira.train.budget import parse_budget
+    from aira.train.sources import MAD_SCORES, parse_task
+
+    try:
+        spec = parse_task(data["task"])
+        get_preset(data["preset"])
+        budget = parse_budget(data["budget"])
+        if "mad_settings" in data:
+            resolve_settings(data["mad_settings"])
+    except UsageError as e:
+        raise UsageError(f"{where}: {e}") from None
+    if budget.kind == "seconds":
+        raise UsageError(f"{where}: budget {data['budget']!r} is a time; give steps or tokens, so that a score "
+                         f"does not depend on how loaded the machine is")
+    if data.get("mad_score", "accuracy") not in MAD_SCORES:
+        raise UsageError(f"{where}: mad_score must be one of {', '.join(MAD_SCORES)}")
+    if spec.kind != "mad" and (data.get("mad_score", "accuracy") != "accuracy" or data.get("curve_points")):
+        raise UsageError(f"{where}: mad_score and curve_points apply to MAD tasks only")
+    for k in ("seeds", "vocab_size", "batch_size", "seq_len"):
+        if k in data and data[k] < 1:
+            raise UsageError(f"{where}: {k} must be at least 1, got {data[k]}")
+    for k in ("lr", "timeout_s"):
+        if k in data and not data[k] > 0:
+            raise UsageError(f"{where}: {k} must be positive, got {data[k]}")
+
+
+def resolve_proxy(name: str, device: str = "auto") -> Proxy:
+    if is_proxy_file(name):
+        return load_proxy_file(name)
+    if name in ("mad", "lm"):
+        import torch
+
+        gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+        name = f"{name}-{'gpu' if gpu else 'cpu'}"
+    if name not in PROXIES:
+        raise UsageError(f"unknown proxy {name!r}; valid: mad, lm, {', '.join(PROXIES)}, or a proxy file "
+                         f"(FILE.json / FILE.toml)")
+    return PROXIES[name]
+
+
+def settings_fingerprint(train: dict) -> str:
+    """A proxy's training settings, resolved, as a short hash: the shipped fidelity figures of a proxy
+    count only while its settings still hash to the figures' fingerprint."""
+    from aira.train.cache import resolved_settings
+
+    blob = json.dumps({"train": train, "resolved": resolved_settings(train)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_table(path: Path | None = None) -> dict:
+    try:
+        return json.loads((path or TABLE_PATH).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def table_path(proxy) -> Path:
+    """Where a proxy's measured figures live: the shipped table for a built-in proxy, `<stem>.fidelity.json`
+    beside the file for a user-defined one."""
+    source = getattr(proxy, "source", "")
+    if source:
+        return Path(source).with_name(Path(source).stem + ".fidelity.json")
+    return TABLE_PATH
+
+
+def _table_entry_of(proxy) -> tuple[dict | None, bool]:
+    """(the entry of a measured proxy, whether it still describes the proxy's settings). `proxy`: a Proxy or
+    the name of a built-in one."""
+    if isinstance(proxy, str):
+        proxy = PROXIES.get(proxy)
+        if proxy is None:
+            return None, False
+    e = load_table(table_path(proxy)).get(proxy.name)
+    if not (isinstance(e, dict) and e.get("status") == "measured"):
+        return None, False
+    return e, e.get("fingerprint") == settings_fingerprint(proxy.train_kwargs())
+
+
+def measured_entry(proxy) -> dict | None:
+    """The shipped table entry of a proxy, or None when it was never measured or its settings changed since
+    (a retuned proxy must not inherit its predecessor's figures)."""
+    e, current = _table_entry_of(proxy)
+    return e if current else None
+
+
+def stale_entry(proxy) -> dict | None:
+    """The shipped entry of a proxy whose settings changed after it was measured, else None."""
+    e, current = _table_entry_of(proxy)
+    return e if e is not None and not current else None
