@@ -124,3 +124,18 @@ def test_a_search_on_a_proxy_file_is_stored_by_its_path_and_resumes_from_elsewhe
     assert load_config(out).task_kwargs["proxy"] == str(tmp_path / "work" / "recall8.json")
     monkeypatch.chdir(tmp_path)
     assert main(["runs", "resume", str(out), "--budget", "3evals", "--quiet"]) == 0
+
+
+def test_a_proxy_file_with_a_gpu_preset_asks_for_a_gpu(tmp_path):
+    def job_gpus(**extra):
+        p = tmp_path / f"p{len(extra)}{extra.get('preset', '')}.json"
+        p.write_text(json.dumps({"task": "mad:in_context_recall", "budget": "8steps", **extra}))
+        return ComposeTask(proxy=str(p), layers=4).make_job("AMAM", seed=0, job_id="j").gpus
+
+    assert job_gpus(preset="small") == 1  # by the preset, not by the name: the file's name says nothing
+    assert job_gpus(preset="tiny") == 0
+    assert job_gpus(preset="small", needs_gpu=False) == 0
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"task": "mad", "preset": "tiny", "budget": "8steps", "needs_gpu": "yes"}))
+    with pytest.raises(UsageError, match="needs_gpu = 'yes' has the wrong type"):
+        load_proxy_file(str(p))
