@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.fileio import write_atomic
 
 MATCH_TOLERANCE = 0.02      # relative difference of non-embedding parameters allowed without adjusting
 FFN_RANGE = (0.25, 4.0)     # an adjusted FFN width must stay within these multiples of the preset's
@@ -302,7 +303,7 @@ def run_verify(run: str | Path, settings: VerifySettings, *, pattern: str | None
                              timeout_s=timeout, gpus=1 if gpus > 1 else 0), ((pat, ffn), s)))
     log(f"aira compose verify: {len(p.arms)} patterns x {settings.seeds} seeds = {len(jobs)} trainings at "
         f"{p.train['preset']} width, {p.budget} each, byte-level {settings.corpus} (scored on its heldout split); "
-        f"{wplan.describe()} -> {p.run / 'verify.json'}")
+        f"{wplan.describe() if settings.executor == 'local' else 'inline, one at a time'} -> {p.run / 'verify.json'}")
     for a in p.arms:
         log(f"  {a.name:<19} {_describe_match(a, p.reference_params)}")
     scores: dict[tuple, dict[int, dict]] = {k: {} for k in unique}
@@ -414,9 +415,7 @@ def _write(p: Plan, settings: VerifySettings, scores: dict, failures: list, *, c
         "failures": failures,
         "notes": p.notes,
     }
-    tmp = p.run / ".verify.json.tmp"
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(p.run / "verify.json")
+    write_atomic(p.run / "verify.json", json.dumps(out, indent=1) + "\n")  # a report may be reading it
     return out
 
 
