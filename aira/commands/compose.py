@@ -8,6 +8,8 @@
     aira compose fidelity ... --fidelities small --reference runs/fid-large   ranked against a measured large run
     aira compose fidelity --show mad-cpu-large                  the figures of a finished run or shipped reference
     aira compose halving runs/c1 [--eta 3] [--rungs 2]     the best candidates, trained longer
+    aira compose verify runs/c1 [--target small] [--budget TOKENS] [--seeds 3]   the winner against the
+                                                           baselines, parameter-matched, on held-out text
 """
 
 from __future__ import annotations
@@ -128,6 +130,31 @@ def register(sub) -> None:
     h.add_argument("--executor", default="local", help="local | inline (default: local)")
     h.set_defaults(func=_halving)
 
+    v = verbs.add_parser("verify", help="is the winner really better? it and the baselines, several seeds, "
+                                        "held-out text")
+    v.add_argument("run", help="a Compose run folder (its aggregate.json), or a folder for verify.json with --pattern")
+    v.add_argument("--pattern", default=None, help="verify this pattern instead of the run's aggregate")
+    v.add_argument("--target", default="small",
+                   help="width: small | 350M | 1B (the run's pattern extrapolated to it) | 3B, or tiny for a CPU "
+                        "smoke test (default: small)")
+    v.add_argument("--budget", default=None,
+                   help="training tokens per model, e.g. 20M tokens (default: 20 per non-embedding parameter of "
+                        "Llama's alternation); a time (300s) is accepted with a warning")
+    v.add_argument("--seeds", type=int, default=3, help="seeds per pattern, the same for every pattern (default: 3)")
+    v.add_argument("--baselines", default="all",
+                   help="comma list of llama, composer-stacked, composer-stretched, nemotron, or all (default); "
+                        "Llama's alternation is always trained, as the reference")
+    v.add_argument("--data", default="shakespeare", help="byte-level corpus (aira.data.text; default: shakespeare)")
+    v.add_argument("--eval-tokens", type=int, default=262_144, help="tokens scored per split (default: 262144)")
+    v.add_argument("--min-gain", type=float, default=0.02,
+                   help="bits per byte a difference must reach to count, besides 2x the seed spread (default: 0.02)")
+    v.add_argument("--workers", type=int, default=None, help="parallel trainings (default: one per usable core)")
+    v.add_argument("--threads", type=int, default=None, help="torch threads per training (default: 1)")
+    v.add_argument("--executor", default="local", help="local | inline (default: local)")
+    v.add_argument("--cache", default=None,
+                   help="evaluation cache folder, or 'off' (default: the shared one, as for compose run)")
+    v.set_defaults(func=_verify)
+
 
 def _run(args: argparse.Namespace) -> int:
     from aira.agents.journal import Journal
@@ -180,6 +207,17 @@ def _halving(args: argparse.Namespace) -> int:
     from aira.compose.halving import main as halving_main
 
     return halving_main(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from aira.compose.verify import VerifySettings, main, parse_baselines
+    from aira.train.cache import resolve_dir
+
+    settings = VerifySettings(target=args.target, budget=args.budget, seeds=args.seeds,
+                              baselines=parse_baselines(args.baselines), corpus=args.data,
+                              eval_tokens=args.eval_tokens, min_gain=args.min_gain, workers=args.workers,
+                              threads=args.threads, executor=args.executor, cache_dir=resolve_dir(args.cache))
+    return main(args.run, settings, pattern=args.pattern)
 
 
 def _print_fidelity(proxy) -> None:

@@ -226,3 +226,48 @@ def saturation(table: Mapping[str, Sequence[float]], *, ceiling: float | None, c
     return {"noise": noise, "at_ceiling": at_ceiling, "at_chance": at_chance,
             "ceiling_share": len(at_ceiling) / n, "chance_share": len(at_chance) / n,
             "saturated_share": len(set(at_ceiling) | set(at_chance)) / n}
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile for probability p and df >= 1 degrees of freedom (fractional too, as Welch's are),
+    without scipy. With t = sqrt(df) tan(theta) the density becomes proportional to cos(theta)^(df - 1) on
+    [0, pi/2), so P(0 <= T <= t) = K * integral_0^atan(t / sqrt(df)) cos^(df-1), K = G((df+1)/2) / (sqrt(pi)
+    G(df/2)): a bounded integral (Simpson's rule), solved for t by doubling, then bisection."""
+    if not 0 < p < 1:
+        raise UsageError(f"a quantile needs 0 < p < 1, got {p}")
+    if not df >= 1:  # below 1 the integrand has a pole at pi/2; Welch's df is never below 1
+        raise UsageError(f"t_quantile needs df >= 1, got {df}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    k = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(math.pi)
+
+    def mass(theta: float, n: int = 256) -> float:  # P(0 <= T <= sqrt(df) tan(theta))
+        h = theta / n
+        s = sum((4 if i % 2 else 2) * math.cos(i * h) ** (df - 1) for i in range(1, n))
+        return k * h / 3 * (1 + s + math.cos(theta) ** (df - 1))
+
+    def below(t: float) -> bool:  # Simpson's steps stay a fraction of the peak's width, 1 / sqrt(df), near t
+        return mass(math.atan(t / math.sqrt(df))) < p - 0.5
+
+    lo, hi = 0.0, 2.0
+    while below(hi):
+        lo, hi = hi, 2 * hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if below(mid) else (lo, mid)
+    return (lo + hi) / 2
+
+
+def welch_difference(a: Sequence[float], b: Sequence[float], *, alpha: float = 0.05) -> dict:
+    """mean(a) - mean(b) with Welch's t interval (unequal variances; Welch-Satterthwaite degrees of freedom).
+    Needs 2 values a side; where both sides have no spread at all the interval is the difference itself."""
+    if len(a) < 2 or len(b) < 2:
+        raise UsageError(f"a t interval needs at least 2 values a side, got {len(a)} and {len(b)}")
+    diff = sum(a) / len(a) - sum(b) / len(b)
+    va, vb = std(a) ** 2 / len(a), std(b) ** 2 / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"difference": diff, "ci": [diff, diff], "df": float("inf"), "se": 0.0}
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = t_quantile(1 - alpha / 2, df) * se
+    return {"difference": diff, "ci": [diff - half, diff + half], "df": df, "se": se}

@@ -4,7 +4,8 @@ One self-contained page (PNG figures embedded as base64, plain CSS, one tiny inl
 checks the images decoded) with the sections the run folder has material for: overview and final
 pick, agents (LLM cost, compute), leaderboard with the noise floor and ties, search curves, top
 patterns (heat map, ratios), and, when the Compose / autoresearch stages wrote their files, the
-aggregated and extrapolated patterns, scaling frontiers, proxy fidelity and results.tsv. The PNGs
+aggregated and extrapolated patterns, scaling frontiers, proxy fidelity, the verification of the winner
+(verify.json) and results.tsv. The PNGs
 are also written next to the page, into a folder named after it (`<run>/report/` by default).
 """
 
@@ -23,6 +24,7 @@ def render(run: RunData, image_dir: Path, *, top: int = 20) -> str:
     from aira.report import sections_search as s1
     from aira.report import sections_stage2 as s2
     from aira.report.html import Images, page
+    from aira.report.sections_verify import verify_section
 
     images = Images(image_dir)
     parts = [
@@ -36,6 +38,7 @@ def render(run: RunData, image_dir: Path, *, top: int = 20) -> str:
         ("scaling", "Scaling", s2.scaling_section(run, images)),
         ("fidelity", "Fidelity", s2.fidelity_section(run)),
         ("halving", "Halving", s2.halving_section(run)),
+        ("verify", "Verification", verify_section(run)),
         ("experiments", "Experiments", s2.autoresearch_section(run, images)),
         ("lra", "LRA", s2.lra_section(run)),
         ("failures", "Failures", s1.failures_note(run)),

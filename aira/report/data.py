@@ -10,6 +10,7 @@ is left out when it is missing. A study folder without a journal (`aira compose 
     scaling.json                          Compose: {"architectures": {name: {"frontier", "runs"}}, "comparisons"}
     fidelity.json                         Compose: proxy-fidelity checks, a free-form dict
     halving.json                          Compose: successive halving (`aira compose halving`), its rungs
+    verify.json                           Compose: the winner against the baselines (`aira compose verify`)
     results.tsv, *.png                    autoresearch: its experiment table and its own plots
 
 A Compose file that is not valid JSON is reported as a warning on the page, not a crash: a
@@ -41,6 +42,7 @@ class RunData:
     scaling: dict | None = None
     fidelity: dict | None = None
     halving: dict | None = None
+    verify: dict | None = None
     results_tsv: list[dict] | None = None
     pngs: list[Path] = field(default_factory=list)  # the run's own images (autoresearch)
     warnings: list[str] = field(default_factory=list)
@@ -67,7 +69,7 @@ class RunData:
         ]
 
 
-STUDY_FILES = ("aggregate.json", "scaling.json", "fidelity.json", "results.tsv")
+STUDY_FILES = ("aggregate.json", "scaling.json", "fidelity.json", "verify.json", "results.tsv")
 
 
 def is_run(d: Path) -> bool:
@@ -141,6 +143,7 @@ def load_run(run_dir: str | Path) -> RunData:
         scaling=_read_json(d / "scaling.json", warnings),
         fidelity=_read_json(d / "fidelity.json", warnings),
         halving=_read_json(d / "halving.json", warnings),
+        verify=_read_json(d / "verify.json", warnings),
         results_tsv=_read_tsv(d / "results.tsv", warnings),
         pngs=sorted(d.glob("*.png")),  # top level only: the report's own images live in a subfolder
         warnings=warnings,
