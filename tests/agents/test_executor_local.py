@@ -61,17 +61,34 @@ def test_queues_beyond_slots_and_runs_all(ex):
     assert ex.started_count == ex.finished_count == 5 and ex.running() == 0
 
 
+class FakeClock:
+    """The executor's clock, moved by the test: deadlines and seconds no longer depend on the machine."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_timeout_kills_grandchild_and_frees_the_slot_once(tmp_path):
     pid_file = tmp_path / "grandchild.pid"
-    with LocalExecutor(slots=1, log_dir=tmp_path / "logs", grace_s=0.5) as ex:
+    clock = FakeClock()
+    with LocalExecutor(slots=1, log_dir=tmp_path / "logs", grace_s=0.5, clock=clock) as ex:
         ex.submit(Job(id="hang", fn=f"{P}:spawn_grandchild", kwargs={"pid_file": str(pid_file)},
                       timeout_s=1.5))
         ex.submit(Job(id="next", fn=f"{P}:sleep", kwargs={"metric": 2.0}))
-        first = ex.poll(timeout=10)
+        for _ in range(600):  # until the grandchild exists: the job is running
+            if pid_file.exists():
+                break
+            time.sleep(0.05)
+        assert ex.poll(timeout=0.2) == []  # the clock has not moved: no deadline has passed
+        clock.now += 1.6  # past the limit: SIGTERM to the job's whole process group
+        first = ex.poll(timeout=30)
         assert [j for j, _ in first][:1] == ["hang"]
         hang = dict(first)["hang"]
-        assert hang.status == Status.TIMED_OUT and "wall-clock limit" in hang.error
-        assert 1.4 < hang.seconds < 4
+        assert hang.status == Status.TIMED_OUT and "wall-clock limit of 1.5s" in hang.error
+        assert hang.seconds == pytest.approx(1.6)  # by the executor's clock
         grandchild = int(pid_file.read_text())
         for _ in range(50):
             if not alive(grandchild):

@@ -32,7 +32,7 @@ def test_ray_end_to_end(tmp_path):
             out.update(ex.poll(timeout=1.0))
         assert out["ok"].status == Status.OK and out["ok"].metric == 3.0
         assert out["crash"].status == Status.CRASHED and "RuntimeError: on ray" in out["crash"].error
-        assert out["hang"].status == Status.TIMED_OUT and out["hang"].seconds < 5
+        assert out["hang"].status == Status.TIMED_OUT and out["hang"].seconds >= 1.0
         assert (tmp_path / "ok.log").exists()
     finally:
         ex.shutdown()

