@@ -15,8 +15,7 @@ import threading
 
 from aira.errors import UsageError
 
-# Verb modules, in the order `aira --help` lists them. A module that is missing is skipped, so the
-# CLI keeps working while a verb is being written.
+# Verb modules, in the order `aira --help` lists them.
 VERBS = ["demo", "train", "models", "compose", "design", "runs", "report", "export", "cache"]
 
 
@@ -35,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aira {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for verb in VERBS:
-        try:
-            mod = importlib.import_module(f"aira.commands.{verb}")
-        except ModuleNotFoundError as e:
-            if e.name == f"aira.commands.{verb}":
-                continue
-            raise
-        mod.register(sub)
+        importlib.import_module(f"aira.commands.{verb}").register(sub)
     return parser
 
 

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the figures are part of this module's API)
-    _finite,
     baseline_comparison,
     best_count,
     composition_check,

@@ -21,7 +21,7 @@ import math
 import os
 import resource
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -384,6 +384,3 @@ def train_job(**kwargs) -> dict:
         kwargs["threads"] = int(os.environ["AIRA_THREADS"])
     return train(TrainConfig(**kwargs), log=lambda *_: None)
 
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)
