@@ -50,7 +50,7 @@ if has madgpu; then
 stamp "mad-gpu evaluations"
 printf 'MAMAMAMAMAMAMAMA\nMSMSMSMSMSMSMSMS\nMMMMMMMMMMMMMMMM\n' > /tmp/madgpu3.txt
 # MADGPU_PATTERNS (a file, one per line) and MADGPU_SEEDS widen the probe, e.g. 2 seeds to see whether a
-# task is learned-or-not per seed (docs/fidelity.md, "mad-gpu on an H200"). MADGPU_FIDELITIES=small,large
+# task is learned-or-not per seed (bench/results/fidelity-history.md, "mad-gpu on an H200"). MADGPU_FIDELITIES=small,large
 # with MADGPU_LARGE_SEEDS adds the 4x-width, 4x-token counterpart: the per-task figures then say which of
 # the six tasks rank alike at both scales (docs/gpu.md, "Next run"). MADGPU_PROXY: another proxy (a CPU
 # dry run of this part uses smoke). The fidelity folder (cache included) comes back as madgpu.tgz, so a

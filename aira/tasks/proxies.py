@@ -66,7 +66,7 @@ PROXIES = {
                      mad_settings="cpu32", budget="384steps", lr=3e-3, timeout_s=300, seeds=2,
                      description="three MAD tasks (selective copying, compression, memorization of 4,096 keys), "
                                  "sequence length 32, width 64, 128 steps each"),
-    # experimental (docs/fidelity.md, "v4"): no memorization, scored by the learning-curve area so the large
+    # experimental (bench/results/fidelity-history.md, "v4"): no memorization, scored by the learning-curve area so the large
     # fidelity does not tie at the ceiling; small-to-large 0.43 vs v3's 0.33, but the all-MLP and
     # 1-attention patterns sit at chance, so it is not the default
     "mad-cpu-ladder": Proxy(name="mad-cpu-ladder", task="mad:selective_copying@copy16,selective_copying,compression",

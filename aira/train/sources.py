@@ -63,7 +63,7 @@ def split_mad_name(name: str) -> tuple[str, str | None]:
 #   loglik    1 - (answer-token cross-entropy) / ln V: 0 for a uniform guess over the V-token vocabulary, 1 for
 #             certainty on every answer. Continuous where accuracy is a threshold: a model that has half
 #             learnt a task scores between the two. Tried as mad-cpu's score: it did not agree better with
-#             the large scale on held-out patterns (docs/fidelity.md, "Calibrating mad-cpu", item 9)
+#             the large scale on held-out patterns (bench/results/fidelity-history.md, "Calibrating mad-cpu", item 9)
 MAD_SCORES = ("accuracy", "loglik")
 
 

@@ -177,3 +177,13 @@ def test_steady_state_crossover_takes_two_distinct_parents():
         step = pol.next_step(nodes, random.Random(i))
         assert step.operator == "crossover" and sorted(step.parents) == ["a", "b"]
     assert make_policy("steady_state").next_step(nodes, random.Random(0)).operator == "draft"
+
+
+def test_the_harness_doc_lists_every_policy():
+    from pathlib import Path
+
+    from aira.agents.policies import POLICIES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "harness.md").read_text()
+    listed = doc.split("Policies:", 1)[1].split("An agent is named", 1)[0]
+    assert all(name in listed for name in POLICIES), (list(POLICIES), listed)

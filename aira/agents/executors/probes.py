@@ -1,6 +1,6 @@
 """Tiny job functions that exercise an executor: sleep, crash, spawn, allocate, report the env.
 
-Used by the executor tests, the Ray check and `bench/executors.py`; also handy to smoke-test a new
+Used by the executor tests and the Ray check; also handy to smoke-test a new
 cluster (`Job(fn="aira.agents.executors.probes:env_report", ...)`).
 """
 
