@@ -204,9 +204,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _halving(args: argparse.Namespace) -> int:
-    from aira.compose.halving import main as halving_main
+    from aira.compose.halving import format_halving, run_halving
 
-    return halving_main(args)
+    result = run_halving(args.run, eta=args.eta, rungs=args.rungs, top=args.top, workers=args.workers,
+                         executor=args.executor, log=lambda m: print(m, file=sys.stderr))
+    print(format_halving(result))
+    return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -301,13 +304,17 @@ def _extrapolate(args: argparse.Namespace) -> int:
 def _scaling(args: argparse.Namespace) -> int:
     from aira.compose.study import run_scaling
 
-    return run_scaling(args)
+    return run_scaling(patterns=args.patterns, budgets=args.budgets, sizes=args.sizes, task=args.task,
+                       tokenizer=args.tokenizer, eval_tokens=args.eval_tokens, out=args.out, cache=args.cache,
+                       executor=args.executor, workers=args.workers)
 
 
 def _fidelity(args: argparse.Namespace) -> int:
-    from aira.compose.fidelity import run_fidelity, show_result
+    from dataclasses import fields
+
+    from aira.compose.fidelity import FidelityRun, run_fidelity, show_result
 
     if args.show:
         print(show_result(args.show))
         return 0
-    return run_fidelity(args)
+    return run_fidelity(FidelityRun(**{f.name: getattr(args, f.name) for f in fields(FidelityRun)}))

@@ -28,6 +28,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the figures are part of this module's API)
@@ -297,7 +298,29 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f} at start), {dev}, {platform.machine()}"
 
 
-def run_fidelity(args) -> int:
+@dataclass(kw_only=True)
+class FidelityRun:
+    """What `aira compose fidelity` measures (its flags, typed; the command layer builds it)."""
+
+    patterns: str = "calibration"      # 'calibration' or a file with one pattern per line
+    proxy: str = "mad-cpu"
+    space: str = "attn-mlp-mamba"
+    fidelities: str = "small,large"
+    seeds: int | None = None           # per pattern at the first fidelity (default: twice the proxy's)
+    large_seeds: int | None = None     # at the fidelities after the first (default: seeds)
+    limit: int | None = None
+    workers: int | None = None
+    out: str = "runs/fidelity"
+    layers: int = 16
+    executor: str = "local"
+    timeout: float | None = None       # seconds per small evaluation (default: the proxy's)
+    record: bool = False
+    reference: str | None = None       # DIR[:FIDELITY]
+    cache: str | None = None
+    batch: int = 1
+
+
+def run_fidelity(args: FidelityRun) -> int:
     from aira.agents.executors import make_executor
     from aira.agents.jobs import run_jobs
     from aira.agents.types import Job, Status
@@ -313,12 +336,11 @@ def run_fidelity(args) -> int:
     if seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {seeds}")
     plan = plan_workers(args.workers)
-    cache_dir = resolve_dir(getattr(args, "cache", None))
-    large_seeds = getattr(args, "large_seeds", None)
-    large_seeds = seeds if large_seeds is None else large_seeds
+    cache_dir = resolve_dir(args.cache)
+    large_seeds = seeds if args.large_seeds is None else args.large_seeds
     if large_seeds < 1:
         raise UsageError(f"--large-seeds must be at least 1, got {large_seeds}")
-    layers = getattr(args, "layers", 16)
+    layers = args.layers
     alphabet = resolve_space(args.space)
     patterns = load_patterns(args.patterns, args.space, layers)
     if args.limit is not None:
@@ -330,7 +352,7 @@ def run_fidelity(args) -> int:
         raise UsageError(f"pattern {outside[0]} uses primitives outside the space {args.space} ({alphabet})")
     trains = {f: fidelity_train(proxy, f) for f in fids}
     reference = None
-    if getattr(args, "reference", None):
+    if args.reference:
         reference = load_reference(args.reference, trains[fids[0]])
         shared = sum(p in reference["scores"] for p in patterns)
         if shared < 3:
@@ -369,15 +391,14 @@ def run_fidelity(args) -> int:
                 jid = f"{f}-{i:03d}-s{s}"
                 jobs[jid] = (f, p, s)
     ex_kwargs = {"log_dir": out / "jobs"} if args.executor == "local" else {}
-    batch = getattr(args, "batch", None)
-    batch = 1 if batch is None else batch
+    batch = args.batch
     if batch < 1:
         raise UsageError(f"--batch must be at least 1, got {batch}")
     if args.executor == "local" and batch > 1:
         ex_kwargs["batch"] = batch
     executor = make_executor(args.executor, slots=plan.workers, **ex_kwargs)
     # large trains ~64x the FLOPs of small (4x width squared, 4x tokens)
-    base_timeout = getattr(args, "timeout", None) or proxy.timeout_s
+    base_timeout = args.timeout or proxy.timeout_s
     timeout = {f: base_timeout * (1 if f == "small" else 64) for f in fids}
     scores: dict[str, dict[str, dict[int, float]]] = {f: {} for f in fids}
     task_scores: dict[str, dict[str, dict[str, dict[int, float]]]] = {f: {} for f in fids}
@@ -451,7 +472,7 @@ def run_fidelity(args) -> int:
     result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds,
                     reference, task_scores)
     print(format_result(result))
-    if getattr(args, "record", False):
+    if args.record:
         print(f"recorded in {record(result, proxy)}", file=sys.stderr)
     return 0 if not failed else 1
 

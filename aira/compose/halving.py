@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,10 +182,3 @@ def format_halving(result: dict) -> str:
     if result.get("promoted"):
         lines.append(f"promoted: {result['promoted']} (best at {rungs[-1]['budget']})")
     return "\n".join(lines)
-
-
-def main(args) -> int:
-    result = run_halving(args.run, eta=args.eta, rungs=args.rungs, top=args.top, workers=args.workers,
-                         executor=args.executor, log=lambda m: print(m, file=sys.stderr))
-    print(format_halving(result))
-    return 0

@@ -38,7 +38,9 @@ def model_overrides(width: int) -> dict:
             "ffn_dim": 3 * width, "ssm_head_dim": 16, "ssm_state": 16}
 
 
-def run_scaling(args) -> int:
+def run_scaling(*, patterns: str, budgets: str, sizes: str = "32,48,64,96", task: str = "lm:shakespeare",
+                tokenizer: str = "bytes", eval_tokens: int = 32_768, out: str = "runs/scaling",
+                cache: str | None = None, executor: str = "inline", workers: int | None = None) -> int:
     import torch
 
     from aira.agents.executors import make_executor
@@ -48,32 +50,32 @@ def run_scaling(args) -> int:
     from aira.models import count_params, flops_per_token, parse_pattern, resolve_config
     from aira.train.cache import resolve_dir
 
-    patterns = ["".join(parse_pattern(p)) for p in args.patterns.split(",") if p.strip()]
-    budgets = _floats(args.budgets, "budgets")
-    widths = [int(w) for w in _floats(args.sizes, "sizes")]
+    patterns = ["".join(parse_pattern(p)) for p in patterns.split(",") if p.strip()]
+    budgets = _floats(budgets, "budgets")
+    widths = [int(w) for w in _floats(sizes, "sizes")]
     if len(budgets) < 2:
         raise UsageError("--budgets needs at least two compute budgets to fit a frontier")
-    out = Path(args.out)
-    cache_dir = resolve_dir(getattr(args, "cache", None))
+    out = Path(out)
+    cache_dir = resolve_dir(cache)
     out.mkdir(parents=True, exist_ok=True)
     if not torch.cuda.is_available():
         print("aira compose scaling: running on CPU at toy sizes; the fits exercise the method, the numbers "
               "do not predict large-scale behaviour", file=sys.stderr)
     seq_len = 64
-    result = {"task": args.task, "budgets": budgets, "widths": widths, "architectures": {}, "comparisons": []}
+    result = {"task": task, "budgets": budgets, "widths": widths, "architectures": {}, "comparisons": []}
     # every (pattern, budget, width) is one job on the one job loop (in this process by default)
     jobs, cells = [], {}
     for pattern in patterns:
         for c in budgets:
             for w in widths:
                 ov = model_overrides(w)
-                cfg = resolve_config("tiny", vocab_size=257 if args.tokenizer == "bytes" else 8192, **ov)
+                cfg = resolve_config("tiny", vocab_size=257 if tokenizer == "bytes" else 8192, **ov)
                 n = count_params(pattern, cfg, non_embedding=True)
                 fpt = flops_per_token(pattern, cfg.with_(max_seq_len=seq_len), seq_len)
                 tokens = tokens_for(c, n, fpt)
-                train = {"pattern": pattern, "preset": "tiny", "task": args.task, "tokenizer": args.tokenizer,
+                train = {"pattern": pattern, "preset": "tiny", "task": task, "tokenizer": tokenizer,
                          "budget": f"{tokens} tokens", "seq_len": seq_len, "overrides": ov,
-                         "eval_tokens": args.eval_tokens}
+                         "eval_tokens": eval_tokens}
                 job = Job(id=f"{pattern}-{c:g}-{w}", fn="aira.compose.study:train_point",
                           kwargs={"train": train, "cache_dir": cache_dir}, timeout_s=24 * 3600.0)
                 jobs.append((job, (pattern, c, w, n, tokens)))
@@ -84,8 +86,7 @@ def run_scaling(args) -> int:
         print(f"  {pattern} C={c:.2g} d={w}: N={n:,} tokens={tokens:,} loss={loss}", file=sys.stderr)
         cells[(pattern, c, w)] = {"compute": c, "size": w, "params": n, "tokens": tokens, "loss": loss}
 
-    run_jobs(make_executor(getattr(args, "executor", None) or "inline",
-                           **({"slots": args.workers} if getattr(args, "workers", None) else {})), jobs, on_result)
+    run_jobs(make_executor(executor, **({"slots": workers} if workers else {})), jobs, on_result)
     for pattern in patterns:
         runs = [cells[(pattern, c, w)] for c in budgets for w in widths]
         points = [isoflop_minimum([r["params"] for r in runs if r["compute"] == c],
