@@ -28,6 +28,7 @@ from typing import Any
 from aira.agents.base import ProposalSpace, Task
 from aira.agents.types import Job
 from aira.errors import UsageError
+from aira.userfiles import read_text
 from aira.tasks.patterns import PatternSpace
 
 SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS"}
@@ -117,10 +118,7 @@ def load_proxy_file(path: str) -> Proxy:
     live beside it (`<stem>.fidelity.json`, written by `aira compose fidelity --proxy FILE --record`)."""
     p = Path(path)
     where = f"proxy file {path}"
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise UsageError(f"{where}: cannot read it ({e.strerror or e})") from None
+    text = read_text(p, "proxy file")
     try:
         if p.suffix == ".toml":
             import tomllib
