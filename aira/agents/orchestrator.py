@@ -484,8 +484,9 @@ def _execute(
         from aira.agents.executors import make_executor
 
         kw = dict(config.executor_kwargs)
-        if config.executor == "local":
-            kw.setdefault("log_dir", str(run_dir / "jobs"))  # job logs belong to the run folder
+        if config.executor in ("local", "ray"):
+            # job logs belong to the run folder: never a ./runs/jobs that a second run would overwrite
+            kw.setdefault("log_dir", str(run_dir / "jobs"))
         executor = make_executor(config.executor, config.slots, **kw)
     with Journal(run_dir) as journal:
         r = _Run(config, run_dir, task, executor, journal, segment=segment, **hooks)

@@ -421,7 +421,7 @@ def run_fidelity(args) -> int:
             for i, p in enumerate(patterns):
                 jid = f"{f}-{i:03d}-s{s}"
                 jobs[jid] = (f, p, s)
-    ex_kwargs = {"log_dir": out / "jobs"} if args.executor == "local" else {}
+    ex_kwargs = {"log_dir": out / "jobs"} if args.executor in ("local", "ray") else {}
     if args.executor == "local" and batch > 1:
         ex_kwargs["batch"] = batch
     executor = make_executor(args.executor, slots=plan.workers, **ex_kwargs)
