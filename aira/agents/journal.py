@@ -241,9 +241,12 @@ def writer_lock(run_dir: str | Path) -> Iterator[None]:
     """Hold the run folder's writer lock, or raise UsageError when another process (or another open
     of the lock in this one) holds it. The holder's pid is written into the lock file for the message."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILENAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # a file in its place, a folder that cannot be written: the user's --out
+        raise UsageError(f"cannot use {run_dir} as a run folder: {e.strerror or e}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -25,6 +25,7 @@ With one slot and an in-process executor a run is deterministic for its seed.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -37,6 +38,7 @@ from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_ag
 from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
 from aira.agents.jobs import JobLoop
+from aira.agents.executors import EXECUTORS
 from aira.agents.journal import Journal, writer_lock
 from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
@@ -78,6 +80,8 @@ class RunConfig:
         self.budget = Budget.coerce(self.budget)
         self.agents = [self.agents] if isinstance(self.agents, str) else list(self.agents)
         parse_agents(self.agents)  # fail early with the list of policies
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
         if self.slots < 1:
             raise UsageError(f"bad number of workers {self.slots}: need at least 1")
         if self.noise_seeds < 0:
@@ -89,6 +93,8 @@ class RunConfig:
                 raise UsageError(
                     f"bad improve_margin {self.improve_margin!r}: use 'noise' or a number"
                 ) from None
+            if not math.isfinite(self.improve_margin) or self.improve_margin < 0:
+                raise UsageError(f"bad improve_margin {self.improve_margin}: use 'noise' or a number >= 0")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -479,8 +485,9 @@ def _execute(
         from aira.agents.executors import make_executor
 
         kw = dict(config.executor_kwargs)
-        if config.executor == "local":
-            kw.setdefault("log_dir", str(run_dir / "jobs"))  # job logs belong to the run folder
+        if config.executor in ("local", "ray"):
+            # job logs belong to the run folder: never a ./runs/jobs that a second run would overwrite
+            kw.setdefault("log_dir", str(run_dir / "jobs"))
         executor = make_executor(config.executor, config.slots, **kw)
     with Journal(run_dir) as journal:
         r = _Run(config, run_dir, task, executor, journal, segment=segment, **hooks)

@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,33 @@ def prepare_workdir(workdir: str | Path, readonly_paths: Sequence[str | Path] = 
                 os.lchown(name, uid, gid if gid is not None else uid)
         os.chmod(workdir, 0o700)
     return workdir
+
+
+def open_regular(path: str | Path, max_bytes: int):
+    """A file the sandbox wrote, opened for reading without following a link it may have planted, and
+    only if it is a regular file of at most max_bytes (a FIFO would hang us, a link to our files would
+    leak or overwrite them); None otherwise. The harness reads sandbox output only through this."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def drop_data(workdir: str | Path) -> None:
+    """Remove the read-only data copy from a finished sandbox's workdir (0555 folders: open them first).
+    The sandbox owns the workdir: a `data` it replaced by a link is removed as a link, never followed."""
+    data = Path(workdir) / DATA_DIR
+    if data.is_symlink() or (data.exists() and not data.is_dir()):
+        data.unlink()
+    elif data.is_dir():
+        for d, _, _ in os.walk(data):
+            os.chmod(d, 0o755)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def _allocate_uid() -> int:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.userfiles import check_out_dir, make_out_dir, read_text
 
 DEFAULT_AGENTS = ["greedy:offline", "evolutionary:offline"]
 CONTROLS = ["random:offline", "bo:offline", "baselines:offline"]
@@ -166,6 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     from aira.train.cache import resolve_dir
 
     out = Path(args.out)
+    check_out_dir(out, "--out")
     plan = plan_workers(args.workers, getattr(args, "threads", None))
     batch = 1 if getattr(args, "batch", None) is None else args.batch
     if batch < 1:
@@ -177,6 +179,14 @@ def _run(args: argparse.Namespace) -> int:
     task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere
     agents = list(args.agents) + ([] if args.no_controls else [c for c in CONTROLS if c not in args.agents])
     offline = all(a.split("?")[0].endswith(":offline") or ":" not in a for a in agents)
+    executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
+    if args.executor == "local" and batch > 1:
+        executor_kwargs["batch"] = batch
+    # the config checks the budget, agents, executor and counts: before anything is printed or run
+    cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
+                    slots=plan.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
+                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),
+                    quiet=args.quiet)
     print(f"aira compose: space {args.space} ({', '.join(task.alphabet)}), {args.layers} layers, proxy "
           f"{task.proxy.name}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} per "
           f"candidate (the score is their mean)", file=sys.stderr)
@@ -184,13 +194,6 @@ def _run(args: argparse.Namespace) -> int:
           f"{plan.describe()}{f', {batch} candidates trained as one per worker' if batch > 1 else ''}; "
           f"budget {args.budget}", file=sys.stderr)
     _print_fidelity(task.proxy)
-    executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
-    if args.executor == "local" and batch > 1:
-        executor_kwargs["batch"] = batch
-    cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
-                    slots=plan.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
-                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),
-                    quiet=args.quiet)
     summary = run(cfg, task=task)
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
@@ -258,9 +261,13 @@ def _load_candidates(run: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    from aira.compose.aggregate import aggregate
+    from aira.compose.aggregate import METHODS, aggregate
     from aira.models import compress_pattern
 
+    if args.method not in METHODS:
+        raise UsageError(f"unknown aggregation method {args.method!r}; valid: {', '.join(METHODS)}")
+    if args.clusters < 1:
+        raise UsageError(f"--clusters must be at least 1, got {args.clusters}")
     cands, info = _load_candidates(args.run)
     agg = aggregate(cands, method=args.method, lower_is_better=info.lower_is_better, clusters=args.clusters,
                     prefix=args.prefix)
@@ -274,12 +281,16 @@ def _extrapolate(args: argparse.Namespace) -> int:
     from aira.compose.extrapolate import extrapolate
 
     pattern = args.pattern
+    if args.out:
+        if Path(args.out).is_dir():
+            raise UsageError(f"--out {args.out} is a folder; give a file name")
+        check_out_dir(Path(args.out).parent, "--out")
     if pattern is None:
         if not args.run:
             raise UsageError("give a run folder or --pattern")
         agg = Path(args.run) / "aggregate.json"
         if agg.is_file():
-            pattern = json.loads(agg.read_text())["pattern"]
+            pattern = json.loads(read_text(agg, "aggregate file"))["pattern"]
         else:
             cands, info = _load_candidates(args.run)
             if not cands:
@@ -290,7 +301,7 @@ def _extrapolate(args: argparse.Namespace) -> int:
                                            if args.run else None)
     d = e.to_dict()
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        make_out_dir(out.parent, "--out")
         out.write_text(json.dumps(d, indent=1) + "\n")
     print(f"extrapolate ({args.strategy} to {e.target}): {d['compressed']}  {d['layers']} layers, "
           f"{e.params / 1e6:.1f}M params ({e.non_embedding_params / 1e6:.1f}M non-embedding vs "

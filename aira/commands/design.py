@@ -72,4 +72,12 @@ def register(sub) -> None:
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out with its stored settings (--budget replaces its budget)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
-    run.set_defaults(func=lambda args: _task_module(args.task).run_command(args))
+    run.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    from aira.userfiles import check_out_dir
+
+    task = _task_module(args.task)
+    check_out_dir(args.out, "--out")  # a file in its place is refused before any data is staged
+    return task.run_command(args)

@@ -128,6 +128,8 @@ def _ls(args) -> int:
 def _show(args) -> int:
     from aira.agents.stats import agent_stats, format_report, noise_floor
 
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1, got {args.top}")
     d, config, info, nodes = _load(args.run)
     if args.json:
         floor = noise_floor(nodes, info)
@@ -197,7 +199,9 @@ def _print_summary(s) -> None:
 def _start(args) -> int:
     from aira.agents.orchestrator import RunConfig
     from aira.tasks.runs import run
+    from aira.userfiles import check_out_dir
 
+    check_out_dir(args.out, "--out")
     config = RunConfig(
         task=args.task,
         task_kwargs=_parse_task_args(args.task_arg),

@@ -49,26 +49,48 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _check(args: argparse.Namespace) -> None:
+    """Bad flags are refused before any data is built or any step trained (aira.errors.UsageError)."""
+    import math
+
+    from aira.errors import UsageError
+    from aira.userfiles import check_out_file
+
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    for flag, v in (("--batch-size", args.batch_size), ("--seq-len", args.seq_len),
+                    ("--micro-batch", args.micro_batch), ("--vocab-size", args.vocab_size),
+                    ("--threads", args.threads)):
+        if v is not None and v < 1:
+            raise UsageError(f"{flag} must be at least 1, got {v}")
+    for flag, v in (("--curve-points", args.curve_points), ("--ckpt-every", args.ckpt_every)):
+        if v < 0:
+            raise UsageError(f"{flag} must be 0 or more, got {v}")
+    if args.device != "auto":
+        import torch
+
+        try:
+            torch.device(args.device)
+        except RuntimeError:
+            raise UsageError(f"unknown --device {args.device!r}: use auto, cpu, cuda or cuda:N") from None
+    if args.json:
+        check_out_file(args.json, "--json")
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
+    _check(args)
     if args.data or args.ckpt_dir or args.resume or os.environ.get("WORLD_SIZE"):
         from aira.train.ddp import run_cli
 
         return run_cli(args)
-    from aira.errors import UsageError
     from aira.train.trainer import TrainConfig, format_summary, train
 
     if args.threads is None and not os.environ.get("OMP_NUM_THREADS"):
         from aira.machine import usable_cores
 
         args.threads = usable_cores()[0]  # torch's default counts cores a cgroup quota or affinity may deny
-    elif args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    if args.json:
-        out = Path(args.json)
-        if out.parent and not out.parent.exists():
-            raise UsageError(f"cannot write {args.json}: folder {out.parent} does not exist")
     cfg = TrainConfig(pattern=args.pattern, preset=args.preset, task=args.task, budget=args.budget,
                       seed=args.seed, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                       schedule=args.schedule, mad_settings=args.mad_settings, tokenizer=args.tokenizer,

@@ -107,6 +107,7 @@ def load_patterns(spec: str, space: str, layers: int = 16) -> list[str]:
     from pathlib import Path
 
     from aira.models import parse_pattern
+    from aira.userfiles import read_text
 
     if spec == "calibration":
         return calibration_patterns(space, layers)
@@ -114,7 +115,7 @@ def load_patterns(spec: str, space: str, layers: int = 16) -> list[str]:
     if not path.is_file():
         raise UsageError(f"--patterns must be 'calibration' or a file of patterns; no file {spec!r}")
     pats = []
-    for line in path.read_text().splitlines():
+    for line in read_text(path, "--patterns").splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             pats.append("".join(parse_pattern(line)))

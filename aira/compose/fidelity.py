@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -321,8 +322,9 @@ class FidelityRun:
 
 
 def run_fidelity(args: FidelityRun) -> int:
-    from aira.agents.executors import make_executor
+    from aira.agents.executors import EXECUTORS, make_executor
     from aira.agents.jobs import run_jobs
+    from aira.userfiles import make_out_dir
     from aira.agents.types import Job, Status
     from aira.compose.calibration import load_patterns
     from aira.machine import plan_workers
@@ -361,8 +363,15 @@ def run_fidelity(args: FidelityRun) -> int:
         if shared < len(patterns):
             print(f"note: the reference has {shared} of these {len(patterns)} patterns; it is compared on those",
                   file=sys.stderr)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    timeout_arg = getattr(args, "timeout", None)
+    if timeout_arg is not None and not (math.isfinite(timeout_arg) and timeout_arg > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout_arg}")
+    if args.executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {args.executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    batch = args.batch
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch}")
+    out = make_out_dir(args.out, "--out")
     # the first fidelity is the proxy the search uses: all its seeds; a more expensive one may take fewer
     n_seeds = {f: seeds if f == fids[0] else large_seeds for f in fids}
     bounds = {f: metric_bounds(trains[f]) for f in fids}
@@ -390,10 +399,7 @@ def run_fidelity(args: FidelityRun) -> int:
             for i, p in enumerate(patterns):
                 jid = f"{f}-{i:03d}-s{s}"
                 jobs[jid] = (f, p, s)
-    ex_kwargs = {"log_dir": out / "jobs"} if args.executor == "local" else {}
-    batch = args.batch
-    if batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {batch}")
+    ex_kwargs = {"log_dir": out / "jobs"} if args.executor in ("local", "ray") else {}
     if args.executor == "local" and batch > 1:
         ex_kwargs["batch"] = batch
     executor = make_executor(args.executor, slots=plan.workers, **ex_kwargs)

@@ -121,7 +121,7 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     log(f"aira compose halving: {len(entries)} candidates; rungs keep {' -> '.join(map(str, sizes))} "
         f"patterns at {', '.join(f'{eta ** k}x' for k in range(len(sizes)))} the proxy budget "
         f"({task.proxy.budget}), {task.seeds} seed(s) each")
-    ex_kwargs = {"log_dir": d / "halving-jobs"} if executor == "local" else {}
+    ex_kwargs = {"log_dir": d / "halving-jobs"} if executor in ("local", "ray") else {}
     t0 = time.time()
     try:
         for k in range(1, len(sizes)):

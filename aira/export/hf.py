@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from aira.errors import UsageError
+from aira.userfiles import check_out_dir, make_out_dir, read_text
 
 MODEL_TYPE = "aira_hybrid"
 CODE_FILES = ("configuration_aira.py", "modeling_aira.py")
@@ -119,9 +120,15 @@ def export_model(
     out = Path(out)
     pattern = model.pattern
     check_exportable(pattern, model.cfg)
+    check_out_dir(out, "--out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"output folder {out} is not empty (pass --force to overwrite)")
-    out.mkdir(parents=True, exist_ok=True)
+    tok = None
+    if tokenizer is not None:  # read and checked before anything is written
+        from aira.export.tokenizer import read_tokenizer
+
+        tok = read_tokenizer(tokenizer, vocab_size=model.cfg.vocab_size)
+    make_out_dir(out, "--out")
     for name in WRITTEN_FILES:  # no stale tokenizer or second weights file from an earlier export
         (out / name).unlink(missing_ok=True)
     here = Path(__file__).parent
@@ -132,7 +139,7 @@ def export_model(
         from aira.export.tokenizer import write_tokenizer
 
         config.update(
-            write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len)
+            write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len, read=tok)
         )
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = write_weights(export_state_dict(model), out)
@@ -205,9 +212,7 @@ def _read_config_json(path: Path):
     from aira.models import ModelConfig
 
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist") from None
+        data = json.loads(read_text(path, "config file"))
     except json.JSONDecodeError as e:
         raise UsageError(f"config file {path} is not valid JSON: {e}") from None
     if not isinstance(data, dict) or "pattern" not in data or "model_config" not in data:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.userfiles import read_text
 
 EOT = "<|endoftext|>"
 
@@ -53,16 +54,28 @@ def _hf_tokenizer_json(saved: dict) -> tuple[str, list[str], int]:
     raise UsageError(f"unknown aira tokenizer kind {kind!r}")
 
 
-def write_tokenizer(source: str | Path, out: Path, *, vocab_size: int, max_len: int) -> dict:
-    """Write tokenizer.json and tokenizer_config.json into `out`; returns ids to add to config.json."""
+def read_tokenizer(source: str | Path, *, vocab_size: int) -> tuple[str, list[str]]:
+    """(tokenizers JSON text, special tokens) of an aira tokenizer; UsageError for one that is not, or
+    that does not fit the vocabulary. Read before anything is exported."""
     path = find_tokenizer_file(source)
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved = json.loads(read_text(path, "tokenizer"))
     except json.JSONDecodeError as e:
         raise UsageError(f"{path} is not a tokenizer file: {e}") from None
+    if not isinstance(saved, dict):
+        raise UsageError(f"{path} is not a tokenizer file: expected a JSON object")
     text, specials, n = _hf_tokenizer_json(saved)
     if n > vocab_size:
         raise UsageError(f"tokenizer {path} has {n} tokens, more than the model's vocabulary of {vocab_size}")
+    return text, specials
+
+
+def write_tokenizer(
+    source: str | Path, out: Path, *, vocab_size: int, max_len: int, read: tuple[str, list[str]] | None = None
+) -> dict:
+    """Write tokenizer.json and tokenizer_config.json into `out`; returns ids to add to config.json.
+    `read`: what `read_tokenizer` returned for `source`, if the caller checked it already."""
+    text, specials = read or read_tokenizer(source, vocab_size=vocab_size)
     (out / "tokenizer.json").write_text(text, encoding="utf-8")
     eos = EOT if EOT in specials else (specials[0] if specials else None)
     config = {

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 from typing import Any
 
 from aira.errors import UsageError
+from aira.userfiles import read_text
 
 
 def parse_single_file(proposal: Any, editable: str) -> tuple[ast.Module | None, str | None]:
@@ -32,10 +32,7 @@ def proposal_from_file(task, file: str | None, editable: str) -> Any:
     """`aira design eval`'s proposal: the user's --file as the editable file, or the task's baseline;
     a missing file or one the task rejects is a UsageError (one line, exit 2)."""
     if file:
-        path = Path(file)
-        if not path.is_file():
-            raise UsageError(f"--file {file} does not exist")
-        proposal = {"files": {editable: path.read_text()}}
+        proposal = {"files": {editable: read_text(file, "--file")}}
     else:
         proposal = task.reference()
     if err := task.validate(proposal):

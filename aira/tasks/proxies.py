@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aira.errors import UsageError
+from aira.userfiles import read_text
 
 TABLE_PATH = Path(__file__).parents[1] / "compose" / "fidelity_table.json"
 
@@ -112,10 +113,7 @@ def load_proxy_file(path: str) -> Proxy:
     live beside it (`<stem>.fidelity.json`, written by `aira compose fidelity --proxy FILE --record`)."""
     p = Path(path)
     where = f"proxy file {path}"
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise UsageError(f"{where}: cannot read it ({e.strerror or e})") from None
+    text = read_text(p, "proxy file")
     try:
         if p.suffix == ".toml":
             import tomllib

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +54,36 @@ def get_task(name: str, **kwargs) -> Task:
         raise UsageError(f"bad options for task {name!r}: {e}") from None
     except ValueError:  # a builtin without a signature: let the call itself complain
         pass
-    return factory(**kwargs)
+    return factory(**_check_types(name, factory, kwargs))
+
+
+def _simple_types(hint) -> tuple[type, ...] | None:
+    """The plain types a hint allows (int, float, bool, str, None), or None for any other hint."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if not args or not all(a in (int, float, bool, str, type(None)) for a in args):
+        return None
+    return tuple(args) + ((int,) if float in args else ())  # JSON's 2 is a fine float
+
+
+def _check_types(name: str, factory: Callable[..., Task], kwargs: dict) -> dict:
+    """Refuse an option of the wrong type (`--task-arg noise=abc`) before the task is built; a number given
+    for a text option is read as its text."""
+    try:
+        hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except Exception:  # hints that do not resolve: the task checks its own options
+        return kwargs
+    out = dict(kwargs)
+    for key, value in kwargs.items():
+        allowed = _simple_types(hints.get(key))
+        if allowed is None or (isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)):
+            continue
+        if str in allowed and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = str(value)
+            continue
+        words = {float: "a number", int: "an integer", bool: "true or false", str: "text", type(None): "null"}
+        want = " or ".join(dict.fromkeys(words[float if float in allowed and t is int else t] for t in allowed))
+        raise UsageError(f"bad option {key}={value!r} for task {name!r}: expected {want}")
+    return out
 
 
 register_task("synthetic", "aira.tasks.synthetic:SyntheticPatternTask")

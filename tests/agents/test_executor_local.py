@@ -246,7 +246,7 @@ def test_jobs_stop_when_the_harness_is_killed_outright(tmp_path):
     assert alive(grandchild)
     harness.send_signal(signal.SIGKILL)
     harness.wait()
-    for _ in range(300):  # the worker looks once a second; the interrupt ends the probe's sleep at once
+    for _ in range(300):  # the kernel wakes the worker at once (Linux; else it polls); the interrupt ends the sleep
         if not alive(grandchild):
             break
         time.sleep(0.05)

@@ -2,7 +2,6 @@
 
 import json
 import statistics
-import time
 
 import pytest
 
@@ -420,3 +419,19 @@ def test_a_runaway_reply_leaves_a_bounded_journal_row_and_the_whole_text_beside_
     assert [m["content"] for m in whole if m["role"] == "assistant"] == [huge] * 3
     assert [m["role"] for m in whole] == [m["role"] for m in bad.transcript]
     assert not (tmp_path / "run" / "transcripts" / f"{ok.id}.json").exists()  # short: kept whole
+
+
+@pytest.mark.parametrize("name", ["local", "ray"])
+def test_job_logs_go_to_the_run_folder_for_every_executor_that_writes_them(tmp_path, monkeypatch, name):
+    """Under Ray too (#19): a default log folder ./runs/jobs was shared by every run started in one place."""
+    import aira.agents.executors as executors
+
+    seen = {}
+
+    def fake(executor, slots=1, **kw):  # records what the run asks for, runs the jobs inline
+        seen.update(kw, executor=executor)
+        return make_executor("inline")
+
+    monkeypatch.setattr(executors, "make_executor", fake)
+    run(_config(tmp_path, executor=name, budget="2evals", noise_seeds=0))
+    assert seen == {"executor": name, "log_dir": str(tmp_path / "run" / "jobs")}

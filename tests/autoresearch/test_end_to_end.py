@@ -52,7 +52,8 @@ def test_tiny_offline_run(tmp_path, corpus, cache_dir, tokens, capsys):
                          text=True, check=True).stdout.splitlines()
     assert log[-1] == "baseline" and (rows[2]["status"] != "keep" or log[0].startswith("n0003: "))
     work = out / "work" / "n0003"  # every candidate's code and log stay in the run, not the data copy
-    assert sorted(p.name for p in work.iterdir()) == ["run.log", "train.py"]
+    assert sorted(p.name for p in work.iterdir()) == ["run.log", "train"]  # ours, and the sandbox's folder
+    assert sorted(p.name for p in (work / "train").iterdir()) == ["train.py"]
     assert (frozen_hashes(), _data_shas(tokens)) == before
     # Resuming a finished run with its budget spent evaluates nothing and rewrites the same report.
     assert main(["design", "run", "autoresearch", "--out", str(out), "--resume", "--quiet"]) == 0

@@ -7,7 +7,6 @@ import importlib.util
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +132,31 @@ def test_the_shakespeare_package_is_among_the_held_out_paths(tokens):
     pycode = held_out_paths("pycode", tokens)
     assert tokens.root in pycode and all(p.parent == tokens.root.parent and (p / "meta.json").is_file()
                                          for p in pycode)
+
+
+def test_a_hostile_script_cannot_make_the_harness_write_or_load_through_its_links(corpus, cache_dir, tokens,
+                                                                                   tmp_path):
+    """The script plants links where the harness writes (run.log) and reads (model.pt2) (#19): the harness
+    writes only into its own folder, and reads the model only as a regular file, never through a link."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("ours\n")
+    os.chmod(tmp_path, 0o755)
+    script = (
+        "import os\n"
+        f"for name in ('run.log', 'model.pt2', '../run.log'):\n"
+        "    try:\n"
+        f"        os.symlink({str(precious)!r}, name)\n"
+        "        print('planted', name)\n"
+        "    except OSError as e:\n"
+        "        print('refused', name, type(e).__name__)\n"
+    )
+    work = tmp_path / "jobs"
+    r = evaluate_script(script=script, preset="test", data=corpus, cache_dir=cache_dir, work_dir=str(work),
+                        job_id="hostile")
+    assert precious.read_text() == "ours\n"  # not overwritten by run.log's text
+    log = work / "hostile" / "run.log"
+    assert not log.is_symlink() and "planted model.pt2" in log.read_text()
+    assert r["status"] == "crashed" and r["error"].startswith("train.py saved no model"), r
+    assert "never through a link" in r["error"]
+    if os.geteuid() == 0 and isolation_mode() == "root":
+        assert "refused ../run.log" in log.read_text()  # our folder is not the script's to write

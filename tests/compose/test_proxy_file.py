@@ -70,7 +70,7 @@ def test_unreadable_and_malformed_files(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{task: ")
     (tmp_path / "bad.toml").write_text("task = ")
     for name, message in (("bad.json", "not valid JSON"), ("bad.toml", "not valid TOML"),
-                          ("missing.json", "cannot read it")):
+                          ("missing.json", "does not exist")):
         assert main(["compose", "fidelity", "--proxy", str(tmp_path / name), "--space", "attn-mlp"]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err

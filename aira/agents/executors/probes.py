@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def sleep(seconds: float = 0.0, metric: float = 1.0) -> dict:
@@ -70,3 +71,16 @@ def cuda_report() -> dict:
     import torch
 
     return {"status": "ok", "metric": float(torch.cuda.device_count())}
+
+
+def parent_death_signal() -> dict:
+    """The signal the kernel holds for this job's parent's death (worker.watch_parent sets it)."""
+    from aira.agents.executors.worker import parent_death_signal as held
+
+    return {"status": "ok", "metric": float(held()), "pid": os.getpid()}
+
+
+def mark_and_sleep(path: str, seconds: float = 0.0, metric: float = 1.0) -> dict:
+    """Write `path` (the job has started: its worker is set up), then sleep."""
+    Path(path).write_text(str(os.getpid()))
+    return sleep(seconds, metric)

@@ -63,16 +63,52 @@ def _end_group() -> None:
         os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
-def watch_parent(interval_s: float = 1.0, grace_s: float = 10.0) -> None:
+# Linux tells a process at once that its parent died when asked with prctl(PR_SET_PDEATHSIG). It signals
+# when the parent *thread* that started it ends (the local executor starts jobs from its monitor thread),
+# so the signal only wakes the watcher, which checks that the parent process is really gone; polling
+# getppid() stays as the fallback (other systems, or a signal lost to a race at start).
+PDEATHSIG = signal.SIGUSR2
+_PR_SET_PDEATHSIG, _PR_GET_PDEATHSIG = 1, 2
+_parent_gone = threading.Event()
+
+
+def _prctl(option: int, arg) -> int | None:
+    """prctl(2) through the C library; None where there is none (not Linux) or the call fails."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return None if libc.prctl(option, arg, 0, 0, 0) != 0 else 0
+    except (OSError, AttributeError):
+        return None
+
+
+def parent_death_signal() -> int:
+    """The signal this process gets when its parent dies (0: none), as the kernel holds it."""
+    import ctypes
+
+    sig = ctypes.c_int(0)
+    return sig.value if _prctl(_PR_GET_PDEATHSIG, ctypes.byref(sig)) == 0 else 0
+
+
+def watch_parent(interval_s: float = 0.25, grace_s: float = 3.0) -> None:
     """Stop this job when its parent dies: an interrupt first (so `finally` blocks, the sandbox's kill of
-    its uid among them, run, and `main` then ends the job's process group), SIGKILL after `grace_s`."""
+    its uid among them, run, and `main` then ends the job's process group), SIGKILL after `grace_s`.
+    The kernel's parent-death signal wakes the watcher at once where there is one (Linux); it polls
+    every `interval_s` otherwise."""
     parent = os.getppid()
     if parent <= 1:
         return
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(PDEATHSIG, lambda signum, frame: _parent_gone.set())
+        _prctl(_PR_SET_PDEATHSIG, int(PDEATHSIG))
 
     def loop() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval_s)
+        while os.getppid() == parent:  # also true after a signal sent because the parent *thread* ended
+            _parent_gone.wait(interval_s)
+            _parent_gone.clear()
         _orphaned.set()
         sys.stderr.write(f"worker: the process that started this job ({parent}) is gone; stopping the job\n")
         sys.stderr.flush()

@@ -18,6 +18,13 @@ def _task_kwargs(args, **extra) -> dict:
             raise UsageError(f"--data-dir {args.data_dir} is not a folder")
         kw["data_dir"] = args.data_dir
     elif args.data:
+        from aira.data.text import list_corpora
+
+        name = args.data.strip()
+        if name.partition(":")[0] not in list_corpora() and not Path(name).expanduser().exists():
+            # refused here, not after the sandbox has started (load_corpus says the same)
+            raise UsageError(f"unknown corpus {args.data!r}: use {', '.join(list_corpora())}, or a path to a "
+                             ".txt/.md/.parquet file or a folder of them")
         kw["data"] = args.data
     return {**kw, **extra}
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from aira.agents.sandbox import drop_data, open_regular
 from aira.data.shards import TokenData
 from aira.tasks.autoresearch import prepare
 from aira.tasks.autoresearch.data import held_out_paths, open_data, stage_train
@@ -40,6 +41,8 @@ from aira.train.metrics import bits_per_byte, count_target_bytes, mask_zero_byte
 HERE = Path(__file__).resolve().parent
 FROZEN_FILES = ("prepare.py", "evaluate.py", "data.py", "presets.py")
 SCRIPT = "train.py"
+SANDBOX = "train"  # the sandbox's own folder inside the job folder (ours)
+MAX_MODEL_BYTES = 4 << 30  # the sandbox's file-size limit (max_file_mb below)
 
 
 def frozen_hashes() -> dict[str, str]:
@@ -148,7 +151,8 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
                     keep_model: bool = False, echo: bool = False) -> dict:
     """Train `script` (train.py's text) in the sandbox and score its model. Returns a Result dict.
 
-    `work_dir`: keep each job's folder (train.py, run.log) as `work_dir/job_id`; else a temporary one.
+    `work_dir`: keep each job's folder (run.log, and train/ with train.py) as `work_dir/job_id`; else a
+    temporary one.
     `echo`: relay the script's output lines to stderr while it trains (`aira design eval` does: a gpu
     evaluation runs for minutes)."""
     t0 = time.time()
@@ -157,10 +161,13 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
         return _fail({}, "crashed", f"frozen file(s) changed since the run started: {', '.join(changed)}", t0)
     tokens = open_data(data, vocab_size=p.vocab_size, cache_dir=cache_dir)
     device = _device()
+    # Our folder (run.log, the model we load) holds the sandbox's folder `train/`: only that one is the
+    # script's, so nothing we write can land on a link it planted.
     root = Path(work_dir) / job_id if work_dir else Path(tempfile.mkdtemp(prefix="aira-ar-"))
     if root.exists():
         shutil.rmtree(root)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
     try:
         out = {"preset": p.name, "time_budget_s": p.time_budget_s, "data": str(data),
                "device": device_name(device)}
@@ -176,10 +183,15 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
         if res.status.value != "ok":
             why = res.violation or f"exit {res.returncode}"
             return _fail(out, res.status.value, f"train.py failed ({why}):\n{res.stderr_tail}", t0)
-        model_path = root / prepare.MODEL_FILE
-        if not model_path.is_file():
-            return _fail(out, "crashed", "train.py saved no model: end it with save_model(model, run) "
-                         "from aira.tasks.autoresearch.prepare", t0)
+        model = open_regular(root / SANDBOX / prepare.MODEL_FILE, MAX_MODEL_BYTES)
+        if model is None:
+            return _fail(out, "crashed", "train.py saved no model: end it with save_model(model, run) from "
+                         f"aira.tasks.autoresearch.prepare (the harness reads {prepare.MODEL_FILE} only as a "
+                         f"regular file of at most {MAX_MODEL_BYTES >> 30} GiB, never through a link)", t0)
+        model_path = root / prepare.MODEL_FILE  # our copy: what we load is what we checked
+        with model, open(model_path, "wb") as dst:
+            shutil.copyfileobj(model, dst)
+        (root / SANDBOX / prepare.MODEL_FILE).unlink(missing_ok=True)
         if echo:
             print(f"aira: train.py ended after {res.seconds:.0f} s; scoring its model on the validation and "
                   f"held-out splits...", file=sys.stderr, flush=True)
@@ -204,25 +216,27 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
     finally:
         if not work_dir:
             shutil.rmtree(root, ignore_errors=True)
+        elif not keep_model:
+            (root / prepare.MODEL_FILE).unlink(missing_ok=True)
 
 
 def _train(script: str, root: Path, p, seed: int, train_dir: Path, device: torch.device, allow_unsafe: bool,
            *, echo: bool = False, masked: list[Path] = ()):
-    """Run train.py in the sandbox with the harness's settings; its output tail goes to root/run.log."""
+    """Run train.py in the sandbox (its folder root/train/) with the harness's settings; its output tail
+    goes to root/run.log."""
     from aira.agents.sandbox import relay_to_stderr, run_sandboxed
 
-    (root / SCRIPT).write_text(script)
+    work = root / SANDBOX
+    work.mkdir()
+    (work / SCRIPT).write_text(script)
     env = {prepare.ENV_PRESET: p.name, prepare.ENV_SEED: str(seed),
            prepare.ENV_BUDGET: f"{p.time_budget_s:g}", prepare.ENV_EVAL_SEQ: str(p.eval_seq_len),
            prepare.ENV_DEVICE: device.type,
-           prepare.ENV_DATA: str(root.resolve() / "data" / train_dir.name)}
-    res = run_sandboxed([sys.executable, SCRIPT], workdir=root, readonly_paths=[train_dir],
+           prepare.ENV_DATA: str(work.resolve() / "data" / train_dir.name)}
+    res = run_sandboxed([sys.executable, SCRIPT], workdir=work, readonly_paths=[train_dir],
                         timeout_s=p.kill_after_s, mem_mb=p.mem_mb, allow_unsafe=allow_unsafe,
                         extra_env=env, max_file_mb=4096, tail_lines=60, masked=masked, on_output=relay_to_stderr(SCRIPT) if echo else None)
     err = f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else ""
     (root / "run.log").write_text(res.stdout_tail + err)
-    # The read-only data copy is not part of the record (and is a full copy across file systems).
-    for d, _, _ in os.walk(root / "data"):
-        os.chmod(d, 0o755)
-    shutil.rmtree(root / "data", ignore_errors=True)
+    drop_data(work)  # the read-only data copy is not part of the record (and is a full copy across file systems)
     return res

@@ -37,7 +37,6 @@ import math
 import os
 import secrets
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from aira.agents.base import ProposalSpace, Task
+from aira.agents.sandbox import drop_data, open_regular
 from aira.agents.types import Job
 from aira.errors import UsageError
 from aira.tasks.lra.offline import EDITABLE, SETTINGS_NAME, MechanismSpace, read_settings
@@ -342,22 +342,8 @@ def _accuracy(pred: list[int], labels) -> float:
     return sum(int(p == y) for p, y in zip(pred, labels.tolist())) / max(1, len(labels))
 
 
-def _open_regular(path: Path, max_bytes: int):
-    """A file the sandbox wrote, opened without following a link it may have planted and only if it is
-    a regular file of at most max_bytes (a FIFO would hang us, a link to our files would leak them)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
-        os.close(fd)
-        return None
-    return os.fdopen(fd, "rb")
-
-
 def _read_json(path: Path, max_bytes: int = 64 << 20):
-    f = _open_regular(path, max_bytes)
+    f = open_regular(path, max_bytes)
     if f is None:
         return None
     with f:
@@ -409,7 +395,7 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         res = run_sandboxed(cmd, workdir=train_dir, readonly_paths=[split_dir], timeout_s=timeout_s,
                             max_file_mb=1024, tail_lines=40, **limits,
                             on_output=relay_to_stderr(EDITABLE) if echo else None)
-        _drop_data(train_dir)
+        drop_data(train_dir)
         log = res.stdout_tail + (f"\n--- stderr ---\n{res.stderr_tail}" if res.stderr_tail else "")
         (root / "run.log").write_text(log)
         out |= {"sandbox": res.violation or "isolated", "sandbox_seconds": round(res.seconds, 3)}
@@ -430,7 +416,7 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
             return fail(status, error if isinstance(error, str) and error else f"{status} without a message")
 
         score_dir = _sandbox_dir(root / "score", code, settings)
-        weights = _open_regular(train_dir / WEIGHTS, MAX_WEIGHTS_BYTES)
+        weights = open_regular(train_dir / WEIGHTS, MAX_WEIGHTS_BYTES)
         if weights is None:
             return fail("crashed", f"training saved no readable {WEIGHTS} (the trained state dict)")
         with weights, open(score_dir / WEIGHTS, "wb") as dst:
@@ -460,22 +446,10 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
                       "val_accuracy": val_acc, "test_accuracy": test_acc, "error": "",
                       "seconds": time.time() - t0}
     finally:
-        _drop_data(root / "train")  # result.json and run.log stay, as the record
+        drop_data(root / "train")  # result.json and run.log stay, as the record
         shutil.rmtree(root / "score", ignore_errors=True)  # it saw the held-out inputs: nothing of it stays
         if not (work_dir and keep_workdir):
             shutil.rmtree(root, ignore_errors=True)
-
-
-def _drop_data(root: Path) -> None:
-    """The read-only data copy is not part of the record (0555 folders: open them first). The sandbox
-    owns `root`: a `data` it replaced by a link is removed as a link, never followed."""
-    data = root / "data"
-    if data.is_symlink() or (data.exists() and not data.is_dir()):
-        data.unlink()
-    elif data.is_dir():
-        for d, _, _ in os.walk(data):
-            os.chmod(d, 0o755)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 # Registry factories (aira.tasks.registry names them by string, so listing tasks imports no torch).
