@@ -515,6 +515,8 @@ def _write_config(config: RunConfig, run_dir: Path, task: Task) -> None:
         "agents": [s.name for s in parse_agents(config.agents)],
         "budget": config.budget.describe(),
     }
+    if hasattr(task, "fidelity_notice"):  # Compose: what the proxy's measured fidelity says, for the report
+        resolved["proxy_fidelity"] = task.fidelity_notice()
     (run_dir / "config.json").write_text(
         json.dumps({**config.to_dict(), "resolved": resolved}, indent=1, default=str)
     )

@@ -182,25 +182,13 @@ def _halving(args: argparse.Namespace) -> int:
 
 def _print_fidelity(proxy) -> None:
     """The proxy's measured figures and warnings on stderr; `proxy`: a Proxy or a built-in proxy's name."""
-    from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry, stale_entry
-    from aira.tasks.compose import PROXIES
+    from aira.compose.fidelity import fidelity_notice
 
-    if isinstance(proxy, str):
-        proxy = PROXIES[proxy]
-    arg = proxy.source or proxy.name
-    how = f"`aira compose fidelity --proxy {arg} --space SPACE --record`"
-    e = measured_entry(proxy)
-    if e is None and (old := stale_entry(proxy)) is not None:
-        print(f"warning: proxy {proxy.name}'s settings changed after its fidelity was measured ({old.get('date')}); "
-              f"those figures no longer apply (re-measure with {how})", file=sys.stderr)
-        return
-    if e is None:
-        print(f"warning: proxy {proxy.name} has no measured fidelity figures; its ranking may be noise "
-              f"(measure with {how})", file=sys.stderr)
-        return
-    print(f"proxy fidelity ({proxy.name}): {format_entry(e)}", file=sys.stderr)
-    for w in fidelity_warnings(e):
-        print(f"warning: proxy {proxy.name}: {w}", file=sys.stderr)
+    notice = fidelity_notice(proxy)
+    if notice["figures"]:
+        print(f"proxy fidelity ({notice['proxy']}): {notice['figures']}", file=sys.stderr)
+    for w in notice["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def _load_candidates(run: str):

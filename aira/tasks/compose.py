@@ -261,6 +261,12 @@ class ComposeTask(Task):
             return None
         return float(e["noise_floor"]) / self.seeds ** 0.5
 
+    def fidelity_notice(self) -> dict:
+        """The proxy's measured fidelity and its warnings (`aira.compose.fidelity.fidelity_notice`)."""
+        from aira.compose.fidelity import fidelity_notice
+
+        return fidelity_notice(self.proxy)
+
     def seconds_per_eval(self) -> tuple[float, str] | None:
         """The proxy's shipped training seconds per seed (docs/fidelity.md) x seeds per candidate, when
         measured in this space (Mamba-2 layers cost ~2.5x on a CPU, so another space's figure would mislead)."""
