@@ -184,6 +184,7 @@ class _Run:
         self.floor = None
         self.margin = 0.0
         self.progress = Progress(quiet=config.quiet)
+        self.phase = ""  # what the progress line says the run is waiting for, outside the search
         self._last_meta = time.monotonic()
 
     # --- bookkeeping -----------------------------------------------------------------------------
@@ -265,6 +266,8 @@ class _Run:
             self._observe(node)
             finished += 1
         self._save_elapsed()
+        if not self.progress.quiet:  # every wait ticks the line: references and the last jobs included
+            self.progress.update(self.snapshot())
         return finished
 
     def snapshot(self) -> Snapshot:
@@ -279,6 +282,7 @@ class _Run:
             best_node=best and best.id,
             cost_usd=self.tracker.usd,
             elapsed_s=self.tracker.elapsed(),
+            phase=self.phase,
         )
 
     # --- phases ----------------------------------------------------------------------------------
@@ -315,6 +319,8 @@ class _Run:
             if todo and (err := self.task.validate(ref)):
                 raise UsageError(f"the task's reference proposal is invalid: {err}")
             while todo or (self.inflight and early is None):
+                done = sum(n.operator == REFERENCE and n.status == Status.OK for n in self.nodes.values())
+                self.phase = f"measuring the noise floor ({done} of {cfg.noise_seeds} reference runs done)"
                 while todo and (early is not None or len(self.inflight) < self.slots):
                     s = todo.pop(0)
                     self._submit(
@@ -328,10 +334,11 @@ class _Run:
                         )
                     )
                 if reason := self.tracker.hard_stop_reason():
-                    self.stop_reason = reason
+                    self.stop_reason, self.phase = reason, ""
                     return
                 if todo or (self.inflight and early is None):
                     self._drain(0.2)
+        self.phase = ""
         if early is not None:
             self._set_margin(early)
             self._update_floor()
@@ -430,8 +437,6 @@ class _Run:
             self._drain(0.2)
             if self.floor is None:
                 self._update_floor()
-            if not self.progress.quiet:
-                self.progress.update(self.snapshot())
 
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
@@ -443,7 +448,9 @@ class _Run:
                 self._record(node)
             self.inflight.clear()
         while self.inflight:
+            self.phase = f"{self.stop_reason or 'stopping'}: waiting for the last {len(self.inflight)} jobs"
             self._drain(0.5)
+        self.phase = ""
         if self.floor is None:
             self._update_floor()
         self._save_elapsed(force=True)
