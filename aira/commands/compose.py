@@ -1,8 +1,8 @@
 """`aira compose`: the AIRA-Compose pipeline.
 
-    aira compose run --space attn-mlp --proxy mad --agents greedy:offline ... --budget 10m --out runs/c1
-    aira compose aggregate runs/c1 [--method n0|n1|n2|nall|best] [--clusters 5]
-    aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch
+    aira compose run --space attn-mlp --proxy mad --agents greedy:offline ... --budget 10m --out runs/c1 [--json]
+    aira compose aggregate runs/c1 [--method n0|n1|n2|nall|best] [--clusters 5] [--json]
+    aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch [--json]
     aira compose scaling --patterns P1,P2 --budgets C1,C2 --sizes 32,48,64
     aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2
     aira compose fidelity ... --fidelities small --reference runs/fid-large   ranked against a measured large run
@@ -29,13 +29,19 @@ def register(sub) -> None:
     verbs = p.add_subparsers(dest="compose_verb", metavar="ACTION", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
-    r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls")
-    r.add_argument("--space", default="attn-mlp-mamba",
-                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp-mamba)")
+    r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls",
+                         description="Search layer patterns with agents: every candidate is trained as a small "
+                         "proxy model and scored by the harness; random search, Bayesian optimisation and "
+                         "named baselines run beside the agents as controls. The run folder (--out) gets the "
+                         "journal, the aggregated pattern and its 1B extrapolation; `aira report OUT` draws "
+                         "it. The proxy's measured fidelity is printed first: read its warnings.")
+    r.add_argument("--space", default="attn-mlp",
+                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp, as in "
+                        "`aira demo`)")
     r.add_argument("--proxy", default="mad",
                    help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu, or a proxy file FILE.json / FILE.toml "
                         "(docs/fidelity.md, 'Your own proxy'; default: mad)")
-    r.add_argument("--layers", type=int, default=16)
+    r.add_argument("--layers", type=int, default=16, help="layers of every candidate pattern (default: 16)")
     r.add_argument("--agents", nargs="+", default=DEFAULT_AGENTS, metavar="SPEC",
                    help=f"agent specs POLICY:LLM (default: {' '.join(DEFAULT_AGENTS)})")
     r.add_argument("--no-controls", action="store_true",
@@ -48,33 +54,45 @@ def register(sub) -> None:
     r.add_argument("--batch", type=int, default=1, metavar="K",
                    help="candidates a worker trains as one (stacked models; local executor; default: 1). "
                         "Scores agree with K=1 to float tolerance; `bench/throughput.py` measures the gain")
-    r.add_argument("--executor", default="local", help="local | ray | inline")
-    r.add_argument("--ray-address", default=None)
+    r.add_argument("--executor", default="local",
+                   help="where evaluations run: local (worker processes on this machine), ray (tasks on a Ray "
+                        "cluster, see --ray-address) or inline (in this process, one at a time: debugging) "
+                        "(default: local)")
+    r.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: the cluster to join, e.g. auto or ray://HOST:10001 (default: "
+                        "start a local Ray)")
     r.add_argument("--seeds", type=int, default=None,
                    help="training seeds per candidate, the mean is the score (default: the proxy's)")
-    r.add_argument("--noise-seeds", type=int, default=3, help="reference evaluations for the noise floor")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--noise-seeds", type=int, default=3,
+                   help="seeds of the reference pattern trained first: their spread is the noise floor, the "
+                        "margin below which two scores are a tie; with fewer than 3 the proxy's measured "
+                        "noise is used where it has one (default: 3)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the agents and the reference (default: 0)")
     r.add_argument("--cache", default=None,
                    help="evaluation cache folder, shared across runs, or 'off' (default: $AIRA_CACHE, else "
                         "~/.cache/aira/evaluations; `aira cache info|clear`)")
     r.add_argument("--shared-memory", action="store_true", help="agents see each other's results")
-    r.add_argument("--out", default="runs/compose")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--out", default="runs/compose", help="run folder to create (default: runs/compose)")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.add_argument("--json", action="store_true",
+                   help="print one JSON object (summary, aggregate, extrapolation) on stdout; the rest on stderr")
     r.set_defaults(func=_run)
 
     a = verbs.add_parser("aggregate", help="Composer's N_c vote over a run's top candidates")
-    a.add_argument("run")
+    a.add_argument("run", help="a Compose run folder")
     a.add_argument("--method", default="n0", help="n0 | n1 | n2 | nall | best (default: n0)")
-    a.add_argument("--clusters", type=int, default=5)
-    a.add_argument("--prefix", default="", help="pin the first layers (e.g. A)")
+    a.add_argument("--clusters", type=int, default=5, help="clusters of top candidates (default: 5)")
+    a.add_argument("--prefix", default="", help="pin the first layers (e.g. A; default: none)")
+    a.add_argument("--json", action="store_true", help="print the aggregation as JSON")
     a.set_defaults(func=_aggregate)
 
     e = verbs.add_parser("extrapolate", help="stack or stretch a pattern to 350M / 1B / 3B")
     e.add_argument("run", nargs="?", help="run folder (uses its aggregate.json, else its best pattern)")
-    e.add_argument("--pattern", default=None)
-    e.add_argument("--target", default="1B")
+    e.add_argument("--pattern", default=None, help="a pattern instead of a run's (default: the run's)")
+    e.add_argument("--target", default="1B", help="350M | 1B | 3B (default: 1B)")
     e.add_argument("--strategy", default="stretch", help="stack | stretch (default: stretch)")
     e.add_argument("--out", default=None, help="JSON file (default: RUN/extrapolate-TARGET-STRATEGY.json)")
+    e.add_argument("--json", action="store_true", help="print the extrapolation as JSON")
     e.set_defaults(func=_extrapolate)
 
     s = verbs.add_parser("scaling", help="isoFLOP study: compute-optimal frontiers per architecture")
@@ -128,6 +146,18 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if getattr(args, "json", False):  # the human text goes to stderr, one JSON object to stdout at the end
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            result = _search(args)
+        print(json.dumps(result, indent=1, default=str))
+        return 0
+    _search(args)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> dict:
     from aira.agents.journal import Journal
     from aira.agents.orchestrator import RunConfig, run
     from aira.agents.stats import TaskInfo, format_report
@@ -167,11 +197,13 @@ def _run(args: argparse.Namespace) -> int:
         nodes = j.nodes()
     print(format_report(nodes, TaskInfo.of(task), top=10))
     print(f"\nstopped: {summary.stop_reason}; {summary.evaluations} evaluations in {summary.elapsed_s:.0f}s")
+    result = {**summary.to_dict(), "proxy_fidelity": task.fidelity_notice(), "aggregate": None, "extrapolate": None}
     if any(n.status.value == "ok" and n.operator not in ("reference", "baseline") for n in nodes):
-        _aggregate(argparse.Namespace(run=str(out), method="n0", clusters=5, prefix=""))
-        _extrapolate(argparse.Namespace(run=str(out), pattern=None, target="1B", strategy="stretch", out=None))
+        result["aggregate"] = _aggregated(argparse.Namespace(run=str(out), method="n0", clusters=5, prefix=""))
+        result["extrapolate"] = _extrapolated(argparse.Namespace(run=str(out), pattern=None, target="1B",
+                                                                 strategy="stretch", out=None))
     print(f"next: aira report {out}")
-    return 0
+    return result
 
 
 def _halving(args: argparse.Namespace) -> int:
@@ -203,19 +235,47 @@ def _load_candidates(run: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
+    if getattr(args, "json", False):
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            d = _aggregated(args)
+        print(json.dumps(d, indent=1))
+        return 0
+    _aggregated(args)
+    return 0
+
+
+def _aggregated(args: argparse.Namespace) -> dict:
+    """Aggregate a run's candidates into RUN/aggregate.json; prints one line, returns what it wrote."""
     from aira.compose.aggregate import aggregate
     from aira.models import compress_pattern
 
     cands, info = _load_candidates(args.run)
     agg = aggregate(cands, method=args.method, lower_is_better=info.lower_is_better, clusters=args.clusters,
                     prefix=args.prefix)
-    (Path(args.run) / "aggregate.json").write_text(json.dumps(agg.to_dict(), indent=1) + "\n")
+    path = Path(args.run) / "aggregate.json"
+    path.write_text(json.dumps(agg.to_dict(), indent=1) + "\n")
     print(f"aggregate ({args.method} over {len(agg.top)} top candidates of {len(cands)}): {agg.pattern} "
           f"= {compress_pattern(list(agg.pattern))}")
-    return 0
+    return {"file": str(path), "method": args.method, "candidates": len(cands), **agg.to_dict()}
 
 
 def _extrapolate(args: argparse.Namespace) -> int:
+    if getattr(args, "json", False):
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            d = _extrapolated(args, echo=False)
+        print(json.dumps(d, indent=1))
+        return 0
+    _extrapolated(args)
+    return 0
+
+
+def _extrapolated(args: argparse.Namespace, *, echo: bool = True) -> dict:
+    """Extrapolate a pattern to a target size (into a JSON file when there is a run or --out); prints one
+    line, and the JSON itself when it is written nowhere and `echo`; returns it."""
     from aira.compose.extrapolate import extrapolate
 
     pattern = args.pattern
@@ -241,9 +301,9 @@ def _extrapolate(args: argparse.Namespace) -> int:
           f"{e.params / 1e6:.1f}M params ({e.non_embedding_params / 1e6:.1f}M non-embedding vs "
           f"{e.target_non_embedding / 1e6:.1f}M for {e.reference}), {e.flops_per_token / 1e9:.2f} GFLOPs/token"
           + (f" -> {out}" if out else ""))
-    if not out:
+    if not out and echo:
         print(json.dumps(d, indent=1))
-    return 0
+    return {"file": str(out) if out else None, **d}
 
 
 def _scaling(args: argparse.Namespace) -> int:

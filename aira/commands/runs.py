@@ -1,6 +1,6 @@
 """`aira runs`: list, inspect, start and resume agent runs (run folders written by the orchestrator).
 
-    aira runs ls [--root runs]
+    aira runs ls [--root runs] [--json]
     aira runs show RUN [--json] [--top 10]
     aira runs start --task NAME|DIR [--task-arg KEY=VALUE ...] --agents SPEC... [--budget 2h,100evals]
                     [--workers N] [--executor local] --out DIR
@@ -30,6 +30,7 @@ def register(sub) -> None:
 
     ls = verbs.add_parser("ls", help="list the runs under a folder")
     ls.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    ls.add_argument("--json", action="store_true", help="print the runs as a JSON list")
     ls.set_defaults(func=_ls)
 
     show = verbs.add_parser("show", help="noise floor, per-agent stats and leaderboard of a run")
@@ -104,7 +105,7 @@ def _ls(args) -> int:
         raise UsageError(f"no runs folder at {root}")
     from aira.agents.stats import REFERENCE, TaskInfo, best_node
 
-    rows = []
+    rows, items = [], []
     for d in sorted(
         p for p in root.iterdir() if (p / "config.json").is_file() and (p / "journal.sqlite").is_file()
     ):
@@ -115,11 +116,17 @@ def _ls(args) -> int:
             continue
         best = best_node([n for n in nodes if n.operator != REFERENCE], TaskInfo(**info.to_dict()))
         state = "finished" if (d / "summary.json").is_file() else "stopped or running"
+        items.append({"run": d.name, "path": str(d), "task": info.name, "nodes": len(nodes),
+                      "best": None if best is None else best.metric, "best_node": best and best.id, "state": state,
+                      "agents": config.get("agents", [])})
         rows.append(
             f"{d.name:<24} {info.name:<20} {len(nodes):>6} "
             f"{'-' if best is None else format(best.metric, '.4g'):>9}  {state:<18} "
             f"{' '.join(config.get('agents', []))}"
         )
+    if getattr(args, "json", False):
+        print(json.dumps(items, indent=1))
+        return 0
     print(f"{'run':<24} {'task':<20} {'nodes':>6} {'best':>9}  {'state':<18} agents")
     print("\n".join(rows) if rows else f"(no runs under {root})")
     return 0
