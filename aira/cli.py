@@ -17,7 +17,7 @@ from aira.errors import UsageError
 
 # Verb modules, in the order `aira --help` lists them. A module that is missing is skipped, so the
 # CLI keeps working while a verb is being written.
-VERBS = ["demo", "train", "models", "compose", "design", "runs", "report", "export", "cache"]
+VERBS = ["demo", "train", "models", "compose", "design", "runs", "report", "dashboard", "export", "cache"]
 
 
 class _Parser(argparse.ArgumentParser):

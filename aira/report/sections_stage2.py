@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from aira.report import plots
-from aira.report.analysis import ratio_text, reference_score
+from aira.report.analysis import FIDELITY_ROWS, ratio_text, reference_score
 from aira.report.data import RunData
 from aira.report.html import Images, Markup, esc, figure, fmt, kv_table, para, section, si, table
 
@@ -153,21 +153,6 @@ def _cell(v) -> str:
     return "-" if v is None else str(v)
 
 
-# the figures of fidelity.json a reader looks for first: (key, label, target, what it says)
-FIDELITY_ROWS = [
-    ("spearman", "small-to-large rank correlation (transfer)", "≥ 0.8",
-     "does the proxy rank patterns as 4x wider, 4x longer training does"),
-    ("ci", "its 95% bootstrap interval", "above 0", "an interval holding 0 cannot tell the proxy from chance"),
-    ("ceiling", "best transfer possible given seed noise", "-", "the rho both sides' noise allows at most"),
-    ("seed_to_seed", "seed-to-seed rank correlation (one seed)", "≥ 0.9",
-     "does a pattern keep its rank when trained with another seed"),
-    ("seed_to_seed_candidates", "seed-to-seed, candidates as scored", "≥ 0.9", "the same for the mean of seeds"),
-    ("seed_to_seed_predicted", "seed-to-seed, candidates (predicted)", "≥ 0.9", "Spearman-Brown from one seed"),
-    ("seeds_per_candidate", "seeds per candidate", "-", "the search scores their mean"),
-    ("noise_floor", "noise floor (pooled std over seeds)", "-", "score differences below it are ties"),
-    ("saturation", "saturated patterns", "0", "share within the noise of chance or of the ceiling"),
-    ("compared", "compared", "-", "the fidelities and patterns the transfer was measured on"),
-]
 FIDELITY_META = ("proxy", "space", "layers", "fidelities", "date", "machine", "command", "notes")
 
 
