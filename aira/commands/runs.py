@@ -5,6 +5,7 @@
     aira runs start --task NAME|DIR [--task-arg KEY=VALUE ...] --agents SPEC... [--budget 2h,100evals]
                     [--workers N] [--executor local] --out DIR
     aira runs resume RUN [--budget ...]
+    aira runs export RUN --to tensorboard|mlflow [--out DIR]
 
 `show` opens the journal read-only, so it works while the run is still writing.
 """
@@ -65,6 +66,13 @@ def register(sub) -> None:
     start.add_argument("--out", required=True, help="run folder to create")
     start.add_argument("--quiet", action="store_true", help="no progress line")
     start.set_defaults(func=_start)
+
+    ex = verbs.add_parser("export", help="write a run's curves as TensorBoard event files or an MLflow file store")
+    ex.add_argument("run", help="run folder")
+    ex.add_argument("--to", required=True, choices=["tensorboard", "mlflow"], help="the tracker's format")
+    ex.add_argument("--out", default=None, metavar="DIR",
+                    help="folder to write into (default: RUN/tensorboard or RUN/mlflow)")
+    ex.set_defaults(func=_export)
 
     res = verbs.add_parser("resume", help="continue a stopped or crashed run")
     res.add_argument("run", help="run folder")
@@ -199,6 +207,20 @@ def _print_summary(s) -> None:
             f"selection {'-' if sel is None else format(sel, '.4g')}"
         )
     print(f"see: aira runs show {s.run_dir}")
+
+
+def _export(args) -> int:
+    from aira.export.tracking import export_run
+
+    d = _run_dir(args.run)
+    out = Path(args.out) if args.out else d / args.to
+    try:
+        path = export_run(d, args.to, out)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e}") from None
+    how = f"tensorboard --logdir {out}" if args.to == "tensorboard" else f"mlflow ui --backend-store-uri {out / 'mlruns'}"
+    print(f"exported: {path}  (open with: {how})")
+    return 0
 
 
 def _start(args) -> int:
