@@ -145,16 +145,22 @@ def register(sub) -> None:
     h.set_defaults(func=_halving)
 
 
-def _run(args: argparse.Namespace) -> int:
-    if getattr(args, "json", False):  # the human text goes to stderr, one JSON object to stdout at the end
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):
-            result = _search(args)
-        print(json.dumps(result, indent=1, default=str))
+def _text_or_json(args: argparse.Namespace, fn) -> int:
+    """`fn(args)`, which prints for a person and returns a dict; with --json its text goes to stderr and the
+    dict to stdout, as one JSON object, for a script."""
+    if not getattr(args, "json", False):
+        fn(args)
         return 0
-    _search(args)
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        result = fn(args)
+    print(json.dumps(result, indent=1, default=str))
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _text_or_json(args, _search)
 
 
 def _search(args: argparse.Namespace) -> dict:
@@ -235,15 +241,7 @@ def _load_candidates(run: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    if getattr(args, "json", False):
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):
-            d = _aggregated(args)
-        print(json.dumps(d, indent=1))
-        return 0
-    _aggregated(args)
-    return 0
+    return _text_or_json(args, _aggregated)
 
 
 def _aggregated(args: argparse.Namespace) -> dict:
@@ -262,20 +260,12 @@ def _aggregated(args: argparse.Namespace) -> dict:
 
 
 def _extrapolate(args: argparse.Namespace) -> int:
-    if getattr(args, "json", False):
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):
-            d = _extrapolated(args, echo=False)
-        print(json.dumps(d, indent=1))
-        return 0
-    _extrapolated(args)
-    return 0
+    return _text_or_json(args, _extrapolated)
 
 
-def _extrapolated(args: argparse.Namespace, *, echo: bool = True) -> dict:
+def _extrapolated(args: argparse.Namespace) -> dict:
     """Extrapolate a pattern to a target size (into a JSON file when there is a run or --out); prints one
-    line, and the JSON itself when it is written nowhere and `echo`; returns it."""
+    line, and the JSON itself when it is written nowhere (without --json, which prints it anyway)."""
     from aira.compose.extrapolate import extrapolate
 
     pattern = args.pattern
@@ -301,7 +291,7 @@ def _extrapolated(args: argparse.Namespace, *, echo: bool = True) -> dict:
           f"{e.params / 1e6:.1f}M params ({e.non_embedding_params / 1e6:.1f}M non-embedding vs "
           f"{e.target_non_embedding / 1e6:.1f}M for {e.reference}), {e.flops_per_token / 1e9:.2f} GFLOPs/token"
           + (f" -> {out}" if out else ""))
-    if not out and echo:
+    if not out and not getattr(args, "json", False):
         print(json.dumps(d, indent=1))
     return {"file": str(out) if out else None, **d}
 
