@@ -16,7 +16,7 @@ import threading
 from aira.errors import UsageError
 
 # Verb modules, in the order `aira --help` lists them.
-VERBS = ["demo", "train", "models", "compose", "design", "runs", "report", "export", "cache"]
+VERBS = ["demo", "train", "models", "compose", "design", "runs", "report", "dashboard", "export", "cache"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -191,6 +191,7 @@ class _Run:
         self.floor = None
         self.margin = 0.0
         self.progress = Progress(quiet=config.quiet)
+        self.phase = ""  # what the progress line says the run is waiting for, outside the search
         self._last_meta = time.monotonic()
 
     # --- bookkeeping -----------------------------------------------------------------------------
@@ -272,6 +273,8 @@ class _Run:
             self._observe(node)
             finished += 1
         self._save_elapsed()
+        if not self.progress.quiet:  # every wait ticks the line: references and the last jobs included
+            self.progress.update(self.snapshot())
         return finished
 
     def snapshot(self) -> Snapshot:
@@ -286,6 +289,7 @@ class _Run:
             best_node=best and best.id,
             cost_usd=self.tracker.usd,
             elapsed_s=self.tracker.elapsed(),
+            phase=self.phase,
         )
 
     # --- phases ----------------------------------------------------------------------------------
@@ -322,6 +326,8 @@ class _Run:
             if todo and (err := self.task.validate(ref)):
                 raise UsageError(f"the task's reference proposal is invalid: {err}")
             while todo or (self.inflight and early is None):
+                done = sum(n.operator == REFERENCE and n.status == Status.OK for n in self.nodes.values())
+                self.phase = f"measuring the noise floor ({done} of {cfg.noise_seeds} reference runs done)"
                 while todo and (early is not None or len(self.inflight) < self.slots):
                     s = todo.pop(0)
                     self._submit(
@@ -335,10 +341,11 @@ class _Run:
                         )
                     )
                 if reason := self.tracker.hard_stop_reason():
-                    self.stop_reason = reason
+                    self.stop_reason, self.phase = reason, ""
                     return
                 if todo or (self.inflight and early is None):
                     self._drain(0.2)
+        self.phase = ""
         if early is not None:
             self._set_margin(early)
             self._update_floor()
@@ -437,8 +444,6 @@ class _Run:
             self._drain(0.2)
             if self.floor is None:
                 self._update_floor()
-            if not self.progress.quiet:
-                self.progress.update(self.snapshot())
 
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
@@ -450,7 +455,9 @@ class _Run:
                 self._record(node)
             self.inflight.clear()
         while self.inflight:
+            self.phase = f"{self.stop_reason or 'stopping'}: waiting for the last {len(self.inflight)} jobs"
             self._drain(0.5)
+        self.phase = ""
         if self.floor is None:
             self._update_floor()
         self._save_elapsed(force=True)
@@ -517,29 +524,39 @@ def _plan(config: RunConfig, task: Task, executor: Executor | None, spent_s: flo
             print(f"aira: {line}", file=sys.stderr)
 
 
-def _write_config(config: RunConfig, run_dir: Path, task: Task) -> None:
+def _write_config(config: RunConfig, run_dir: Path, task: Task, notes: dict | None = None) -> None:
+    """config.json: the config, what it resolved to, and the caller's `notes` (e.g. Compose's
+    `proxy_fidelity`, for the report); a resume without notes keeps the stored ones."""
     resolved = {
         "task": TaskInfo.of(task).to_dict(),
         "agents": [s.name for s in parse_agents(config.agents)],
         "budget": config.budget.describe(),
     }
+    if notes is None and (run_dir / "config.json").is_file():
+        try:
+            stored = json.loads((run_dir / "config.json").read_text()).get("resolved", {})
+            notes = {k: v for k, v in stored.items() if k not in resolved}
+        except (OSError, ValueError, AttributeError):
+            notes = None
+    resolved.update(notes or {})
     (run_dir / "config.json").write_text(
         json.dumps({**config.to_dict(), "resolved": resolved}, indent=1, default=str)
     )
 
 
 def run(
-    config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, **hooks
+    config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, notes: dict | None = None,
+    **hooks,
 ) -> RunSummary:
     """Start a fresh run of `task` in `config.out` (`aira.tasks.runs.run` resolves a task by its name);
-    `executor` overrides the one the config names."""
+    `executor` overrides the one the config names; `notes` join config.json's `resolved` (for the report)."""
     run_dir = Path(config.out)
     task = _given(task)
     _plan(config, task, executor)  # may refuse the budget: before the run folder exists
     with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
         if (run_dir / Journal.FILENAME).exists():
             raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
-        _write_config(config, run_dir, task)
+        _write_config(config, run_dir, task, notes)
         return _execute(config, run_dir, task, executor, segment=0, **hooks)
 
 

@@ -1,8 +1,8 @@
 """`aira compose`: the AIRA-Compose pipeline.
 
-    aira compose run --space attn-mlp --proxy mad --agents greedy:offline ... --budget 10m --out runs/c1
-    aira compose aggregate runs/c1 [--method n0|n1|n2|nall|best] [--clusters 5]
-    aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch
+    aira compose run --space attn-mlp --proxy mad --agents greedy:offline ... --budget 10m --out runs/c1 [--json]
+    aira compose aggregate runs/c1 [--method n0|n1|n2|nall|best] [--clusters 5] [--json]
+    aira compose extrapolate runs/c1 | --pattern P  --target 350M|1B|3B --strategy stack|stretch [--json]
     aira compose scaling --patterns P1,P2 --budgets C1,C2 --sizes 32,48,64
     aira compose fidelity --patterns calibration --proxy mad-cpu --fidelities small,large --seeds 2
     aira compose fidelity ... --fidelities small --reference runs/fid-large   ranked against a measured large run
@@ -32,13 +32,19 @@ def register(sub) -> None:
     verbs = p.add_subparsers(dest="compose_verb", metavar="ACTION", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
-    r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls")
-    r.add_argument("--space", default="attn-mlp-mamba",
-                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp-mamba)")
+    r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls",
+                         description="Search layer patterns with agents: every candidate is trained as a small "
+                         "proxy model and scored by the harness; random search, Bayesian optimisation and "
+                         "named baselines run beside the agents as controls. The run folder (--out) gets the "
+                         "journal, the aggregated pattern and its 1B extrapolation; `aira report OUT` draws "
+                         "it. The proxy's measured fidelity is printed first: read its warnings.")
+    r.add_argument("--space", default="attn-mlp",
+                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp, as in "
+                        "`aira demo`)")
     r.add_argument("--proxy", default="mad",
                    help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu, or a proxy file FILE.json / FILE.toml "
                         "(docs/fidelity.md, 'Your own proxy'; default: mad)")
-    r.add_argument("--layers", type=int, default=16)
+    r.add_argument("--layers", type=int, default=16, help="layers of every candidate pattern (default: 16)")
     r.add_argument("--agents", nargs="+", default=DEFAULT_AGENTS, metavar="SPEC",
                    help=f"agent specs POLICY:LLM (default: {' '.join(DEFAULT_AGENTS)})")
     r.add_argument("--no-controls", action="store_true",
@@ -51,33 +57,45 @@ def register(sub) -> None:
     r.add_argument("--batch", type=int, default=1, metavar="K",
                    help="candidates a worker trains as one (stacked models; local executor; default: 1). "
                         "Scores agree with K=1 to float tolerance; `bench/throughput.py` measures the gain")
-    r.add_argument("--executor", default="local", help="local | ray | inline")
-    r.add_argument("--ray-address", default=None)
+    r.add_argument("--executor", default="local",
+                   help="where evaluations run: local (worker processes on this machine), ray (tasks on a Ray "
+                        "cluster, see --ray-address) or inline (in this process, one at a time: debugging) "
+                        "(default: local)")
+    r.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: the cluster to join, e.g. auto or ray://HOST:10001 (default: "
+                        "start a local Ray)")
     r.add_argument("--seeds", type=int, default=None,
                    help="training seeds per candidate, the mean is the score (default: the proxy's)")
-    r.add_argument("--noise-seeds", type=int, default=3, help="reference evaluations for the noise floor")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--noise-seeds", type=int, default=3,
+                   help="seeds of the reference pattern trained first: their spread is the noise floor, the "
+                        "margin below which two scores are a tie; with fewer than 3 the proxy's measured "
+                        "noise is used where it has one (default: 3)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the agents and the reference (default: 0)")
     r.add_argument("--cache", default=None,
                    help="evaluation cache folder, shared across runs, or 'off' (default: $AIRA_CACHE, else "
                         "~/.cache/aira/evaluations; `aira cache info|clear`)")
     r.add_argument("--shared-memory", action="store_true", help="agents see each other's results")
-    r.add_argument("--out", default="runs/compose")
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--out", default="runs/compose", help="run folder to create (default: runs/compose)")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+    r.add_argument("--json", action="store_true",
+                   help="print one JSON object (summary, aggregate, extrapolation) on stdout; the rest on stderr")
     r.set_defaults(func=_run)
 
     a = verbs.add_parser("aggregate", help="Composer's N_c vote over a run's top candidates")
-    a.add_argument("run")
+    a.add_argument("run", help="a Compose run folder")
     a.add_argument("--method", default="n0", help="n0 | n1 | n2 | nall | best (default: n0)")
-    a.add_argument("--clusters", type=int, default=5)
-    a.add_argument("--prefix", default="", help="pin the first layers (e.g. A)")
+    a.add_argument("--clusters", type=int, default=5, help="clusters of top candidates (default: 5)")
+    a.add_argument("--prefix", default="", help="pin the first layers (e.g. A; default: none)")
+    a.add_argument("--json", action="store_true", help="print the aggregation as JSON")
     a.set_defaults(func=_aggregate)
 
     e = verbs.add_parser("extrapolate", help="stack or stretch a pattern to 350M / 1B / 3B")
     e.add_argument("run", nargs="?", help="run folder (uses its aggregate.json, else its best pattern)")
-    e.add_argument("--pattern", default=None)
-    e.add_argument("--target", default="1B")
+    e.add_argument("--pattern", default=None, help="a pattern instead of a run's (default: the run's)")
+    e.add_argument("--target", default="1B", help="350M | 1B | 3B (default: 1B)")
     e.add_argument("--strategy", default="stretch", help="stack | stretch (default: stretch)")
     e.add_argument("--out", default=None, help="JSON file (default: RUN/extrapolate-TARGET-STRATEGY.json)")
+    e.add_argument("--json", action="store_true", help="print the extrapolation as JSON")
     e.set_defaults(func=_extrapolate)
 
     s = verbs.add_parser("scaling", help="isoFLOP study: compute-optimal frontiers per architecture")
@@ -157,13 +175,31 @@ def register(sub) -> None:
     v.set_defaults(func=_verify)
 
 
+def _text_or_json(args: argparse.Namespace, fn) -> int:
+    """`fn(args)`, which prints for a person and returns a dict; with --json its text goes to stderr and the
+    dict to stdout, as one JSON object, for a script."""
+    if not getattr(args, "json", False):
+        fn(args)
+        return 0
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        result = fn(args)
+    print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    return _text_or_json(args, _search)
+
+
+def _search(args: argparse.Namespace) -> dict:
     from aira.agents.journal import Journal
     from aira.agents.orchestrator import RunConfig, run
     from aira.agents.stats import TaskInfo, format_report
-    from aira.tasks.compose import ComposeTask
-
+    from aira.compose.fidelity import fidelity_notice
     from aira.machine import plan_workers
+    from aira.tasks.compose import ComposeTask
     from aira.train.cache import resolve_dir
 
     out = Path(args.out)
@@ -193,17 +229,20 @@ def _run(args: argparse.Namespace) -> int:
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
           f"{plan.describe()}{f', {batch} candidates trained as one per worker' if batch > 1 else ''}; "
           f"budget {args.budget}", file=sys.stderr)
+    notice = fidelity_notice(task.proxy)
     _print_fidelity(task.proxy)
-    summary = run(cfg, task=task)
+    summary = run(cfg, task=task, notes={"proxy_fidelity": notice})
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
     print(format_report(nodes, TaskInfo.of(task), top=10))
     print(f"\nstopped: {summary.stop_reason}; {summary.evaluations} evaluations in {summary.elapsed_s:.0f}s")
+    result = {**summary.to_dict(), "proxy_fidelity": notice, "aggregate": None, "extrapolate": None}
     if any(n.status.value == "ok" and n.operator not in ("reference", "baseline") for n in nodes):
-        _aggregate(argparse.Namespace(run=str(out), method="n0", clusters=5, prefix=""))
-        _extrapolate(argparse.Namespace(run=str(out), pattern=None, target="1B", strategy="stretch", out=None))
+        result["aggregate"] = _aggregated(argparse.Namespace(run=str(out), method="n0", clusters=5, prefix=""))
+        result["extrapolate"] = _extrapolated(argparse.Namespace(run=str(out), pattern=None, target="1B",
+                                                                 strategy="stretch", out=None))
     print(f"next: aira report {out}")
-    return 0
+    return result
 
 
 def _halving(args: argparse.Namespace) -> int:
@@ -228,25 +267,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _print_fidelity(proxy) -> None:
     """The proxy's measured figures and warnings on stderr; `proxy`: a Proxy or a built-in proxy's name."""
-    from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry, stale_entry
-    from aira.tasks.compose import PROXIES
+    from aira.compose.fidelity import fidelity_notice
 
-    if isinstance(proxy, str):
-        proxy = PROXIES[proxy]
-    arg = proxy.source or proxy.name
-    how = f"`aira compose fidelity --proxy {arg} --space SPACE --record`"
-    e = measured_entry(proxy)
-    if e is None and (old := stale_entry(proxy)) is not None:
-        print(f"warning: proxy {proxy.name}'s settings changed after its fidelity was measured ({old.get('date')}); "
-              f"those figures no longer apply (re-measure with {how})", file=sys.stderr)
-        return
-    if e is None:
-        print(f"warning: proxy {proxy.name} has no measured fidelity figures; its ranking may be noise "
-              f"(measure with {how})", file=sys.stderr)
-        return
-    print(f"proxy fidelity ({proxy.name}): {format_entry(e)}", file=sys.stderr)
-    for w in fidelity_warnings(e):
-        print(f"warning: proxy {proxy.name}: {w}", file=sys.stderr)
+    notice = fidelity_notice(proxy)
+    if notice["figures"]:
+        print(f"proxy fidelity ({notice['proxy']}): {notice['figures']}", file=sys.stderr)
+    for w in notice["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
 
 
 def _load_candidates(run: str):
@@ -261,6 +288,11 @@ def _load_candidates(run: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
+    return _text_or_json(args, _aggregated)
+
+
+def _aggregated(args: argparse.Namespace) -> dict:
+    """Aggregate a run's candidates into RUN/aggregate.json; prints one line, returns what it wrote."""
     from aira.compose.aggregate import METHODS, aggregate
     from aira.models import compress_pattern
 
@@ -271,13 +303,20 @@ def _aggregate(args: argparse.Namespace) -> int:
     cands, info = _load_candidates(args.run)
     agg = aggregate(cands, method=args.method, lower_is_better=info.lower_is_better, clusters=args.clusters,
                     prefix=args.prefix)
-    (Path(args.run) / "aggregate.json").write_text(json.dumps(agg.to_dict(), indent=1) + "\n")
+    path = Path(args.run) / "aggregate.json"
+    path.write_text(json.dumps(agg.to_dict(), indent=1) + "\n")
     print(f"aggregate ({args.method} over {len(agg.top)} top candidates of {len(cands)}): {agg.pattern} "
           f"= {compress_pattern(list(agg.pattern))}")
-    return 0
+    return {"file": str(path), "method": args.method, "candidates": len(cands), **agg.to_dict()}
 
 
 def _extrapolate(args: argparse.Namespace) -> int:
+    return _text_or_json(args, _extrapolated)
+
+
+def _extrapolated(args: argparse.Namespace) -> dict:
+    """Extrapolate a pattern to a target size (into a JSON file when there is a run or --out); prints one
+    line, and the JSON itself when it is written nowhere (without --json, which prints it anyway)."""
     from aira.compose.extrapolate import extrapolate
 
     pattern = args.pattern
@@ -307,9 +346,9 @@ def _extrapolate(args: argparse.Namespace) -> int:
           f"{e.params / 1e6:.1f}M params ({e.non_embedding_params / 1e6:.1f}M non-embedding vs "
           f"{e.target_non_embedding / 1e6:.1f}M for {e.reference}), {e.flops_per_token / 1e9:.2f} GFLOPs/token"
           + (f" -> {out}" if out else ""))
-    if not out:
+    if not out and not getattr(args, "json", False):
         print(json.dumps(d, indent=1))
-    return 0
+    return {"file": str(out) if out else None, **d}
 
 
 def _scaling(args: argparse.Namespace) -> int:

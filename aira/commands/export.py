@@ -37,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random init")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    p.add_argument("--json", action="store_true", help="print what was written as one JSON object")
     p.set_defaults(func=run)
 
 
@@ -58,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     if tokenizer is None and meta.get("data") and (Path(meta["data"]) / "tokenizer.json").is_file():
         tokenizer = meta["data"]
     out = export_model(model, args.out, tokenizer=tokenizer, overwrite=args.force)
+    if getattr(args, "json", False):
+        import json
+
+        print(json.dumps({"exported": str(out), "pattern": model.pattern, "params": model.num_params(),
+                          "weights": args.weights, "seed": None if args.weights else args.seed,
+                          "tokenizer": tokenizer}, indent=1))
+        return 0
     print(f"exported: {out}")
     print(f"pattern: {model.pattern}")
     print(f"params: {model.num_params()}")

@@ -1,9 +1,11 @@
-"""`aira report RUN [--out FILE] [--open] [--top N]`: write a run folder's HTML report.
+"""`aira report RUN [--out FILE] [--open] [--top N] [--json]`: write a run folder's HTML report.
 
 The page is self-contained (figures embedded); see aira/report/__init__.py and docs/report.md.
 """
 
 from __future__ import annotations
+
+import sys
 
 
 def register(sub) -> None:
@@ -20,6 +22,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="HTML file to write (default: RUN/report.html)")
     p.add_argument("--top", type=int, default=20, help="leaderboard rows (default: 20)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--json", action="store_true", help="print the page's path and its images as JSON")
     p.set_defaults(func=_report)
 
 
@@ -38,10 +41,16 @@ def _report(args) -> int:
         out = write_report(args.run, args.out, top=args.top)
     except OSError as e:  # an --out folder that cannot be written is the user's input, not a bug
         raise UsageError(f"cannot write the report: {e}") from None
-    print(f"report: {out}")
+    if getattr(args, "json", False):
+        import json
+
+        images = out.parent / out.stem
+        print(json.dumps({"report": str(out), "images": sorted(str(p) for p in images.glob("*.png"))}, indent=1))
+    else:
+        print(f"report: {out}")
     if args.open:
         import webbrowser
 
         if not webbrowser.open(out.resolve().as_uri()):
-            print(f"could not open a browser; open {out} yourself")
+            print(f"could not open a browser; open {out} yourself", file=sys.stderr)
     return 0

@@ -1,10 +1,11 @@
 """`aira runs`: list, inspect, start and resume agent runs (run folders written by the orchestrator).
 
-    aira runs ls [--root runs]
+    aira runs ls [--root runs] [--json]
     aira runs show RUN [--json] [--top 10]
     aira runs start --task NAME|DIR [--task-arg KEY=VALUE ...] --agents SPEC... [--budget 2h,100evals]
                     [--workers N] [--executor local] --out DIR
     aira runs resume RUN [--budget ...]
+    aira runs export RUN --to tensorboard|mlflow [--out DIR]
 
 `show` opens the journal read-only, so it works while the run is still writing.
 """
@@ -30,6 +31,7 @@ def register(sub) -> None:
 
     ls = verbs.add_parser("ls", help="list the runs under a folder")
     ls.add_argument("--root", default="runs", help="folder holding run folders (default: runs)")
+    ls.add_argument("--json", action="store_true", help="print the runs as a JSON list")
     ls.set_defaults(func=_ls)
 
     show = verbs.add_parser("show", help="noise floor, per-agent stats and leaderboard of a run")
@@ -64,6 +66,13 @@ def register(sub) -> None:
     start.add_argument("--out", required=True, help="run folder to create")
     start.add_argument("--quiet", action="store_true", help="no progress line")
     start.set_defaults(func=_start)
+
+    ex = verbs.add_parser("export", help="write a run's curves as TensorBoard event files or an MLflow file store")
+    ex.add_argument("run", help="run folder")
+    ex.add_argument("--to", required=True, choices=["tensorboard", "mlflow"], help="the tracker's format")
+    ex.add_argument("--out", default=None, metavar="DIR",
+                    help="folder to write into (default: RUN/tensorboard or RUN/mlflow)")
+    ex.set_defaults(func=_export)
 
     res = verbs.add_parser("resume", help="continue a stopped or crashed run")
     res.add_argument("run", help="run folder")
@@ -104,7 +113,7 @@ def _ls(args) -> int:
         raise UsageError(f"no runs folder at {root}")
     from aira.agents.stats import REFERENCE, TaskInfo, best_node
 
-    rows = []
+    rows, items = [], []
     for d in sorted(
         p for p in root.iterdir() if (p / "config.json").is_file() and (p / "journal.sqlite").is_file()
     ):
@@ -115,11 +124,17 @@ def _ls(args) -> int:
             continue
         best = best_node([n for n in nodes if n.operator != REFERENCE], TaskInfo(**info.to_dict()))
         state = "finished" if (d / "summary.json").is_file() else "stopped or running"
+        items.append({"run": d.name, "path": str(d), "task": info.name, "nodes": len(nodes),
+                      "best": None if best is None else best.metric, "best_node": best and best.id, "state": state,
+                      "agents": config.get("agents", [])})
         rows.append(
             f"{d.name:<24} {info.name:<20} {len(nodes):>6} "
             f"{'-' if best is None else format(best.metric, '.4g'):>9}  {state:<18} "
             f"{' '.join(config.get('agents', []))}"
         )
+    if getattr(args, "json", False):
+        print(json.dumps(items, indent=1))
+        return 0
     print(f"{'run':<24} {'task':<20} {'nodes':>6} {'best':>9}  {'state':<18} agents")
     print("\n".join(rows) if rows else f"(no runs under {root})")
     return 0
@@ -194,6 +209,20 @@ def _print_summary(s) -> None:
             f"selection {'-' if sel is None else format(sel, '.4g')}"
         )
     print(f"see: aira runs show {s.run_dir}")
+
+
+def _export(args) -> int:
+    from aira.report.tracking import export_run
+
+    d = _run_dir(args.run)
+    out = Path(args.out) if args.out else d / args.to
+    try:
+        path = export_run(d, args.to, out)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e}") from None
+    how = f"tensorboard --logdir {out}" if args.to == "tensorboard" else f"mlflow ui --backend-store-uri {out / 'mlruns'}"
+    print(f"exported: {path}  (open with: {how})")
+    return 0
 
 
 def _start(args) -> int:

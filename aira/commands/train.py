@@ -37,7 +37,8 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: OMP_NUM_THREADS, else the usable cores)")
     p.add_argument("--json", metavar="FILE", help="write the JSON result here")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a line on stderr every 10 s)")
     pre = p.add_argument_group("pre-training (data-parallel under torchrun; see docs/pretraining.md)")
     pre.add_argument("--data", metavar="DIR", help="token data: a folder prepared by aira.data.shards, or a "
                                                    "corpus to prepare; runs the pre-training loop")
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                       seed=args.seed, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                       schedule=args.schedule, mad_settings=args.mad_settings, tokenizer=args.tokenizer,
                       vocab_size=args.vocab_size, curve_points=args.curve_points, mad_score=args.mad_score, compile=args.compile, device=args.device,
-                      threads=args.threads, progress=not args.quiet and sys.stderr.isatty())
+                      threads=args.threads, progress=not args.quiet)  # a bar on a terminal, else a line now and then
     result = train(cfg, log=lambda m: print(m, file=sys.stderr))
     print(format_summary(result))
     if args.json:

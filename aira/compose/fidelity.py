@@ -223,6 +223,43 @@ def fidelity_warnings(e: dict) -> list[str]:
     return out
 
 
+TRANSFER_FLOOR = 0.5  # below it a proxy's small-to-large ranking is called poor outright (the report's headline)
+
+
+def fidelity_notice(proxy) -> dict:
+    """What a run should say about its proxy's fidelity, as data: `aira compose run` prints it at the start,
+    and the run's config.json keeps it (`resolved.proxy_fidelity`) for the report. `proxy`: a Proxy or the
+    name of a built-in one. Keys: proxy, status (measured | stale | unmeasured), figures (one line or None),
+    transfer (the small-to-large rho or None), warnings (sentences), measure (the command that measures it)."""
+    from aira.tasks.compose import PROXIES
+
+    if isinstance(proxy, str):
+        proxy = PROXIES[proxy]
+    how = f"`aira compose fidelity --proxy {proxy.source or proxy.name} --space SPACE --record`"
+    out = {"proxy": proxy.name, "status": "measured", "figures": None, "transfer": None, "warnings": [],
+           "measure": how}
+    e = measured_entry(proxy)
+    if e is None:
+        old = stale_entry(proxy)
+        out["status"] = "stale" if old is not None else "unmeasured"
+        out["warnings"].append(
+            f"proxy {proxy.name}'s settings changed after its fidelity was measured ({old.get('date')}); those "
+            f"figures no longer apply (re-measure with {how})" if old is not None else
+            f"proxy {proxy.name} has no measured fidelity figures; its ranking may be noise (measure with {how})")
+        return out
+    out["figures"] = format_entry(e)
+    out["transfer"] = e.get("spearman")
+    warnings = fidelity_warnings(e)
+    if e.get("spearman") is None:
+        warnings.insert(0, "its transfer to 4x wider, 4x longer training (small-to-large rank correlation) was "
+                           "never measured: the winners are unchecked at a larger scale")
+    elif e["spearman"] < TRANSFER_FLOOR:
+        warnings.insert(0, f"its transfer to 4x wider, 4x longer training is below {TRANSFER_FLOOR} (rho "
+                           f"{e['spearman']:.2f}): its ranking says little about larger models")
+    out["warnings"] = [f"proxy {proxy.name}: {w}" for w in warnings]
+    return out
+
+
 def measured_fidelity(proxy) -> str | None:
     """The shipped figures of a proxy as one line, or None when it was never measured."""
     e = measured_entry(proxy)

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aira.agents.stats import REFERENCE, NoiseFloor, TaskInfo, leaderboard, tie_groups
+from aira.agents.stats import REFERENCE, NoiseFloor, TaskInfo, forgotten, leaderboard, tie_groups
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
@@ -70,11 +70,13 @@ def leader_rows(
 
 
 def evaluated_in_order(nodes: Sequence[Node], agent: str) -> list[Node]:
-    """An agent's evaluated nodes (INVALID and unfinished ones left out) in the order they finished."""
+    """An agent's evaluated nodes (INVALID, unfinished and never-evaluated ones left out) in the order they
+    finished."""
     mine = [
         n
         for n in nodes
         if n.agent == agent and n.status not in (Status.INVALID, Status.PENDING, Status.RUNNING)
+        and not forgotten(n)  # lost in a crash or stopped by the budget: never evaluated
     ]
     return sorted(mine, key=lambda n: (math.inf if n.finished_at is None else n.finished_at, n.created_at))
 
@@ -89,6 +91,47 @@ def best_so_far(nodes: Sequence[Node], info: TaskInfo, agent: str) -> list[float
             best = n.metric
         out.append(best)
     return out
+
+
+def agent_evaluations(nodes: Sequence[Node]) -> int:
+    """Evaluations the agents spent: finished non-reference nodes, INVALID ones and those never evaluated
+    (lost in a crash, stopped by the budget) left out."""
+    return sum(
+        n.operator != REFERENCE
+        and n.status not in (Status.INVALID, Status.PENDING, Status.RUNNING)
+        and not forgotten(n)
+        for n in nodes
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CurvePoint:
+    """One evaluation of an agent: when it finished, the agent's compute so far, and its best score then."""
+
+    evaluation: int  # 1-based count of the agent's evaluations
+    wall_s: float  # seconds from the run's first node to this evaluation's end
+    compute_s: float  # the agent's evaluation seconds summed up to this one
+    best: float | None
+
+
+def curve_points(nodes: Sequence[Node], info: TaskInfo, agent: str) -> list[CurvePoint]:
+    """`best_so_far` with a wall-clock and a compute coordinate per evaluation (for the time and compute
+    plots); the clock starts at the run's first node (reference runs included)."""
+    start = min((n.created_at for n in nodes), default=0.0)
+    out, compute = [], 0.0
+    bests = best_so_far(nodes, info, agent)
+    for i, (n, best) in enumerate(zip(evaluated_in_order(nodes, agent), bests), 1):
+        compute += n.seconds or 0.0
+        end = n.finished_at if n.finished_at is not None else n.created_at + (n.seconds or 0.0)
+        out.append(CurvePoint(evaluation=i, wall_s=max(0.0, end - start), compute_s=compute, best=best))
+    return out
+
+
+def reference_score(nodes: Sequence[Node]) -> float | None:
+    """Mean ranking score (selection split where present) of the reference's finished seeds."""
+    scores = [ranking_score(n) for n in nodes if n.operator == REFERENCE and n.status == Status.OK
+              and n.metric is not None]
+    return sum(scores) / len(scores) if scores else None
 
 
 def top_patterns(nodes: Sequence[Node], info: TaskInfo, *, k: int = 20) -> list[str]:
@@ -123,3 +166,20 @@ def ratio_text(pattern: str) -> str:
     counts = Counter(pattern)
     codes = sorted(counts, key=code_order)
     return f"{':'.join(codes)} = {':'.join(str(counts[c]) for c in codes)}"
+
+
+# the figures of fidelity.json a reader looks for first: (key, label, target, what it says)
+FIDELITY_ROWS = [
+    ("spearman", "small-to-large rank correlation (transfer)", "≥ 0.8",
+     "does the proxy rank patterns as 4x wider, 4x longer training does"),
+    ("ci", "its 95% bootstrap interval", "above 0", "an interval holding 0 cannot tell the proxy from chance"),
+    ("ceiling", "best transfer possible given seed noise", "-", "the rho both sides' noise allows at most"),
+    ("seed_to_seed", "seed-to-seed rank correlation (one seed)", "≥ 0.9",
+     "does a pattern keep its rank when trained with another seed"),
+    ("seed_to_seed_candidates", "seed-to-seed, candidates as scored", "≥ 0.9", "the same for the mean of seeds"),
+    ("seed_to_seed_predicted", "seed-to-seed, candidates (predicted)", "≥ 0.9", "Spearman-Brown from one seed"),
+    ("seeds_per_candidate", "seeds per candidate", "-", "the search scores their mean"),
+    ("noise_floor", "noise floor (pooled std over seeds)", "-", "score differences below it are ties"),
+    ("saturation", "saturated patterns", "0", "share within the noise of chance or of the ceiling"),
+    ("compared", "compared", "-", "the fidelities and patterns the transfer was measured on"),
+]

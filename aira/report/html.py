@@ -5,7 +5,9 @@ alone; the same PNGs are also written into the report's image folder for reuse i
 
 The page carries one small inline script and nothing else: on load it checks that every <img>
 decoded (naturalWidth > 0) and writes "ok N" or "missing K of N" into the `data-images` attribute
-of <html>, which the browser test reads back with `chromium --dump-dom`.
+of <html>, which the browser test reads back with `chromium --dump-dom`; it also writes the page's
+laid-out width against the window's into `data-width` ("800 of 800"), so that the test can check that
+no table or figure pushes the page wider than an 800 px window.
 """
 
 from __future__ import annotations
@@ -114,6 +116,11 @@ header p { margin: 2px 0; color: #d6deeb; }
 nav { padding: 8px 32px; background: #eef1f6; border-bottom: 1px solid #d5dbe5; }
 nav a { margin-right: 14px; color: #24324a; text-decoration: none; }
 main { padding: 8px 32px 40px; max-width: 1200px; }
+header p { overflow-wrap: anywhere; }
+/* a wide table scrolls inside its own box instead of widening the page (readable at 800 px) */
+table { display: block; max-width: 100%; overflow-x: auto; }
+pre { max-width: 100%; overflow-x: auto; }
+td code { overflow-wrap: anywhere; }
 section { margin-top: 28px; }
 h2 { font-size: 18px; border-bottom: 1px solid #d5dbe5; padding-bottom: 4px; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 13px; }
@@ -129,6 +136,7 @@ table.kv td:first-child { color: #555; }
 .badge.reference { background: #e5e5e5; }
 .note { color: #555; font-size: 13px; }
 .warn { background: #fff4e5; border-left: 4px solid #f0a030; padding: 6px 10px; }
+.warn ul { margin: 4px 0; padding-left: 20px; }
 .pick { background: #eef7ee; border-left: 4px solid #55A868; padding: 8px 12px; }
 figure { margin: 12px 0; }
 figure img { max-width: 100%; border: 1px solid #e2e6ee; }
@@ -143,6 +151,9 @@ window.addEventListener("load", function () {
   }
   document.documentElement.setAttribute("data-images",
     bad ? "missing " + bad + " of " + imgs.length : "ok " + imgs.length);
+  // the page's laid-out width against the window's: wider means something overflows sideways
+  document.documentElement.setAttribute("data-width",
+    document.documentElement.scrollWidth + " of " + window.innerWidth);
 });
 """
 

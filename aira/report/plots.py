@@ -53,18 +53,50 @@ def best_so_far(
         vals = [y for y in ys if y is not None]
         if not vals:
             continue
-        ax.step(
-            xs, vals, where="post", label=agent, linestyle="--" if agent in dashed else "-", linewidth=1.6
-        )
+        # markers: an agent with a single evaluation has no step to draw, only its point
+        ax.step(xs, vals, where="post", label=agent, linestyle="--" if agent in dashed else "-", linewidth=1.6,
+                marker="o", markersize=3)
+    _floor_band(ax, floor)
+    ax.set_xlabel("evaluations of the agent")
+    ax.set_ylabel(f"best {metric} so far ({'lower' if lower_is_better else 'higher'} is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _floor_band(ax, floor: tuple[float, float] | None) -> None:
     if floor is not None:
         mean, std = floor
         ax.axhline(mean, color="0.4", linewidth=1, label="reference (noise floor)")
         if std > 0:
             ax.axhspan(mean - std, mean + std, color="0.6", alpha=0.25, linewidth=0)
-    ax.set_xlabel("evaluations of the agent")
-    ax.set_ylabel(f"best {metric} so far ({'lower' if lower_is_better else 'higher'} is better)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+
+
+def best_against_cost(
+    curves: dict[str, Sequence[tuple[float, float, float | None]]],
+    *,
+    lower_is_better: bool,
+    metric: str = "search score",
+    floor: tuple[float, float] | None = None,
+    dashed: Sequence[str] = (),
+) -> Figure:
+    """Two panels of the same best-so-far lines: against the run's wall clock (left) and against the
+    agent's own compute, its evaluation seconds summed (right). `curves[agent]` = [(wall_s, compute_s,
+    best)] per evaluation, in order."""
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 2, sharey=True)
+    for k, (ax, xlabel) in enumerate(zip(axes, ("wall-clock time since the run started (s)",
+                                                "compute: the agent's evaluation seconds, summed"))):
+        for agent, pts in curves.items():
+            xy = [(p[k], p[2]) for p in pts if p[2] is not None]
+            if xy:
+                ax.step([x for x, _ in xy], [y for _, y in xy], where="post", label=agent, marker="o",
+                        markersize=3, linewidth=1.6, linestyle="--" if agent in dashed else "-")
+        _floor_band(ax, floor)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"best {metric} so far ({'lower' if lower_is_better else 'higher'} is better)")
+    axes[1].legend(fontsize=8, loc="best")
     return fig
 
 

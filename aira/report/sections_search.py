@@ -7,10 +7,18 @@ the run has nothing to show there.
 
 from __future__ import annotations
 
-from aira.agents.stats import REFERENCE, agent_stats
+from aira.agents.stats import REFERENCE, agent_stats, stopped_with_run
 from aira.agents.types import Node, Status
 from aira.report import plots
-from aira.report.analysis import best_so_far, frequencies, leader_rows, ratio_text, top_patterns
+from aira.report.analysis import (
+    agent_evaluations,
+    best_so_far,
+    curve_points,
+    frequencies,
+    leader_rows,
+    ratio_text,
+    top_patterns,
+)
 from aira.report.data import RunData
 from aira.report.html import Images, Markup, badge, esc, figure, fmt, kv_table, para, section, si, table
 
@@ -76,7 +84,15 @@ def overview(run: RunData) -> Markup:
         )
     else:
         items["noise floor"] = "none (the task has no reference proposal, or it did not finish)"
-    parts = [kv_table(items)]
+    stopped = sum(stopped_with_run(n) for n in nodes)
+    if stopped:
+        items["nodes"] += f"; {stopped} killed were stopped with the run when its budget ran out (not failures)"
+    parts = [*proxy_fidelity_notes(run), kv_table(items)]
+    if run.config and agent_evaluations(nodes) == 0:
+        parts.insert(0, Markup(
+            '<p class="warn zero-evals"><b>No agent evaluation finished:</b> the agents spent 0 evaluations '
+            "(every proposal was invalid, the budget ran out first, or the run has not got that far), so "
+            "there is nothing here to rank.</p>"))
     offline = sum(n.llm == "offline" and n.operator != REFERENCE for n in nodes)
     agents = [n for n in nodes if n.operator != REFERENCE]
     if offline:
@@ -101,6 +117,19 @@ def overview(run: RunData) -> Markup:
             )
         )
     return section("overview", "Overview", *parts)
+
+
+def proxy_fidelity_notes(run: RunData) -> list[Markup]:
+    """The proxy-fidelity warnings `aira compose run` printed at the start (kept in config.json)."""
+    notice = run.config.get("resolved", {}).get("proxy_fidelity")
+    if not isinstance(notice, dict):
+        return []
+    warnings = [w for w in notice.get("warnings") or [] if isinstance(w, str)]
+    if not warnings:
+        return [para(f"Proxy fidelity ({notice.get('proxy', '?')}): {notice.get('figures') or '-'}")]
+    items = "".join(f"<li>{esc(w)}</li>" for w in warnings)
+    return [Markup(f'<div class="warn fidelity-warning"><b>Proxy fidelity ({esc(notice.get("proxy", "?"))}, '
+                   f'{esc(notice.get("status", "?"))}):</b> {esc(notice.get("figures") or "")}<ul>{items}</ul></div>')]
 
 
 def agents_section(run: RunData) -> Markup | None:
@@ -247,13 +276,27 @@ def curves_section(run: RunData, images: Images) -> Markup | None:
         floor=None if run.floor is None else (run.floor.mean, run.floor.std),
         dashed=dashed,
     )
+    points = {a: [(p.wall_s, p.compute_s, p.best) for p in curve_points(run.nodes, run.info, a)] for a in curves}
+    cost = plots.best_against_cost(
+        points,
+        lower_is_better=run.info.lower_is_better,
+        metric=metric_name(run),
+        floor=None if run.floor is None else (run.floor.mean, run.floor.std),
+        dashed=dashed,
+    )
     return section(
         "curves",
         "Search curves",
         figure(
             images.add("best_so_far", fig, "best score so far per agent"),
-            "Best search score against each agent's own evaluations (crashes count, invalid proposals do "
-            "not); random search and BO dashed; grey: the reference and its noise band.",
+            "Best search score against each agent's own evaluations (crashes count, invalid proposals and "
+            "jobs stopped by the budget do not); random search and BO dashed; grey: the reference and its "
+            "noise band.",
+        ),
+        figure(
+            images.add("best_vs_cost", cost, "best score so far against wall time and compute"),
+            "The same curves against the run's wall clock (left) and against each agent's compute, its "
+            "evaluation seconds summed (right): an agent that wins per evaluation may lose per second.",
         ),
     )
 
@@ -298,15 +341,19 @@ def patterns_section(run: RunData, images: Images) -> Markup | None:
 
 
 def failures_note(run: RunData) -> Markup | None:
-    bad = [n for n in run.nodes if n.status.failed and n.status != Status.INVALID]
+    bad = [n for n in run.nodes if n.status.failed and n.status != Status.INVALID and not stopped_with_run(n)]
+    stopped = sum(stopped_with_run(n) for n in run.nodes)
+    note = para(f"{stopped} jobs were stopped when the run's budget ran out; they are not failures and are not "
+                "listed.") if stopped else ""
     if not bad:
-        return None
+        return section("failures", "Failed evaluations", para("No evaluation failed."), note) if stopped else None
     rows = [(n.id, n.agent, n.status.value, _last_line(n.error)) for n in bad[:30]]
     return section(
         "failures",
         "Failed evaluations",
         para(f"{len(bad)} evaluations failed (first 30 shown, last line of the error)."),
         table(["node", "agent", "status", "error"], rows, cls="failures"),
+        note,
     )
 
 

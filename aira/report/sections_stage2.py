@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from aira.report import plots
-from aira.report.analysis import ratio_text
+from aira.report.analysis import FIDELITY_ROWS, ratio_text, reference_score
 from aira.report.data import RunData
 from aira.report.html import Images, Markup, esc, figure, fmt, kv_table, para, section, si, table
 
@@ -38,9 +38,19 @@ def aggregate_section(run: RunData, images: Images) -> Markup | None:
     rows = [
         (i + 1, _code(c["pattern"]), fmt(c.get("score")), ratio_text(c["pattern"])) for i, c in enumerate(top)
     ]
+    ref = reference_score(run.nodes)
+    below = [c for c in top if isinstance(c.get("score"), (int, float)) and ref is not None
+             and run.info.better(ref, c["score"])]
+    notes = []
+    if below:
+        notes.append(Markup(
+            f'<p class="warn below-baseline">{len(below)} of the {len(top)} candidates this pattern was voted '
+            f"from score below the reference (baseline) proposal's {esc(fmt(ref))}: the vote aggregated over "
+            "candidates that do not beat the baseline.</p>"))
     return section(
         "aggregate",
         "Aggregated pattern",
+        *notes,
         kv_table(items),
         figure(
             images.add("aggregate", plots.pattern_strips(strips), "aggregated pattern and top candidates"),
@@ -143,21 +153,53 @@ def _cell(v) -> str:
     return "-" if v is None else str(v)
 
 
+FIDELITY_META = ("proxy", "space", "layers", "fidelities", "date", "machine", "command", "notes")
+
+
+def _readable(v) -> str:
+    """A value of fidelity.json as text: numbers rounded, intervals as [a, b], small dicts as 'k v, ...'."""
+    if isinstance(v, bool) or v is None:
+        return "-" if v is None else ("yes" if v else "no")
+    if isinstance(v, float):
+        return fmt(v, ".3g")
+    if isinstance(v, list):
+        return "[" + ", ".join(_readable(x) for x in v) + "]" if len(v) <= 8 else f"{len(v)} values"
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_readable(x)}" for k, x in v.items() if not isinstance(x, (dict, list)))
+    return str(v)
+
+
 def fidelity_section(run: RunData) -> Markup | None:
+    from aira.report.sections_search import proxy_fidelity_notes
+
     fid = run.fidelity
+    notes = proxy_fidelity_notes(run)
     if not fid:
-        return None
-    order = ["spearman", "ci", "seed_to_seed", "noise_floor", "saturation"]
-    keys = [k for k in order if k in fid] + [k for k in fid if k not in order]
-    return section(
-        "fidelity",
-        "Proxy fidelity",
-        para(
-            "How far the proxy's ranking can be trusted: rank correlation with the larger scale, its "
-            "confidence interval, seed-to-seed agreement, the noise floor and score saturation."
-        ),
-        kv_table({k: _cell(fid[k]) for k in keys}),
-    )
+        return section("fidelity", "Proxy fidelity", *notes) if notes else None
+    parts = [*notes, para(
+        "How far the proxy's ranking can be trusted: rank correlation with the larger scale, its confidence "
+        "interval, seed-to-seed agreement, the noise floor and score saturation.")]
+    rows = []
+    for key, label, target, meaning in FIDELITY_ROWS:
+        if key in fid:
+            v = fid[key]
+            if key == "ceiling" and isinstance(v, dict):
+                v = v.get("spearman")
+            rows.append((label, _readable(v), target, meaning))
+    parts.append(table(["figure", "value", "target", "what it says"], rows, cls="fidelity"))
+    per = fid.get("per_fidelity")
+    if isinstance(per, dict) and per:
+        per = {f: x for f, x in per.items() if isinstance(x, dict)}
+        keys = list(dict.fromkeys(k for x in per.values() for k, v in x.items() if not isinstance(v, (dict, list))))
+        parts.append(para("Per fidelity:"))
+        parts.append(table(["fidelity", *keys], [[f, *(_readable(x.get(k)) for k in keys)] for f, x in per.items()],
+                           cls="fidelity-per"))
+    meta = {k: _readable(fid[k]) for k in FIDELITY_META if k in fid}
+    shown = {k for k, *_ in FIDELITY_ROWS} | set(FIDELITY_META) | {"per_fidelity"}
+    rest = {k: _readable(v) for k, v in fid.items() if k not in shown and not isinstance(v, (dict, list))}
+    if meta or rest:
+        parts.append(kv_table({**meta, **rest}))
+    return section("fidelity", "Proxy fidelity", *parts)
 
 
 def halving_section(run: RunData) -> Markup | None:

@@ -345,11 +345,18 @@ def _bar_units(budget: TrainBudget, steps: int, tokens: int, t_start: float) -> 
 
 
 def _progress_bar(enabled: bool, budget: TrainBudget, desc: str):
+    """A tqdm bar on a terminal; elsewhere (a log file, a pipe) a plain line every few seconds."""
     if not enabled:
         return None
-    from tqdm import tqdm
+    import sys
 
     unit = {"seconds": "s", "steps": "step", "tokens": "tok"}[budget.kind]
+    if not sys.stderr.isatty():
+        from aira.train.progress import LineProgress
+
+        return LineProgress(int(budget.amount), unit=unit, desc=desc)
+    from tqdm import tqdm
+
     return tqdm(total=int(budget.amount), desc=desc, unit=unit, leave=False, dynamic_ncols=True,
                 disable=None, unit_scale=budget.kind == "tokens")
 

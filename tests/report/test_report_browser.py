@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def dump_dom(page, tmp_path) -> str:
+def dump_dom(page, tmp_path, *, width: int | None = None) -> str:
     cmd = [
         CHROMIUM,
         "--headless",
@@ -35,8 +35,9 @@ def dump_dom(page, tmp_path) -> str:
         "--no-first-run",
         "--disable-extensions",
         f"--user-data-dir={tmp_path / 'profile'}",
+        *([f"--window-size={width},1000"] if width else []),
         "--dump-dom",
-        page.resolve().as_uri(),
+        page if isinstance(page, str) else page.resolve().as_uri(),
     ]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -55,3 +56,14 @@ def test_every_image_loads_in_headless_chromium(
     assert m, dom[:500]
     assert m.group(1) == f"ok {n}"
     assert dom.count("<img ") == n
+
+
+@pytest.mark.parametrize("which", ["plain", "compose"])
+def test_nothing_overflows_an_800_px_window(which, plain_run, plain_html, compose_run, compose_html, tmp_path):
+    run_dir = plain_run if which == "plain" else compose_run[0]
+    dom = dump_dom(run_dir / "report.html", tmp_path, width=800)
+    m = re.search(r'<html[^>]*data-width="(\d+) of (\d+)"', dom)
+    assert m, dom[:500]
+    page_width, window = int(m.group(1)), int(m.group(2))
+    assert window == 800
+    assert page_width <= window, f"the page is {page_width} px wide in an 800 px window"

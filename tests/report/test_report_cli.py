@@ -57,3 +57,14 @@ def test_a_corrupt_run_is_one_line_and_exit_2(plain_run, tmp_path, capsys, file,
     err = capsys.readouterr().err
     assert err.startswith(f"aira: error: {run / file} ") and message in err and err.count("\n") == 1
     assert not (run / "report.html").exists()
+
+
+def test_report_json(plain_run, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "r.html"
+    assert main(["report", str(plain_run), "--out", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["report"] == str(out) and out.is_file()
+    assert sorted(p.rsplit("/", 1)[1] for p in d["images"]) == sorted(p.name for p in (tmp_path / "r").glob("*.png"))
+    assert any(p.endswith("best_vs_cost.png") for p in d["images"])

@@ -83,7 +83,7 @@ def test_run_without_compose_files_leaves_those_sections_out(plain_html):
     assert {"overview", "agents", "leaderboard", "curves", "patterns"} <= set(page.sections)
     assert not COMPOSE_SECTIONS & set(page.sections)
     assert "experiments" not in page.sections
-    assert {i["data-name"] for i in page.images} == {"leaderboard", "best_so_far", "heatmap", "ratios_top"}
+    assert {i["data-name"] for i in page.images} == {"leaderboard", "best_so_far", "best_vs_cost", "heatmap", "ratios_top"}
 
 
 def test_compose_sections_show_the_stage_results(compose_run, compose_html):
