@@ -33,7 +33,8 @@ def register(sub) -> None:
 
     r = verbs.add_parser("run", help="agentic search over layer patterns, with baselines and controls")
     r.add_argument("--space", default="attn-mlp-mamba",
-                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp-mamba)")
+                   help="attn-mlp | attn-mlp-mamba | attn-mlp-deltanet | a comma list of primitives "
+                        "(default: attn-mlp-mamba)")
     r.add_argument("--proxy", default="mad",
                    help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu, or a proxy file FILE.json / FILE.toml "
                         "(docs/fidelity.md, 'Your own proxy'; default: mad)")
