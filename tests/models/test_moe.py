@@ -75,7 +75,7 @@ def test_the_auxiliary_loss_reaches_the_training_loss_only():
     model = build_model("AEME", cfg)
     idx = torch.randint(0, cfg.vocab_size, (2, 9))
     model.eval()
-    logits, ce = model(idx, idx)
+    _, ce = model(idx, idx)
     model.train()
     _, loss = model(idx, idx)
     x, aux = model.embed(idx), 0.0
