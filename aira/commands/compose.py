@@ -39,7 +39,7 @@ def register(sub) -> None:
                          "journal, the aggregated pattern and its 1B extrapolation; `aira report OUT` draws "
                          "it. The proxy's measured fidelity is printed first: read its warnings.")
     r.add_argument("--space", default="attn-mlp",
-                   help="attn-mlp | attn-mlp-mamba | a comma list of primitives (default: attn-mlp, as in "
+                   help="attn-mlp | attn-mlp-mamba | attn-mlp-deltanet | a comma list of primitives (default: attn-mlp, as in "
                         "`aira demo`)")
     r.add_argument("--proxy", default="mad",
                    help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu, or a proxy file FILE.json / FILE.toml "

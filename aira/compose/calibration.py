@@ -17,7 +17,7 @@ from aira.errors import UsageError
 
 ORDERINGS = ("even", "front", "back", "middle")
 
-# Mixes as shares of the layers: (attention, mamba); the rest is MLP.
+# Mixes as shares of the layers: (attention, mamba or deltanet); the rest is MLP.
 _ATTN_MLP = [
     (0.0, 0.0),
     (1 / 16, 0.0),
@@ -78,12 +78,20 @@ def place(counts: dict[str, int], filler: str, layers: int, ordering: str) -> st
     return "".join(out)
 
 
-def _recipes(space: str) -> list[tuple[float, float]]:
-    if space == "attn-mlp":
-        return _ATTN_MLP
-    if space == "attn-mlp-mamba":
-        return _ATTN_MLP_MAMBA
-    raise UsageError(f"no calibration set for space {space!r}; valid: attn-mlp, attn-mlp-mamba")
+# space -> (recipes, the code of the recipes' second share); attn-mlp-deltanet reuses the Mamba mixes
+# with Gated DeltaNet in Mamba's place: both are recurrent token mixers that hybrids interleave with
+# a few attention layers, so the same spread of shares and orderings applies.
+_SPACES = {
+    "attn-mlp": (_ATTN_MLP, "S"),
+    "attn-mlp-mamba": (_ATTN_MLP_MAMBA, "S"),
+    "attn-mlp-deltanet": (_ATTN_MLP_MAMBA, "D"),
+}
+
+
+def _recipes(space: str) -> tuple[list[tuple[float, float]], str]:
+    if space not in _SPACES:
+        raise UsageError(f"no calibration set for space {space!r}; valid: {', '.join(_SPACES)}")
+    return _SPACES[space]
 
 
 def calibration_patterns(space: str = "attn-mlp-mamba", layers: int = 16) -> list[str]:
@@ -91,13 +99,14 @@ def calibration_patterns(space: str = "attn-mlp-mamba", layers: int = 16) -> lis
     if layers < 4:
         raise UsageError(f"calibration patterns need at least 4 layers, got {layers}")
     seen: dict[str, None] = {}
+    recipes, second = _recipes(space)
     for ordering in ORDERINGS:
-        for a_share, s_share in _recipes(space):
+        for a_share, s_share in recipes:
             n_a, n_s = round(a_share * layers), round(s_share * layers)
             if a_share > 0 and n_a == 0:
                 n_a = 1  # keep "a little attention" distinct from none at shallow depths
             n_s = min(n_s, layers - n_a)
-            counts = {c: n for c, n in (("A", n_a), ("S", n_s)) if n}
+            counts = {c: n for c, n in (("A", n_a), (second, n_s)) if n}
             seen.setdefault(place(counts, "M", layers, ordering), None)
     return list(seen)
 

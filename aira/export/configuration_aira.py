@@ -14,7 +14,7 @@ from typing import ClassVar
 from transformers import PretrainedConfig
 
 # Pattern codes this modeling file implements (see modeling_aira.py).
-SUPPORTED_CODES = "AMSW"
+SUPPORTED_CODES = "ADEGMSW"
 
 
 class AiraConfig(PretrainedConfig):
@@ -46,6 +46,9 @@ class AiraConfig(PretrainedConfig):
         ssm_conv: int = 4,
         ssm_chunk: int = 64,
         ssm_groups: int = 1,
+        moe_experts: int = 8,
+        moe_top_k: int = 2,
+        moe_aux_coef: float = 0.01,
         tie_embeddings: bool = True,
         norm_eps: float = 1e-5,
         causal: bool = True,
@@ -70,6 +73,9 @@ class AiraConfig(PretrainedConfig):
         self.ssm_conv = ssm_conv
         self.ssm_chunk = ssm_chunk
         self.ssm_groups = ssm_groups
+        self.moe_experts = moe_experts
+        self.moe_top_k = moe_top_k
+        self.moe_aux_coef = moe_aux_coef  # a training term; the exported loss leaves it out
         self.tie_embeddings = tie_embeddings
         self.norm_eps = norm_eps
         self.causal = causal

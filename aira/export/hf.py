@@ -14,7 +14,7 @@ a concatenation would have to rewrite imports and strip decorators, and would br
 a primitive gains an import. The two files here are ordinary modules of this package, linted and
 tested like the rest: tests/export loads an exported folder and checks its logits against HybridLM on
 the same weights, so a change to a primitive that the modeling file does not follow fails CI. The
-price: only the built-in primitives (A, M, S, W) export; a user-registered primitive is refused.
+price: only the built-in primitives (A, D, E, G, M, S, W) export; a user-registered primitive is refused.
 Parameter names are aira's own, so a HybridLM state dict goes in unchanged (a tied head is dropped:
 the exported model reads the embedding matrix instead).
 """
@@ -42,7 +42,7 @@ WRITTEN_FILES = (
     "tokenizer_config.json",
     "README.md",
 )
-SUPPORTED_CODES = "AMSW"  # keep in step with configuration_aira.SUPPORTED_CODES
+SUPPORTED_CODES = "ADEGMSW"  # keep in step with configuration_aira.SUPPORTED_CODES
 # Hugging Face's names for aira's fields, written too so tools reading config.json raw find them.
 HF_ALIASES = {
     "hidden_size": "d_model",

@@ -13,6 +13,13 @@ Layers, one pre-norm residual block x + mixer(RMSNorm(x)) per pattern code:
   M  SwiGLU MLP: out_proj(silu(w1 x) * w3 x)
   S  Mamba-2: in_proj -> [z, xBC, dt]; causal depthwise conv + SiLU; chunked SSD scan; D skip;
      gated RMSNorm; out_proj
+  D  Gated DeltaNet: in_proj -> [q, k, v, gate, a, b]; causal depthwise conv + SiLU over q, k, v;
+     L2-normalised q, k; chunked gated delta rule; per-head RMSNorm gated by silu(gate); out_proj
+  G  gated linear attention: in_proj -> [q, k, v, gate]; low-rank decay logsigmoid(.) / 16 per key
+     channel; chunked GLA scan; per-head RMSNorm gated by silu(gate); out_proj
+  E  mixture of SwiGLU experts: softmax router, top-k renormalised gates (computed densely here:
+     every expert on every token, the unchosen ones weighted 0); its load-balancing loss is a training
+     term only and is not part of this file's loss
 Generation recomputes the whole prefix at every step (no KV / SSM cache); batches must be right-padded
 (or unpadded): a causal model's real tokens never see right padding, while left padding would shift
 positions and feed pad tokens into the Mamba state, so a left-padded attention mask is refused.
@@ -78,11 +85,12 @@ class AiraAttention(nn.Module):
 
 
 class AiraMLP(nn.Module):
-    def __init__(self, config: AiraConfig):
+    def __init__(self, config: AiraConfig, ffn_dim: int | None = None):
         super().__init__()
-        self.w1 = nn.Linear(config.d_model, config.ffn_dim, bias=False)
-        self.w3 = nn.Linear(config.d_model, config.ffn_dim, bias=False)
-        self.out_proj = nn.Linear(config.ffn_dim, config.d_model, bias=False)
+        ffn_dim = config.ffn_dim if ffn_dim is None else ffn_dim
+        self.w1 = nn.Linear(config.d_model, ffn_dim, bias=False)
+        self.w3 = nn.Linear(config.d_model, ffn_dim, bias=False)
+        self.out_proj = nn.Linear(ffn_dim, config.d_model, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out_proj(F.silu(self.w1(x)) * self.w3(x))
@@ -170,6 +178,157 @@ class AiraMamba2(nn.Module):
         return self.out_proj(y)
 
 
+class AiraMoE(nn.Module):
+    """Top-k mixture of SwiGLU experts of width ffn_dim // moe_top_k."""
+
+    def __init__(self, config: AiraConfig):
+        super().__init__()
+        self.top_k = config.moe_top_k
+        self.router = nn.Linear(config.d_model, config.moe_experts, bias=False)
+        width = config.ffn_dim // config.moe_top_k
+        self.experts = nn.ModuleList(AiraMLP(config, width) for _ in range(config.moe_experts))
+
+    def forward(self, x: Tensor) -> Tensor:
+        probs = torch.softmax(self.router(x).float(), dim=-1)
+        top, chosen = probs.topk(self.top_k, dim=-1)
+        weights = torch.zeros_like(probs).scatter(-1, chosen, top / top.sum(-1, keepdim=True))
+        outs = torch.stack([expert(x) for expert in self.experts], dim=-2)  # (b, l, E, d)
+        return (weights.to(x.dtype)[..., None] * outs).sum(-2)
+
+
+def causal_mask_exp(cum_t: Tensor, cum_s: Tensor, keep: Tensor) -> Tensor:
+    """exp(cum_t - cum_s) where `keep`, else 0 (-inf before exp, so nothing overflows)."""
+    return torch.exp((cum_t - cum_s).masked_fill(~keep, float("-inf")))
+
+
+def _chunks(Q: int, l: int, *tensors: Tensor) -> tuple[int, list[Tensor]]:
+    """Zero-pad (b, l, h, ...) tensors to a multiple of Q; return the chunk count and (b, h, c, Q, ...)."""
+    pad = (-l) % Q
+    out = []
+    for t in tensors:
+        t = F.pad(t, (0,) * (2 * (t.dim() - 2)) + (0, pad)) if pad else t
+        b, lp, h = t.shape[:3]
+        out.append(t.reshape(b, lp // Q, Q, h, *t.shape[3:]).transpose(1, 3).transpose(2, 3))
+    return (l + pad) // Q, out
+
+
+def gated_delta_scan(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, scale: float, chunk: int) -> Tensor:
+    """Chunked gated delta rule: S_t = a_t S_{t-1} + k_t beta_t (v_t - a_t S_{t-1}^T k_t)^T, o_t = scale S_t^T q_t.
+
+    q, k (b, l, h, dk), v (b, l, h, dv), g = log a and beta (b, l, h) -> o (b, l, h, dv). Per chunk, the
+    writes U solve (I + A) U = beta V - beta Gamma K S_0 (A strictly lower); a loop carries S_0.
+    """
+    out_dtype = q.dtype
+    q, k, v, g, beta = (t.float() for t in (q, k, v, g, beta))
+    b, l, nh, dk = k.shape
+    dv = v.shape[-1]
+    Q = max(1, min(chunk, l))
+    c, (q, k, v, g, beta) = _chunks(Q, l, q, k, v, g, beta)  # (b, h, c, Q, ...)
+    cum = torch.cumsum(g, dim=-1)
+    tril = torch.ones(Q, Q, dtype=torch.bool, device=q.device).tril()
+    strict = causal_mask_exp(cum[..., :, None], cum[..., None, :], tril.tril(-1))
+    A = beta[..., None] * (k @ k.transpose(-1, -2)) * strict
+    rhs = torch.cat((beta[..., None] * v, (beta * cum.exp())[..., None] * k), dim=-1)
+    eye = torch.eye(Q, device=q.device)
+    U_v, W = torch.linalg.solve_triangular(eye + A, rhs, upper=False, unitriangular=True).split([dv, dk], -1)
+    scores = (q @ k.transpose(-1, -2)) * causal_mask_exp(cum[..., :, None], cum[..., None, :], tril)
+    q_in, k_out = q * cum.exp()[..., None], k * (cum[..., -1:] - cum).exp()[..., None]
+    S = q.new_zeros(b, nh, dk, dv)
+    outs = []
+    for i in range(c):
+        U = U_v[:, :, i] - W[:, :, i] @ S
+        outs.append(q_in[:, :, i] @ S + scores[:, :, i] @ U)
+        S = cum[:, :, i, -1, None, None].exp() * S + k_out[:, :, i].transpose(-1, -2) @ U
+    o = torch.stack(outs, dim=2).transpose(1, 2).transpose(2, 3).reshape(b, c * Q, nh, dv)
+    return (o[:, :l] * scale).to(out_dtype)
+
+
+def gla_scan(q: Tensor, k: Tensor, v: Tensor, gk: Tensor, scale: float, chunk: int) -> Tensor:
+    """Chunked GLA: S_t = diag(exp(gk_t)) S_{t-1} + k_t v_t^T, o_t = scale S_t^T q_t.
+
+    q, k, gk (b, l, h, dk), v (b, l, h, dv) -> o (b, l, h, dv); an explicit (Q, Q, dk) decay inside a chunk.
+    """
+    out_dtype = q.dtype
+    q, k, v, gk = (t.float() for t in (q, k, v, gk))
+    b, l, nh, dk = k.shape
+    dv = v.shape[-1]
+    Q = max(1, min(chunk, l))
+    c, (q, k, v, gk) = _chunks(Q, l, q, k, v, gk)  # (b, h, c, Q, d)
+    cum = torch.cumsum(gk, dim=-2)
+    tril = torch.ones(Q, Q, dtype=torch.bool, device=q.device).tril()[:, :, None]
+    decay = causal_mask_exp(cum[..., :, None, :], cum[..., None, :, :], tril)  # (b, h, c, Q, Q, dk)
+    o = torch.einsum("bhcti,bhcsi,bhctsi->bhcts", q, k, decay) @ v
+    states = (k * (cum[..., -1:, :] - cum).exp()).transpose(-1, -2) @ v  # (b, h, c, dk, dv)
+    run = q.new_zeros(b, nh, dk, dv)
+    entering = []
+    for i in range(c):
+        entering.append(run)
+        run = cum[:, :, i, -1, :, None].exp() * run + states[:, :, i]
+    o = o + (q * cum.exp()) @ torch.stack(entering, dim=2)
+    o = o.transpose(1, 2).transpose(2, 3).reshape(b, c * Q, nh, dv)
+    return (o[:, :l] * scale).to(out_dtype)
+
+
+class AiraGatedDeltaNet(nn.Module):
+    def __init__(self, config: AiraConfig):
+        super().__init__()
+        self.config = config
+        D, H = config.d_model, config.n_heads
+        self.n_heads, self.head_dim = H, D // H
+        self.in_proj = nn.Linear(D, 4 * D + 2 * H, bias=False)
+        self.conv = nn.Conv1d(3 * D, 3 * D, config.ssm_conv, groups=3 * D, padding=config.ssm_conv - 1, bias=True)
+        self.dt_bias = nn.Parameter(torch.zeros(H))
+        self.A_log = nn.Parameter(torch.zeros(H))
+        self.norm_weight = nn.Parameter(torch.ones(self.head_dim))
+        self.out_proj = nn.Linear(D, D, bias=False)
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self, dt_min: float = 1e-3, dt_max: float = 1e-1) -> None:
+        # as AiraMamba2's: dt log-uniform in [dt_min, dt_max], A uniform in [1, 16]
+        dt = torch.exp(torch.empty(self.n_heads).uniform_(math.log(dt_min), math.log(dt_max)))
+        self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log.copy_(torch.log(torch.empty(self.n_heads).uniform_(1.0, 16.0)))
+        self.norm_weight.fill_(1.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        cfg, H, h = self.config, self.n_heads, self.head_dim
+        b, l, D = x.shape
+        qkv, gate, a, beta = self.in_proj(x).split([3 * D, D, H, H], dim=-1)
+        qkv = F.silu(self.conv(qkv.transpose(1, 2))[..., :l].transpose(1, 2))
+        q, k, v = (t.reshape(b, l, H, h) for t in qkv.split(D, dim=-1))
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        g = -torch.exp(self.A_log.float()) * F.softplus(a.float() + self.dt_bias.float())
+        o = gated_delta_scan(q, k, v, g, torch.sigmoid(beta.float()), h**-0.5, cfg.ssm_chunk).float()
+        o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + cfg.norm_eps) * self.norm_weight.float()
+        return self.out_proj(o.reshape(b, l, D).to(x.dtype) * F.silu(gate))
+
+
+class AiraGLA(nn.Module):
+    CHUNK, GATE_RANK, GATE_NORMALIZER = 16, 16, 16.0  # as aira's gla.py
+
+    def __init__(self, config: AiraConfig):
+        super().__init__()
+        self.config = config
+        D, H = config.d_model, config.n_heads
+        self.n_heads, self.key_dim = H, D // 2
+        self.in_proj = nn.Linear(D, 2 * self.key_dim + 2 * D, bias=False)
+        self.gk_down = nn.Linear(D, self.GATE_RANK, bias=False)
+        self.gk_up = nn.Linear(self.GATE_RANK, self.key_dim, bias=True)
+        self.norm_weight = nn.Parameter(torch.ones(D // H))
+        self.out_proj = nn.Linear(D, D, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        H, Kd = self.n_heads, self.key_dim
+        b, l, D = x.shape
+        q, k, v, gate = self.in_proj(x).split([Kd, Kd, D, D], dim=-1)
+        gk = F.logsigmoid(self.gk_up(self.gk_down(x)).float()) / self.GATE_NORMALIZER
+        q, k, gk = (t.reshape(b, l, H, -1) for t in (q, k, gk))
+        o = gla_scan(q, k, v.reshape(b, l, H, -1), gk, (Kd // H) ** -0.5, self.CHUNK).float()
+        o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + self.config.norm_eps) * self.norm_weight.float()
+        return self.out_proj(o.reshape(b, l, D).to(x.dtype) * F.silu(gate))
+
+
 class AiraBlock(nn.Module):
     def __init__(self, config: AiraConfig, code: str):
         super().__init__()
@@ -182,6 +341,12 @@ class AiraBlock(nn.Module):
             self.mixer = AiraMLP(config)
         elif code == "S":
             self.mixer = AiraMamba2(config)
+        elif code == "D":
+            self.mixer = AiraGatedDeltaNet(config)
+        elif code == "G":
+            self.mixer = AiraGLA(config)
+        elif code == "E":
+            self.mixer = AiraMoE(config)
         else:
             raise ValueError(f"unknown layer code {code!r}")
 
@@ -216,8 +381,10 @@ class AiraForCausalLM(PreTrainedModel, GenerationMixin):
             nn.init.ones_(module.weight)
         elif isinstance(module, nn.Conv1d):
             module.reset_parameters()
-        elif isinstance(module, AiraMamba2):
+        elif isinstance(module, (AiraMamba2, AiraGatedDeltaNet)):
             module.reset_ssm_parameters()
+        elif isinstance(module, AiraGLA):
+            module.norm_weight.data.fill_(1.0)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed

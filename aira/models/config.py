@@ -6,7 +6,7 @@ defined by its layer pattern plus a named preset (see presets.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,7 +25,14 @@ class ModelConfig:
     ssm_head_dim: int = 64
     ssm_conv: int = 4
     ssm_chunk: int = 64
-    ssm_groups: int = 1
+    ssm_groups: int = 1  # ssm_chunk is also the chunk of Gated DeltaNet's (D) chunked scan
+    # Mixture-of-experts SwiGLU (E): experts, experts per token, weight of its load-balancing loss.
+    # Left out of the repr: a preset's repr is part of the fingerprint of measured proxies and of cached
+    # results (aira.train.cache.resolved_settings), which these later fields must not invalidate. They
+    # matter only to patterns with E; a change of their defaults must bump the evaluator version.
+    moe_experts: int = field(default=8, repr=False)
+    moe_top_k: int = field(default=2, repr=False)
+    moe_aux_coef: float = field(default=0.01, repr=False)
     tie_embeddings: bool = True
     norm_eps: float = 1e-5
     causal: bool = True

@@ -5,6 +5,10 @@ embedding when cfg.tie_embeddings). Initialisation follows GPT-2 / nanoGPT: ever
 the embedding ~ N(0, init_std); every `out_proj` (the last projection of a mixer, the one that writes
 into the residual stream) ~ N(0, init_std / sqrt(2 n_layers)) so the residual variance stays bounded with
 depth. Other parameters (norms, Mamba's dt/A/D, conv) keep the init their module chose.
+
+The returned loss is the mean cross-entropy plus, in training mode, the auxiliary losses the layers
+return (a mixture of experts' load balancing, weighted by cfg.moe_aux_coef; see block.py). In eval
+mode it is the cross-entropy alone, so evaluation scores never include it.
 """
 
 from __future__ import annotations
@@ -50,14 +54,20 @@ class HybridLM(nn.Module):
                     nn.init.normal_(module.weight, std=out_std if is_out else std)
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        """idx (B, L) token ids -> logits (B, L, V); loss is mean cross-entropy, ignoring targets == -100."""
+        """idx (B, L) token ids -> logits (B, L, V); loss is mean cross-entropy, ignoring targets == -100
+        (plus the layers' auxiliary losses in training mode, see the module docstring)."""
         x = self.embed(idx)
+        aux = None
         for block in self.blocks:
-            x = block(x)
+            x, layer_aux = block(x)
+            if layer_aux is not None:
+                aux = layer_aux if aux is None else aux + layer_aux
         logits = self.lm_head(self.norm(x))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+            if aux is not None and self.training:
+                loss = loss + aux
         return logits, loss
 
     def num_params(self, non_embedding: bool = False) -> int:

@@ -1,8 +1,9 @@
 """The AIRA-Compose task: propose a layer pattern; the harness trains it as a proxy model and scores it.
 
-Spaces: `attn-mlp` (A, M: the AIRAformer family), `attn-mlp-mamba` (A, M, S: the AIRAhybrid family), or
-any registered primitives by code or name ("A,M,W", "attn,mlp,swa"). Patterns have `layers` layers
-(16 by default).
+Spaces: `attn-mlp` (A, M: the AIRAformer family), `attn-mlp-mamba` (A, M, S: the AIRAhybrid family),
+`attn-mlp-deltanet` (A, M, D: Gated DeltaNet hybrids, as in Qwen3-Next and Kimi Linear), or any
+registered primitives by code or name ("A,M,W", "attn,mlp,swa", "A,D,E"). Patterns have `layers`
+layers (16 by default).
 
 Proxies (`proxy=`): `mad` and `lm` pick their CPU or GPU preset from the machine; `mad-cpu`, `mad-gpu`,
 `lm-cpu`, `lm-gpu` name one (`mad-cpu-ladder` is an experimental CPU alternative, docs/fidelity.md).
@@ -38,7 +39,7 @@ from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's voc
     settings_fingerprint,
 )
 
-SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS"}
+SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS", "attn-mlp-deltanet": "AMD"}
 
 
 def resolve_space(space: str) -> str:
@@ -71,6 +72,15 @@ def baseline_patterns(alphabet: str, layers: int) -> dict[str, str]:
         base = ("SM" * layers)[:layers]
         mid = (layers // 2) & ~1
         out["nemotron-h style (~8% attention)"] = base[:mid] + "A" + base[mid + 1:]
+    ffn = "E" if "E" in alphabet else "M" if "M" in alphabet else ""
+    if {"A", "D"} <= set(alphabet) and ffn:
+        # Qwen3-Next (model card of Qwen3-Next-80B-A3B: 12 x (3 x (Gated DeltaNet -> MoE) -> 1 x (Gated
+        # Attention -> MoE))) and Kimi Linear (arXiv 2510.26692: 3 KDA, a Gated DeltaNet with per-channel
+        # decay, to 1 MLA, each with an MoE MLP) interleave the same way: three linear-attention layers,
+        # then one global attention layer, every mixer followed by its MLP. In aira's codes both read
+        # (D f)x3 A f, f the MoE (E) when the space has it, else M; their attention variants (gated
+        # attention, MLA without RoPE) are approximated by A.
+        out[f"qwen3-next / kimi-linear 3:1 (D{ffn}D{ffn}D{ffn}A{ffn})"] = fit(f"D{ffn}D{ffn}D{ffn}A{ffn}")
     return out
 
 

@@ -9,7 +9,9 @@ stepped one after the other pay that K times. Here K models of the same width an
 - one step runs each segment once per group with `torch.func.vmap` over that group's stacked
   parameters (any registered primitive works, plug-ins included), sums the K losses and steps one AdamW
   over the stacked tensors: the gradient of a sum is each model's own gradient, AdamW is elementwise, and
-  gradient clipping is computed per model, so every model follows its own trajectory;
+  gradient clipping is computed per model, so every model follows its own trajectory; a layer's
+  auxiliary loss (the mixture of experts' load balancing, aira/models/block.py) joins its model's loss
+  as HybridLM adds it in training, and a MoE layer runs its dense form under vmap (no dispatch);
 - the trained slices are copied back into each model, which is then scored by the same code as the
   single path (`trainer._score`), so the result dicts are the same, key for key.
 It is the single path's computation, not a copy of its numbers: batched matrix products round
@@ -169,9 +171,17 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
     def forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x, y (K, B, L) -> the K losses."""
         h = _run_groups(embeds, lambda seg, xs: vmap(lambda p, t: F.embedding(t, p["weight"]))(seg.params, xs), x)
+        aux = []  # (members, their auxiliary losses) of layers whose mixer returns one (block.py)
+
+        def layer_step(seg, hs):
+            if not seg.base.has_aux:
+                return vmap(lambda p, b, t: functional_call(seg.base, (p, b), (t,))[0])(seg.params, seg.buffers, hs)
+            out, a = vmap(lambda p, b, t: functional_call(seg.base, (p, b), (t,)))(seg.params, seg.buffers, hs)
+            aux.append((seg.members, a))
+            return out
+
         for layer in layers:
-            h = _run_groups(layer, lambda seg, hs: vmap(
-                lambda p, b, t, base=seg.base: functional_call(base, (p, b), (t,)))(seg.params, seg.buffers, hs), h)
+            h = _run_groups(layer, layer_step, h)
         h = vmap(lambda p, t: F.rms_norm(t, (t.shape[-1],), p["weight"], norms.base.eps))(norms.params, h)
         out = heads if heads else embeds
 
@@ -179,7 +189,10 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
             hs, ys = pair
             return vmap(lambda p, t, yy: F.cross_entropy((t @ p["weight"].T).float().flatten(0, 1), yy.flatten(),
                                                          ignore_index=-100))(seg.params, hs, ys)
-        return _run_groups(out, head_loss, (h, y))
+        losses = _run_groups(out, head_loss, (h, y))
+        for ks, a in aux:  # as HybridLM.forward adds them in training mode
+            losses = losses.index_add(0, torch.tensor(ks, device=losses.device), a.to(losses.dtype))
+        return losses
 
     curve_val = [[] for _ in range(K)]
     curve_select = [[] for _ in range(K)]

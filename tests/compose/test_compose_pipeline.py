@@ -25,6 +25,20 @@ def test_spaces_validation_and_baselines():
     assert "nemotron-h style (~8% attention)" not in baseline_patterns("AM", 16)
 
 
+def test_deltanet_space_and_its_published_hybrid_baselines():
+    assert resolve_space("attn-mlp-deltanet") == "AMD"
+    assert resolve_space("A,D,E") == "ADE" and resolve_space("attn,gla,moe,deltanet") == "AGED"
+    task = ComposeTask(space="attn-mlp-deltanet", proxy="smoke", layers=16)
+    assert task.validate("(DMDMDMAM)x2") is None and "not in this space" in task.validate("(GM)x8")
+    dense = baseline_patterns("AMD", 16)
+    assert dense["qwen3-next / kimi-linear 3:1 (DMDMDMAM)"] == "DMDMDMAM" * 2
+    assert "llama-3.2 (AM alternation)" in dense
+    moe = baseline_patterns("ADE", 16)  # with the MoE in the space, the MLPs are experts, as in both models
+    assert moe == {"qwen3-next / kimi-linear 3:1 (DEDEDEAE)": "DEDEDEAE" * 2}
+    assert baseline_patterns("AMD", 12)["qwen3-next / kimi-linear 3:1 (DMDMDMAM)"] == "DMDMDMAMDMDM"
+    assert not any("qwen3" in k for k in baseline_patterns("AMS", 16))
+
+
 def test_the_agent_is_told_how_a_curve_scored_proxy_scores(monkeypatch):
     from dataclasses import replace
 

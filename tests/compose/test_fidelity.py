@@ -306,22 +306,26 @@ def test_metric_bounds_of_mad_and_lm():
 # ---------------------------------------------------------------- calibration sets
 
 
-@pytest.mark.parametrize("space, codes", [("attn-mlp", "AM"), ("attn-mlp-mamba", "AMS")])
+@pytest.mark.parametrize("space, codes", [("attn-mlp", "AM"), ("attn-mlp-mamba", "AMS"),
+                                          ("attn-mlp-deltanet", "AMD")])
 def test_calibration_sets_span_the_mixes_and_orderings(space, codes):
     pats = calibration_patterns(space)
     assert len(pats) >= 24 and len(set(pats)) == len(pats)
     assert all(len(p) == 16 and set(p) <= set(codes) for p in pats)
     shares = {p.count("A") / 16 for p in pats}
     assert min(shares) == 0.0 and max(shares) == 1.0
-    if "S" in codes:
-        mamba = {p.count("S") / 16 for p in pats}
-        assert min(mamba) == 0.0 and max(mamba) == 1.0
+    third = codes[2:]  # Mamba-2 or Gated DeltaNet
+    if third:
+        recurrent = {p.count(third) / 16 for p in pats}
+        assert min(recurrent) == 0.0 and max(recurrent) == 1.0
     # the same mix appears in several orders
     mixes = Counter(tuple(sorted(Counter(p).items())) for p in pats)
     assert max(mixes.values()) >= 3
     # a short prefix already spans the attention shares
     assert {p.count("A") for p in pats[:10]} >= {0, 8, 16}
-    assert {p.count("S") for p in pats[:10]} >= ({0, 8, 16} if "S" in codes else {0})
+    assert {p.count(third or "S") for p in pats[:10]} >= ({0, 8, 16} if third else {0})
+    if third == "D":  # the same recipes as the Mamba-2 space, D in S's place
+        assert pats == [p.replace("S", "D") for p in calibration_patterns("attn-mlp-mamba")]
 
 
 def test_place_orderings():

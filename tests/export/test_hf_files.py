@@ -139,7 +139,7 @@ def test_bare_state_dict_with_ddp_prefixes_loads(tmp_path):
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
-    with pytest.raises(UsageError, match="implements A, M, S, W only"):
+    with pytest.raises(UsageError, match="implements A, D, E, G, M, S, W only"):
         check_exportable("AMZ", resolve_config("tiny"))
     with pytest.raises(UsageError, match="bidirectional"):
         check_exportable("AM", resolve_config("tiny", causal=False))

@@ -18,10 +18,14 @@ from aira.models import build_model
 # A mixed pattern at widths where every path runs: several SSD chunks with a padded tail (chunk 8,
 # L = 21), a window shorter than the sequence (W), grouped kv heads, and in the second setting an
 # untied head, plain multi-head attention and two SSM groups.
+# The third setting: Gated DeltaNet, GLA (chunk 16: one full and one padded chunk) and the mixture of
+# experts (4 experts, top 2) beside attention and Mamba-2.
 SETTINGS = {
     "tied-gqa": {"n_kv_heads": 2, "ssm_chunk": 8, "window": 5},
     "untied-groups": {"n_kv_heads": 4, "ssm_chunk": 8, "window": 5, "ssm_groups": 2, "tie_embeddings": False},
+    "deltanet-gla-moe": {"n_kv_heads": 2, "ssm_chunk": 8, "moe_experts": 4, "moe_top_k": 2},
 }
+PATTERNS = {"deltanet-gla-moe": "DEGMADSE"}
 PATTERN = "AMSWSMA"
 L = 21
 
@@ -29,7 +33,7 @@ L = 21
 def _perturbed(name: str):
     """A model whose every parameter (norms, D, dt, A included) differs from its init, so each one counts."""
     torch.manual_seed(0)
-    model = build_model(PATTERN, "tiny", vocab_size=101, **SETTINGS[name])
+    model = build_model(PATTERNS.get(name, PATTERN), "tiny", vocab_size=101, **SETTINGS[name])
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -105,9 +109,9 @@ def test_right_padding_is_harmless_and_left_padding_refused(pair):
 def test_config_reads_back_with_hf_names(pair):
     ref, hf = pair
     c = hf.config
-    assert c.model_type == "aira_hybrid" and c.pattern == PATTERN
+    assert c.model_type == "aira_hybrid" and c.pattern == ref.pattern
     assert (c.hidden_size, c.num_attention_heads, c.num_key_value_heads) == (64, 4, ref.cfg.n_kv_heads)
-    assert c.num_hidden_layers == len(PATTERN) and c.max_position_embeddings == ref.cfg.max_seq_len
+    assert c.num_hidden_layers == len(ref.pattern) and c.max_position_embeddings == ref.cfg.max_seq_len
     assert sum(p.numel() for p in hf.parameters()) == ref.num_params()
 
 
@@ -135,5 +139,5 @@ def test_exporter_and_modeling_file_agree_on_the_codes():
     from aira.export import configuration_aira, hf
 
     assert hf.SUPPORTED_CODES == configuration_aira.SUPPORTED_CODES
-    with pytest.raises(ValueError, match="implements only AMSW"):
+    with pytest.raises(ValueError, match="implements only ADEGMSW"):
         configuration_aira.AiraConfig(pattern="AMZ")

@@ -49,5 +49,18 @@ def test_list(capsys):
         assert word in out
     assert main(["models", "list", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [p["code"] for p in data["primitives"]][:4] == ["A", "M", "S", "W"]
+    assert [p["code"] for p in data["primitives"]] == ["A", "D", "E", "G", "M", "S", "W"]
     assert data["presets"][4]["d_model"] == 2048
+
+
+def test_show_counts_deltanet_gla_and_moe(capsys):
+    from aira.models import build_model, get_preset
+
+    assert main(["models", "show", "--pattern", "(deltanet mlp gla moe)x2", "--preset", "tiny", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["pattern"] == "DMGEDMGE" and s["ratio_codes"] == "A:M:S:D:E:G" and s["ratio"] == "0:2:0:2:2:2"
+    built = build_model("DMGEDMGE", get_preset("tiny").model)
+    assert s["params"] == sum(p.numel() for p in built.parameters())
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(word in out for word in ("deltanet", "gla", "moe"))

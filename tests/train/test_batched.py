@@ -66,7 +66,7 @@ def test_six_models_two_seeds_of_three_tasks_with_their_own_vocabularies(monkeyp
 
 
 def test_mixed_patterns_grouped_by_primitive_at_each_layer(monkeypatch):
-    pats = ["AMAM", "MMAA", "SMAM", "AWMS"]
+    pats = ["AMAM", "MMAA", "SMAM", "AWMS", "DGEM", "GDME"]
     _check([TrainConfig(pattern=p, seed=i, task="mad:in_context_recall,compression", **BASE)
             for i, p in enumerate(pats)], monkeypatch)
 
