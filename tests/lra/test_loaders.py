@@ -5,7 +5,8 @@ import pickle
 import pytest
 import torch
 
-from aira.data.lra import image, load_lra, load_saved, retrieval, text
+from aira.data.lra import image, listops, load_lra, load_saved, pathfinder, retrieval, text
+from aira.data.lra.core import Split
 from aira.errors import UsageError
 
 
@@ -106,3 +107,40 @@ def test_bad_task_preset_and_dir_are_usage_errors(tmp_path):
         load_lra("lra-text", preset="huge")
     with pytest.raises(UsageError, match="no IMDb data found"):
         load_lra("lra-text", data_dir=tmp_path)
+
+
+def _tiny_splits(*args, **kwargs) -> dict:
+    x = torch.ones(4, 3, dtype=torch.int16)
+    return {s: Split(x=x, y=torch.tensor([0, 1, 0, 1]), x2=x) for s in ("train", "val", "test")}
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("task", ["lra-listops", "lra-text", "lra-retrieval", "lra-image", "lra-pathfinder"])
+def test_generated_data_is_a_standin_at_every_preset(monkeypatch, task, preset):
+    # Issue #19: the gpu preset's generated ListOps claimed to be LRA's data. Only LRA's released files
+    # may be compared with published numbers; the generators are replaced by tiny splits so that the
+    # gpu preset's sizes cost nothing here.
+    import aira.data.lra as lra
+
+    for mod, fn in ((listops, "generate"), (pathfinder, "generate"), (text, "standin"),
+                    (retrieval, "standin"), (image, "standin")):
+        monkeypatch.setattr(mod, fn, _tiny_splits)
+    lra._load.cache_clear()
+    try:
+        data = load_lra(task, preset=preset, seed=0)
+    finally:
+        lra._load.cache_clear()
+    assert data.standin is True
+    assert "STAND-IN" in data.source
+
+
+def _write_listops(d, rows):
+    for name in listops.FILES.values():
+        (d / name).write_text("Source\tTarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
+
+
+def test_only_lra_files_at_lra_sizes_are_comparable(tmp_path):
+    _write_listops(tmp_path, [("( ( ( [MAX 2 ) 9 ) ] )", 9), ("( ( ( [SM 7 ) 5 ) ] )", 2)])
+    assert load_lra("lra-listops", data_dir=tmp_path, preset="gpu").standin is False
+    capped = load_lra("lra-listops", data_dir=tmp_path, preset="cpu")
+    assert capped.standin is True and "not comparable" in capped.source

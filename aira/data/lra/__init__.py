@@ -12,8 +12,9 @@ Data presets (sizes and lengths, see docs/lra.md):
   a few thousand examples, for a training run of about a minute on one core;
 - "smoke": tiny, for tests.
 Without a data_dir, Text / Retrieval / Image use offline stand-ins and ListOps / Pathfinder are
-generated. `standin` is True whenever the data is not LRA's data at LRA's sizes: such scores must never
-be compared to published numbers. Loaded data is cached per (task, data_dir, preset, seed); treat its
+generated. Only data read from LRA's released files (a data_dir) at the gpu preset is LRA's data:
+everything else, generated ListOps included whatever the preset, has `standin` True and a source that
+says STAND-IN, and its scores must never be compared to published numbers. Loaded data is cached per (task, data_dir, preset, seed); treat its
 tensors as read-only.
 """
 
@@ -79,7 +80,11 @@ def _load(task: str, data_dir: str | None, preset: str, seed: int, hidden_seed: 
               "lra-image": _image, "lra-pathfinder": _pathfinder}[task]
     d = Path(data_dir) if data_dir else None
     data = loader(d, preset, seed, hidden_seed)
-    if d is not None and preset != "gpu":
+    if d is None:
+        # Generated data is never LRA's data, even from LRA's recipe at LRA's sizes (issue #19): only
+        # LRA's released files may be compared with published numbers.
+        data.standin = True
+    elif preset != "gpu":
         data.standin = True
         data.source += f" (capped to the {preset} preset's sizes: not comparable to LRA)"
         for name, n in sizes(task, preset).items():
@@ -93,17 +98,16 @@ def _load(task: str, data_dir: str | None, preset: str, seed: int, hidden_seed: 
 def _listops(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     lo, hi = _LENGTH["lra-listops"][preset]
     if d is not None:
-        splits, real = listops.load_dir(d, 2000 if preset == "gpu" else hi), True
-        source = f"LRA ListOps TSV files at {d}"
-        hi = 2000 if preset == "gpu" else hi
+        splits, standin = listops.load_dir(d, hi), False
+        source = f"LRA ListOps TSV files at {d}, truncated at {hi} tokens"
     else:
         n = sizes("lra-listops", preset)
         cfg = listops.ListOpsConfig(min_len=lo, max_len=hi, n_train=n["train"], n_val=n["val"],
                                     n_test=n["test"])
-        splits, real = listops.generate(cfg, seed, hidden_seed), preset == "gpu"
-        source = f"ListOps generated with LRA's recipe, {lo}-{hi} tokens, seed {seed}"
+        splits, standin = listops.generate(cfg, seed, hidden_seed), True
+        source = f"STAND-IN: ListOps generated with LRA's recipe, {lo}-{hi} tokens, seed {seed}"
     return LraData(task="lra-listops", **splits, vocab_size=len(listops.VOCAB), max_len=hi,
-                   n_classes=listops.N_CLASSES, standin=not real, source=source)
+                   n_classes=listops.N_CLASSES, standin=standin, source=source)
 
 
 def _text(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
@@ -154,5 +158,5 @@ def _pathfinder(d: Path | None, preset: str, seed: int, hidden_seed: int | None)
                                       n_val=n["val"], n_test=n["test"])
     return LraData(task="lra-pathfinder", **pathfinder.generate(cfg, seed, hidden_seed), vocab_size=257,
                    max_len=side * side, n_classes=2, standin=True,
-                   source=f"Pathfinder-style images from aira's generator, {side}x{side}, "
+                   source=f"STAND-IN: Pathfinder-style images from aira's generator, {side}x{side}, "
                           f"paths of {cfg.path_len[0]}-{cfg.path_len[1]} px")
