@@ -1,6 +1,9 @@
-"""ListOps: labels against an independent stack-machine evaluator, lengths, determinism, TSV loader."""
+"""ListOps: labels against an independent stack-machine evaluator, lengths, determinism, TSV loader, and
+agreement with LRA's own generator (lra_benchmarks/data/listops.py) and input pipeline
+(lra_benchmarks/listops/input_pipeline.py) in google-research/long-range-arena."""
 
 import random
+import statistics
 
 import pytest
 import torch
@@ -37,7 +40,7 @@ def test_labels_match_an_independent_evaluator_and_lengths_stay_in_range():
     for _ in range(300):
         toks, label = listops.sample(rng, cfg)
         assert 40 <= len(toks) <= 120
-        assert toks.count("(") == toks.count(")")
+        assert "(" not in toks and ")" not in toks  # LRA's pipeline drops them before the model
         assert stack_eval(toks) == label
         ops_seen.update(t for t in toks if t.startswith("["))
     assert ops_seen == set(listops.OPS)
@@ -97,7 +100,7 @@ def test_tsv_loader_reads_lra_release_format(tmp_path):
     splits = listops.load_dir(tmp_path, max_len=2000)
     assert splits["test"].y.tolist() == [9, 1]
     first = [listops.VOCAB[i] for i in splits["train"].x[0].tolist() if i]
-    assert first == rows[0][0].split()
+    assert first == ["[MAX", "2", "9", "]"]
     assert stack_eval(first) == 9
 
 
@@ -110,3 +113,109 @@ def test_tsv_loader_errors_name_file_and_line(tmp_path):
         listops.read_tsv(tmp_path / "bad.tsv", 100)
     with pytest.raises(UsageError, match="missing ListOps files"):
         listops.load_dir(tmp_path, 100)
+
+
+# --- LRA's input pipeline (lra_benchmarks/listops/input_pipeline.py) --------------------------------
+# Its rule: rename "]" to "X", delete every "(" and ")", split on whitespace, keep the first max_length
+# (2000) tokens, pad with 0. aira keeps the name "]"; the ids are its own.
+
+def _ids_to_tokens(row: torch.Tensor) -> list[str]:
+    return [listops.VOCAB[i] for i in row.tolist() if i]
+
+
+def test_tsv_rows_become_lra_pipeline_tokens_then_are_truncated(tmp_path):
+    rows = [("( ( ( ( [MAX 2 ) ( ( ( [MIN 4 ) 7 ) ] ) ) 9 ) ] )", 9),             # 22 tokens, 8 kept
+            ("( ( ( ( ( [SM 1 ) ( ( ( [MAX 2 ) 3 ) ] ) ) 4 ) 5 ) ] )", 3)]       # 25 tokens, 9 kept
+    _write(tmp_path / "basic_test.tsv", rows)
+    s = listops.read_tsv(tmp_path / "basic_test.tsv", max_len=8)
+    # Written out by hand from LRA's rule: the parentheses go first, then the cut at max_length, so the
+    # first row fits whole with its final "]" and the second loses only its last token.
+    assert _ids_to_tokens(s.x[0]) == ["[MAX", "2", "[MIN", "4", "7", "]", "9", "]"]
+    assert _ids_to_tokens(s.x[1]) == ["[SM", "1", "[MAX", "2", "3", "]", "4", "5"]
+    assert s.x.shape == (2, 8) and s.y.tolist() == [9, 3]
+
+
+def _released(op: str, args: list[str]) -> str:
+    """LRA's released string of one operator node: each argument closes a parenthesised prefix."""
+    out = "( " * (len(args) + 1) + op
+    for a in args:
+        out += f" {a} )"
+    return out + " ] )"
+
+
+def test_a_long_released_row_keeps_its_final_bracket_at_2000(tmp_path):
+    # 922 tokens without parentheses, 2,764 with them: the old loader cut it at 2,000 and lost the "]"
+    # that closes the root, as it did for 82% of rows made with LRA's recipe.
+    leaf = _released("[MIN", list("3141592"))
+    mid = _released("[MAX", [leaf] * 10)
+    row = _released("[SM", [mid] * 10)
+    assert len(row.split()) == 2764
+    _write(tmp_path / "basic_val.tsv", [(row, 0)])
+    got = _ids_to_tokens(listops.read_tsv(tmp_path / "basic_val.tsv", max_len=listops.MAX_LEN).x[0])
+    assert len(got) == 922 and got[-1] == "]"
+    assert got == [t for t in row.split() if t not in ("(", ")")]
+    assert stack_eval(got) == 0  # SM of ten MAXes of MIN(3,1,4,1,5,9,2) = 1: 10 mod 10
+
+
+# --- LRA's generator (lra_benchmarks/data/listops.py) -------------------------------------------------
+# Its settings (flags): max_depth 10, max_args 10, min_length 500, max_length 2000 (kept when
+# min_length < length < max_length), 96,000 / 2,000 / 2,000 examples; VALUE_P = 0.25.
+
+def _lra_tree(rng: random.Random, depth: int, max_depth: int, max_args: int):
+    """LRA's generate_tree rules, restated: (tree, length); length counts operators, digits and "]".
+    Below max_depth, r = random(); r > VALUE_P = 0.25 gives a digit random.choice(range(10)); else an
+    operator node with randint(2, max_args) subtrees, then its operator random.choice of
+    [MIN, MAX, MED, SM] in that order. At max_depth, always a digit."""
+    r = rng.random() if depth < max_depth else 1
+    if r > 0.25:
+        return rng.choice(range(10)), 1
+    args, length = [], 2
+    for _ in range(rng.randint(2, max_args)):
+        sub, n = _lra_tree(rng, depth + 1, max_depth, max_args)
+        args.append(sub)
+        length += n
+    return (rng.choice(["[MIN", "[MAX", "[MED", "[SM"]), args), length
+
+
+def _lra_string(tree) -> str:
+    return str(tree) if isinstance(tree, int) else _released(tree[0], [_lra_string(a) for a in tree[1]])
+
+
+def _lra_value(tree) -> int:
+    """LRA's to_value: MIN, MAX, int(np.median) (here statistics.median: the same mean of the middle two),
+    sum mod 10."""
+    if isinstance(tree, int):
+        return tree
+    op, vals = tree[0], [_lra_value(a) for a in tree[1]]
+    return {"[MIN": min(vals), "[MAX": max(vals), "[MED": int(statistics.median(vals)),
+            "[SM": sum(vals) % 10}[op]
+
+
+def _lra_pipeline(source: str) -> list[str]:
+    """LRA's input pipeline: "]" -> "X", "(" and ")" deleted, whitespace split (X shown as "]" again)."""
+    out = source.replace("]", "X").replace("(", "").replace(")", "").split()
+    return ["]" if t == "X" else t for t in out]
+
+
+@pytest.mark.parametrize("lo, hi, n", [(20, 60, 100), (100, 300, 60)])
+def test_generator_draws_the_trees_lra_generator_draws(lo, hi, n):
+    # Same seeds, same random draws: our sample must be the first tree LRA's rules accept (exclusive
+    # bounds lo - 1 < length < hi + 1), as LRA's pipeline would hand it to the model, with LRA's label.
+    cfg = listops.ListOpsConfig(min_len=lo, max_len=hi)
+    ours, ref = random.Random(7), random.Random(7)
+    for _ in range(n):
+        toks, label = listops.sample(ours, cfg)
+        while True:
+            tree, length = _lra_tree(random.Random(ref.getrandbits(64)), 1, 10, 10)
+            if lo - 1 < length < hi + 1:
+                break
+        assert toks == _lra_pipeline(_lra_string(tree))
+        assert len(toks) == length and label == _lra_value(tree)
+
+
+def test_default_config_is_lra_generators_flags():
+    cfg = listops.ListOpsConfig()
+    assert (cfg.max_depth, cfg.max_args, cfg.leaf_p) == (10, 10, 1 - 0.25)
+    assert (cfg.min_len - 1, cfg.max_len + 1) == (500, 2000)  # LRA's bounds are exclusive
+    assert (cfg.n_train, cfg.n_val, cfg.n_test) == (96_000, 2_000, 2_000)
+    assert listops.MAX_LEN == 2000  # LRA's max_length (listops/configs/base_listops_config.py)

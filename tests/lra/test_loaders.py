@@ -5,7 +5,8 @@ import pickle
 import pytest
 import torch
 
-from aira.data.lra import image, load_lra, load_saved, retrieval, text
+from aira.data.lra import image, listops, load_lra, load_saved, pathfinder, retrieval, text
+from aira.data.lra.core import Split
 from aira.errors import UsageError
 
 
@@ -52,6 +53,31 @@ def test_retrieval_tsv(tmp_path):
     (tmp_path / retrieval.FILES["test"]).write_text("1\tonly\tthree\n")
     with pytest.raises(UsageError, match="expected 5 columns"):
         retrieval.load_dir(tmp_path, max_len=10)
+
+
+def test_retrieval_tsv_reads_quotes_tabs_and_bytes_as_lra_does(tmp_path):
+    # LRA's reader (lra_benchmarks/matching/input_pipeline.py): make_csv_dataset(field_delim="\t",
+    # use_quote_delim=False, header=False), so a quote is an ordinary byte, every tab separates fields
+    # and a record ends at \n, \r\n or \r; ByteTextEncoder then encodes the field's raw bytes as byte + 1
+    # and keeps the first max_length (after the first 10,000). Python's csv module did none of this: it
+    # took the unclosed quote below as the start of a field running into the next lines.
+    rows = [b'1\tp1\tp2\t"Attention\tis "all" you need',
+            b'0\tp3\tp4\tna\xc3\xafve \xe6\x97\xa5\xe6\x9c\xac\t\xe9t\xe9 "quoted"',  # UTF-8; Latin-1 bytes
+            b'1.0\tp5\tp6\t""\t"']
+    for name in retrieval.FILES.values():
+        (tmp_path / name).write_bytes(rows[0] + b"\r\n" + rows[1] + b"\n" + rows[2] + b"\n")
+    s = retrieval.load_dir(tmp_path, max_len=12)["train"]
+    assert s.y.tolist() == [1, 0, 1]
+    # Written out by hand from those rules, cut at 12 bytes (mid-character for the CJK text, as LRA does).
+    assert [_ids_to_bytes(r) for r in s.x] == [b'"Attention', b"na\xc3\xafve \xe6\x97\xa5\xe6\x9c", b'""']
+    assert [_ids_to_bytes(r) for r in s.x2] == [b'is "all" you', b'\xe9t\xe9 "quoted"', b'"']
+    # A tab inside quotes still separates fields (LRA: "Expect 5 fields"); LRA's files have no header.
+    (tmp_path / "bad.tsv").write_bytes(b'1\tp1\tp2\t"a\tb"\tc\n')
+    with pytest.raises(UsageError, match=r"bad.tsv:1: expected 5 columns .* got 6"):
+        retrieval.read_tsv(tmp_path / "bad.tsv", 12)
+    (tmp_path / "bad.tsv").write_bytes(b"label\tid1\tid2\ttext1\ttext2\n")
+    with pytest.raises(UsageError, match=r"bad.tsv:1: label must be 0 or 1"):
+        retrieval.read_tsv(tmp_path / "bad.tsv", 12)
 
 
 def test_cifar_pickles_to_grayscale_tokens(tmp_path):
@@ -106,3 +132,40 @@ def test_bad_task_preset_and_dir_are_usage_errors(tmp_path):
         load_lra("lra-text", preset="huge")
     with pytest.raises(UsageError, match="no IMDb data found"):
         load_lra("lra-text", data_dir=tmp_path)
+
+
+def _tiny_splits(*args, **kwargs) -> dict:
+    x = torch.ones(4, 3, dtype=torch.int16)
+    return {s: Split(x=x, y=torch.tensor([0, 1, 0, 1]), x2=x) for s in ("train", "val", "test")}
+
+
+@pytest.mark.parametrize("preset", ["smoke", "cpu", "gpu"])
+@pytest.mark.parametrize("task", ["lra-listops", "lra-text", "lra-retrieval", "lra-image", "lra-pathfinder"])
+def test_generated_data_is_a_standin_at_every_preset(monkeypatch, task, preset):
+    # Issue #19: the gpu preset's generated ListOps claimed to be LRA's data. Only LRA's released files
+    # may be compared with published numbers; the generators are replaced by tiny splits so that the
+    # gpu preset's sizes cost nothing here.
+    from aira.data import lra
+
+    for mod, fn in ((listops, "generate"), (pathfinder, "generate"), (text, "standin"),
+                    (retrieval, "standin"), (image, "standin")):
+        monkeypatch.setattr(mod, fn, _tiny_splits)
+    lra._load.cache_clear()
+    try:
+        data = load_lra(task, preset=preset, seed=0)
+    finally:
+        lra._load.cache_clear()
+    assert data.standin is True
+    assert "STAND-IN" in data.source
+
+
+def _write_listops(d, rows):
+    for name in listops.FILES.values():
+        (d / name).write_text("Source\tTarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
+
+
+def test_only_lra_files_at_lra_sizes_are_comparable(tmp_path):
+    _write_listops(tmp_path, [("( ( ( [MAX 2 ) 9 ) ] )", 9), ("( ( ( [SM 7 ) 5 ) ] )", 2)])
+    assert load_lra("lra-listops", data_dir=tmp_path, preset="gpu").standin is False
+    capped = load_lra("lra-listops", data_dir=tmp_path, preset="cpu")
+    assert capped.standin is True and "not comparable" in capped.source

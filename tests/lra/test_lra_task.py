@@ -202,5 +202,6 @@ def test_the_honest_score_is_the_in_process_evaluators_on_the_same_rows(tmp_path
     public = LraTask("lra-listops", preset="smoke", work_dir=str(tmp_path), hidden_seed=0)  # the public rows
     r = evaluate_job(**public.make_job(public.reference(), seed=0, job_id="ref").kwargs)
     direct = evaluate_attention(str(path("softmax")), "lra-listops", preset="smoke", seed=0)
-    assert r["status"] == "ok" and r["metric"] == pytest.approx(direct["metric"], abs=1e-9)
-    assert r["selection_metric"] == pytest.approx(direct["selection_metric"], abs=1e-6)  # float32 mean
+    # the harness counts exact fractions, the in-process evaluator takes a float32 mean
+    assert r["status"] == "ok" and r["metric"] == pytest.approx(direct["metric"], abs=1e-6)
+    assert r["selection_metric"] == pytest.approx(direct["selection_metric"], abs=1e-6)

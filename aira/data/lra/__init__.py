@@ -6,14 +6,15 @@
 
 Tasks: lra-listops, lra-text, lra-retrieval (pairs: x and x2), lra-image, lra-pathfinder.
 Data presets (sizes and lengths, see docs/lra.md):
-- "gpu": LRA's sizes and lengths (ListOps 500-2000 tokens, 96K / 2K / 2K; Text 4,096 bytes;
+- "gpu": LRA's sizes and lengths (ListOps 501-1999 tokens, 96K / 2K / 2K; Text 4,096 bytes;
   Retrieval 2 x 4,000 bytes; Image 32 x 32; Pathfinder 32 x 32, 160K / 20K / 20K);
 - "cpu": short sequences (ListOps 100-300, Text 512 bytes, Retrieval 2 x 256, 16 x 16 images) and
   a few thousand examples, for a training run of about a minute on one core;
 - "smoke": tiny, for tests.
 Without a data_dir, Text / Retrieval / Image use offline stand-ins and ListOps / Pathfinder are
-generated. `standin` is True whenever the data is not LRA's data at LRA's sizes: such scores must never
-be compared to published numbers. Loaded data is cached per (task, data_dir, preset, seed); treat its
+generated. Only data read from LRA's released files (a data_dir) at the gpu preset is LRA's data:
+everything else, generated ListOps included whatever the preset, has `standin` True and a source that
+says STAND-IN, and its scores must never be compared to published numbers. Loaded data is cached per (task, data_dir, preset, seed); treat its
 tensors as read-only.
 """
 
@@ -41,7 +42,8 @@ _GPU_SIZES = {"lra-listops": (96_000, 2_000, 2_000), "lra-text": (22_500, 2_500,
               "lra-retrieval": (40_000, 4_000, 4_000), "lra-image": (45_000, 5_000, 10_000),
               "lra-pathfinder": (160_000, 20_000, 20_000)}
 _LENGTH = {
-    "lra-listops": {"smoke": (20, 60), "cpu": (100, 300), "gpu": (500, 2000)},
+    # ListOps: generated lengths, inclusive, in the tokens the model sees (LRA's 500 < length < 2000)
+    "lra-listops": {"smoke": (20, 60), "cpu": (100, 300), "gpu": (501, 1999)},
     "lra-text": {"smoke": 128, "cpu": 512, "gpu": 4096},
     "lra-retrieval": {"smoke": 64, "cpu": 256, "gpu": 4000},
     "lra-image": {"smoke": 8, "cpu": 16, "gpu": 32},
@@ -79,7 +81,11 @@ def _load(task: str, data_dir: str | None, preset: str, seed: int, hidden_seed: 
               "lra-image": _image, "lra-pathfinder": _pathfinder}[task]
     d = Path(data_dir) if data_dir else None
     data = loader(d, preset, seed, hidden_seed)
-    if d is not None and preset != "gpu":
+    if d is None:
+        # Generated data is never LRA's data, even from LRA's recipe at LRA's sizes (issue #19): only
+        # LRA's released files may be compared with published numbers.
+        data.standin = True
+    elif preset != "gpu":
         data.standin = True
         data.source += f" (capped to the {preset} preset's sizes: not comparable to LRA)"
         for name, n in sizes(task, preset).items():
@@ -92,18 +98,18 @@ def _load(task: str, data_dir: str | None, preset: str, seed: int, hidden_seed: 
 
 def _listops(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
     lo, hi = _LENGTH["lra-listops"][preset]
+    max_len = listops.MAX_LEN if preset == "gpu" else hi
     if d is not None:
-        splits, real = listops.load_dir(d, 2000 if preset == "gpu" else hi), True
-        source = f"LRA ListOps TSV files at {d}"
-        hi = 2000 if preset == "gpu" else hi
+        splits, standin = listops.load_dir(d, max_len), False
+        source = f"LRA ListOps TSV files at {d}, parentheses dropped, truncated at {max_len} tokens"
     else:
         n = sizes("lra-listops", preset)
         cfg = listops.ListOpsConfig(min_len=lo, max_len=hi, n_train=n["train"], n_val=n["val"],
                                     n_test=n["test"])
-        splits, real = listops.generate(cfg, seed, hidden_seed), preset == "gpu"
-        source = f"ListOps generated with LRA's recipe, {lo}-{hi} tokens, seed {seed}"
-    return LraData(task="lra-listops", **splits, vocab_size=len(listops.VOCAB), max_len=hi,
-                   n_classes=listops.N_CLASSES, standin=not real, source=source)
+        splits, standin = listops.generate(cfg, seed, hidden_seed), True
+        source = f"STAND-IN: ListOps generated with LRA's recipe, {lo}-{hi} tokens, seed {seed}"
+    return LraData(task="lra-listops", **splits, vocab_size=len(listops.VOCAB), max_len=max_len,
+                   n_classes=listops.N_CLASSES, standin=standin, source=source)
 
 
 def _text(d: Path | None, preset: str, seed: int, hidden_seed: int | None) -> LraData:
@@ -154,5 +160,5 @@ def _pathfinder(d: Path | None, preset: str, seed: int, hidden_seed: int | None)
                                       n_val=n["val"], n_test=n["test"])
     return LraData(task="lra-pathfinder", **pathfinder.generate(cfg, seed, hidden_seed), vocab_size=257,
                    max_len=side * side, n_classes=2, standin=True,
-                   source=f"Pathfinder-style images from aira's generator, {side}x{side}, "
+                   source=f"STAND-IN: Pathfinder-style images from aira's generator, {side}x{side}, "
                           f"paths of {cfg.path_len[0]}-{cfg.path_len[1]} px")

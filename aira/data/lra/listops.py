@@ -1,16 +1,24 @@
 """LRA ListOps: nested MAX / MIN / MED / SM expressions over digits, 10 classes.
 
-Generator after LRA's recipe (Tay et al. 2020, built on Nangia & Bowman 2018): an operator node draws
-2..max_args arguments, each a digit with probability `leaf_p` or else a nested operator, down to
-`max_depth`; expressions outside [min_len, max_len] tokens are rejected and redrawn. The label is the
-value of the expression: MAX, MIN, MED = int(median) (the mean of the middle two, truncated, for an
-even count), SM = sum mod 10.
+What the model sees follows LRA's ListOps input pipeline (lra_benchmarks/listops/input_pipeline.py in
+google-research/long-range-arena): it deletes every "(" and ")" from the released string, keeps "]"
+(renamed "X" there, because its tokenizer would drop it), splits on whitespace, then truncates at
+max_length = 2000 tokens and pads with 0. So `( ( ( [MAX 2 ) 9 ) ] )` is the 4 tokens `[MAX 2 9 ]`.
+Token ids are ours (LRA numbers a Python set, so its order is arbitrary); a token LRA would send to its
+out-of-vocabulary id is an error here.
 
-Strings use LRA's released form, where each argument closes a parenthesised prefix:
-`[MAX 2 9 ]` is written `( ( ( [MAX 2 ) 9 ) ] )`. Lengths here count every token the model sees,
-parentheses included (LRA's own generator counted only operators, digits and "]"), so the configured
-range is the true input length. The root is always an operator: a lone digit is too short anyway,
-so this saves rejections without changing the accepted distribution.
+Generator after LRA's own (lra_benchmarks/data/listops.py, `generate_tree`), rule for rule and draw
+for draw, so that the same random draws give the same tree (tests/lra/test_listops.py checks this
+against a restatement of LRA's rules): a node below `max_depth` draws r = random(); r > 1 - leaf_p
+(LRA: 0.25) makes a digit, anything else an operator with randint(2, max_args) arguments, drawn before
+its operator; at `max_depth` every node is a digit. The length is LRA's: operators, digits and "]",
+the very tokens the model sees; LRA keeps 500 < length < 2000, i.e. 501-1999 inclusive here. The label
+is the value: MAX, MIN, MED = int(median) (mean of the middle two, truncated), SM = sum mod 10.
+Differences from LRA's generator, none of which changes the distribution of an accepted tree: each
+attempt draws from its own random.Random seeded from the split's stream (LRA shares one global stream),
+so an attempt abandoned once it passes max_len (LRA builds every tree in full) does not shift the next;
+and LRA collects a set (no repeated expression across its splits), which aira does not (a repeat is
+vanishingly rare at LRA's lengths, not at the smoke preset's 20-60).
 
 Loader: LRA's `basic_{train,val,test}.tsv`, header "Source\tTarget", space-separated tokens.
 """
@@ -28,20 +36,24 @@ import torch
 from aira.data.lra.core import Split, pad_rows, stream_seed
 from aira.errors import UsageError
 
-OPS = ("[MAX", "[MIN", "[MED", "[SM")
-VOCAB = ("<pad>", *"0123456789", *OPS, "]", "(", ")")
+OPS = ("[MIN", "[MAX", "[MED", "[SM")   # LRA's OPERATORS order: random.choice draws from it
+END = "]"
+VOCAB = ("<pad>", *"0123456789", *OPS, END)
 TOKEN_ID = {t: i for i, t in enumerate(VOCAB)}
 N_CLASSES = 10
+MAX_LEN = 2000  # LRA's max_length for ListOps (lra_benchmarks/listops/configs/base_listops_config.py)
 FILES = {"train": "basic_train.tsv", "val": "basic_val.tsv", "test": "basic_test.tsv"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class ListOpsConfig:
-    min_len: int = 500
-    max_len: int = 2000
+    """Defaults are LRA's generator flags: max_depth 10, max_args 10, 500 < length < 2000, 96K / 2K / 2K."""
+
+    min_len: int = 501         # inclusive bounds on the length in model tokens (parentheses dropped)
+    max_len: int = 1999
     max_depth: int = 10
     max_args: int = 10
-    leaf_p: float = 0.75       # LRA's generator: a non-root node is a digit 3 times in 4
+    leaf_p: float = 0.75       # LRA's generator: a node above max_depth is a digit 3 times in 4
     n_train: int = 96_000
     n_val: int = 2_000
     n_test: int = 2_000
@@ -71,34 +83,42 @@ def apply_op(op: str, values: list[int]) -> int:
 
 
 def _node(rng: random.Random, depth: int, cfg: ListOpsConfig, out: list[str]) -> int:
-    if depth > 1 and (depth >= cfg.max_depth or rng.random() < cfg.leaf_p):
+    # The draws and their order are LRA's generate_tree's: r, then a digit or (k, the k subtrees, the op).
+    r = rng.random() if depth < cfg.max_depth else 1.0
+    if r > 1.0 - cfg.leaf_p:
         digit = rng.randrange(10)
         out.append(str(digit))
         return digit
     k = rng.randint(2, cfg.max_args)
-    op = rng.choice(OPS)
-    out.extend(["("] * (k + 1))
-    out.append(op)
+    at = len(out)
+    out.append("")  # the operator's slot: LRA draws the operator after its arguments
     values = []
     for _ in range(k):
         values.append(_node(rng, depth + 1, cfg, out))
-        out.append(")")
-        if len(out) > cfg.max_len:  # give up early: the tree can only grow
+        if len(out) >= cfg.max_len:  # give up early: the tree can only grow, and "]" is still to come
             raise _TooLong
-    out.extend(["]", ")"])
-    return apply_op(op, values)
+    out[at] = rng.choice(OPS)
+    out.append(END)
+    return apply_op(out[at], values)
 
 
 def sample(rng: random.Random, cfg: ListOpsConfig) -> tuple[list[str], int]:
-    """One expression (tokens) with its value, its length within [min_len, max_len]."""
+    """One expression as the model sees it (LRA's tokens without parentheses), with its value, its
+    length within [min_len, max_len]. Each attempt draws from its own generator seeded from `rng`."""
     while True:
+        attempt = random.Random(rng.getrandbits(64))
         out: list[str] = []
         try:
-            value = _node(rng, 1, cfg, out)
+            value = _node(attempt, 1, cfg, out)
         except _TooLong:
             continue
         if cfg.min_len <= len(out) <= cfg.max_len:
             return out, value
+
+
+def tokens(source: str) -> list[str]:
+    """LRA's ListOps pipeline on a released string: every "(" and ")" deleted, split on whitespace."""
+    return source.replace("(", "").replace(")", "").split()
 
 
 def encode(tokens: list[str], where: str = "") -> list[int]:
@@ -125,7 +145,8 @@ def generate(cfg: ListOpsConfig, seed: int, hidden_seed: int | None = None) -> d
 
 
 def read_tsv(path: Path, max_len: int) -> Split:
-    """LRA's ListOps TSV: header "Source\tTarget"; truncated to max_len tokens as LRA does."""
+    """LRA's ListOps TSV: header "Source\tTarget"; tokens as LRA's pipeline makes them (`tokens`), then
+    truncated to max_len (LRA: 2000) as LRA does."""
     rows, labels = [], []
     with path.open(newline="") as f:
         reader = csv.reader(f, delimiter="\t")
@@ -140,7 +161,7 @@ def read_tsv(path: Path, max_len: int) -> Split:
             label = rec[1].strip()
             if label not in {str(d) for d in range(10)}:
                 raise UsageError(f"{path}:{lineno}: label must be a digit 0-9, got {label!r}")
-            rows.append(encode(rec[0].split(), where=f"{path}:{lineno}: "))
+            rows.append(encode(tokens(rec[0]), where=f"{path}:{lineno}: "))
             labels.append(int(label))
     if not rows:
         raise UsageError(f"{path}: no examples")

@@ -1,8 +1,12 @@
 """LRA Retrieval: do two documents cite-link? Byte-level, two-tower (LRA: ACL Anthology, 2 x 4K bytes).
 
-Real data through `data_dir`: LRA's `new_aan_pairs.{train,eval,test}.tsv`, tab-separated columns
-label, id1, id2, text1, text2 (a header row, if present, is skipped); eval is the val split. Each text
-is truncated at max_len bytes.
+Real data through `data_dir`: LRA's `new_aan_pairs.{train,eval,test}.tsv`, read as LRA's pipeline reads
+them (lra_benchmarks/matching/input_pipeline.py: make_csv_dataset with field_delim="\t",
+use_quote_delim=False, header=False, then ByteTextEncoder): no header; a record ends at \n, \r\n or
+\r; every tab separates fields and a quote is an ordinary byte; exactly 5 fields label, id1, id2,
+text1, text2, the label a number (0 or 1 here) and the texts non-empty (LRA requires every field); the
+texts' raw bytes, never decoded, become ids byte + 1, the first max_len kept (LRA keeps the first
+10,000 bytes, then max_length = 4,000 ids). eval is the val split. A blank line is skipped.
 
 Stand-in (no data_dir): pairs of byte windows from documents of two kinds, Python standard-library
 modules and the English help topics of the Python reference; label 1 when both windows come from the
@@ -13,9 +17,7 @@ and more to find later.
 
 from __future__ import annotations
 
-import csv
 import random
-import sys
 from pathlib import Path
 
 import torch
@@ -28,7 +30,7 @@ FILES = {"train": "new_aan_pairs.train.tsv", "val": "new_aan_pairs.eval.tsv",
          "test": "new_aan_pairs.test.tsv"}
 
 
-def _label(raw: str) -> int | None:
+def _label(raw: bytes) -> int | None:
     try:
         v = float(raw)
     except ValueError:
@@ -36,24 +38,31 @@ def _label(raw: str) -> int | None:
     return int(v) if v in (0.0, 1.0) else None
 
 
+def _records(path: Path):
+    """(line number, fields) as LRA's reader splits them: records end at \n, \r\n or \r (TensorFlow's
+    CSV reader), fields at every tab, quotes are kept as bytes (use_quote_delim=False)."""
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            for rec in line.rstrip(b"\n").split(b"\r"):
+                if rec:
+                    yield lineno, rec.split(b"\t")
+
+
 def read_tsv(path: Path, max_len: int) -> Split:
-    csv.field_size_limit(sys.maxsize)
     a, b, labels = [], [], []
-    with path.open(newline="", encoding="utf-8") as f:
-        for lineno, rec in enumerate(csv.reader(f, delimiter="\t"), start=1):
-            if not rec:
-                continue
-            label = _label(rec[0].strip())
-            if label is None and lineno == 1:
-                continue  # header row
-            if len(rec) != 5:
-                raise UsageError(f"{path}:{lineno}: expected 5 columns (label, id1, id2, text1, text2), "
-                                 f"got {len(rec)}")
-            if label is None:
-                raise UsageError(f"{path}:{lineno}: label must be 0 or 1, got {rec[0]!r}")
-            a.append(encode_bytes(rec[3], max_len))
-            b.append(encode_bytes(rec[4], max_len))
-            labels.append(label)
+    for lineno, rec in _records(path):
+        if len(rec) != 5:
+            raise UsageError(f"{path}:{lineno}: expected 5 columns (label, id1, id2, text1, text2), "
+                             f"got {len(rec)}")
+        label = _label(rec[0])
+        if label is None:
+            raise UsageError(f"{path}:{lineno}: label must be 0 or 1, got {rec[0][:40]!r} (LRA's files "
+                             "have no header)")
+        if not rec[3] or not rec[4]:
+            raise UsageError(f"{path}:{lineno}: empty text field (LRA's reader requires both texts)")
+        a.append(encode_bytes(rec[3], max_len))
+        b.append(encode_bytes(rec[4], max_len))
+        labels.append(label)
     if not labels:
         raise UsageError(f"{path}: no examples")
     width = max(pad_rows(a, max_len).shape[1], pad_rows(b, max_len).shape[1])
