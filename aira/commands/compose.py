@@ -61,6 +61,11 @@ def register(sub) -> None:
                    help="evaluation cache folder, shared across runs, or 'off' (default: $AIRA_CACHE, else "
                         "~/.cache/aira/evaluations; `aira cache info|clear`)")
     r.add_argument("--shared-memory", action="store_true", help="agents see each other's results")
+    r.add_argument("--promote", default=None, metavar="K[:EVERY]",
+                   help="multi-fidelity search: after every EVERY evaluations (default 10) and at the end, the best "
+                        "K candidates by the hidden selection score are re-evaluated at the proxy's large fidelity "
+                        "(4x width, 4x tokens, ~64x the cost; docs/fidelity.md); they count against the wall clock, "
+                        "not --budget's evaluations, agents never see them, and the final pick ranks them first")
     r.add_argument("--out", default="runs/compose")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_run)
@@ -159,8 +164,9 @@ def register(sub) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, run
+    from aira.agents.orchestrator import RunConfig, parse_promote, run
     from aira.agents.stats import TaskInfo, format_report
+    from aira.compose.fidelity import fidelity_train
     from aira.tasks.compose import ComposeTask
 
     from aira.machine import plan_workers
@@ -175,8 +181,14 @@ def _run(args: argparse.Namespace) -> int:
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
                    "threads": plan.threads, "cache_dir": resolve_dir(args.cache), "batch": batch > 1}
     task = ComposeTask(**task_kwargs)
+    promote_spec = getattr(args, "promote", None)  # `aira demo` calls this with its own flags
+    promote = parse_promote(promote_spec)
+    if promote:  # the large fidelity's settings, stored with the run: a resume promotes at the same ones
+        task_kwargs["promote_train"] = fidelity_train(task.proxy, "large")
+        task = ComposeTask(**task_kwargs)
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
-    task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere
+    # stored resolved: a resume keeps the proxy `mad` / `lm` chose, and a proxy file by its absolute path
+    task_kwargs["proxy"] = task.proxy.source or task.proxy.name
     agents = list(args.agents) + ([] if args.no_controls else [c for c in CONTROLS if c not in args.agents])
     offline = all(a.split("?")[0].endswith(":offline") or ":" not in a for a in agents)
     executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
@@ -185,15 +197,18 @@ def _run(args: argparse.Namespace) -> int:
     # the config checks the budget, agents, executor and counts: before anything is printed or run
     cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
                     slots=plan.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
-                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),
-                    quiet=args.quiet)
+                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, promote=promote_spec,
+                    out=str(out), quiet=args.quiet)
+    chosen = f" (chosen for --proxy {args.proxy}: {task.proxy_choice})" if task.proxy_choice else ""
     print(f"aira compose: space {args.space} ({', '.join(task.alphabet)}), {args.layers} layers, proxy "
-          f"{task.proxy.name}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} per "
-          f"candidate (the score is their mean)", file=sys.stderr)
+          f"{task.proxy.name}{chosen}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} "
+          f"per candidate (the score is their mean)", file=sys.stderr)
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
           f"{plan.describe()}{f', {batch} candidates trained as one per worker' if batch > 1 else ''}; "
           f"budget {args.budget}", file=sys.stderr)
     _print_fidelity(task.proxy)
+    if promote:
+        _print_promotion(task, *promote)
     summary = run(cfg, task=task)
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
@@ -226,6 +241,17 @@ def _verify(args: argparse.Namespace) -> int:
     return main(args.run, settings, pattern=args.pattern)
 
 
+def _print_promotion(task, k: int, every: int) -> None:
+    train = task.promote_train
+    est = task.seconds_per_eval()
+    cost = f", ~{est[0] * task.promote_cost:.0f}s each by the proxy's measured seconds" if est else ""
+    print(f"promote: after every {every} evaluations and when the search ends, the best {k} candidates by the "
+          f"hidden selection score are re-evaluated at the large fidelity (width {train['overrides']['d_model']}, "
+          f"{train['budget']}, lr {train['lr']:g}: ~{task.promote_cost:.0f}x a candidate{cost}); they count against "
+          f"the wall clock, not the evaluation budget; agents never see their scores; the final pick ranks "
+          f"promoted candidates first, by their large score", file=sys.stderr)
+
+
 def _print_fidelity(proxy) -> None:
     """The proxy's measured figures and warnings on stderr; `proxy`: a Proxy or a built-in proxy's name."""
     from aira.compose.fidelity import fidelity_warnings, format_entry, measured_entry, stale_entry
@@ -241,8 +267,8 @@ def _print_fidelity(proxy) -> None:
               f"those figures no longer apply (re-measure with {how})", file=sys.stderr)
         return
     if e is None:
-        print(f"warning: proxy {proxy.name} has no measured fidelity figures; its ranking may be noise "
-              f"(measure with {how})", file=sys.stderr)
+        print(f"warning: proxy {proxy.name} has no measured fidelity figures; its ranking may be noise, and "
+              f"whether it transfers to larger training is not measured (measure with {how})", file=sys.stderr)
         return
     print(f"proxy fidelity ({proxy.name}): {format_entry(e)}", file=sys.stderr)
     for w in fidelity_warnings(e):

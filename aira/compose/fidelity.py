@@ -207,7 +207,10 @@ def fidelity_warnings(e: dict) -> list[str]:
     if e.get("saturation"):
         out.append(f"{e['saturation']:.0%} of its calibration patterns score within the noise of chance or of "
                    f"the ceiling, where it cannot rank them")
-    if e.get("spearman") is not None and e["spearman"] < SCALE_TARGET:
+    if e.get("spearman") is None:
+        out.append("its agreement with 4x wider, 4x longer training (small-to-large) is not measured: treat the "
+                   "winners as candidates to check at a larger scale, not as results")
+    elif e["spearman"] < SCALE_TARGET:
         ci = e.get("ci")
         interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
         # an interval that holds 0 means the measurement cannot tell the proxy from a random ranking
