@@ -76,6 +76,8 @@ CASES = [
     (COMPOSE + ["--space", "nosuch"], "nosuch"),
     (COMPOSE + ["--agents", "nosuch:offline"], "unknown policy 'nosuch'"),
     (COMPOSE + ["--executor", "nosuch"], "unknown executor 'nosuch'"),
+    (COMPOSE + ["--promote", "0"], "bad --promote '0': K and EVERY must be at least 1"),
+    (COMPOSE + ["--promote", "2:x"], "bad --promote '2:x': use K or K:EVERY"),
     # compose aggregate / extrapolate / halving
     (["compose", "aggregate", "{crun}", "--method", "nosuch"], "unknown aggregation method 'nosuch'"),
     (["compose", "aggregate", "{crun}", "--clusters", "0"], "--clusters must be at least 1, got 0"),

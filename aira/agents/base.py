@@ -52,6 +52,8 @@ class Task(ABC):
     proposal_kind: str = "json"  # "pattern" | "json" | "file": how replies are parsed
     reference_score: float | None = None  # e.g. a published SOTA, for normalised scores
     measured_noise: float | None = None   # std of a candidate's score measured outside the run, if known
+    # the fidelity `promotion_job` evaluates at (RunConfig.promote), e.g. "large"; None: the task has none
+    promotion_fidelity: str | None = None
 
     @abstractmethod
     def describe(self) -> str:
@@ -64,6 +66,11 @@ class Task(ABC):
     @abstractmethod
     def make_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
         """The frozen evaluation of a valid proposal."""
+
+    def promotion_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
+        """The evaluation of a valid proposal at `promotion_fidelity` (a costlier, more faithful score on
+        another scale), for the candidates a run promotes; tasks without one never get asked."""
+        raise NotImplementedError(f"{self.name} has no higher fidelity to promote candidates to")
 
     def reference(self) -> Any | None:
         """A known-good proposal (the baseline), evaluated first to measure the noise floor."""

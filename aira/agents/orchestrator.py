@@ -14,6 +14,15 @@ end, `summary.json`. The loop keeps every executor slot busy:
    Policies and operators only ever see copies with the hidden selection-split metrics stripped.
 3. Stop when a budget is spent (in-flight jobs waited for or killed, `stop=`), or every agent is done.
 
+Promotion (`promote="K[:EVERY]"`, for a task with a `promotion_fidelity`): after every EVERY counted
+evaluations, and once more when the search stops with its evaluation budget spent or every agent done, the best
+K distinct proposals by the hidden selection score are re-evaluated with `task.promotion_job` (each
+proposal once per run). A promotion is a node of its own (agent and operator "promote", parent = the
+promoted node); it goes through the same job loop and slots (ahead of the agents' next steps), counts
+against the wall clock but not the evaluation budget nor the per-evaluation timeout, and no policy or
+operator ever sees it: its score is on another scale, and the search stays the single-fidelity search
+it would be without promotion. The final pick ranks promoted candidates by it (`stats.final_order`).
+
 `resume(run_dir)` marks nodes that were pending / running when the run died as CRASHED ("lost in
 crash; re-proposed"), forgets them and the nodes a budget's stop=kill ended (never evaluated: not
 counted, not replayed), replays the other finished nodes into fresh policies in journal order, and
@@ -44,6 +53,7 @@ from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
     LOST,
     MIN_REFERENCE_SEEDS,
+    PROMOTE,
     REFERENCE,
     STOPPED,
     TaskInfo,
@@ -51,6 +61,8 @@ from aira.agents.stats import (
     best_node,
     forgotten,
     noise_floor,
+    promoted_scores,
+    rank_key,
     stopped_with_run,
 )
 from aira.agents.transcripts import bound_transcript
@@ -58,6 +70,22 @@ from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
 MAX_INVALID_STREAK = 25  # an agent whose proposals keep failing validation is retired, not spun forever
+PROMOTE_EVERY = 10  # counted evaluations between promotion rounds when `promote` gives no EVERY
+
+
+def parse_promote(spec: str | None) -> tuple[int, int] | None:
+    """`K[:EVERY]` -> (K, EVERY): promote the best K candidates after every EVERY counted evaluations
+    (default PROMOTE_EVERY) and when the search stops; None or "" -> None (no promotion)."""
+    if spec is None or str(spec).strip() == "":
+        return None
+    k, _, every = str(spec).partition(":")
+    try:
+        out = int(k), int(every) if every else PROMOTE_EVERY
+    except ValueError:
+        raise UsageError(f"bad --promote {spec!r}: use K or K:EVERY, e.g. 3 or 3:20") from None
+    if out[0] < 1 or out[1] < 1:
+        raise UsageError(f"bad --promote {spec!r}: K and EVERY must be at least 1")
+    return out
 
 
 @dataclass(kw_only=True)
@@ -73,6 +101,7 @@ class RunConfig:
     noise_seeds: int = 3  # reference evaluations for the noise floor (0: none)
     improve_margin: float | str = "noise"  # "noise" = one std of the floor, or an absolute number
     shared_memory: bool = False  # operators see every agent's nodes, not only their own
+    promote: str | None = None  # "K[:EVERY]": re-evaluate the best K at the task's promotion fidelity
     out: str = "runs/run"
     quiet: bool = False
 
@@ -86,6 +115,7 @@ class RunConfig:
             raise UsageError(f"bad number of workers {self.slots}: need at least 1")
         if self.noise_seeds < 0:
             raise UsageError(f"bad noise_seeds {self.noise_seeds}: need 0 or more")
+        parse_promote(self.promote)
         if self.improve_margin != "noise":
             try:
                 self.improve_margin = float(self.improve_margin)
@@ -117,8 +147,9 @@ class RunSummary:
     elapsed_s: float
     cost_usd: float
     noise_floor: dict | None
-    best: dict | None  # the final pick, by the hidden selection split
+    best: dict | None  # the final pick (stats.final_order), with its promoted score under "promoted"
     agents: list[dict]
+    promotions: dict | None = None  # K, EVERY, fidelity, evaluations and compute seconds of the promotions
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,6 +221,11 @@ class _Run:
         self.rr = 0
         self.floor = None
         self.margin = 0.0
+        self.promote = parse_promote(config.promote)
+        # each proposal is promoted once per run: a lost or stopped promotion may be tried again
+        self.promoted = {str(n.proposal) for n in self.nodes.values() if n.operator == PROMOTE and not forgotten(n)}
+        self.promote_queue: list[Node] = []
+        self.next_promotion = self.promote and self.promote[1] * (self.tracker.evals // self.promote[1] + 1)
         self.progress = Progress(quiet=config.quiet)
         self.phase = ""  # what the progress line says the run is waiting for, outside the search
         self._last_meta = time.monotonic()
@@ -200,7 +236,7 @@ class _Run:
     def _counts(node: Node) -> bool:
         """A completed candidate evaluation, counted against the evaluation budget."""
         return (
-            node.operator != REFERENCE
+            node.operator not in (REFERENCE, PROMOTE)
             and node.status not in (Status.PENDING, Status.RUNNING, Status.INVALID)
             and not forgotten(node)
         )
@@ -220,7 +256,7 @@ class _Run:
     def _tally(self, node: Node) -> None:
         """Running best and failure count for the progress line (rescanning every node each tick
         made the loop quadratic)."""
-        if node.operator == REFERENCE or node.status in (Status.PENDING, Status.RUNNING):
+        if node.operator in (REFERENCE, PROMOTE) or node.status in (Status.PENDING, Status.RUNNING):
             return
         if stopped_with_run(node):
             self.n_stopped += 1
@@ -241,18 +277,53 @@ class _Run:
         return [
             v
             for v in self.views.values()
-            if not forgotten(v) and v.operator != REFERENCE
+            if not forgotten(v) and v.operator not in (REFERENCE, PROMOTE)
             and (agent is None or v.agent == agent)
         ]
 
     def _submit(self, node: Node) -> None:
-        job = self.task.make_job(node.proposal, seed=node.seed, job_id=node.id)
-        job.timeout_s = self.tracker.job_timeout(job.timeout_s)
+        if node.operator == PROMOTE:  # its own timeout: the per-evaluation budget is for candidates
+            job = self.task.promotion_job(node.proposal, seed=node.seed, job_id=node.id)
+        else:
+            job = self.task.make_job(node.proposal, seed=node.seed, job_id=node.id)
+            job.timeout_s = self.tracker.job_timeout(job.timeout_s)
         self._record(node, new=True)
         self.loop.submit(job, node)
         node.status = Status.RUNNING
         self._record(node)
         self.inflight[node.id] = node
+
+    def _agent_inflight(self) -> int:
+        """In-flight jobs that count against the evaluation budget (promotions do not)."""
+        return sum(n.operator != PROMOTE for n in self.inflight.values())
+
+    def _promotion_round(self) -> None:
+        """Queue the best K distinct proposals by the hidden selection score that were never promoted."""
+        seen: set[str] = set()
+        for n in sorted((n for n in self.nodes.values() if self._counts(n) and n.status == Status.OK
+                         and n.metric is not None), key=lambda n: rank_key(n, self.info, selection=True)):
+            key = str(n.proposal)
+            if key in seen:
+                continue
+            seen.add(key)
+            if key not in self.promoted:
+                self.promoted.add(key)
+                self.promote_queue.append(Node(
+                    id="", agent=PROMOTE, operator=PROMOTE, parents=[n.id], proposal=n.proposal, seed=n.seed,
+                    idea=f"promoted to the {self.task.promotion_fidelity} fidelity: #{len(seen)} of the best "
+                         f"{self.promote[0]} after {self.tracker.evals} evaluations"))
+            if len(seen) == self.promote[0]:
+                break
+
+    def _submit_promotions(self) -> None:
+        if self.promote and self.tracker.evals >= self.next_promotion:
+            self._promotion_round()
+            while self.next_promotion <= self.tracker.evals:
+                self.next_promotion += self.promote[1]
+        while self.promote_queue and len(self.inflight) < self.slots:
+            node = self.promote_queue.pop(0)
+            node.id = self._new_id()  # numbered when submitted: the journal holds no gaps
+            self._submit(node)
 
     def _observe(self, node: Node) -> None:
         agent = self.by_name.get(node.agent)
@@ -425,7 +496,8 @@ class _Run:
             if reason := self.tracker.hard_stop_reason():
                 self.stop_reason = reason
                 break
-            while len(self.inflight) < self.slots and self.tracker.may_submit(len(self.inflight)):
+            self._submit_promotions()
+            while len(self.inflight) < self.slots and self.tracker.may_submit(self._agent_inflight()):
                 agent = self._next_agent()
                 if agent is None or self.stop_reason:
                     break
@@ -444,6 +516,24 @@ class _Run:
             self._drain(0.2)
             if self.floor is None:
                 self._update_floor()
+
+    def promotion_phase(self) -> None:
+        """The last promotion round, once the search stopped with no agent job in flight (its evaluation
+        budget spent, or every agent done): the best K by then, run to the end unless the wall clock or
+        dollars run out. A run the clock stopped promotes nothing more."""
+        if (not self.promote or self.tracker.hard_stop_reason()
+                or any(n.operator != PROMOTE for n in self.inflight.values())):
+            return
+        self.next_promotion = 0
+        self._submit_promotions()
+        while self.promote_queue or self.inflight:
+            if reason := self.tracker.hard_stop_reason():
+                self.stop_reason = f"{self.stop_reason}; then {reason} during the last promotions"
+                return
+            self._submit_promotions()
+            self._drain(0.2)
+            if not self.progress.quiet:
+                self.progress.update(self.snapshot())
 
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
@@ -467,6 +557,9 @@ class _Run:
         nodes = list(self.nodes.values())
         info = TaskInfo.of(self.task)
         best = best_node([n for n in nodes if n.operator != REFERENCE], info, selection=True)
+        large = best and promoted_scores(nodes).get(best.id)
+        fields = ("id", "agent", "metric", "selection_metric", "proposal")
+        promotions = [n for n in nodes if n.operator == PROMOTE and not forgotten(n)]
         s = RunSummary(
             run_dir=str(self.run_dir),
             stop_reason=self.stop_reason,
@@ -477,9 +570,13 @@ class _Run:
             elapsed_s=self.tracker.elapsed(),
             cost_usd=self.tracker.usd,
             noise_floor=self.floor and self.floor.to_dict(),
-            best=best
-            and {k: getattr(best, k) for k in ("id", "agent", "metric", "selection_metric", "proposal")},
+            best=best and {**{k: getattr(best, k) for k in fields},
+                           "promoted": large and {k: getattr(large, k) for k in fields[:4]}},
             agents=[a.to_dict() for a in agent_stats(nodes, info, self.floor)],
+            promotions=self.promote and {
+                "k": self.promote[0], "every": self.promote[1], "fidelity": self.task.promotion_fidelity,
+                "evaluations": len(promotions), "ok": sum(n.status == Status.OK for n in promotions),
+                "compute_s": sum(n.seconds for n in promotions)},
         )
         (self.run_dir / "summary.json").write_text(json.dumps(s.to_dict(), indent=1, default=str))
         return s
@@ -501,6 +598,7 @@ def _execute(
         try:
             r.noise_floor_phase()
             r.search_phase()
+            r.promotion_phase()
             r.finish()
         finally:
             r._save_elapsed(force=True)
@@ -552,12 +650,18 @@ def run(
     `executor` overrides the one the config names; `notes` join config.json's `resolved` (for the report)."""
     run_dir = Path(config.out)
     task = _given(task)
+    _check_promote(config, task)
     _plan(config, task, executor)  # may refuse the budget: before the run folder exists
     with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
         if (run_dir / Journal.FILENAME).exists():
             raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
         _write_config(config, run_dir, task, notes)
         return _execute(config, run_dir, task, executor, segment=0, **hooks)
+
+
+def _check_promote(config: RunConfig, task: Task) -> None:
+    if config.promote and not task.promotion_fidelity:
+        raise UsageError(f"promote={config.promote!r}: task {task.name} has no higher fidelity to promote to")
 
 
 def _given(task: Task | None) -> Task:
@@ -619,6 +723,7 @@ def resume(
     if quiet is not None:
         config.quiet = quiet
     task = _given(task)
+    _check_promote(config, task)
     with Journal(run_dir, readonly=True) as j:
         spent = float(j.meta("elapsed_s", 0.0))
         if add is not None:

@@ -11,6 +11,11 @@ Our choices, since a search run has no "worst submission" of its own:
 - |s - s_opt| is clamped to 1e-12 so that a perfect score stays finite.
 NS is computed on the agent's final pick: its best node by search score, scored on the hidden
 selection split when it has one.
+
+Promotion (RunConfig.promote): a `promote` node re-evaluates its parent candidate at the task's higher
+fidelity, on another scale. It is not a candidate itself; the final order (`final_order`, and with it
+`best_node(selection=True)` and `leaderboard`) puts the candidates with a promoted score first, ranked by
+it, then every other candidate by its own score. The two scales are never compared with each other.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from aira.agents.memory import short_proposal
 from aira.agents.types import Node, Status
 
 REFERENCE = "reference"
+PROMOTE = "promote"  # operator and agent of the harness's re-evaluations at a higher fidelity
 LOST = "lost in crash; re-proposed"
 STOPPED = "killed: "  # error prefix of the jobs a run killed when its budget ran out (budget stop=kill)
 
@@ -129,9 +135,34 @@ def rank_key(node: Node, info: TaskInfo, *, selection: bool) -> float:
     return score if info.lower_is_better else -score
 
 
+def promoted_scores(nodes: Iterable[Node]) -> dict[str, Node]:
+    """Candidate node id -> its finished promotion node (the last one when there are several)."""
+    return {n.parents[0]: n for n in nodes
+            if n.operator == PROMOTE and n.parents and n.status == Status.OK and n.metric is not None}
+
+
+def final_order(nodes: Iterable[Node], info: TaskInfo) -> list[tuple[Node, Node | None]]:
+    """Finished OK candidates, best first, each with its promotion node or None: first those with a promoted
+    score, by its selection score (search score where none), then every other candidate by its own
+    selection score (a promotion that failed or never finished leaves its candidate in the second group)."""
+    nodes = list(nodes)
+    large = promoted_scores(nodes)
+    ok = [n for n in nodes if n.status == Status.OK and n.metric is not None and n.operator != PROMOTE]
+
+    def key(n: Node) -> tuple[int, float]:
+        p = large.get(n.id)
+        return (0, rank_key(p, info, selection=True)) if p else (1, rank_key(n, info, selection=True))
+
+    return [(n, large.get(n.id)) for n in sorted(ok, key=key)]
+
+
 def best_node(nodes: Iterable[Node], info: TaskInfo, *, selection: bool = False) -> Node | None:
-    ok = [n for n in nodes if n.status == Status.OK and n.metric is not None]
-    return min(ok, key=lambda n: rank_key(n, info, selection=selection), default=None)
+    """The best candidate: by the search score, or with `selection` the final pick (`final_order`)."""
+    if selection:
+        order = final_order(nodes, info)
+        return order[0][0] if order else None
+    ok = [n for n in nodes if n.status == Status.OK and n.metric is not None and n.operator != PROMOTE]
+    return min(ok, key=lambda n: rank_key(n, info, selection=False), default=None)
 
 
 @dataclass(kw_only=True)
@@ -152,8 +183,8 @@ class AgentStats:
 
 
 def agent_stats(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None = None) -> list[AgentStats]:
-    """One row per agent (reference nodes excluded), in order of first appearance."""
-    agents = list(dict.fromkeys(n.agent for n in nodes if n.operator != REFERENCE))
+    """One row per agent (reference and promotion nodes excluded), in order of first appearance."""
+    agents = list(dict.fromkeys(n.agent for n in nodes if n.operator not in (REFERENCE, PROMOTE)))
     out = []
     for agent in agents:
         mine = [n for n in nodes if n.agent == agent and n.operator != REFERENCE]
@@ -188,9 +219,9 @@ def agent_stats(nodes: Sequence[Node], info: TaskInfo, floor: NoiseFloor | None 
 
 
 def leaderboard(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> list[Node]:
-    """Finished OK nodes, best first by the hidden selection score (search score where none)."""
-    ok = [n for n in nodes if n.status == Status.OK and n.metric is not None]
-    return sorted(ok, key=lambda n: rank_key(n, info, selection=True))[:top]
+    """Finished OK candidates in the final order (`final_order`: promoted scores first, then the hidden
+    selection score, search score where none)."""
+    return [n for n, _ in final_order(nodes, info)][:top]
 
 
 def tie_groups(scores: Sequence[float], noise: float | None) -> list[int]:
@@ -237,19 +268,28 @@ def format_report(nodes: Sequence[Node], info: TaskInfo, *, top: int = 10) -> st
             f"{s.cost_usd:>7.2f} {s.compute_s:>7.0f}s"
         )
     lines.append("")
-    board = leaderboard(nodes, info, top=top)
+    board = final_order(nodes, info)[:top]
     noise = floor.std if floor is not None and floor.std > 0 else None
-    groups = tie_groups([n.selection_metric if n.selection_metric is not None else n.metric for n in board],
-                        noise)
+    # ties on the candidates' own scale only: the noise std says nothing about promoted scores
+    n_large = sum(p is not None for _, p in board)
+    rest = tie_groups([n.selection_metric if n.selection_metric is not None else n.metric
+                       for n, _ in board[n_large:]], noise)
+    groups = list(range(1, n_large + 1)) + [g + n_large for g in rest]
     tie_note = f"; '=k' marks a tie with row k (within one noise std, {noise:.3g})" if noise else ""
     lines.append(f"leaderboard (final pick by the hidden selection split; search score shown beside it{tie_note})")
+    if n_large:
+        lines.append(f"the first {n_large} were promoted: ranked by their selection score at the higher fidelity "
+                     f"('promoted', another scale), ahead of every candidate without one")
+    promoted_col = f" {'promoted':>9}" if n_large else ""
     lines.append(
-        f"{'#':>4} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}  proposal"
+        f"{'#':>4} {'node':<8} {'agent':<28} {'operator':<10} {'search':>9} {'selection':>9}{promoted_col}  proposal"
     )
-    for i, (n, g) in enumerate(zip(board, groups), 1):
+    for i, ((n, p), g) in enumerate(zip(board, groups), 1):
         rank = f"={g}" if g != i else str(i)
+        cell = f" {_fmt(p and (p.selection_metric if p.selection_metric is not None else p.metric)):>9}" \
+            if n_large else ""
         lines.append(
             f"{rank:>4} {n.id:<8} {n.agent[:28]:<28} {n.operator:<10} {_fmt(n.metric):>9} "
-            f"{_fmt(n.selection_metric):>9}  {short_proposal(n.proposal)}"
+            f"{_fmt(n.selection_metric):>9}{cell}  {short_proposal(n.proposal)}"
         )
     return "\n".join(lines)

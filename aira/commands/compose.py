@@ -75,6 +75,11 @@ def register(sub) -> None:
                    help="evaluation cache folder, shared across runs, or 'off' (default: $AIRA_CACHE, else "
                         "~/.cache/aira/evaluations; `aira cache info|clear`)")
     r.add_argument("--shared-memory", action="store_true", help="agents see each other's results")
+    r.add_argument("--promote", default=None, metavar="K[:EVERY]",
+                   help="multi-fidelity search: after every EVERY evaluations (default 10) and at the end, the best "
+                        "K candidates by the hidden selection score are re-evaluated at the proxy's large fidelity "
+                        "(4x width, 4x tokens, ~64x the cost; docs/fidelity.md); they count against the wall clock, "
+                        "not --budget's evaluations, agents never see them, and the final pick ranks them first")
     r.add_argument("--out", default="runs/compose", help="run folder to create (default: runs/compose)")
     r.add_argument("--quiet", action="store_true", help="no progress line")
     r.add_argument("--json", action="store_true",
@@ -195,9 +200,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> dict:
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, run
+    from aira.agents.orchestrator import RunConfig, parse_promote, run
     from aira.agents.stats import TaskInfo, format_report
-    from aira.compose.fidelity import fidelity_notice
+    from aira.compose.fidelity import fidelity_notice, fidelity_train
     from aira.machine import plan_workers
     from aira.tasks.compose import ComposeTask
     from aira.train.cache import resolve_dir
@@ -211,8 +216,14 @@ def _search(args: argparse.Namespace) -> dict:
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
                    "threads": plan.threads, "cache_dir": resolve_dir(args.cache), "batch": batch > 1}
     task = ComposeTask(**task_kwargs)
+    promote_spec = getattr(args, "promote", None)  # `aira demo` calls this with its own flags
+    promote = parse_promote(promote_spec)
+    if promote:  # the large fidelity's settings, stored with the run: a resume promotes at the same ones
+        task_kwargs["promote_train"] = fidelity_train(task.proxy, "large")
+        task = ComposeTask(**task_kwargs)
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
-    task_kwargs["proxy"] = task.proxy.source or args.proxy  # a proxy file by its absolute path: resumable anywhere
+    # stored resolved: a resume keeps the proxy `mad` / `lm` chose, and a proxy file by its absolute path
+    task_kwargs["proxy"] = task.proxy.source or task.proxy.name
     agents = list(args.agents) + ([] if args.no_controls else [c for c in CONTROLS if c not in args.agents])
     offline = all(a.split("?")[0].endswith(":offline") or ":" not in a for a in agents)
     executor_kwargs = {"address": args.ray_address} if args.executor == "ray" and args.ray_address else {}
@@ -221,16 +232,19 @@ def _search(args: argparse.Namespace) -> dict:
     # the config checks the budget, agents, executor and counts: before anything is printed or run
     cfg = RunConfig(task="compose", task_kwargs=task_kwargs, agents=agents, executor=args.executor,
                     slots=plan.workers, executor_kwargs=executor_kwargs, budget=args.budget, seed=args.seed,
-                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, out=str(out),
-                    quiet=args.quiet)
+                    noise_seeds=args.noise_seeds, shared_memory=args.shared_memory, promote=promote_spec,
+                    out=str(out), quiet=args.quiet)
+    chosen = f" (chosen for --proxy {args.proxy}: {task.proxy_choice})" if task.proxy_choice else ""
     print(f"aira compose: space {args.space} ({', '.join(task.alphabet)}), {args.layers} layers, proxy "
-          f"{task.proxy.name}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} per "
-          f"candidate (the score is their mean)", file=sys.stderr)
+          f"{task.proxy.name}{chosen}: {task.proxy.description}; {task.seeds} seed{'s' if task.seeds > 1 else ''} "
+          f"per candidate (the score is their mean)", file=sys.stderr)
     print(f"agents: {' '.join(agents)}{'  (offline: search moves, no LLM)' if offline else ''}; "
           f"{plan.describe()}{f', {batch} candidates trained as one per worker' if batch > 1 else ''}; "
           f"budget {args.budget}", file=sys.stderr)
     notice = fidelity_notice(task.proxy)
     _print_fidelity(task.proxy)
+    if promote:
+        _print_promotion(task, *promote)
     summary = run(cfg, task=task, notes={"proxy_fidelity": notice})
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
@@ -263,6 +277,17 @@ def _verify(args: argparse.Namespace) -> int:
                               eval_tokens=args.eval_tokens, min_gain=args.min_gain, workers=args.workers,
                               threads=args.threads, executor=args.executor, cache_dir=resolve_dir(args.cache))
     return main(args.run, settings, pattern=args.pattern)
+
+
+def _print_promotion(task, k: int, every: int) -> None:
+    train = task.promote_train
+    est = task.seconds_per_eval()
+    cost = f", ~{est[0] * task.promote_cost:.0f}s each by the proxy's measured seconds" if est else ""
+    print(f"promote: after every {every} evaluations and when the search ends, the best {k} candidates by the "
+          f"hidden selection score are re-evaluated at the large fidelity (width {train['overrides']['d_model']}, "
+          f"{train['budget']}, lr {train['lr']:g}: ~{task.promote_cost:.0f}x a candidate{cost}); they count against "
+          f"the wall clock, not the evaluation budget; agents never see their scores; the final pick ranks "
+          f"promoted candidates first, by their large score", file=sys.stderr)
 
 
 def _print_fidelity(proxy) -> None:

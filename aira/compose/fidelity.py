@@ -207,7 +207,10 @@ def fidelity_warnings(e: dict) -> list[str]:
     if e.get("saturation"):
         out.append(f"{e['saturation']:.0%} of its calibration patterns score within the noise of chance or of "
                    f"the ceiling, where it cannot rank them")
-    if e.get("spearman") is not None and e["spearman"] < SCALE_TARGET:
+    if e.get("spearman") is None:
+        out.append("its agreement with 4x wider, 4x longer training (small-to-large) is not measured: treat the "
+                   "winners as candidates to check at a larger scale, not as results")
+    elif e["spearman"] < SCALE_TARGET:
         ci = e.get("ci")
         interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
         # an interval that holds 0 means the measurement cannot tell the proxy from a random ranking
@@ -245,15 +248,13 @@ def fidelity_notice(proxy) -> dict:
         out["warnings"].append(
             f"proxy {proxy.name}'s settings changed after its fidelity was measured ({old.get('date')}); those "
             f"figures no longer apply (re-measure with {how})" if old is not None else
-            f"proxy {proxy.name} has no measured fidelity figures; its ranking may be noise (measure with {how})")
+            f"proxy {proxy.name} has no measured fidelity figures; its ranking may be noise, and whether it "
+            f"transfers to larger training is not measured (measure with {how})")
         return out
     out["figures"] = format_entry(e)
     out["transfer"] = e.get("spearman")
     warnings = fidelity_warnings(e)
-    if e.get("spearman") is None:
-        warnings.insert(0, "its transfer to 4x wider, 4x longer training (small-to-large rank correlation) was "
-                           "never measured: the winners are unchecked at a larger scale")
-    elif e["spearman"] < TRANSFER_FLOOR:
+    if e.get("spearman") is not None and e["spearman"] < TRANSFER_FLOOR:  # fidelity_warnings says "unmeasured"
         warnings.insert(0, f"its transfer to 4x wider, 4x longer training is below {TRANSFER_FLOOR} (rho "
                            f"{e['spearman']:.2f}): its ranking says little about larger models")
     out["warnings"] = [f"proxy {proxy.name}: {w}" for w in warnings]

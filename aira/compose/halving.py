@@ -67,8 +67,9 @@ def rung_sizes(n: int, eta: int, rungs: int, keep_min: int = 2) -> list[int]:
 
 def load_run(run: str | Path) -> tuple[dict, list[Entry]]:
     """(a Compose run's config, its candidates as rung 0: one per pattern, the mean over re-evaluations;
-    the search's reference and baseline evaluations are not candidates)."""
+    the search's reference and baseline evaluations, and its promotions, are not candidates)."""
     from aira.agents.journal import Journal
+    from aira.agents.stats import PROMOTE
 
     d = Path(run)
     if not (d / "journal.sqlite").is_file() or not (d / "config.json").is_file():
@@ -80,7 +81,8 @@ def load_run(run: str | Path) -> tuple[dict, list[Entry]]:
         nodes = j.nodes()
     by_pattern: dict[str, list[tuple[float, float]]] = {}
     for n in nodes:
-        if n.status.value != "ok" or n.metric is None or n.operator in ("reference", "baseline"):
+        # promotions (`compose run --promote`) are scores at another fidelity, not candidates of this scale
+        if n.status.value != "ok" or n.metric is None or n.operator in ("reference", "baseline", PROMOTE):
             continue
         sel = n.selection_metric if n.selection_metric is not None else n.metric
         by_pattern.setdefault(str(n.proposal), []).append((sel, n.metric))

@@ -5,7 +5,8 @@ Spaces: `attn-mlp` (A, M: the AIRAformer family), `attn-mlp-mamba` (A, M, S: the
 registered primitives by code or name ("A,M,W", "attn,mlp,swa", "A,D,E"). Patterns have `layers`
 layers (16 by default).
 
-Proxies (`proxy=`): `mad` and `lm` pick their CPU or GPU preset from the machine; `mad-cpu`, `mad-gpu`,
+Proxies (`proxy=`): `mad` and `lm` pick, for the machine's device kind, the family's proxy with the best
+measured transfer (`aira.tasks.proxies.choose_proxy`); `mad-cpu`, `mad-gpu`,
 `lm-cpu`, `lm-gpu` name one (`mad-cpu-ladder` is an experimental CPU alternative, docs/fidelity.md).
 Each fixes the model preset, the data, the training budget and the score, so a candidate is its pattern
 alone. The metric is on the search split; the hidden selection split is scored in the same job and
@@ -14,6 +15,10 @@ never shown to agents.
 Evaluations are cached on disk (`aira.train.cache`, shared across runs), keyed by the resolved training
 settings, seed, device type and evaluator version: a duplicate pattern is not re-trained. `seeds=k` trains k seeds per pattern and reports their mean (and spread); by default a proxy's
 own `seeds`, the number its measured fidelity figures were reached with.
+
+Promotion (`promote_train=`): the trainer settings of a higher fidelity, resolved by the caller (`aira
+compose run --promote` hands it `aira.compose.fidelity.fidelity_train(proxy, "large")`, a layer above);
+`promotion_job` evaluates a candidate with them, through the same job function and cache.
 """
 
 from __future__ import annotations
@@ -32,14 +37,17 @@ from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's voc
     PROXIES,
     PROXY_FILE_KEYS,
     Proxy,
+    choose_proxy,
     is_proxy_file,
     load_proxy_file,
     measured_entry,
+    pick_proxy,
     resolve_proxy,
     settings_fingerprint,
 )
 
 SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS", "attn-mlp-deltanet": "AMD"}
+PROMOTE_COST = 64.0  # the large fidelity's evaluation / a candidate's: 4x width squared x 4x tokens
 
 
 def resolve_space(space: str) -> str:
@@ -89,11 +97,12 @@ class ComposeTask(Task):
 
     def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int | None = None,
                  threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
-                 timeout_s: float | None = None, batch: bool = False):
+                 timeout_s: float | None = None, batch: bool = False, promote_train: dict | None = None,
+                 promote_cost: float = PROMOTE_COST):
         if layers < 1 or layers > 64:
             raise UsageError(f"layers must be between 1 and 64, got {layers}")
         self.space_name, self.alphabet = space, resolve_space(space)
-        self.proxy = resolve_proxy(proxy, device)
+        self.proxy, self.proxy_choice = pick_proxy(proxy, device)  # choice: why `mad` / `lm` became it
         seeds = self.proxy.seeds if seeds is None else seeds
         if seeds < 1:
             raise UsageError(f"seeds must be at least 1, got {seeds}")
@@ -103,6 +112,9 @@ class ComposeTask(Task):
         self.timeout_s = timeout_s or self.proxy.timeout_s * seeds
         self.lower_is_better = self.proxy.lower_is_better
         self.name = f"compose-{space}-{self.proxy.name}"
+        # stored in the run's config, so a resumed run promotes at the settings it started with
+        self.promote_train, self.promote_cost = promote_train, promote_cost
+        self.promotion_fidelity = "large" if promote_train else None
 
     @property
     def measured_noise(self) -> float | None:
@@ -172,18 +184,27 @@ class ComposeTask(Task):
             return f"primitive(s) {', '.join(bad)} are not in this space ({', '.join(self.alphabet)})"
         return None
 
-    def make_job(self, proposal: Any, *, seed: int, job_id: str, budget_factor: int = 1) -> Job:
-        """The evaluation job of a pattern; `budget_factor` trains it that many times longer (halving)."""
-        train = self.proxy.train_kwargs()
+    def make_job(self, proposal: Any, *, seed: int, job_id: str, budget_factor: int = 1,
+                 train: dict | None = None, cost: float = 1.0) -> Job:
+        """The evaluation job of a pattern; `budget_factor` trains it that many times longer (halving);
+        `train` replaces the proxy's trainer settings (another fidelity), whose job costs about `cost` times
+        a candidate's (its timeout scales with it)."""
+        train = dict(train) if train is not None else self.proxy.train_kwargs()
         if budget_factor != 1:
             from aira.train.budget import scaled_budget
 
-            train["budget"] = scaled_budget(self.proxy.budget, budget_factor)
+            train["budget"] = scaled_budget(train["budget"], budget_factor)
         kwargs = {"pattern": self.canonical(proposal), "seed": seed, "seeds": self.seeds,
                   "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
         return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
-                   timeout_s=self.timeout_s * budget_factor, gpus=1 if self.proxy.needs_gpu else 0,
+                   timeout_s=self.timeout_s * budget_factor * cost, gpus=1 if self.proxy.needs_gpu else 0,
                    **(batch_fields(kwargs) if self.batch else {}))
+
+    def promotion_job(self, proposal: Any, *, seed: int, job_id: str) -> Job:
+        """The candidate at the promotion fidelity (`promote_train`), same seeds, job function and cache."""
+        if not self.promote_train:
+            raise UsageError("this Compose task was built without a promotion fidelity (promote_train)")
+        return self.make_job(proposal, seed=seed, job_id=job_id, train=self.promote_train, cost=self.promote_cost)
 
     def reference(self) -> str:
         return ("AM" * self.layers)[: self.layers] if "A" in self.alphabet and "M" in self.alphabet \

@@ -6,6 +6,12 @@ Built-in proxies are in `PROXIES`; a user's is a JSON or TOML file (`load_proxy_
 proxy's fidelity was measured at ship in `aira/compose/fidelity_table.json` (a user proxy's beside its
 file), each with a fingerprint of the resolved settings, so a retuned proxy has no figures until measured
 again (`measured_entry`, `stale_entry`). `aira compose fidelity` (aira.compose.fidelity) writes them.
+
+`mad` and `lm` name a family, not a proxy: `choose_proxy` picks, among the built-in proxies of that family
+for this machine's device kind (CPU or GPU), the one with the best measured small-to-large transfer (the
+table's `spearman`). An unmeasured proxy has no transfer figure; the family's default (`DEFAULT_PROXIES`)
+counts as 0 when unmeasured (no evidence of agreement), and another proxy replaces it only with a measured
+figure above the default's; a tie at the top keeps the default.
 """
 
 from __future__ import annotations
@@ -41,6 +47,14 @@ class Proxy:
     description: str = ""
     needs_gpu: bool = False    # its jobs ask the executor for a GPU (a CPU-sized proxy would waste one)
     source: str = ""           # the file a user-defined proxy was read from ("" for a built-in one)
+    auto: bool = True          # `mad` / `lm` may choose it by its measured transfer (not a test-only proxy)
+
+    @property
+    def family(self) -> str:
+        """The kind of task it scores: "mad" or "lm" (what `--proxy mad` / `--proxy lm` choose among)."""
+        from aira.train.sources import parse_task
+
+        return parse_task(self.task).kind
 
     @property
     def lower_is_better(self) -> bool:
@@ -86,7 +100,8 @@ PROXIES = {
                     description="byte-level LM on Shakespeare, width 64, 1,000 steps"),
     # For tests and smoke runs only: seconds per evaluation, rankings not meaningful.
     "smoke": Proxy(name="smoke", task="mad:in_context_recall", preset="tiny", mad_settings="tiny", budget="8steps",
-                   lr=3e-3, timeout_s=120, description="smoke test: one MAD task, 8 steps (not a real proxy)"),
+                   lr=3e-3, timeout_s=120, auto=False,
+                   description="smoke test: one MAD task, 8 steps (not a real proxy)"),
     "lm-gpu": Proxy(name="lm-gpu", needs_gpu=True, task="lm:shakespeare", preset="small", budget="500steps",
                     description="BPE-8192 LM on Shakespeare, width 768, 500 steps"),
 }
@@ -175,18 +190,56 @@ def _check_proxy_settings(data: dict, where: str) -> None:
             raise UsageError(f"{where}: {k} must be positive, got {data[k]}")
 
 
-def resolve_proxy(name: str, device: str = "auto") -> Proxy:
+# what `mad` / `lm` fall back on, per (family, device kind), when no measured transfer singles out another
+DEFAULT_PROXIES = {("mad", "cpu"): "mad-cpu", ("mad", "gpu"): "mad-gpu", ("lm", "cpu"): "lm-cpu",
+                   ("lm", "gpu"): "lm-gpu"}
+
+
+def transfer(proxy: Proxy) -> float | None:
+    """The measured small-to-large Spearman of a proxy's current settings, or None when not measured."""
+    e = measured_entry(proxy)
+    rho = e.get("spearman") if e is not None else None
+    return float(rho) if isinstance(rho, (int, float)) else None
+
+
+def choose_proxy(family: str, gpu: bool) -> tuple[Proxy, str]:
+    """(the built-in proxy `family` ("mad" | "lm") stands for on a machine with or without a GPU, why)."""
+    kind = "gpu" if gpu else "cpu"
+    default = PROXIES[DEFAULT_PROXIES[(family, kind)]]
+    pool = [p for p in PROXIES.values() if p.auto and p.family == family and p.needs_gpu == gpu]
+    rho = {p.name: transfer(p) for p in pool}
+    figures = ", ".join(f"{n} {'not measured' if r is None else f'rho {r:.2f}'}" for n, r in rho.items())
+    bar = rho[default.name] if rho[default.name] is not None else 0.0
+    better = {n: r for n, r in rho.items() if n != default.name and r is not None and r > bar}
+    top = [n for n, r in better.items() if r == max(better.values())]
+    where = f"{family.upper()} proxies for a {kind.upper()}"
+    if len(top) == 1:
+        return PROXIES[top[0]], (f"the best measured small-to-large transfer of the {where} ({figures}); "
+                                 f"the default {default.name} transfers worse")
+    if top:
+        return default, f"the default: {', '.join(top)} tie at the top of the {where} ({figures})"
+    if all(r is None for r in rho.values()):
+        return default, f"the default: no small-to-large transfer is measured among the {where} ({figures})"
+    return default, f"the default: no other of the {where} has a better measured small-to-large transfer ({figures})"
+
+
+def pick_proxy(name: str, device: str = "auto") -> tuple[Proxy, str]:
+    """(the proxy `name` stands for, why it was chosen: "" unless `name` is the family `mad` or `lm`)."""
     if is_proxy_file(name):
-        return load_proxy_file(name)
+        return load_proxy_file(name), ""
     if name in ("mad", "lm"):
         import torch
 
         gpu = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
-        name = f"{name}-{'gpu' if gpu else 'cpu'}"
+        return choose_proxy(name, gpu)
     if name not in PROXIES:
         raise UsageError(f"unknown proxy {name!r}; valid: mad, lm, {', '.join(PROXIES)}, or a proxy file "
                          f"(FILE.json / FILE.toml)")
-    return PROXIES[name]
+    return PROXIES[name], ""
+
+
+def resolve_proxy(name: str, device: str = "auto") -> Proxy:
+    return pick_proxy(name, device)[0]
 
 
 def settings_fingerprint(train: dict) -> str:
