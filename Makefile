@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.aira-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test test-fast setup bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -19,8 +19,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/aira demo
 
-test: $(STAMP)
+test: $(STAMP)   # the whole suite (CI runs this)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)   # every module's tests but the slow end-to-end ones (pytest -m "not slow"): for editing
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)   # CPU benchmarks; bench/gpu_check.py is for a machine with a GPU
 	OMP_NUM_THREADS=1 $(PY) bench/train_step.py

@@ -67,6 +67,7 @@ def test_tiny_offline_run(tmp_path, corpus, cache_dir, tokens, capsys):
     assert "already holds a run: add --resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_eval_verb(tmp_path, corpus, cache_dir, capsys):
     f = tmp_path / "train.py"
     f.write_text("print('no model here')\n")

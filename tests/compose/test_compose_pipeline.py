@@ -135,6 +135,7 @@ def test_bad_input_one_line_exit_2(argv, needle, capsys):
     assert len(err) == 1 and needle in err[0], err
 
 
+@pytest.mark.slow
 def test_scaling_study_fits_frontiers(tmp_path, capsys):
     code = main(["compose", "scaling", "--patterns", "AMAM,SMSM", "--budgets", "2e9,6e9", "--sizes", "16,32",
                  "--eval-tokens", "2048", "--out", str(tmp_path)])
@@ -164,6 +165,7 @@ def test_demo_runs_the_whole_pipeline_offline(tmp_path, capsys):
     assert "6 evaluations in" in printed
 
 
+@pytest.mark.slow
 def test_compose_run_trains_candidates_as_one_with_batch(tmp_path, capsys):
     out = tmp_path / "b"
     code = main(["compose", "run", "--proxy", "smoke", "--layers", "4", "--agents", "random:offline", "--no-controls",

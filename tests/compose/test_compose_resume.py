@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from aira.agents.journal import Journal
 from aira.agents.types import Status
 
@@ -22,6 +24,7 @@ def _finished(run_dir) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_compose_run_resumes_after_sigkill(tmp_path):
     run_dir = tmp_path / "c"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

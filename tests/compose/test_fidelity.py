@@ -874,6 +874,7 @@ def test_sigterm_stops_the_jobs_it_started(tmp_path):
     assert (out / "evaluations.jsonl").exists()  # what finished before the signal is on disk
 
 
+@pytest.mark.slow
 def test_fidelity_with_batches_scores_as_without(tmp_path):
     assert _cli(tmp_path / "one", "--fidelities", "small", "--cache", "off") == 0
     assert _cli(tmp_path / "many", "--fidelities", "small", "--cache", "off", "--batch", "4", "--executor", "local",

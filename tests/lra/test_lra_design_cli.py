@@ -48,6 +48,7 @@ def test_eval_rejects_settings_in_the_fixed_setting(tmp_path, capsys):
     assert "fixed setting takes no SETTINGS" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_design_run_offline_end_to_end_with_a_hostile_draft(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AIRA_LRA_TEST_API_KEY", SECRET)
 

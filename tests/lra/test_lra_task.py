@@ -135,6 +135,7 @@ def test_a_run_past_the_wall_clock_is_a_timed_out_result(task):
     assert "3 s wall-clock limit" in r["error"] and r["sandbox_seconds"] < 10
 
 
+@pytest.mark.slow
 def test_scores_come_from_the_held_out_run_never_from_the_training_claims(task):
     # A hostile file overwrites the evaluator's result with perfect accuracies and saves no weights.
     n = task.n_val + task.n_test
@@ -188,6 +189,7 @@ class Attention(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_a_file_that_rebuilds_the_seeded_splits_gains_nothing(task):
     r = evaluate_job(**task.make_job(_p(HOSTILE_ORACLE), seed=0, job_id="oracle").kwargs)
     assert r["status"] == "ok", r
@@ -195,6 +197,7 @@ def test_a_file_that_rebuilds_the_seeded_splits_gains_nothing(task):
     assert r["metric"] < 0.6 and r["selection_metric"] < 0.6, r
 
 
+@pytest.mark.slow
 def test_the_honest_score_is_the_in_process_evaluators_on_the_same_rows(tmp_path):
     from aira.tasks.lra.evaluate import evaluate_attention
     from aira.tasks.lra.mechanisms import path

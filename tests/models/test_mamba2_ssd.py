@@ -133,6 +133,7 @@ def test_fused_kernel_agrees_with_chunked():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.slow
 def test_tune_cpu_malloc_is_opt_in():
     # In a child process, since the setting is process-wide: glibc accepts it, and the scan still
     # agrees with the recurrence afterwards.

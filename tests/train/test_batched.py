@@ -65,6 +65,7 @@ def test_six_models_two_seeds_of_three_tasks_with_their_own_vocabularies(monkeyp
     assert len(many[0]["per_task"]) == 3
 
 
+@pytest.mark.slow
 def test_mixed_patterns_grouped_by_primitive_at_each_layer(monkeypatch):
     pats = ["AMAM", "MMAA", "SMAM", "AWMS", "DGEM", "GDME"]
     _check([TrainConfig(pattern=p, seed=i, task="mad:in_context_recall,compression", **BASE)

@@ -92,6 +92,7 @@ def straight(byte_data, tmp_path_factory):
     return work, json.loads((work / "r.json").read_text()), proc
 
 
+@pytest.mark.slow
 def test_two_processes_train_and_checkpoint(straight):
     work, result, proc = straight
     assert result["world_size"] == 2 and result["steps"] == 20 and result["tokens"] == 20 * 4 * 32
@@ -104,6 +105,7 @@ def test_two_processes_train_and_checkpoint(straight):
     assert (work / "ck" / "latest").read_text().strip() == "step_00000020.pt"
 
 
+@pytest.mark.slow
 def test_resume_on_two_processes_equals_the_uninterrupted_run(straight, byte_data):
     work, result, _ = straight
     ck = work / "ck2"
