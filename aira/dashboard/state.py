@@ -24,9 +24,9 @@ from aira.agents.stats import REFERENCE, agent_stats, stopped_with_run
 from aira.agents.types import Status
 from aira.errors import UsageError
 from aira.report.analysis import (
-    FIDELITY_ROWS,
     agent_evaluations,
     curve_points,
+    fidelity_rows,
     frequencies,
     leader_rows,
     primitive_name,
@@ -179,16 +179,8 @@ def _heatmap(run: RunData) -> dict | None:
 
 
 def _fidelity_rows(fid: dict | None) -> list[dict]:
-    if not fid:
-        return []
-    rows = []
-    for key, label, target, meaning in FIDELITY_ROWS:
-        if key in fid:
-            v = fid[key]
-            if key == "ceiling" and isinstance(v, dict):
-                v = v.get("spearman")
-            rows.append({"figure": label, "value": v, "target": target, "meaning": meaning})
-    return rows
+    return [{"figure": label, "value": v, "target": target, "meaning": meaning}
+            for label, v, target, meaning in fidelity_rows(fid)]
 
 
 class Watcher:

@@ -183,3 +183,16 @@ FIDELITY_ROWS = [
     ("saturation", "saturated patterns", "0", "share within the noise of chance or of the ceiling"),
     ("compared", "compared", "-", "the fidelities and patterns the transfer was measured on"),
 ]
+
+
+def fidelity_rows(fid: dict | None) -> list[tuple[str, object, str, str]]:
+    """(figure, value, target, meaning) for each FIDELITY_ROWS figure a fidelity.json holds; the report and
+    the dashboard both show these."""
+    rows = []
+    for key, label, target, meaning in FIDELITY_ROWS:
+        if fid and key in fid:
+            v = fid[key]
+            if key == "ceiling" and isinstance(v, dict):
+                v = v.get("spearman")
+            rows.append((label, v, target, meaning))
+    return rows

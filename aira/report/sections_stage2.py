@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from aira.report import plots
-from aira.report.analysis import FIDELITY_ROWS, ratio_text, reference_score
+from aira.report.analysis import FIDELITY_ROWS, fidelity_rows, ratio_text, reference_score
 from aira.report.data import RunData
 from aira.report.html import Images, Markup, esc, figure, fmt, kv_table, para, section, si, table
 
@@ -179,13 +179,7 @@ def fidelity_section(run: RunData) -> Markup | None:
     parts = [*notes, para(
         "How far the proxy's ranking can be trusted: rank correlation with the larger scale, its confidence "
         "interval, seed-to-seed agreement, the noise floor and score saturation.")]
-    rows = []
-    for key, label, target, meaning in FIDELITY_ROWS:
-        if key in fid:
-            v = fid[key]
-            if key == "ceiling" and isinstance(v, dict):
-                v = v.get("spearman")
-            rows.append((label, _readable(v), target, meaning))
+    rows = [(label, _readable(v), target, meaning) for label, v, target, meaning in fidelity_rows(fid)]
     parts.append(table(["figure", "value", "target", "what it says"], rows, cls="fidelity"))
     per = fid.get("per_fidelity")
     if isinstance(per, dict) and per:

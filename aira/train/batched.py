@@ -46,6 +46,7 @@ from aira.train.trainer import (
     _score,
     _setup,
     lr_factor,
+    make_optimizer,
     to_device,
 )
 
@@ -157,13 +158,7 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
     batch_size = cfg.batch_size or preset.batch_size
     # one optimizer over the stacked tensors, decay as the single path decides it (a model's own tensor
     # has one dimension fewer than its stack)
-    decay, no_decay = [], []
-    for seg in segments:
-        for p in seg.params.values():
-            (decay if p.dim() - 1 >= 2 else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": preset.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    opt = make_optimizer([(p, p.dim() - 1) for seg in segments for p in seg.params.values()], preset, lr, device)
     autocast = _autocast(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

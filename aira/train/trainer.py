@@ -240,12 +240,7 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     step_model = torch.compile(model) if cfg.compile else model
     lr = cfg.lr if cfg.lr is not None else preset.lr
     batch_size = cfg.batch_size or preset.batch_size
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.dim() >= 2 else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": preset.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+    opt = make_optimizer([(p, p.dim()) for p in model.parameters()], preset, lr, device)
     autocast = _autocast(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -334,6 +329,15 @@ def _score(cfg, model, source, device, autocast, curve_val: list, curve_select: 
                name: _mean([*curve_val, val[name]])}
         select = {**select, "final": select[name], name: _mean([*curve_select, select[name]])}
     return status, error, val, select
+
+
+def make_optimizer(params: list[tuple[torch.Tensor, int]], preset, lr: float, device: torch.device):
+    """AdamW over (parameter, its model's own number of dimensions): matrices decay, vectors do not."""
+    decay = [p for p, dims in params if dims >= 2]
+    no_decay = [p for p, dims in params if dims < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": preset.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95), fused=device.type == "cuda")
 
 
 def _autocast(device: torch.device):
