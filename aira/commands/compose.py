@@ -200,11 +200,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> dict:
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, parse_promote, run
+    from aira.agents.orchestrator import RunConfig, parse_promote
     from aira.agents.stats import TaskInfo, format_report
     from aira.compose.fidelity import fidelity_notice, fidelity_train
     from aira.machine import plan_workers
     from aira.tasks.compose import ComposeTask
+    from aira.tasks.runs import start_or_resume
     from aira.train.cache import resolve_dir
 
     out = Path(args.out)
@@ -245,7 +246,9 @@ def _search(args: argparse.Namespace) -> dict:
     _print_fidelity(task.proxy)
     if promote:
         _print_promotion(task, *promote)
-    summary = run(cfg, task=task, notes={"proxy_fidelity": notice})
+    # no --resume flag here: the orchestrator refuses a used folder, pointing at `aira runs resume`
+    summary, _, _ = start_or_resume(out, resume=False, new_config=lambda: cfg, make_task=lambda _: task,
+                                    check_folder=False, notes={"proxy_fidelity": notice})
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
     print(format_report(nodes, TaskInfo.of(task), top=10))

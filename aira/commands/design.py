@@ -3,26 +3,64 @@
     aira design eval TASK [--file F] [--preset P] [--json] ...   score one file (the baseline by default)
     aira design run  TASK --agents SPEC... --budget B --out DIR   an agent run on the task
 
-A task is looked up by name in DESIGN_TASKS: a module with `eval_command(args) -> int` and
-`run_command(args) -> int`. The flags below are shared; a task reads those it understands.
+The flags below are shared; this module reads them (a task refuses those it does not understand) and calls
+the task's library functions, `evaluate_file` and `run_search` in aira/tasks/<task>/design.py.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aira.errors import UsageError
 
-DESIGN_TASKS = {
-    "autoresearch": "aira.tasks.autoresearch.cli",
-    **{f"lra-{t}": "aira.tasks.lra.cli" for t in ("listops", "text", "retrieval", "image", "pathfinder")},
-}
+if TYPE_CHECKING:
+    from aira.agents.orchestrator import RunConfig
+
+DESIGN_TASKS = ("autoresearch", *(f"lra-{t}" for t in ("listops", "text", "retrieval", "image", "pathfinder")))
+
+# Flags of the shared design parser that only autoresearch understands.
+_NOT_LRA = {"data": "--data", "time_budget": "--time-budget", "cache_dir": "--cache-dir",
+            "literature": "--literature"}
 
 
-def _task_module(name: str):
+def _check_task(name: str) -> None:
     if name not in DESIGN_TASKS:
         raise UsageError(f"unknown design task {name!r}: use one of {', '.join(sorted(DESIGN_TASKS))}")
-    return importlib.import_module(DESIGN_TASKS[name])
+
+
+def _lra_kwargs(args) -> dict:
+    for attr, flag in _NOT_LRA.items():
+        if getattr(args, attr, None):
+            raise UsageError(f"{flag} is not an LRA option (LRA trains a fixed number of steps on "
+                             f"{args.task}'s data; see --preset and --data-dir)")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
+    kw = {"preset": args.preset or "cpu", "setting": getattr(args, "setting", None) or "fixed",
+          "allow_unsafe": bool(args.unsafe_no_sandbox)}
+    if args.data_dir:
+        kw["data_dir"] = str(Path(args.data_dir).resolve())
+    return kw
+
+
+def _autoresearch_kwargs(args) -> dict:
+    kw = {"preset": args.preset or "cpu", "time_budget_s": args.time_budget, "cache_dir": args.cache_dir,
+          "allow_unsafe": args.unsafe_no_sandbox}
+    if args.data_dir:
+        if not Path(args.data_dir).is_dir():
+            raise UsageError(f"--data-dir {args.data_dir} is not a folder")
+        kw["data_dir"] = args.data_dir
+    elif args.data:
+        from aira.data.text import list_corpora
+
+        name = args.data.strip()
+        if name.partition(":")[0] not in list_corpora() and not Path(name).expanduser().exists():
+            # refused here, not after the sandbox has started (load_corpus says the same)
+            raise UsageError(f"unknown corpus {args.data!r}: use {', '.join(list_corpora())}, or a path to a "
+                             ".txt/.md/.parquet file or a folder of them")
+        kw["data"] = args.data
+    return kw
 
 
 def _common(p) -> None:
@@ -55,7 +93,7 @@ def register(sub) -> None:
     _common(ev)
     ev.add_argument("--file", default=None, help="the file to score (default: the task's baseline)")
     ev.add_argument("--json", action="store_true", help="print the result as JSON")
-    ev.set_defaults(func=lambda args: _task_module(args.task).eval_command(args))
+    ev.set_defaults(func=_eval)
 
     run = verbs.add_parser("run", help="run agents on a design task")
     _common(run)
@@ -75,9 +113,47 @@ def register(sub) -> None:
     run.set_defaults(func=_run)
 
 
+def _eval(args) -> int:
+    _check_task(args.task)
+    if args.task == "autoresearch":
+        from aira.tasks.autoresearch.design import evaluate_file
+
+        return evaluate_file(args.file, task_kwargs=_autoresearch_kwargs(args), seed=args.seed, as_json=args.json)
+    from aira.tasks.lra.design import evaluate_file
+
+    return evaluate_file(args.task, args.file, task_kwargs=_lra_kwargs(args), seed=args.seed, as_json=args.json)
+
+
 def _run(args) -> int:
+    from aira.agents.orchestrator import RunConfig
     from aira.userfiles import check_out_dir
 
-    task = _task_module(args.task)
+    _check_task(args.task)
     check_out_dir(args.out, "--out")  # a file in its place is refused before any data is staged
-    return task.run_command(args)
+    out = Path(args.out)
+
+    def new_config() -> RunConfig:  # called only for a fresh run: a resumed one keeps its stored settings
+        if args.task == "autoresearch":
+            kwargs = _autoresearch_kwargs(args) | {"literature": args.literature}
+        else:
+            kwargs = _lra_kwargs(args)
+        kwargs["work_dir"] = str((out / "work").resolve())
+        return RunConfig(task=args.task, task_kwargs=kwargs, agents=args.agents, executor=args.executor,
+                         slots=args.workers, budget=args.budget, seed=args.seed, noise_seeds=args.noise_seeds,
+                         improve_margin=args.improve_margin, out=str(out), quiet=args.quiet)
+
+    return run_design(args.task, out, resume=args.resume, new_config=new_config, budget=args.budget or None,
+                      quiet=args.quiet)
+
+
+def run_design(task: str, out: Path, *, resume: bool, new_config: Callable[[], RunConfig] | None = None,
+               budget: str | None = None, quiet: bool = False) -> int:
+    """Start or resume a design task's agent run in `out` (`aira runs resume` of a design run comes here)."""
+    _check_task(task)
+    if task == "autoresearch":
+        from aira.tasks.autoresearch.design import run_search
+
+        return run_search(out, resume=resume, new_config=new_config, budget=budget, quiet=quiet)
+    from aira.tasks.lra.design import run_search
+
+    return run_search(out, task_name=task, resume=resume, new_config=new_config, budget=budget, quiet=quiet)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -227,32 +226,37 @@ def _export(args) -> int:
 
 def _start(args) -> int:
     from aira.agents.orchestrator import RunConfig
-    from aira.tasks.runs import run
+    from aira.tasks.runs import start_or_resume
     from aira.userfiles import check_out_dir
 
     check_out_dir(args.out, "--out")
-    config = RunConfig(
-        task=args.task,
-        task_kwargs=_parse_task_args(args.task_arg),
-        agents=args.agents,
-        executor=args.executor,
-        slots=args.workers,
-        budget=args.budget,
-        seed=args.seed,
-        noise_seeds=args.noise_seeds,
-        improve_margin=args.improve_margin,
-        shared_memory=args.shared_memory,
-        out=args.out,
-        quiet=args.quiet,
-    )
-    _print_summary(run(config))
+
+    def new_config() -> RunConfig:
+        return RunConfig(
+            task=args.task,
+            task_kwargs=_parse_task_args(args.task_arg),
+            agents=args.agents,
+            executor=args.executor,
+            slots=args.workers,
+            budget=args.budget,
+            seed=args.seed,
+            noise_seeds=args.noise_seeds,
+            improve_margin=args.improve_margin,
+            shared_memory=args.shared_memory,
+            out=args.out,
+            quiet=args.quiet,
+        )
+
+    # no --resume flag here: the orchestrator refuses a used folder, pointing at `aira runs resume`
+    summary, _, _ = start_or_resume(args.out, resume=False, new_config=new_config, check_folder=False)
+    _print_summary(summary)
     return 0
 
 
 def _resume(args) -> int:
     from aira.agents.orchestrator import read_config
-    from aira.tasks.runs import resume
-    from aira.commands.design import DESIGN_TASKS, _task_module
+    from aira.commands.design import DESIGN_TASKS, run_design
+    from aira.tasks.runs import start_or_resume
 
     d = _run_dir(args.run)
     task = read_config(d)["task"]
@@ -263,7 +267,8 @@ def _resume(args) -> int:
         # report): its own verb resumes it, with the same stored settings
         print(f"aira: {d} is a {task} run: resuming it as `aira design run {task} --out {d} --resume`",
               file=sys.stderr)
-        ns = argparse.Namespace(task=task, out=str(d), resume=True, budget=args.budget or "", quiet=args.quiet)
-        return _task_module(task).run_command(ns)
-    _print_summary(resume(args.run, budget=args.budget, add=getattr(args, "add", None), quiet=args.quiet or None))
+        return run_design(task, d, resume=True, budget=args.budget or None, quiet=args.quiet)
+    summary, _, _ = start_or_resume(args.run, resume=True, budget=args.budget, add=getattr(args, "add", None),
+                                    quiet=args.quiet or None)
+    _print_summary(summary)
     return 0

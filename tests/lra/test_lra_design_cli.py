@@ -102,3 +102,21 @@ def test_eval_scores_a_users_file_through_the_sandbox(tmp_path, capsys):
     # its claim counts for nothing: the scores come from its trained weights, which it did not save
     assert lines["status"] == "crashed" and "saved no readable model.pt" in lines["error"]
     assert "val_accuracy" not in lines and lines["note"].startswith("STAND-IN")
+
+
+def test_design_run_folder_checks_come_before_anything_runs(tmp_path, capsys):
+    """The start/resume flow (aira.tasks.runs.start_or_resume): --resume needs a run, a used folder needs
+    --resume, and a resumed run keeps its stored task."""
+    from aira.agents.orchestrator import RunConfig
+
+    out = tmp_path / "run"
+    assert main(["design", "run", "lra-listops", "--out", str(out), "--resume"]) == 2
+    assert f"--resume: no run at {out}" in capsys.readouterr().err
+    out.mkdir()
+    config = RunConfig(task="lra-text", task_kwargs={"preset": "smoke"}, agents=["greedy:offline"], out=str(out))
+    (out / "config.json").write_text(json.dumps(config.to_dict()))
+    (out / Journal.FILENAME).write_bytes(b"")
+    assert main(["design", "run", "lra-listops", "--out", str(out)]) == 2
+    assert "already holds a run: add --resume" in capsys.readouterr().err
+    assert main(["design", "run", "lra-listops", "--out", str(out), "--resume"]) == 2
+    assert f"{out} is a run of lra-text, not lra-listops" in capsys.readouterr().err
