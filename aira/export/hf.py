@@ -52,6 +52,7 @@ HF_ALIASES = {
     "max_position_embeddings": "max_seq_len",
     "rms_norm_eps": "norm_eps",
     "initializer_range": "init_std",
+    "tie_word_embeddings": "tie_embeddings",
 }
 
 
@@ -71,7 +72,6 @@ def hf_config(pattern: str, cfg) -> dict:
         **fields,
         **{alias: fields[name] for alias, name in HF_ALIASES.items()},
         "num_hidden_layers": len(pattern),
-        "tie_word_embeddings": False,  # the model ties by itself (see modeling_aira.py)
         "torch_dtype": "float32",
         "aira_version": __version__,
     }

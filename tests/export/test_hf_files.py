@@ -37,6 +37,7 @@ def test_folder_holds_config_code_and_every_weight(tmp_path):
     for f in dataclasses.fields(ModelConfig):  # every ModelConfig field, with its value
         assert cfg[f.name] == getattr(model.cfg, f.name), f.name
     assert cfg["hidden_size"] == model.cfg.d_model and cfg["max_position_embeddings"] == model.cfg.max_seq_len
+    assert cfg["tie_embeddings"] is True and cfg["tie_word_embeddings"] is True  # one flag, both names
     weights = _read_weights(out)
     state = model.state_dict()
     # tied head: written once, as the embedding
@@ -60,7 +61,10 @@ def test_modeling_code_never_imports_aira():
 
 def test_untied_head_is_written(tmp_path):
     model = build_model("AM", "tiny", tie_embeddings=False)
-    weights = _read_weights(export_model(model, tmp_path / "m"))
+    out = export_model(model, tmp_path / "m")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["tie_embeddings"] is False and cfg["tie_word_embeddings"] is False
+    weights = _read_weights(out)
     assert torch.equal(weights["lm_head.weight"], model.lm_head.weight)
     assert not torch.equal(weights["lm_head.weight"], weights["embed.weight"])
 

@@ -115,6 +115,26 @@ def test_config_reads_back_with_hf_names(pair):
     assert sum(p.numel() for p in hf.parameters()) == ref.num_params()
 
 
+def test_tie_flags_agree_and_survive_save_pretrained(pair, tmp_path):
+    ref, hf = pair
+    tied = ref.cfg.tie_embeddings
+    assert hf.config.tie_embeddings is tied and hf.config.tie_word_embeddings is tied
+    assert (hf.lm_head is None) is tied  # a tied model reads the embedding matrix, owns no head
+    hf.config.tie_word_embeddings = tied  # HF's name writes aira's field
+    assert hf.config.tie_embeddings is tied
+    hf.tie_weights()  # HF's own tying must leave the weights as they are
+    idx = torch.randint(0, 101, (1, 9), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        want = hf(input_ids=idx).logits
+    hf.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert saved["tie_embeddings"] is tied and saved.get("tie_word_embeddings", tied) is tied
+    again = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "again"), trust_remote_code=True)
+    assert again.config.tie_word_embeddings is tied and (again.lm_head is None) is tied
+    with torch.no_grad():
+        assert torch.equal(again.eval()(input_ids=idx).logits, want)
+
+
 @pytest.mark.parametrize("kind", ["bytes", "bpe"])
 def test_autotokenizer_reads_the_exported_tokenizer(kind, tmp_path):
     from aira.data.shards import prepare_text_data
