@@ -5,6 +5,8 @@
     <out>/modeling_aira.py         the same: the primitives re-stated in plain PyTorch
     <out>/model.safetensors        the weights (pytorch_model.bin when safetensors is not installed)
     <out>/README.md                what the folder is and how to load it
+    with a tokenizer: tokenizer.json, tokenizer_config.json, and generation_config.json (eos and pad
+    ids, the same as in config.json)
 
 Load it with `AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)`.
 
@@ -40,6 +42,7 @@ WRITTEN_FILES = (
     "pytorch_model.bin",
     "tokenizer.json",
     "tokenizer_config.json",
+    "generation_config.json",
     "README.md",
 )
 SUPPORTED_CODES = "ADEGMSW"  # keep in step with configuration_aira.SUPPORTED_CODES
@@ -138,9 +141,10 @@ def export_model(
     if tokenizer is not None:
         from aira.export.tokenizer import write_tokenizer
 
-        config.update(
-            write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len, read=tok)
-        )
+        ids = write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len, read=tok)
+        config.update(ids)
+        if ids:  # `generate` reads its ids from here, not from config.json, in recent transformers
+            (out / "generation_config.json").write_text(json.dumps(ids, indent=2) + "\n")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = write_weights(export_state_dict(model), out)
     (out / "README.md").write_text(_readme(config, weights.name, model.num_params()))

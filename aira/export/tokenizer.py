@@ -8,6 +8,11 @@ tokenizers (aira/data/tokenizer.py) are already `tokenizers`-library objects or 
     encodes to its own value, then the special tokens at 256, ... as aira numbers them.
 Both get a `tokenizer_config.json` naming PreTrainedTokenizerFast, with <|endoftext|> as eos token and
 no BOS added, so ids equal aira's `encode` (tests/export checks it).
+Pad token: a special token named like one (<pad>, <|pad|>, [PAD], ...) if the tokenizer has it, else the
+eos token, as GPT-2 and Llama exports do: aira trains on packed sequences without padding, and the
+exported model needs right padding, where what the pad token is never reaches a real position. Its id
+goes into config.json and generation_config.json beside eos_token_id, so `generate` and batching
+tools agree on it without being told.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from aira.errors import UsageError
 from aira.userfiles import read_text
 
 EOT = "<|endoftext|>"
+PAD_NAMES = ("<pad>", "<|pad|>", "[PAD]", "<|padding|>", "<|finetune_right_pad_id|>")
 
 
 def find_tokenizer_file(source: str | Path) -> Path:
@@ -73,15 +79,19 @@ def read_tokenizer(source: str | Path, *, vocab_size: int) -> tuple[str, list[st
 def write_tokenizer(
     source: str | Path, out: Path, *, vocab_size: int, max_len: int, read: tuple[str, list[str]] | None = None
 ) -> dict:
-    """Write tokenizer.json and tokenizer_config.json into `out`; returns ids to add to config.json.
+    """Write tokenizer.json and tokenizer_config.json into `out`; returns the eos and pad ids for
+    config.json and generation_config.json (none without a special token).
     `read`: what `read_tokenizer` returned for `source`, if the caller checked it already."""
     text, specials = read or read_tokenizer(source, vocab_size=vocab_size)
     (out / "tokenizer.json").write_text(text, encoding="utf-8")
     eos = EOT if EOT in specials else (specials[0] if specials else None)
+    pad = next((t for t in PAD_NAMES if t in specials), eos)
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": max_len,
         "eos_token": eos,
+        "pad_token": pad,
+        "padding_side": "right",  # the exported model refuses left padding
         "add_bos_token": False,
         "add_eos_token": False,
         "clean_up_tokenization_spaces": False,
@@ -91,5 +101,5 @@ def write_tokenizer(
         return {}
     from tokenizers import Tokenizer
 
-    eos_id = Tokenizer.from_str(text).token_to_id(eos)
-    return {"eos_token_id": eos_id}
+    tok = Tokenizer.from_str(text)
+    return {"eos_token_id": tok.token_to_id(eos), "pad_token_id": tok.token_to_id(pad)}

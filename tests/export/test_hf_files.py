@@ -120,9 +120,13 @@ def test_a_pretraining_checkpoint_brings_its_tokenizer(tmp_path):
     save_checkpoint(tmp_path / "ck", state, 3)
     out = tmp_path / "m"
     assert main(["export", "--weights", str(tmp_path / "ck" / "step_00000003.pt"), "--out", str(out)]) == 0
-    assert json.loads((out / "config.json").read_text())["eos_token_id"] == 256  # bytes, then <|endoftext|>
+    written = json.loads((out / "config.json").read_text())
+    assert written["eos_token_id"] == 256  # bytes, then <|endoftext|>
+    assert written["pad_token_id"] == 256  # no pad token of its own: eos pads
+    assert json.loads((out / "generation_config.json").read_text()) == {"eos_token_id": 256, "pad_token_id": 256}
     tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
-    assert tok_cfg["eos_token"] == "<|endoftext|>" and tok_cfg["model_max_length"] == cfg.max_seq_len
+    assert tok_cfg["eos_token"] == tok_cfg["pad_token"] == "<|endoftext|>"
+    assert tok_cfg["padding_side"] == "right" and tok_cfg["model_max_length"] == cfg.max_seq_len
     from tokenizers import Tokenizer
 
     hf_tok = Tokenizer.from_file(str(out / "tokenizer.json"))
@@ -181,5 +185,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
         assert message in err and "\n" not in err, err
     assert (tmp_path / "full" / "x").read_text() == "keep me"
     (tmp_path / "full" / "tokenizer.json").write_text("{}")  # from an earlier export with a tokenizer
+    (tmp_path / "full" / "generation_config.json").write_text("{}")
     export_model(model, tmp_path / "full", overwrite=True)
     assert (tmp_path / "full" / "x").exists() and not (tmp_path / "full" / "tokenizer.json").exists()
+    assert not (tmp_path / "full" / "generation_config.json").exists()

@@ -153,6 +153,19 @@ def test_autotokenizer_reads_the_exported_tokenizer(kind, tmp_path):
     eos = json.loads((folder / "config.json").read_text())["eos_token_id"]
     assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == eos
     assert data.tokenizer.token_bytes(eos) == b""  # aira's special token, not text
+    # one pad id everywhere: tokenizer, config, generation config; batches padded on the right with it
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=True).eval()
+    assert tok.pad_token == "<|endoftext|>" and tok.pad_token_id == eos
+    assert hf.config.pad_token_id == hf.generation_config.pad_token_id == eos
+    assert hf.generation_config.eos_token_id == eos
+    batch = tok(["the cat", "the cat sat on"], padding=True, return_tensors="pt")
+    short = tok("the cat")["input_ids"]
+    assert batch["input_ids"][0].tolist() == short + [eos] * (batch["input_ids"].shape[1] - len(short))
+    assert batch["attention_mask"][0].tolist() == [1] * len(short) + [0] * (batch["input_ids"].shape[1] - len(short))
+    with torch.no_grad():
+        alone = hf(input_ids=torch.tensor([short])).logits
+        padded = hf(**batch).logits[:1, : len(short)]
+    assert (alone - padded).abs().max().item() <= 1e-5
 
 
 def test_exporter_and_modeling_file_agree_on_the_codes():
