@@ -174,3 +174,17 @@ def test_exporter_and_modeling_file_agree_on_the_codes():
     assert hf.SUPPORTED_CODES == configuration_aira.SUPPORTED_CODES
     with pytest.raises(ValueError, match="implements only ADEGMSW"):
         configuration_aira.AiraConfig(pattern="AMZ")
+
+
+def test_autotokenizer_reads_an_exported_hugging_face_tokenizer(tmp_path):
+    from aira.cli import main
+    from tests.export.test_hf_files import _hf_tokenizers
+
+    path = _hf_tokenizers(tmp_path)["word"]
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(path), "--out", str(tmp_path / "m")]) == 0
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "m"))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "m"), trust_remote_code=True)
+    assert tok("the cat sat on a mat")["input_ids"] == [3, 4, 5, 6, 8, 7]
+    assert (tok.eos_token, tok.eos_token_id, tok.pad_token, tok.pad_token_id) == ("</s>", 1, "<pad>", 0)
+    assert (hf.generation_config.eos_token_id, hf.generation_config.pad_token_id) == (1, 0)
+    assert hf.embed.num_embeddings == len(tok) == 12
