@@ -64,7 +64,13 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = args.tokenizer
     if tokenizer is None and meta.get("data") and (Path(meta["data"]) / "tokenizer.json").is_file():
         tokenizer = meta["data"]
-    out = export_model(model, args.out, tokenizer=tokenizer, overwrite=args.force)
+    if args.weights:
+        source = f"the weights {args.weights}" + (f" (step {meta['step']})" if meta.get("step") is not None else "")
+    else:
+        source = f"a random init (seed {args.seed})"
+    if args.config:
+        source += f", config {args.config}"
+    out = export_model(model, args.out, tokenizer=tokenizer, overwrite=args.force, source=source)
     if getattr(args, "json", False):
         import json
 

@@ -281,3 +281,40 @@ def test_a_file_that_is_no_tokenizer_is_one_line(tmp_path, capsys):
     assert main(["export", "--pattern", "AM", "--tokenizer", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no aira tokenizer at" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def _listed_codes(readme: str) -> dict[str, str]:
+    return {ln[3]: ln for ln in readme.splitlines() if ln.startswith("- `")}
+
+
+def test_readme_lists_exactly_the_patterns_primitives(tmp_path):
+    model = build_model("AMSW", "tiny", window=5)
+    readme = (export_model(model, tmp_path / "a") / "README.md").read_text()
+    assert readme.startswith("# aira hybrid model `AMSW`") and "the layer pattern `AMSW`, 4 layers" in readme
+    listed = _listed_codes(readme)
+    assert list(listed) == ["A", "M", "S", "W"]
+    assert listed["W"] == "- `W` x1: sliding-window attention with RoPE (window 5)"
+    for absent in ("DeltaNet", "gated linear", "experts"):
+        assert absent not in readme
+    model = build_model("DEGMADSE", "tiny", moe_experts=4, moe_top_k=2)
+    listed = _listed_codes((export_model(model, tmp_path / "d") / "README.md").read_text())
+    assert listed == {
+        "D": "- `D` x2: Gated DeltaNet (4 heads)",
+        "E": "- `E` x2: top-2 mixture of 4 SwiGLU experts",
+        "G": "- `G` x1: gated linear attention (4 heads)",
+        "M": "- `M` x1: SwiGLU MLP (width 192)",
+        "A": "- `A` x1: grouped-query attention with RoPE (4 heads, 2 kv heads)",
+        "S": "- `S` x1: Mamba-2 (state 16, expand 2, head dim 16)",
+    }
+    assert list(listed) == list("DEGMAS")  # in order of first use
+
+
+def test_readme_says_where_the_model_came_from(tmp_path):
+    assert main(["export", "--pattern", "AM", "--seed", "3", "--out", str(tmp_path / "r")]) == 0
+    assert "Made from a random init (seed 3)." in (tmp_path / "r" / "README.md").read_text()
+    model = build_model("AM", "tiny")
+    save_checkpoint(tmp_path / "ck", {"model": model.state_dict(), "optimizer": {}, "pattern": "AM",
+                                      "model_config": dataclasses.asdict(model.cfg)}, 7)
+    ck = tmp_path / "ck" / "step_00000007.pt"
+    assert main(["export", "--weights", str(ck), "--out", str(tmp_path / "w")]) == 0
+    assert f"Made from the weights {ck} (step 7)." in (tmp_path / "w" / "README.md").read_text()
