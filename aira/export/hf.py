@@ -269,6 +269,6 @@ from transformers import AutoModelForCausalLM
 model = AutoModelForCausalLM.from_pretrained("<this folder>", trust_remote_code=True)
 ```
 
-The modeling code needs only torch and transformers. `generate` recomputes the whole prefix at each
-step (no KV cache); batches must be right-padded.
+The modeling code needs only torch and transformers. `generate` keeps an inference cache (each
+layer's keys and values, or its recurrent state); batches must be right-padded.
 """

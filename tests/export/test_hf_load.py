@@ -188,3 +188,38 @@ def test_autotokenizer_reads_an_exported_hugging_face_tokenizer(tmp_path):
     assert (tok.eos_token, tok.eos_token_id, tok.pad_token, tok.pad_token_id) == ("</s>", 1, "<pad>", 0)
     assert (hf.generation_config.eos_token_id, hf.generation_config.pad_token_id) == (1, 0)
     assert hf.embed.num_embeddings == len(tok) == 12
+
+
+def test_cached_steps_give_the_logits_of_the_whole_sequence(pair):
+    # The prompt through the chunked scans, then one token, then three at once, then single tokens:
+    # past the window (5) and across SSD chunks (8), each step's logits equal the uncached forward's.
+    _, hf = pair
+    idx = torch.randint(0, 101, (2, 19), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        want = hf(input_ids=idx).logits
+        out = hf(input_ids=idx[:, :7], use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        got = [out.logits]
+        for start, stop in [(7, 8), (8, 11), *((t, t + 1) for t in range(11, 19))]:
+            out = hf(input_ids=idx[:, start:stop], past_key_values=cache, use_cache=True)
+            got.append(out.logits)
+    assert cache.seen == 19
+    assert (torch.cat(got, dim=1) - want).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_generate_with_the_cache_equals_generate_without(pair, beams):
+    _, hf = pair
+    prompt = torch.randint(0, 101, (2, 6), generator=torch.Generator().manual_seed(8))
+    lengths = []
+    hook = hf.embed.register_forward_pre_hook(lambda _, args: lengths.append(args[0].shape[1]))
+    try:
+        kw = {"max_new_tokens": 14, "do_sample": False, "num_beams": beams, "pad_token_id": 0}
+        cached = hf.generate(prompt, attention_mask=torch.ones_like(prompt), use_cache=True, **kw)
+        n_cached = len(lengths)
+        plain = hf.generate(prompt, attention_mask=torch.ones_like(prompt), use_cache=False, **kw)
+    finally:
+        hook.remove()
+    assert cached.shape == (2, 20) and torch.equal(cached, plain)
+    assert lengths[:n_cached] == [6] + [1] * (n_cached - 1)  # the cache was used: one new token a step
+    assert lengths[n_cached:] == list(range(6, 6 + len(lengths) - n_cached))  # without: the whole prefix
