@@ -27,6 +27,10 @@ class AiraConfig(PretrainedConfig):
         "max_position_embeddings": "max_seq_len",
         "rms_norm_eps": "norm_eps",
         "initializer_range": "init_std",
+        # One flag, two names: HF's tie_word_embeddings reads and writes aira's tie_embeddings, so the
+        # two can never disagree. A tied model owns no lm_head (see modeling_aira.py), so HF's own
+        # tying finds nothing to tie either way.
+        "tie_word_embeddings": "tie_embeddings",
     }
 
     def __init__(
@@ -81,9 +85,10 @@ class AiraConfig(PretrainedConfig):
         self.causal = causal
         self.init_std = init_std
         self.num_hidden_layers = len(pattern)
-        # The model ties (or not) by itself: it owns no lm_head weight when tied.
-        kwargs["tie_word_embeddings"] = False
         kwargs.pop("num_hidden_layers", None)
         for alias in self.attribute_map:  # an alias saved in config.json must not override the field
             kwargs.pop(alias, None)
+        # transformers 4.x's base __init__ sets tie_word_embeddings (default True), i.e. tie_embeddings
+        # through the alias: hand it the field's own value.
+        kwargs["tie_word_embeddings"] = tie_embeddings
         super().__init__(**kwargs)

@@ -5,6 +5,8 @@
     <out>/modeling_aira.py         the same: the primitives re-stated in plain PyTorch
     <out>/model.safetensors        the weights (pytorch_model.bin when safetensors is not installed)
     <out>/README.md                what the folder is and how to load it
+    with a tokenizer: tokenizer.json, tokenizer_config.json, and generation_config.json (eos and pad
+    ids, the same as in config.json)
 
 Load it with `AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)`.
 
@@ -40,6 +42,7 @@ WRITTEN_FILES = (
     "pytorch_model.bin",
     "tokenizer.json",
     "tokenizer_config.json",
+    "generation_config.json",
     "README.md",
 )
 SUPPORTED_CODES = "ADEGMSW"  # keep in step with configuration_aira.SUPPORTED_CODES
@@ -52,6 +55,7 @@ HF_ALIASES = {
     "max_position_embeddings": "max_seq_len",
     "rms_norm_eps": "norm_eps",
     "initializer_range": "init_std",
+    "tie_word_embeddings": "tie_embeddings",
 }
 
 
@@ -71,7 +75,6 @@ def hf_config(pattern: str, cfg) -> dict:
         **fields,
         **{alias: fields[name] for alias, name in HF_ALIASES.items()},
         "num_hidden_layers": len(pattern),
-        "tie_word_embeddings": False,  # the model ties by itself (see modeling_aira.py)
         "torch_dtype": "float32",
         "aira_version": __version__,
     }
@@ -111,11 +114,17 @@ def write_weights(state: dict[str, torch.Tensor], out: Path) -> Path:
 
 
 def export_model(
-    model, out: str | Path, *, tokenizer: str | Path | None = None, overwrite: bool = False
+    model,
+    out: str | Path,
+    *,
+    tokenizer: str | Path | None = None,
+    overwrite: bool = False,
+    source: str | None = None,
 ) -> Path:
     """Write HybridLM `model` as a Hugging Face model folder at `out`; returns the folder.
 
-    tokenizer: an aira tokenizer.json or a prepared data folder; written as a Hugging Face tokenizer.
+    tokenizer: an aira or Hugging Face tokenizer.json, or a folder holding one; written as a Hugging
+    Face tokenizer. source: where the model came from, one phrase for the README.
     """
     out = Path(out)
     pattern = model.pattern
@@ -138,12 +147,13 @@ def export_model(
     if tokenizer is not None:
         from aira.export.tokenizer import write_tokenizer
 
-        config.update(
-            write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len, read=tok)
-        )
+        ids = write_tokenizer(tokenizer, out, vocab_size=model.cfg.vocab_size, max_len=model.cfg.max_seq_len, read=tok)
+        config.update(ids)
+        if ids:  # `generate` reads its ids from here, not from config.json, in recent transformers
+            (out / "generation_config.json").write_text(json.dumps(ids, indent=2) + "\n")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = write_weights(export_state_dict(model), out)
-    (out / "README.md").write_text(_readme(config, weights.name, model.num_params()))
+    (out / "README.md").write_text(_readme(config, weights.name, model.num_params(), model.cfg, source))
     return out
 
 
@@ -227,18 +237,38 @@ def _read_config_json(path: Path):
     return data["pattern"], cfg
 
 
-def _readme(config: dict, weights_name: str, n_params: int) -> str:
+# What each code is, as the README names it; cfg fills in the widths that tell one model from another.
+PRIMITIVES = {
+    "A": lambda c: f"grouped-query attention with RoPE ({c.n_heads} heads, {c.n_kv_heads} kv heads)",
+    "W": lambda c: f"sliding-window attention with RoPE (window {c.window})",
+    "M": lambda c: f"SwiGLU MLP (width {c.ffn_dim})",
+    "S": lambda c: f"Mamba-2 (state {c.ssm_state}, expand {c.ssm_expand}, head dim {c.ssm_head_dim})",
+    "D": lambda c: f"Gated DeltaNet ({c.n_heads} heads)",
+    "G": lambda c: f"gated linear attention ({c.n_heads} heads)",
+    "E": lambda c: f"top-{c.moe_top_k} mixture of {c.moe_experts} SwiGLU experts",
+}
+
+
+def _primitive_lines(pattern: str, cfg) -> str:
+    """One line per code the pattern uses, in order of first use, with its count."""
+    codes = dict.fromkeys(pattern)
+    return "\n".join(f"- `{c}` x{pattern.count(c)}: {PRIMITIVES[c](cfg)}" for c in codes)
+
+
+def _readme(config: dict, weights_name: str, n_params: int, cfg, source: str | None = None) -> str:
+    made = f"\nMade from {source}.\n" if source else ""
     return f"""# aira hybrid model `{config["pattern"]}`
 
-Exported by aira {config["aira_version"]}: {config["num_hidden_layers"]} layers (A attention, W sliding-window
-attention, M SwiGLU MLP, S Mamba-2), d_model {config["d_model"]}, vocabulary {config["vocab_size"]},
-{n_params:,} parameters, weights in `{weights_name}`.
+Exported by aira {config["aira_version"]}: the layer pattern `{config["pattern"]}`, {config["num_hidden_layers"]} layers:
+{_primitive_lines(config["pattern"], cfg)}
 
+d_model {config["d_model"]}, vocabulary {config["vocab_size"]}, {n_params:,} parameters, weights in `{weights_name}`.
+{made}
 ```python
 from transformers import AutoModelForCausalLM
 model = AutoModelForCausalLM.from_pretrained("<this folder>", trust_remote_code=True)
 ```
 
-The modeling code needs only torch and transformers. `generate` recomputes the whole prefix at each
-step (no KV cache); batches must be right-padded.
+The modeling code needs only torch and transformers. `generate` keeps an inference cache (each
+layer's keys and values, or its recurrent state); batches must be right-padded.
 """

@@ -20,9 +20,14 @@ Layers, one pre-norm residual block x + mixer(RMSNorm(x)) per pattern code:
   E  mixture of SwiGLU experts: softmax router, top-k renormalised gates (computed densely here:
      every expert on every token, the unchosen ones weighted 0); its load-balancing loss is a training
      term only and is not part of this file's loss
-Generation recomputes the whole prefix at every step (no KV / SSM cache); batches must be right-padded
-(or unpadded): a causal model's real tokens never see right padding, while left padding would shift
-positions and feed pad tokens into the Mamba state, so a left-padded attention mask is refused.
+Generation keeps an inference cache (AiraCache): attention layers keep their rotated keys and values,
+Mamba-2 and Gated DeltaNet their last ssm_conv - 1 convolution inputs and their recurrent state, GLA its
+recurrent state; each new token then costs one step, not a pass over the prefix. The scans take the
+state entering the sequence and return the state leaving it, so the prompt runs through the same chunked
+code as training and every later token continues from there (tests/export checks cached generation
+token for token against `use_cache=False`). Batches must be right-padded (or unpadded): a causal
+model's real tokens never see right padding, while left padding would shift positions and feed pad
+tokens into the recurrent states, so a left-padded attention mask is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +42,42 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .configuration_aira import AiraConfig
+
+# The output field of the cache: "cache" in transformers 5, "past_key_values" before.
+CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+class AiraCache:
+    """What each layer keeps between generation steps: one dict per block (empty for M and E), plus
+    the number of tokens seen. A plain object rather than a transformers Cache, whose API changes
+    between releases; generate passes it back as it is, and beam search reorders it."""
+
+    def __init__(self, n_layers: int):
+        self.layers: list[dict[str, Tensor]] = [{} for _ in range(n_layers)]
+        self.seen = 0
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seen
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        for layer in self.layers:
+            for k, v in layer.items():
+                layer[k] = v.index_select(0, beam_idx.to(v.device))
+
+
+def causal_conv(conv: nn.Conv1d, x: Tensor, cache: dict | None, key: str = "conv") -> Tensor:
+    """Depthwise causal conv of x (b, L, C) -> (b, L, C). With a cache, it starts from the last
+    kernel - 1 inputs kept there (zeros at the start, as the layer's own padding) and keeps the new ones."""
+    L, keep = x.shape[1], conv.kernel_size[0] - 1
+    x = x.transpose(1, 2)
+    if cache is None or key not in cache:  # the uncached path, unchanged
+        y = conv(x)[..., :L]
+        if cache is not None:
+            cache[key] = F.pad(x, (keep, 0))[..., x.shape[-1] :]  # the last `keep` inputs, zero-filled
+        return y.transpose(1, 2)
+    full = torch.cat((cache[key], x), dim=-1)
+    cache[key] = full[..., full.shape[-1] - keep :]
+    return F.conv1d(full, conv.weight, conv.bias, groups=conv.groups).transpose(1, 2)
 
 
 def rope_tables(seq_len: int, head_dim: int, theta: float, device, dtype) -> tuple[Tensor, Tensor]:
@@ -65,20 +106,28 @@ class AiraAttention(nn.Module):
         self.qkv_proj = nn.Linear(config.d_model, (self.n_heads + 2 * self.n_kv_heads) * h, bias=False)
         self.out_proj = nn.Linear(self.n_heads * h, config.d_model, bias=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         B, L, _ = x.shape
         H, K, h = self.n_heads, self.n_kv_heads, self.head_dim
         q, k, v = self.qkv_proj(x).split([H * h, K * h, K * h], dim=-1)
-        cos, sin = rope_tables(L, h, self.theta, x.device, x.dtype)
+        past = 0 if cache is None or "k" not in cache else cache["k"].shape[2]
+        cos, sin = rope_tables(past + L, h, self.theta, x.device, x.dtype)
+        cos, sin = cos[past:], sin[past:]  # positions past .. past + L - 1
         q = apply_rope(q.view(B, L, H, h), cos, sin).transpose(1, 2)
         k = apply_rope(k.view(B, L, K, h), cos, sin).transpose(1, 2)
         v = v.view(B, L, K, h).transpose(1, 2)
+        if cache is not None:  # keys and values of every position so far, (B, K, past + L, h)
+            if past:
+                k, v = torch.cat((cache["k"], k), dim=2), torch.cat((cache["v"], v), dim=2)
+            cache["k"], cache["v"] = k, v
         if K != H:  # share each kv head with its group of query heads
             k, v = k.repeat_interleave(H // K, dim=1), v.repeat_interleave(H // K, dim=1)
-        if self.window is not None and self.window < L:
-            pos = torch.arange(L, device=x.device)
-            dist = pos[:, None] - pos[None, :]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=(dist >= 0) & (dist < self.window))
+        if past or (self.window is not None and self.window < L):
+            dist = torch.arange(past, past + L, device=x.device)[:, None] - torch.arange(past + L, device=x.device)
+            allowed = dist >= 0
+            if self.window is not None:
+                allowed = allowed & (dist < self.window)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.out_proj(y.transpose(1, 2).reshape(B, L, H * h))
@@ -92,15 +141,18 @@ class AiraMLP(nn.Module):
         self.w3 = nn.Linear(config.d_model, ffn_dim, bias=False)
         self.out_proj = nn.Linear(ffn_dim, config.d_model, bias=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         return self.out_proj(F.silu(self.w1(x)) * self.w3(x))
 
 
-def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int) -> Tensor:
+def ssd_scan(
+    x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int, h0: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Chunked SSD: h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t, per head.
 
-    x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n) -> y (b, l, h, p). Inside a chunk the
-    output is a decay-masked quadratic form; a loop over chunks carries the state between them.
+    x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n), h0 the state entering (b, h, p, n) or None
+    for zeros -> y (b, l, h, p) and the state leaving (fp32). Inside a chunk the output is a
+    decay-masked quadratic form; a loop over chunks carries the state between them.
     Computed in fp32 whatever the weights' dtype (the decays are exponentials of long sums), and
     returned in the dtype of x.
     """
@@ -125,14 +177,14 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int)
     to_end = dt * torch.exp(a_cum[:, :, -1:] - a_cum)  # (b, c, Q, h)
     states = torch.einsum("bcjhn,bcjh,bcjhp->bchpn", B, to_end, x)
     chunk_decay = torch.exp(a_cum[:, :, -1])  # (b, c, h)
-    run = x.new_zeros(b, nh, p, n)
+    run = x.new_zeros(b, nh, p, n) if h0 is None else h0.float()
     entering = []
     for k in range(c):
         entering.append(run)
         run = chunk_decay[:, k, :, None, None] * run + states[:, k]
     h_in = torch.stack(entering, dim=1)  # (b, c, h, p, n)
     y = y + torch.einsum("bcihn,bchpn->bcihp", C, h_in) * torch.exp(a_cum)[..., None]
-    return y.reshape(b, c * Q, nh, p)[:, :l].to(out_dtype)
+    return y.reshape(b, c * Q, nh, p)[:, :l].to(out_dtype), run
 
 
 class AiraMamba2(nn.Module):
@@ -162,17 +214,20 @@ class AiraMamba2(nn.Module):
         self.D.fill_(1.0)
         self.norm_weight.fill_(1.0)
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, cache: dict | None = None) -> Tensor:
         cfg = self.config
         b, l, _ = u.shape
         z, xBC, dt = torch.split(self.in_proj(u), [self.d_inner, self.conv_dim, self.n_heads], dim=-1)
         dt = F.softplus(dt + self.dt_bias)
-        xBC = F.silu(self.conv(xBC.transpose(1, 2))[..., :l].transpose(1, 2))
+        xBC = F.silu(causal_conv(self.conv, xBC, cache))
         x, B, C = torch.split(xBC, [self.d_inner, self.gN, self.gN], dim=-1)
         x = x.reshape(b, l, self.n_heads, cfg.ssm_head_dim)
         B = B.reshape(b, l, cfg.ssm_groups, cfg.ssm_state)
         C = C.reshape(b, l, cfg.ssm_groups, cfg.ssm_state)
-        y = ssd_scan(x, dt, -torch.exp(self.A_log.float()), B, C, cfg.ssm_chunk)
+        h0 = None if cache is None else cache.get("ssm")
+        y, h = ssd_scan(x, dt, -torch.exp(self.A_log.float()), B, C, cfg.ssm_chunk, h0)
+        if cache is not None:
+            cache["ssm"] = h
         y = (y + self.D[:, None] * x).reshape(b, l, self.d_inner) * F.silu(z)
         y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + cfg.norm_eps) * self.norm_weight
         return self.out_proj(y)
@@ -188,7 +243,7 @@ class AiraMoE(nn.Module):
         width = config.ffn_dim // config.moe_top_k
         self.experts = nn.ModuleList(AiraMLP(config, width) for _ in range(config.moe_experts))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         probs = torch.softmax(self.router(x).float(), dim=-1)
         top, chosen = probs.topk(self.top_k, dim=-1)
         weights = torch.zeros_like(probs).scatter(-1, chosen, top / top.sum(-1, keepdim=True))
@@ -212,10 +267,13 @@ def _chunks(Q: int, l: int, *tensors: Tensor) -> tuple[int, list[Tensor]]:
     return (l + pad) // Q, out
 
 
-def gated_delta_scan(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, scale: float, chunk: int) -> Tensor:
+def gated_delta_scan(
+    q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, scale: float, chunk: int, S0: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Chunked gated delta rule: S_t = a_t S_{t-1} + k_t beta_t (v_t - a_t S_{t-1}^T k_t)^T, o_t = scale S_t^T q_t.
 
-    q, k (b, l, h, dk), v (b, l, h, dv), g = log a and beta (b, l, h) -> o (b, l, h, dv). Per chunk, the
+    q, k (b, l, h, dk), v (b, l, h, dv), g = log a and beta (b, l, h), S0 the state entering (b, h, dk, dv)
+    or None for zeros -> o (b, l, h, dv) and the state leaving (fp32). Per chunk, the
     writes U solve (I + A) U = beta V - beta Gamma K S_0 (A strictly lower); a loop carries S_0.
     """
     out_dtype = q.dtype
@@ -233,20 +291,23 @@ def gated_delta_scan(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, s
     U_v, W = torch.linalg.solve_triangular(eye + A, rhs, upper=False, unitriangular=True).split([dv, dk], -1)
     scores = (q @ k.transpose(-1, -2)) * causal_mask_exp(cum[..., :, None], cum[..., None, :], tril)
     q_in, k_out = q * cum.exp()[..., None], k * (cum[..., -1:] - cum).exp()[..., None]
-    S = q.new_zeros(b, nh, dk, dv)
+    S = q.new_zeros(b, nh, dk, dv) if S0 is None else S0.float()
     outs = []
     for i in range(c):
         U = U_v[:, :, i] - W[:, :, i] @ S
         outs.append(q_in[:, :, i] @ S + scores[:, :, i] @ U)
         S = cum[:, :, i, -1, None, None].exp() * S + k_out[:, :, i].transpose(-1, -2) @ U
     o = torch.stack(outs, dim=2).transpose(1, 2).transpose(2, 3).reshape(b, c * Q, nh, dv)
-    return (o[:, :l] * scale).to(out_dtype)
+    return (o[:, :l] * scale).to(out_dtype), S
 
 
-def gla_scan(q: Tensor, k: Tensor, v: Tensor, gk: Tensor, scale: float, chunk: int) -> Tensor:
+def gla_scan(
+    q: Tensor, k: Tensor, v: Tensor, gk: Tensor, scale: float, chunk: int, S0: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """Chunked GLA: S_t = diag(exp(gk_t)) S_{t-1} + k_t v_t^T, o_t = scale S_t^T q_t.
 
-    q, k, gk (b, l, h, dk), v (b, l, h, dv) -> o (b, l, h, dv); an explicit (Q, Q, dk) decay inside a chunk.
+    q, k, gk (b, l, h, dk), v (b, l, h, dv), S0 the state entering (b, h, dk, dv) or None for zeros
+    -> o (b, l, h, dv) and the state leaving (fp32); an explicit (Q, Q, dk) decay inside a chunk.
     """
     out_dtype = q.dtype
     q, k, v, gk = (t.float() for t in (q, k, v, gk))
@@ -259,14 +320,14 @@ def gla_scan(q: Tensor, k: Tensor, v: Tensor, gk: Tensor, scale: float, chunk: i
     decay = causal_mask_exp(cum[..., :, None, :], cum[..., None, :, :], tril)  # (b, h, c, Q, Q, dk)
     o = torch.einsum("bhcti,bhcsi,bhctsi->bhcts", q, k, decay) @ v
     states = (k * (cum[..., -1:, :] - cum).exp()).transpose(-1, -2) @ v  # (b, h, c, dk, dv)
-    run = q.new_zeros(b, nh, dk, dv)
+    run = q.new_zeros(b, nh, dk, dv) if S0 is None else S0.float()
     entering = []
     for i in range(c):
         entering.append(run)
         run = cum[:, :, i, -1, :, None].exp() * run + states[:, :, i]
     o = o + (q * cum.exp()) @ torch.stack(entering, dim=2)
     o = o.transpose(1, 2).transpose(2, 3).reshape(b, c * Q, nh, dv)
-    return (o[:, :l] * scale).to(out_dtype)
+    return (o[:, :l] * scale).to(out_dtype), run
 
 
 class AiraGatedDeltaNet(nn.Module):
@@ -291,15 +352,19 @@ class AiraGatedDeltaNet(nn.Module):
         self.A_log.copy_(torch.log(torch.empty(self.n_heads).uniform_(1.0, 16.0)))
         self.norm_weight.fill_(1.0)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         cfg, H, h = self.config, self.n_heads, self.head_dim
         b, l, D = x.shape
         qkv, gate, a, beta = self.in_proj(x).split([3 * D, D, H, H], dim=-1)
-        qkv = F.silu(self.conv(qkv.transpose(1, 2))[..., :l].transpose(1, 2))
+        qkv = F.silu(causal_conv(self.conv, qkv, cache))
         q, k, v = (t.reshape(b, l, H, h) for t in qkv.split(D, dim=-1))
         q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
         g = -torch.exp(self.A_log.float()) * F.softplus(a.float() + self.dt_bias.float())
-        o = gated_delta_scan(q, k, v, g, torch.sigmoid(beta.float()), h**-0.5, cfg.ssm_chunk).float()
+        S0 = None if cache is None else cache.get("state")
+        o, S = gated_delta_scan(q, k, v, g, torch.sigmoid(beta.float()), h**-0.5, cfg.ssm_chunk, S0)
+        if cache is not None:
+            cache["state"] = S
+        o = o.float()
         o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + cfg.norm_eps) * self.norm_weight.float()
         return self.out_proj(o.reshape(b, l, D).to(x.dtype) * F.silu(gate))
 
@@ -318,13 +383,17 @@ class AiraGLA(nn.Module):
         self.norm_weight = nn.Parameter(torch.ones(D // H))
         self.out_proj = nn.Linear(D, D, bias=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         H, Kd = self.n_heads, self.key_dim
         b, l, D = x.shape
         q, k, v, gate = self.in_proj(x).split([Kd, Kd, D, D], dim=-1)
         gk = F.logsigmoid(self.gk_up(self.gk_down(x)).float()) / self.GATE_NORMALIZER
         q, k, gk = (t.reshape(b, l, H, -1) for t in (q, k, gk))
-        o = gla_scan(q, k, v.reshape(b, l, H, -1), gk, (Kd // H) ** -0.5, self.CHUNK).float()
+        S0 = None if cache is None else cache.get("state")
+        o, S = gla_scan(q, k, v.reshape(b, l, H, -1), gk, (Kd // H) ** -0.5, self.CHUNK, S0)
+        if cache is not None:
+            cache["state"] = S
+        o = o.float()
         o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + self.config.norm_eps) * self.norm_weight.float()
         return self.out_proj(o.reshape(b, l, D).to(x.dtype) * F.silu(gate))
 
@@ -350,8 +419,8 @@ class AiraBlock(nn.Module):
         else:
             raise ValueError(f"unknown layer code {code!r}")
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.mixer(self.norm(x))
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
+        return x + self.mixer(self.norm(x), cache)
 
 
 class AiraForCausalLM(PreTrainedModel, GenerationMixin):
@@ -400,16 +469,25 @@ class AiraForCausalLM(PreTrainedModel, GenerationMixin):
         inputs_embeds: Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: AiraCache | None = None,
+        use_cache: bool | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
+        """input_ids continue what `past_key_values` (an AiraCache, "cache" in transformers 5) has seen;
+        use_cache=True starts one when none is given and returns it."""
         if attention_mask is not None and bool((attention_mask.diff(dim=-1) > 0).any()):
             raise ValueError("aira models need right-padded (or unpadded) batches; got left padding")
+        cache = kwargs.pop("cache", None) if past_key_values is None else past_key_values
+        if not isinstance(cache, AiraCache):  # None, or a transformers Cache this model does not use
+            cache = AiraCache(len(self.blocks)) if use_cache else None
         x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
         hidden = [x] if output_hidden_states else None
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layers[i])
             if hidden is not None:
                 hidden.append(x)
+        if cache is not None:
+            cache.seen += x.shape[1]
         x = self.norm(x)
         logits = F.linear(x, self.embed.weight) if self.lm_head is None else self.lm_head(x)
         loss = None
@@ -419,13 +497,31 @@ class AiraForCausalLM(PreTrainedModel, GenerationMixin):
             )
         if return_dict is False:
             out = (logits,) if hidden is None else (logits, tuple(hidden))
+            out = out if cache is None else (*out, cache)
             return ((loss,) + out) if loss is not None else out
         return CausalLMOutputWithPast(
-            loss=loss, logits=logits, hidden_states=tuple(hidden) if hidden is not None else None
+            loss=loss,
+            logits=logits,
+            hidden_states=tuple(hidden) if hidden is not None else None,
+            **({} if cache is None else {CACHE_FIELD: cache}),
         )
 
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # transformers 5: the model makes its own AiraCache (as Mamba does)
+
+    def _reorder_cache(self, cache, beam_idx: torch.LongTensor):
+        if hasattr(cache, "reorder_cache"):  # beam search keeps the states of the surviving beams
+            cache.reorder_cache(beam_idx)
+        return cache
+
     def prepare_inputs_for_generation(
-        self, input_ids: torch.LongTensor, attention_mask=None, **kwargs
+        self, input_ids: torch.LongTensor, past_key_values=None, attention_mask=None, use_cache=None, **kwargs
     ) -> dict:
-        # No cache: every step runs the whole sequence so far.
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+        # transformers 5 names the cache "cache", 4.x "past_key_values"; with one, feed only the new tokens
+        cache = kwargs.get("cache", past_key_values)
+        cache = cache if isinstance(cache, AiraCache) else None
+        if cache is not None:
+            input_ids = input_ids[:, cache.seen :]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "past_key_values": cache,
+                "use_cache": use_cache}

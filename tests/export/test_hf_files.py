@@ -37,6 +37,7 @@ def test_folder_holds_config_code_and_every_weight(tmp_path):
     for f in dataclasses.fields(ModelConfig):  # every ModelConfig field, with its value
         assert cfg[f.name] == getattr(model.cfg, f.name), f.name
     assert cfg["hidden_size"] == model.cfg.d_model and cfg["max_position_embeddings"] == model.cfg.max_seq_len
+    assert cfg["tie_embeddings"] is True and cfg["tie_word_embeddings"] is True  # one flag, both names
     weights = _read_weights(out)
     state = model.state_dict()
     # tied head: written once, as the embedding
@@ -60,7 +61,10 @@ def test_modeling_code_never_imports_aira():
 
 def test_untied_head_is_written(tmp_path):
     model = build_model("AM", "tiny", tie_embeddings=False)
-    weights = _read_weights(export_model(model, tmp_path / "m"))
+    out = export_model(model, tmp_path / "m")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["tie_embeddings"] is False and cfg["tie_word_embeddings"] is False
+    weights = _read_weights(out)
     assert torch.equal(weights["lm_head.weight"], model.lm_head.weight)
     assert not torch.equal(weights["lm_head.weight"], weights["embed.weight"])
 
@@ -116,9 +120,13 @@ def test_a_pretraining_checkpoint_brings_its_tokenizer(tmp_path):
     save_checkpoint(tmp_path / "ck", state, 3)
     out = tmp_path / "m"
     assert main(["export", "--weights", str(tmp_path / "ck" / "step_00000003.pt"), "--out", str(out)]) == 0
-    assert json.loads((out / "config.json").read_text())["eos_token_id"] == 256  # bytes, then <|endoftext|>
+    written = json.loads((out / "config.json").read_text())
+    assert written["eos_token_id"] == 256  # bytes, then <|endoftext|>
+    assert written["pad_token_id"] == 256  # no pad token of its own: eos pads
+    assert json.loads((out / "generation_config.json").read_text()) == {"eos_token_id": 256, "pad_token_id": 256}
     tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
-    assert tok_cfg["eos_token"] == "<|endoftext|>" and tok_cfg["model_max_length"] == cfg.max_seq_len
+    assert tok_cfg["eos_token"] == tok_cfg["pad_token"] == "<|endoftext|>"
+    assert tok_cfg["padding_side"] == "right" and tok_cfg["model_max_length"] == cfg.max_seq_len
     from tokenizers import Tokenizer
 
     hf_tok = Tokenizer.from_file(str(out / "tokenizer.json"))
@@ -177,5 +185,136 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
         assert message in err and "\n" not in err, err
     assert (tmp_path / "full" / "x").read_text() == "keep me"
     (tmp_path / "full" / "tokenizer.json").write_text("{}")  # from an earlier export with a tokenizer
+    (tmp_path / "full" / "generation_config.json").write_text("{}")
     export_model(model, tmp_path / "full", overwrite=True)
     assert (tmp_path / "full" / "x").exists() and not (tmp_path / "full" / "tokenizer.json").exists()
+    assert not (tmp_path / "full" / "generation_config.json").exists()
+
+
+def _hf_tokenizers(folder: Path) -> dict[str, Path]:
+    """Two standard Hugging Face tokenizer.json files built with the tokenizers library: a word-level
+    one with <pad> and </s> (ids 0 and 1, 12 tokens in all), and a trained byte-level BPE with
+    <|endoftext|> only."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    words = ["<pad>", "</s>", "[UNK]", "the", "cat", "sat", "on", "mat", "a", "dog", "ate", "hat"]
+    word = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    word.pre_tokenizer = pre_tokenizers.Whitespace()
+    word.add_special_tokens(["<pad>", "</s>"])
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(["the cat sat on the mat; the dog ate the hat."] * 50, trainer=trainer)
+    paths = {"word": folder / "word" / "tokenizer.json", "bpe": folder / "bpe.json"}
+    paths["word"].parent.mkdir(parents=True)
+    word.save(str(paths["word"]))
+    bpe.save(str(paths["bpe"]))
+    return paths
+
+
+def test_a_hugging_face_tokenizer_is_accepted_and_sets_the_vocabulary(tmp_path, capsys):
+    from tokenizers import Tokenizer
+
+    paths = _hf_tokenizers(tmp_path)
+    # a folder holding tokenizer.json; no --vocab-size: the model takes the tokenizer's 12
+    out = tmp_path / "w"
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(paths["word"].parent), "--out", str(out)]) == 0
+    assert "vocab_size: 12" in capsys.readouterr().out
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["vocab_size"] == 12 and _read_weights(out)["embed.weight"].shape == (12, 64)
+    assert (cfg["eos_token_id"], cfg["pad_token_id"]) == (1, 0)  # </s> ends, its own <pad> pads
+    tok_cfg = json.loads((out / "tokenizer_config.json").read_text())
+    assert (tok_cfg["eos_token"], tok_cfg["pad_token"]) == ("</s>", "<pad>")
+    assert json.loads((out / "tokenizer.json").read_text()) == json.loads(paths["word"].read_text())
+    # the trained BPE file itself; its size is what the library counts, specials included
+    bpe = Tokenizer.from_file(str(paths["bpe"]))
+    n = bpe.get_vocab_size(with_added_tokens=True)
+    assert 256 < n <= 300
+    out = tmp_path / "b"
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(paths["bpe"]), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["vocab_size"] == n
+    cfg = json.loads((out / "config.json").read_text())
+    eot = bpe.token_to_id("<|endoftext|>")
+    assert cfg["vocab_size"] == n and cfg["eos_token_id"] == cfg["pad_token_id"] == eot
+    text = "the cat ate a hat"
+    assert Tokenizer.from_file(str(out / "tokenizer.json")).encode(text).ids == bpe.encode(text).ids
+    # --vocab-size still wins (a larger embedding is fine), and a smaller one is refused in one line
+    out = tmp_path / "v"
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(paths["bpe"]), "--vocab-size", "512",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["vocab_size"] == 512
+    capsys.readouterr()
+    argv = ["export", "--pattern", "AM", "--tokenizer", str(paths["bpe"]), "--vocab-size", "100", "--out",
+            str(tmp_path / "x")]
+    assert main(argv) == 2
+    assert f"has {n} tokens, more than the model's vocabulary of 100" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_bytes_tokenizer_needs_no_vocab_size(tmp_path, capsys):
+    from aira.data.shards import prepare_text_data
+
+    (tmp_path / "c.txt").write_text("one two three\n" * 400)
+    data = prepare_text_data(str(tmp_path / "c.txt"), tokenizer="bytes", cache_dir=tmp_path / "cache")
+    out = tmp_path / "m"
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(data.root), "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["vocab_size"] == data.vocab_size == 257  # 256 bytes + <|endoftext|>
+    assert cfg["eos_token_id"] == cfg["pad_token_id"] == 256
+
+
+def test_a_file_that_is_no_tokenizer_is_one_line(tmp_path, capsys):
+    cases = {
+        "plain.json": ({"vocab": {"a": 0}}, "no 'model' (Hugging Face) or 'aira_kind' (aira) key"),
+        "broken.json": ({"model": {"type": "NoSuchModel"}}, "is not a tokenizer the tokenizers library reads"),
+        "kind.json": ({"aira_kind": "words"}, "unknown aira tokenizer kind 'words'"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(json.dumps(content))
+        argv = ["export", "--pattern", "AM", "--tokenizer", str(tmp_path / name), "--out", str(tmp_path / "o")]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no aira tokenizer at" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def _listed_codes(readme: str) -> dict[str, str]:
+    return {ln[3]: ln for ln in readme.splitlines() if ln.startswith("- `")}
+
+
+def test_readme_lists_exactly_the_patterns_primitives(tmp_path):
+    model = build_model("AMSW", "tiny", window=5)
+    readme = (export_model(model, tmp_path / "a") / "README.md").read_text()
+    assert readme.startswith("# aira hybrid model `AMSW`") and "the layer pattern `AMSW`, 4 layers" in readme
+    listed = _listed_codes(readme)
+    assert list(listed) == ["A", "M", "S", "W"]
+    assert listed["W"] == "- `W` x1: sliding-window attention with RoPE (window 5)"
+    for absent in ("DeltaNet", "gated linear", "experts"):
+        assert absent not in readme
+    model = build_model("DEGMADSE", "tiny", moe_experts=4, moe_top_k=2)
+    listed = _listed_codes((export_model(model, tmp_path / "d") / "README.md").read_text())
+    assert listed == {
+        "D": "- `D` x2: Gated DeltaNet (4 heads)",
+        "E": "- `E` x2: top-2 mixture of 4 SwiGLU experts",
+        "G": "- `G` x1: gated linear attention (4 heads)",
+        "M": "- `M` x1: SwiGLU MLP (width 192)",
+        "A": "- `A` x1: grouped-query attention with RoPE (4 heads, 2 kv heads)",
+        "S": "- `S` x1: Mamba-2 (state 16, expand 2, head dim 16)",
+    }
+    assert list(listed) == list("DEGMAS")  # in order of first use
+
+
+def test_readme_says_where_the_model_came_from(tmp_path):
+    assert main(["export", "--pattern", "AM", "--seed", "3", "--out", str(tmp_path / "r")]) == 0
+    assert "Made from a random init (seed 3)." in (tmp_path / "r" / "README.md").read_text()
+    model = build_model("AM", "tiny")
+    save_checkpoint(tmp_path / "ck", {"model": model.state_dict(), "optimizer": {}, "pattern": "AM",
+                                      "model_config": dataclasses.asdict(model.cfg)}, 7)
+    ck = tmp_path / "ck" / "step_00000007.pt"
+    assert main(["export", "--weights", str(ck), "--out", str(tmp_path / "w")]) == 0
+    assert f"Made from the weights {ck} (step 7)." in (tmp_path / "w" / "README.md").read_text()

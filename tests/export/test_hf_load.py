@@ -115,6 +115,26 @@ def test_config_reads_back_with_hf_names(pair):
     assert sum(p.numel() for p in hf.parameters()) == ref.num_params()
 
 
+def test_tie_flags_agree_and_survive_save_pretrained(pair, tmp_path):
+    ref, hf = pair
+    tied = ref.cfg.tie_embeddings
+    assert hf.config.tie_embeddings is tied and hf.config.tie_word_embeddings is tied
+    assert (hf.lm_head is None) is tied  # a tied model reads the embedding matrix, owns no head
+    hf.config.tie_word_embeddings = tied  # HF's name writes aira's field
+    assert hf.config.tie_embeddings is tied
+    hf.tie_weights()  # HF's own tying must leave the weights as they are
+    idx = torch.randint(0, 101, (1, 9), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        want = hf(input_ids=idx).logits
+    hf.save_pretrained(tmp_path / "again")
+    saved = json.loads((tmp_path / "again" / "config.json").read_text())
+    assert saved["tie_embeddings"] is tied and saved.get("tie_word_embeddings", tied) is tied
+    again = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "again"), trust_remote_code=True)
+    assert again.config.tie_word_embeddings is tied and (again.lm_head is None) is tied
+    with torch.no_grad():
+        assert torch.equal(again.eval()(input_ids=idx).logits, want)
+
+
 @pytest.mark.parametrize("kind", ["bytes", "bpe"])
 def test_autotokenizer_reads_the_exported_tokenizer(kind, tmp_path):
     from aira.data.shards import prepare_text_data
@@ -133,6 +153,19 @@ def test_autotokenizer_reads_the_exported_tokenizer(kind, tmp_path):
     eos = json.loads((folder / "config.json").read_text())["eos_token_id"]
     assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == eos
     assert data.tokenizer.token_bytes(eos) == b""  # aira's special token, not text
+    # one pad id everywhere: tokenizer, config, generation config; batches padded on the right with it
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=True).eval()
+    assert tok.pad_token == "<|endoftext|>" and tok.pad_token_id == eos
+    assert hf.config.pad_token_id == hf.generation_config.pad_token_id == eos
+    assert hf.generation_config.eos_token_id == eos
+    batch = tok(["the cat", "the cat sat on"], padding=True, return_tensors="pt")
+    short = tok("the cat")["input_ids"]
+    assert batch["input_ids"][0].tolist() == short + [eos] * (batch["input_ids"].shape[1] - len(short))
+    assert batch["attention_mask"][0].tolist() == [1] * len(short) + [0] * (batch["input_ids"].shape[1] - len(short))
+    with torch.no_grad():
+        alone = hf(input_ids=torch.tensor([short])).logits
+        padded = hf(**batch).logits[:1, : len(short)]
+    assert (alone - padded).abs().max().item() <= 1e-5
 
 
 def test_exporter_and_modeling_file_agree_on_the_codes():
@@ -141,3 +174,52 @@ def test_exporter_and_modeling_file_agree_on_the_codes():
     assert hf.SUPPORTED_CODES == configuration_aira.SUPPORTED_CODES
     with pytest.raises(ValueError, match="implements only ADEGMSW"):
         configuration_aira.AiraConfig(pattern="AMZ")
+
+
+def test_autotokenizer_reads_an_exported_hugging_face_tokenizer(tmp_path):
+    from aira.cli import main
+    from tests.export.test_hf_files import _hf_tokenizers
+
+    path = _hf_tokenizers(tmp_path)["word"]
+    assert main(["export", "--pattern", "AM", "--tokenizer", str(path), "--out", str(tmp_path / "m")]) == 0
+    tok = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "m"))
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "m"), trust_remote_code=True)
+    assert tok("the cat sat on a mat")["input_ids"] == [3, 4, 5, 6, 8, 7]
+    assert (tok.eos_token, tok.eos_token_id, tok.pad_token, tok.pad_token_id) == ("</s>", 1, "<pad>", 0)
+    assert (hf.generation_config.eos_token_id, hf.generation_config.pad_token_id) == (1, 0)
+    assert hf.embed.num_embeddings == len(tok) == 12
+
+
+def test_cached_steps_give_the_logits_of_the_whole_sequence(pair):
+    # The prompt through the chunked scans, then one token, then three at once, then single tokens:
+    # past the window (5) and across SSD chunks (8), each step's logits equal the uncached forward's.
+    _, hf = pair
+    idx = torch.randint(0, 101, (2, 19), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        want = hf(input_ids=idx).logits
+        out = hf(input_ids=idx[:, :7], use_cache=True)
+        cache = getattr(out, "cache", None) or out.past_key_values
+        got = [out.logits]
+        for start, stop in [(7, 8), (8, 11), *((t, t + 1) for t in range(11, 19))]:
+            out = hf(input_ids=idx[:, start:stop], past_key_values=cache, use_cache=True)
+            got.append(out.logits)
+    assert cache.seen == 19
+    assert (torch.cat(got, dim=1) - want).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_generate_with_the_cache_equals_generate_without(pair, beams):
+    _, hf = pair
+    prompt = torch.randint(0, 101, (2, 6), generator=torch.Generator().manual_seed(8))
+    lengths = []
+    hook = hf.embed.register_forward_pre_hook(lambda _, args: lengths.append(args[0].shape[1]))
+    try:
+        kw = {"max_new_tokens": 14, "do_sample": False, "num_beams": beams, "pad_token_id": 0}
+        cached = hf.generate(prompt, attention_mask=torch.ones_like(prompt), use_cache=True, **kw)
+        n_cached = len(lengths)
+        plain = hf.generate(prompt, attention_mask=torch.ones_like(prompt), use_cache=False, **kw)
+    finally:
+        hook.remove()
+    assert cached.shape == (2, 20) and torch.equal(cached, plain)
+    assert lengths[:n_cached] == [6] + [1] * (n_cached - 1)  # the cache was used: one new token a step
+    assert lengths[n_cached:] == list(range(6, 6 + len(lengths) - n_cached))  # without: the whole prefix
