@@ -46,8 +46,8 @@ from typing import Any
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
-from aira.agents.jobs import JobLoop
 from aira.agents.executors import EXECUTORS
+from aira.agents.jobs import JobLoop
 from aira.agents.journal import Journal, writer_lock
 from aira.agents.progress import Progress, Snapshot
 from aira.agents.stats import (
@@ -609,7 +609,7 @@ def _execute(
 def _plan(config: RunConfig, task: Task, executor: Executor | None, spent_s: float = 0.0) -> None:
     """Say what the wall-clock budget buys; fewer reference runs when they would eat it (the config is
     updated, so the stored one says what ran); a budget that buys no candidate is refused."""
-    est = task.seconds_per_eval() if hasattr(task, "seconds_per_eval") else None
+    est = task.seconds_per_eval()
     slots = int(getattr(executor, "slots", 0) or config.slots)
     ref_left = config.noise_seeds if spent_s == 0 else 0  # a resumed run has (mostly) measured its floor
     plan = plan_budget(config.budget, slots=slots, noise_seeds=ref_left, job_s=est and est[0],
