@@ -343,6 +343,8 @@ class _Run:
                 self.tracker.evals += 1
             self._observe(node)
             finished += 1
+            if node.operator == REFERENCE:  # the search may have started beside the reference runs
+                self._update_floor()
         self._save_elapsed()
         if not self.progress.quiet:  # every wait ticks the line: references and the last jobs included
             self.progress.update(self.snapshot())
@@ -425,7 +427,8 @@ class _Run:
         self._set_margin(self.floor.std if self.floor else 0.0)
 
     def _update_floor(self) -> None:
-        """The floor once no reference job is in flight (the search may have started beside them)."""
+        """The floor once no reference job is in flight: after the reference phase, and as each reference
+        run finishes when the search started beside them (_drain)."""
         if not any(n.operator == REFERENCE for n in self.inflight.values()):
             self.floor = noise_floor(self.nodes.values(), self.info)
 
@@ -514,8 +517,6 @@ class _Run:
                     self.stop_reason = "every agent is done"
                 continue
             self._drain(0.2)
-            if self.floor is None:
-                self._update_floor()
 
     def promotion_phase(self) -> None:
         """The last promotion round, once the search stopped with no agent job in flight (its evaluation
@@ -548,7 +549,7 @@ class _Run:
             self.phase = f"{self.stop_reason or 'stopping'}: waiting for the last {len(self.inflight)} jobs"
             self._drain(0.5)
         self.phase = ""
-        if self.floor is None:
+        if self.floor is None:  # references the budget's stop=kill ended never reached _drain
             self._update_floor()
         self._save_elapsed(force=True)
         self.progress.close(self.snapshot())

@@ -187,6 +187,16 @@ def ssd_scan(
     return y.reshape(b, c * Q, nh, p)[:, :l].to(out_dtype), run
 
 
+@torch.no_grad()
+def _reset_decay(dt_bias: Tensor, A_log: Tensor, dt_min: float, dt_max: float) -> None:
+    """Mamba-2's decay init, shared by S and D: dt log-uniform in [dt_min, dt_max] (dt_bias holds its
+    softplus inverse), A uniform in [1, 16]."""
+    n = dt_bias.numel()
+    dt = torch.exp(torch.empty(n).uniform_(math.log(dt_min), math.log(dt_max)))
+    dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+    A_log.copy_(torch.log(torch.empty(n).uniform_(1.0, 16.0)))
+
+
 class AiraMamba2(nn.Module):
     def __init__(self, config: AiraConfig):
         super().__init__()
@@ -207,10 +217,7 @@ class AiraMamba2(nn.Module):
 
     @torch.no_grad()
     def reset_ssm_parameters(self, dt_min: float = 1e-3, dt_max: float = 1e-1) -> None:
-        # dt log-uniform in [dt_min, dt_max] (dt_bias holds its softplus inverse), A uniform in [1, 16].
-        dt = torch.exp(torch.empty(self.n_heads).uniform_(math.log(dt_min), math.log(dt_max)))
-        self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        self.A_log.copy_(torch.log(torch.empty(self.n_heads).uniform_(1.0, 16.0)))
+        _reset_decay(self.dt_bias, self.A_log, dt_min, dt_max)
         self.D.fill_(1.0)
         self.norm_weight.fill_(1.0)
 
@@ -346,10 +353,7 @@ class AiraGatedDeltaNet(nn.Module):
 
     @torch.no_grad()
     def reset_ssm_parameters(self, dt_min: float = 1e-3, dt_max: float = 1e-1) -> None:
-        # as AiraMamba2's: dt log-uniform in [dt_min, dt_max], A uniform in [1, 16]
-        dt = torch.exp(torch.empty(self.n_heads).uniform_(math.log(dt_min), math.log(dt_max)))
-        self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
-        self.A_log.copy_(torch.log(torch.empty(self.n_heads).uniform_(1.0, 16.0)))
+        _reset_decay(self.dt_bias, self.A_log, dt_min, dt_max)
         self.norm_weight.fill_(1.0)
 
     def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:

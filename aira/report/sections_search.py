@@ -269,21 +269,11 @@ def curves_section(run: RunData, images: Images) -> Markup | None:
     if not curves:
         return None
     dashed = [a for a in curves if a.split(":", 1)[0].split("#", 1)[0] in BASELINE_POLICIES]
-    fig = plots.best_so_far(
-        curves,
-        lower_is_better=run.info.lower_is_better,
-        metric=metric_name(run),
-        floor=None if run.floor is None else (run.floor.mean, run.floor.std),
-        dashed=dashed,
-    )
+    style = {"lower_is_better": run.info.lower_is_better, "metric": metric_name(run), "dashed": dashed,
+             "floor": None if run.floor is None else (run.floor.mean, run.floor.std)}
+    fig = plots.best_so_far(curves, **style)
     points = {a: [(p.wall_s, p.compute_s, p.best) for p in curve_points(run.nodes, run.info, a)] for a in curves}
-    cost = plots.best_against_cost(
-        points,
-        lower_is_better=run.info.lower_is_better,
-        metric=metric_name(run),
-        floor=None if run.floor is None else (run.floor.mean, run.floor.std),
-        dashed=dashed,
-    )
+    cost = plots.best_against_cost(points, **style)
     return section(
         "curves",
         "Search curves",
