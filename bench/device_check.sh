@@ -31,8 +31,8 @@ PARTS=${PARTS:-tests,throughput,gpu_check,madgpu,design}
 has() { [[ ",$PARTS," == *",$1,"* ]]; }
 if has tests; then
 stamp "tests"
-timeout -k 5 150 python3 -m pytest -q -p no:cacheprovider -rs -k "cuda or fused" tests/models/test_model_primitives.py \
-    tests/models/test_mamba2_ssd.py tests/agents/test_executor_local.py tests/train/test_ddp.py 2>&1 | tail -25 | tee -a "$LOG"
+timeout -k 5 150 python3 -m pytest -q -p no:cacheprovider -rs -k "cuda or fused or fla" tests/models/test_model_primitives.py \
+    tests/models/test_mamba2_ssd.py tests/models/test_linear_recurrences.py tests/agents/test_executor_local.py tests/train/test_ddp.py 2>&1 | tail -25 | tee -a "$LOG"
 fi
 if has gpu_check; then
 stamp "gpu_check"

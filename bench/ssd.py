@@ -32,7 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aira.models.ssd as ssd_mod
 from aira.models.config import ModelConfig
 from aira.models.registry import get
-from aira.models.ssd import HAS_FUSED, ssd, ssd_chunked, ssd_naive, tune_cpu_malloc
+from aira.models.ssd import HAS_FLA, HAS_FUSED, ssd, ssd_chunked, ssd_naive, tune_cpu_malloc
+
+
+def _fused_name() -> str:
+    """The fused scan `ssd` runs on CUDA (aira.models.ssd's order), or "no"."""
+    return "mamba_ssm" if HAS_FUSED else "fla chunk_simple_gla" if HAS_FLA else "no"
 
 
 def _sync(device: str) -> None:
@@ -112,12 +117,12 @@ def bench_scan(cfg: ModelConfig, args) -> None:
                   f"{n[1] / c[1]:>17.1f}x {mk[0] * 1e3:>10.2f} {n[0] / mk[0]:>8.1f}x")
         else:
             print(f"{L:>6} {'-':>10} {c[0] * 1e3:>11.2f} {'-':>9} {'-':>18} {mk[0] * 1e3:>10.2f}")
-    if args.device == "cuda" and HAS_FUSED:
+    if args.device == "cuda" and (HAS_FUSED or HAS_FLA):
         x, dt, A, B, C = scan_inputs(cfg, args.batch, max(args.lengths), args.device)
         with torch.no_grad():
             t = timed_rounds({"chunked": lambda: ssd_chunked(x, dt, A, B, C, cfg.ssm_chunk),
                               "fused": lambda: ssd(x, dt, A, B, C, cfg.ssm_chunk)}, args.rounds, args.device)
-        print(f"fused mamba_chunk_scan_combined vs chunked at L={max(args.lengths)}: "
+        print(f"fused {_fused_name()} vs chunked at L={max(args.lengths)}: "
               f"{t['chunked'][0] / t['fused'][0]:.1f}x faster")
 
     chunks = [16, 32, 64, 128, 256]
@@ -176,7 +181,7 @@ def main() -> None:
                       ffn_dim=4 * args.d_model, vocab_size=256, max_seq_len=max(args.lengths),
                       ssm_state=args.state, ssm_head_dim=args.head_dim, ssm_chunk=args.chunk)
     E = cfg.ssm_expand * cfg.d_model
-    fused = "yes" if HAS_FUSED and args.device == "cuda" else "no"
+    fused = _fused_name() if args.device == "cuda" else "no"
     print(f"device {args.device}, threads {torch.get_num_threads()}, batch {args.batch}, "
           f"d_model {cfg.d_model}, Mamba-2: d_inner {E}, heads {E // cfg.ssm_head_dim} x {cfg.ssm_head_dim}, "
           f"state {cfg.ssm_state}; fused kernels: {fused}; malloc tuned: {'yes' if tuned else 'no'}")

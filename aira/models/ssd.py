@@ -20,8 +20,10 @@ Shapes everywhere: x (b, l, h, p), dt (b, l, h), A (h,), B and C (b, l, g, n), s
       read-out become one matmul over (heads x head_dim) columns. About 2-3x faster on CPU.
     * masked (any decay; always on GPU, where the range check would stall): a (Q, Q) decay mask per
       head, as in the paper's formulation.
-- `ssd` picks the fused `mamba_chunk_scan_combined` of `mamba_ssm` on CUDA when it is installed,
-  else `ssd_chunked`.
+- `ssd` picks a fused Triton kernel on CUDA: `mamba_chunk_scan_combined` of `mamba_ssm` when it is
+  installed, else flash-linear-attention's `chunk_simple_gla` through `ssd_as_simple_gla` (SSD is simple
+  GLA with q = C, k = B, v = dt x, log-decay g = dt A and scale 1); else `ssd_chunked`. Under vmap
+  (aira.train.batched) the plain form runs: a Triton kernel has no batching rule.
 - `tune_cpu_malloc` is an opt-in, process-wide glibc setting for CPU training (never run on import).
 """
 
@@ -39,7 +41,13 @@ try:  # optional fused Triton kernels; CPU users never have them
 except Exception:  # noqa: BLE001 - any failure (missing package, CUDA/Triton mismatch): no fast path
     _fused_scan = None
 
+try:  # flash-linear-attention's chunked simple-GLA kernel: Mamba-2's SSD with a scalar decay per head
+    from fla.ops.simple_gla import chunk_simple_gla as _fla_simple_gla
+except Exception:  # noqa: BLE001 - as above
+    _fla_simple_gla = None
+
 HAS_FUSED = _fused_scan is not None
+HAS_FLA = _fla_simple_gla is not None
 # The factored form's factors exp(+-(a_cum - a_tot/2)) stay within exp(+-FACTOR_LIMIT), far from
 # fp32's overflow at exp(88) even after multiplying inputs; it runs for chunks >= MIN_FACTORED_CHUNK.
 FACTOR_LIMIT = 60.0
@@ -166,13 +174,36 @@ def ssd(
     chunk_size: int,
     initial_state: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """The SSD scan: fused Triton kernels on CUDA when `mamba_ssm` is installed, else `ssd_chunked`."""
-    if HAS_FUSED and x.is_cuda:
-        y, final = _fused_scan(
-            x, dt, A, B, C, chunk_size, initial_states=initial_state, return_final_states=True
-        )
-        return y, final
+    """The SSD scan: a fused Triton kernel on CUDA (mamba_ssm's, else fla's), else `ssd_chunked`."""
+    if x.is_cuda and not torch._C._functorch.is_batchedtensor(x):
+        if HAS_FUSED:
+            y, final = _fused_scan(
+                x, dt, A, B, C, chunk_size, initial_states=initial_state, return_final_states=True
+            )
+            return y, final
+        if HAS_FLA:
+            return ssd_as_simple_gla(x, dt, A, B, C, _fla_simple_gla, initial_state)
     return ssd_chunked(x, dt, A, B, C, chunk_size, initial_state)
+
+
+def ssd_as_simple_gla(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, kernel,
+                      initial_state: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The SSD scan computed by a simple-GLA `kernel` with flash-linear-attention's calling convention.
+
+    Simple GLA keeps S_t = exp(g_t) S_{t-1} + k_t v_t^T (K x V per head) and reads o_t = scale q_t^T S_t,
+    inputs (b, l, h, .), states (b, h, K, V). With K = n, V = p, q = C, k = B (each group's B and C
+    repeated over its heads), v = dt x, g = dt A and scale 1, S_t is the transpose of SSD's h_t and o_t
+    is y_t. `kernel(q, k, v, g, scale=, initial_state=, output_final_state=)` returns (o, final S).
+    """
+    rep = x.shape[2] // B.shape[2]
+    q = C.repeat_interleave(rep, dim=2)
+    k = B.repeat_interleave(rep, dim=2)
+    v = x * dt.unsqueeze(-1).to(x.dtype)
+    wide = torch.promote_types(dt.dtype, torch.float32)  # decays and states stay at least fp32
+    g = (dt * A).to(wide)
+    s0 = None if initial_state is None else initial_state.transpose(-1, -2).to(wide).contiguous()
+    y, final = kernel(q, k, v, g, scale=1.0, initial_state=s0, output_final_state=True)
+    return y.to(x.dtype), final.transpose(-1, -2)
 
 
 def _factor_range(dt: Tensor, A: Tensor, chunk: int) -> float:

@@ -138,6 +138,25 @@ def test_a_model_with_both_learns_a_copy():
     assert losses[-1] < 0.7 * losses[0]
 
 
+@pytest.mark.parametrize("with_state", [False, True])
+def test_plain_recurrences_equal_fla_own_references(with_state, fla_reference):
+    # aira's step-by-step references against flash-linear-attention's (fla/ops/*/naive.py, fp32): the
+    # recurrences the CUDA kernels compute are the ones aira's CPU forms are checked against.
+    q, k, v, g, beta, s0 = (t.float() for t in _delta_inputs(2, 23, 3, 6, 5, seed=4))
+    init = s0 if with_state else None
+    want = fla_reference("gated_delta_rule", "naive_recurrent_gated_delta_rule")(
+        q, k, v, beta, g, scale=0.4, initial_state=init, output_final_state=True)
+    got = gated_delta_naive(q, k, v, g, beta, 0.4, init)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    q, k, v, gk, s0 = (t.float() for t in _gla_inputs(2, 23, 3, 6, 5, seed=5))
+    init = s0 if with_state else None
+    want = fla_reference("gla", "naive_recurrent_gla")(q, k, v, gk, initial_state=init, output_final_state=True)
+    got = gla_naive(q, k, v, gk, 6 ** -0.5, init)  # fla's reference always scales by dk ** -0.5
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
 cuda_fla = pytest.mark.skipif(
     not (torch.cuda.is_available() and gated_deltanet.HAS_FLA and gla.HAS_FLA),
     reason="needs CUDA and flash-linear-attention (pip install flash-linear-attention)",

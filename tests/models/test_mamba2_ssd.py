@@ -132,6 +132,81 @@ def test_fused_kernel_agrees_with_chunked():
     assert (h - h_ref).abs().max().item() <= 1e-2 * h_ref.abs().max().item()
 
 
+def _simple_gla_recurrence(q, k, v, g, scale=None, initial_state=None, output_final_state=False):
+    """Simple GLA one step at a time, in flash-linear-attention's calling convention (fla/ops/simple_gla):
+    inputs (B, T, H, .), S_t = exp(g_t) S_{t-1} + k_t v_t^T (K x V), o_t = scale * q_t^T S_t."""
+    b, t, h, kd = q.shape
+    state = q.new_zeros(b, h, kd, v.shape[-1]) if initial_state is None else initial_state.to(q.dtype)
+    outs = []
+    for i in range(t):
+        state = g[:, i].exp()[..., None, None] * state + k[:, i, :, :, None] * v[:, i, :, None, :]
+        outs.append(scale * torch.einsum("bhk,bhkv->bhv", q[:, i], state))
+    return torch.stack(outs, dim=1), (state if output_final_state else None)
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_ssd_as_simple_gla_equals_the_recurrence(with_state):
+    # The argument mapping fla's kernel is called with, checked in float64 on CPU through a reference
+    # simple-GLA recurrence: outputs, final state and every input's gradient equal ssd_naive's.
+    x, dt, A, B, C, s0 = _inputs(2, 37, 4, 8, 2, 16, seed=11)
+    x, dt, A, B, C, s0 = (t.double().requires_grad_(True) for t in (x, dt, A, B, C, s0))
+    init = s0 if with_state else None
+    w = torch.randn(2, 37, 4, 8, dtype=torch.float64)
+    results = []
+    for fn in (lambda: ssd_naive(x, dt, A, B, C, init),
+               lambda: ssd_mod.ssd_as_simple_gla(x, dt, A, B, C, _simple_gla_recurrence, init)):
+        y, h = fn()
+        inputs = (x, dt, A, B, C) + ((s0,) if with_state else ())
+        results.append((y, h, torch.autograd.grad((y * w).sum() + h.sum(), inputs)))
+    (y_ref, h_ref, g_ref), (y, h, grads) = results
+    assert y.dtype == torch.float64 and h.shape == h_ref.shape == (2, 4, 8, 16)
+    assert (y - y_ref).abs().max().item() <= 1e-12
+    assert (h - h_ref).abs().max().item() <= 1e-12
+    for a, b in zip(grads, g_ref):
+        assert (a - b).abs().max().item() <= 1e-10
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_ssd_as_simple_gla_through_fla_own_reference(with_state, fla_reference):
+    # The same mapping through fla's own step-by-step simple GLA (its naive.py, fp32): the calling convention
+    # assumed above is fla's, and SSD called that way is the SSD recurrence.
+    kernel = fla_reference("simple_gla", "naive_recurrent_simple_gla")
+    x, dt, A, B, C, s0 = _inputs(2, 37, 4, 8, 2, 16, seed=12)
+    init = s0 if with_state else None
+    y_ref, h_ref = ssd_naive(x, dt, A, B, C, init)
+    y, h = ssd_mod.ssd_as_simple_gla(x, dt, A, B, C, kernel, init)
+    assert (y - y_ref).abs().max().item() <= 1e-4 * max(1.0, y_ref.abs().max().item())
+    assert (h - h_ref).abs().max().item() <= 1e-4 * max(1.0, h_ref.abs().max().item())
+
+
+def test_ssd_runs_the_plain_scan_on_cpu_even_with_a_kernel(monkeypatch):
+    # The kernel is for CUDA tensors only: a CPU tensor never reaches it.
+    def kernel(*_a, **_k):
+        raise AssertionError("a Triton kernel was called on CPU tensors")
+
+    monkeypatch.setattr(ssd_mod, "HAS_FLA", True)
+    monkeypatch.setattr(ssd_mod, "_fla_simple_gla", kernel)
+    x, dt, A, B, C, _ = _inputs(1, 20, 2, 4, 1, 8, seed=2)
+    y, _ = ssd_mod.ssd(x, dt, A, B, C, 8)
+    assert torch.equal(y, ssd_chunked(x, dt, A, B, C, 8)[0])
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and ssd_mod.HAS_FLA),
+    reason="fla's chunk_simple_gla needs CUDA and the flash-linear-attention package",
+)
+def test_fused_fla_simple_gla_agrees_with_chunked():
+    x, dt, A, B, C, s0 = _inputs(2, 300, 8, 64, 1, 64, seed=6, device="cuda")
+    y, h = ssd_mod.ssd_as_simple_gla(x, dt, A, B, C, ssd_mod._fla_simple_gla, initial_state=s0)
+    y_ref, h_ref = ssd_chunked(x, dt, A, B, C, 64, initial_state=s0)
+    assert (y - y_ref).abs().max().item() <= 1e-2 * y_ref.abs().max().item()
+    assert (h - h_ref).abs().max().item() <= 1e-2 * h_ref.abs().max().item()
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # bf16 inputs, as in training
+        y16, _ = ssd_mod.ssd_as_simple_gla(x.bfloat16(), dt, A, B.bfloat16(), C.bfloat16(), ssd_mod._fla_simple_gla)
+    y_ref0, _ = ssd_chunked(x, dt, A, B, C, 64)
+    assert (y16.float() - y_ref0).abs().max().item() <= 3e-2 * y_ref0.abs().max().item()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 @pytest.mark.slow
 def test_tune_cpu_malloc_is_opt_in():
