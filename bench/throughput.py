@@ -4,7 +4,9 @@ For each proxy, the same K candidates (calibration patterns, each with the proxy
 this process, in alternating rounds so that a shared machine's noise hits both paths alike:
   single   every seed of every candidate trained alone, one after the other (today's path in a worker);
   batched  every model of every candidate (seeds x MAD tasks x candidates) trained as one
-           (`aira.train.batched`), as one executor batch of K jobs does.
+           (`aira.train.batched`), as one executor batch of K jobs does;
+  compiled (with --compile MODE) the single path with each model's training step torch.compile'd in that
+           mode (reduce-overhead: CUDA graphs); its compilation counts, as it would in a search.
 Printed per proxy: evaluations per hour of each path (median round, this process, one thread per core
 as the workers use), their ratio, and the largest score difference between the two paths (the batched path
 agrees to float tolerance, not bit for bit). On CUDA also the share of the bf16 matmul peak measured in the
@@ -16,6 +18,7 @@ same run (training FLOPs counted as aira counts them: flops_per_token x tokens).
 (evaluations per hour are of the scaled budget; divide by the scale for the proxy's own)
 Decision rule (written before measuring): the batched path is worth making a default where its ratio is
 >= 1.5 on that device with a largest score difference <= 0.01; below that it stays opt-in (`--batch`).
+The same rule holds for a compile mode against the single path (a proxy's `compile` setting).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-scale", type=float, default=1.0,
                     help="train this fraction of each proxy's step budget (the ratio is per step; a GPU "
                          "measurement that must fit a few minutes uses e.g. 0.1)")
+    ap.add_argument("--compile", default=None, metavar="MODE",
+                    help="also time the single path with torch.compile in this mode (e.g. reduce-overhead)")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -78,16 +83,18 @@ def main(argv: list[str] | None = None) -> int:
             train["budget"] = scaled_budget(train["budget"], args.budget_scale)
         pats = load_patterns("calibration", "attn-mlp", 16)[: args.candidates]
         items = [{"pattern": p, "seed": 0} for p in pats]
-        seconds: dict[str, list[float]] = {"single": [], "batched": []}
+        paths = ("single", "batched") + (("compiled",) if args.compile else ())
+        seconds: dict[str, list[float]] = {p: [] for p in paths}
         scores: dict[str, list[float]] = {}
         flops = 0.0
         for _ in range(args.rounds):
-            for path in ("single", "batched"):
+            for path in paths:
                 if device == "cuda":
                     torch.cuda.synchronize()
                 t = time.perf_counter()
                 res = evaluate_patterns(items=items, seeds=proxy.seeds, cache_dir=None, threads=args.threads,
-                                        device=device, train=train, batch=path == "batched")
+                                        device=device, batch=path == "batched",
+                                        train={**train, "compile": args.compile} if path == "compiled" else train)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 seconds[path].append(time.perf_counter() - t)
@@ -102,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         diff = max(abs(a - b) for a, b in zip(scores["single"], scores["batched"]))
         row = {"candidates": len(items), "seeds": proxy.seeds, "budget": train["budget"], "evals_per_hour": per_hour,
                "ratio": per_hour["batched"] / per_hour["single"], "max_score_diff": diff, "seconds": seconds}
+        if args.compile:
+            row["compiled"] = {"mode": args.compile, "ratio": per_hour["compiled"] / per_hour["single"],
+                               "max_score_diff": max(abs(a - b) for a, b in zip(scores["single"], scores["compiled"]))}
         if peak:
             row["share_of_peak"] = {p: flops / statistics.median(s) / 1e12 / peak for p, s in seconds.items()}
         out[name] = row
@@ -109,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                  if peak else "")
         print(f"{name}: {per_hour['single']:.0f} -> {per_hour['batched']:.0f} evaluations/hour "
               f"(ratio {row['ratio']:.2f}, K={len(items)}, largest score difference {diff:.4f}){share}", flush=True)
+        if args.compile:
+            c = row["compiled"]
+            print(f"{name} compiled ({c['mode']}): {per_hour['compiled']:.0f} evaluations/hour (ratio {c['ratio']:.2f} "
+                  f"against single, largest score difference {c['max_score_diff']:.4f})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"device": device, "peak_tflops": peak, "proxies": out}, indent=1))
     return 0

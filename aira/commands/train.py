@@ -32,7 +32,10 @@ def register(sub) -> None:
                         "where accuracy is a threshold (every evaluation reports both)")
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", nargs="?", const="default", default=False, metavar="MODE",
+                   choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                   help="torch.compile the training step; MODE is torch's (reduce-overhead: CUDA graphs, for small "
+                        "launch-bound models on a GPU; default: torch's default mode)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: OMP_NUM_THREADS, else the usable cores)")

@@ -48,7 +48,9 @@ class TrainConfig:
     schedule: str = "cosine"    # cosine | wsd
     warmup_frac: float = 0.05
     min_lr_frac: float = 0.1
-    compile: bool = False
+    # torch.compile the training step: False, True (torch's default mode) or a mode name of COMPILE_MODES;
+    # "reduce-overhead" replays CUDA graphs on a GPU, for small launch-bound models such as the proxies
+    compile: bool | str = False
     device: str = "auto"
     eval_every: int = 0         # steps; 0: only at the end
     # score = mean of the val metric at `curve_points` evenly spaced points of training (the last is the
@@ -66,6 +68,8 @@ class TrainConfig:
 # On CUDA the loss is read (a host sync) every SYNC_EVERY steps, not every step: a proxy step is a few
 # milliseconds of kernels, and waiting for each one leaves the GPU idle while Python queues the next.
 SYNC_EVERY = 16
+# torch.compile's modes (`TrainConfig.compile`)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def to_device(x: torch.Tensor, y: torch.Tensor, *, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,6 +160,8 @@ def _setup(cfg: TrainConfig, sources: list | None = None) -> _Setup:
                          "bits per byte does not saturate")
     if cfg.mad_score != "accuracy" and spec.kind != "mad":
         raise UsageError(f"mad_score={cfg.mad_score!r} applies to MAD tasks only; {spec} is scored in bits per byte")
+    if not (isinstance(cfg.compile, bool) or cfg.compile in COMPILE_MODES):
+        raise UsageError(f"unknown compile mode {cfg.compile!r}; use one of {', '.join(COMPILE_MODES)}")
     if cfg.schedule not in ("cosine", "wsd"):
         raise UsageError(f"unknown schedule {cfg.schedule!r}; use cosine or wsd")
     if sources is None:
@@ -237,7 +243,8 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     gen = torch.Generator().manual_seed(seed)
     mcfg = _model_config(preset, cfg, source.vocab_size, source.seq_len)
     model = build_model(pattern, mcfg).to(device)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = (torch.compile(model, mode=None if cfg.compile is True else cfg.compile) if cfg.compile
+                  else model)
     lr = cfg.lr if cfg.lr is not None else preset.lr
     batch_size = cfg.batch_size or preset.batch_size
     opt = make_optimizer([(p, p.dim()) for p in model.parameters()], preset, lr, device)

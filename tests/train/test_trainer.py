@@ -185,7 +185,7 @@ def test_compilation_is_not_charged_to_a_time_budget(monkeypatch):
 
     import torch
 
-    def slow_first_call(model):
+    def slow_first_call(model, mode=None):
         calls = []
 
         def run(*a, **k):
@@ -205,3 +205,26 @@ def test_compilation_is_not_charged_to_a_time_budget(monkeypatch):
     assert r["tokens_per_s"] > r["tokens"] / 2.5  # tokens/s is over training time, compilation left out
     plain = train(_cfg(budget="5steps"))
     assert plain["compile_s"] == 0.0
+
+
+@pytest.mark.parametrize("setting, mode", [(True, None), ("reduce-overhead", "reduce-overhead"),
+                                           ("max-autotune", "max-autotune")])
+def test_compile_setting_reaches_torch_compile(monkeypatch, setting, mode):
+    # The training step is compiled with the mode asked for (True: torch's default); evaluation runs the
+    # module itself, so a mode's CUDA graphs never see the scoring passes.
+    import torch
+
+    seen = []
+
+    def recorder(model, mode=None):
+        seen.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", recorder)
+    r = train(_cfg(budget="3steps", compile=setting))
+    assert r["status"] == "ok" and seen == [mode]
+
+
+def test_unknown_compile_mode_is_refused():
+    with pytest.raises(UsageError, match="unknown compile mode 'fast'; use one of default, reduce-overhead"):
+        train(_cfg(budget="3steps", compile="fast"))
