@@ -251,3 +251,13 @@ def write_run_copy(out: Path, promos: list[Promotion], counts: dict[str, dict]) 
         meta = {"letter": p.letter, "name": p.name, "sha256": p.sha256, "origin": p.origin,
                 "counts": counts.get(p.letter)}
         write_atomic(folder / f"{p.letter}.json", json.dumps(meta, indent=1) + "\n")
+
+
+def write_promoted(promo: Promotion, to: Path) -> None:
+    """The mechanism's source as `to`, and `to.origin.json` (sha256, origin) beside it."""
+    from aira.fileio import write_atomic
+
+    to.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(to, promo.source)
+    write_atomic(to.with_name(to.name + ORIGIN_SUFFIX),
+                 json.dumps({"sha256": promo.sha256, "origin": promo.origin}, indent=1) + "\n")
