@@ -117,14 +117,16 @@ def load_promoted(letter: str, where: str, *, check=None) -> Promotion:
         raise UsageError(f"--primitive {letter}={where}: cannot read it ({e})") from None
     digest = sha256(source)
     origin = {"kind": "file", "path": str(path.resolve())}
-    sidecar = path.with_name(path.name + ORIGIN_SUFFIX)
-    if sidecar.is_file():  # written by `aira design promote`: valid while the file is unchanged
+    # where it came from, recorded beside it by `aira design promote` (FILE.origin.json) or in a Compose run's
+    # primitives/ (X.json); believed only while the file is unchanged
+    for sidecar in (path.with_name(path.name + ORIGIN_SUFFIX), path.with_suffix(".json")):
         try:
-            recorded = json.loads(sidecar.read_text())
+            recorded = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
         except (OSError, ValueError):
             recorded = {}
-        if isinstance(recorded, dict) and recorded.get("sha256") == digest:
-            origin = {**recorded.get("origin", {}), "file": str(path.resolve())}
+        if isinstance(recorded, dict) and recorded.get("sha256") == digest and isinstance(recorded.get("origin"), dict):
+            origin = {**recorded["origin"], "file": str(path.resolve())}
+            break
     return Promotion(letter, source, digest, origin)
 
 
