@@ -48,7 +48,7 @@ def register(sub) -> None:
                    help="promote a mechanism to primitive X (an unused upper-case letter) and add it to the space: "
                         "SOURCE is an LRA attention.py (its contract, honouring causal=True) or an `aira design "
                         "run lra-...` folder (its best node that passes); checked for causality, shapes, finite "
-                        "values and caps before the run (repeatable; docs/compose.md)")
+                        "values and caps before the run (repeatable; docs/architecture.md, 'Promoted primitives')")
     r.add_argument("--layers", type=int, default=16, help="layers of every candidate pattern (default: 16)")
     r.add_argument("--agents", nargs="+", default=DEFAULT_AGENTS, metavar="SPEC",
                    help=f"agent specs POLICY:LLM (default: {' '.join(DEFAULT_AGENTS)})")

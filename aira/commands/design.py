@@ -166,8 +166,14 @@ def _promote(args) -> int:
 
     from aira.commands.compose import promote_primitives
     from aira.models.mechanism import describe_origin, sha256
-    from aira.tasks.promoted import (Promotion, check_letter, contract_failure, node_source, proxy_model_config,
-                                     write_promoted)
+    from aira.tasks.promoted import (
+        Promotion,
+        check_letter,
+        contract_failure,
+        node_source,
+        proxy_model_config,
+        write_promoted,
+    )
     from aira.tasks.proxies import pick_proxy
     from aira.userfiles import check_out_dir
 

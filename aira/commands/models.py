@@ -45,7 +45,6 @@ def _summary(pattern: str, preset_name: str, seq_len: int | None, primitives: li
         ratios,
         registry,
     )
-
     from aira.models.mechanism import describe_origin
     from aira.tasks.promoted import load_promoted, parse_spec, register_promoted
 

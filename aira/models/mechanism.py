@@ -44,8 +44,8 @@ def load_source(source: str, label: str) -> type[nn.Module]:
     module.__file__ = label
     sys.modules[name] = module  # dataclasses and pickling look modules up here
     try:
-        exec(compile(source, label, "exec"), module.__dict__)
-    except Exception as e:  # the mechanism's code: any error is reported in one line
+        exec(compile(source, label, "exec"), module.__dict__)  # noqa: S102 - importing the mechanism is the point
+    except Exception as e:  # noqa: BLE001 - the mechanism's code: any error is reported in one line
         del sys.modules[name]
         where = f" (line {e.lineno})" if isinstance(e, SyntaxError) else ""
         raise UsageError(f"importing {label} failed{where}: {type(e).__name__}: {e}") from None

@@ -86,8 +86,8 @@ def test_the_parameter_cap_is_four_attention_layers(tmp_path):
     failures, params, _ = check_promoted(_promote(tmp_path, OVERSIZED), CFG)
     D = CFG.d_model
     assert params == 100 * D * D + D * D + D
-    assert failures == [f"parameter cap: expected <= {4 * Attention.num_params(CFG):,} (4x an attention "
-                        f"layer's), got {params:,}"]
+    cap = 4 * Attention.num_params(CFG)
+    assert failures == [f"parameter cap: expected <= {cap:,} (4x an attention layer's), got {params:,}"]
 
 
 def test_measured_counts_match_the_built_model_and_the_counter(tmp_path):
@@ -109,13 +109,13 @@ COMPOSE = ["compose", "run", "--proxy", "smoke", "--space", "attn-mlp", "--layer
 
 
 @pytest.mark.parametrize("spec, line", [
-    ("A={ok}", "aira: error: --primitive: A is the built-in attn; valid codes: upper-case letters other than "
-               "ADEGMSW"),
+    ("A={ok}", ("aira: error: --primitive: A is the built-in attn; valid codes: upper-case letters other than "
+                "ADEGMSW")),
     ("x={ok}", "aira: error: --primitive: the code must be one upper-case letter, got 'x'"),
     ("X", "aira: error: --primitive: expected X=FILE.py or X=DESIGN_RUN_DIR, got 'X'"),
     ("X={missing}", "aira: error: --primitive X={missing}: no such file or design run folder"),
-    ("X={bidir}", "aira: error: --primitive X={bidir}: fails the Compose contract: causality: changing the tokens "
-                  "from position 1 on changed earlier outputs by up to"),
+    ("X={bidir}", ("aira: error: --primitive X={bidir}: fails the Compose contract: causality: changing the "
+                   "tokens from position 1 on changed earlier outputs by up to")),
 ])
 def test_bad_primitives_are_one_line_and_exit_2_before_the_run_folder(tmp_path, capsys, spec, line):
     bidir = tmp_path / "bidir.py"
