@@ -44,6 +44,11 @@ def register(sub) -> None:
     r.add_argument("--proxy", default="mad",
                    help="mad | lm | mad-cpu | mad-gpu | lm-cpu | lm-gpu, or a proxy file FILE.json / FILE.toml "
                         "(docs/fidelity.md, 'Your own proxy'; default: mad)")
+    r.add_argument("--primitive", action="append", default=[], metavar="X=SOURCE",
+                   help="promote a mechanism to primitive X (an unused upper-case letter) and add it to the space: "
+                        "SOURCE is an LRA attention.py (its contract, honouring causal=True) or an `aira design "
+                        "run lra-...` folder (its best node that passes); checked for causality, shapes, finite "
+                        "values and caps before the run (repeatable; docs/architecture.md, 'Promoted primitives')")
     r.add_argument("--layers", type=int, default=16, help="layers of every candidate pattern (default: 16)")
     r.add_argument("--agents", nargs="+", default=DEFAULT_AGENTS, metavar="SPEC",
                    help=f"agent specs POLICY:LLM (default: {' '.join(DEFAULT_AGENTS)})")
@@ -180,6 +185,46 @@ def register(sub) -> None:
     v.set_defaults(func=_verify)
 
 
+def promote_primitives(specs: list[str], proxy: str, device: str = "auto") -> list:
+    """The Promotions of `--primitive X=SOURCE` flags, each checked against the Compose contract at the
+    proxy's sizes: one line and exit 2 on the first problem, before anything is written."""
+    from aira.tasks.promoted import contract_failure, load_promoted, parse_spec, proxy_model_config
+    from aira.tasks.proxies import pick_proxy
+
+    if not specs:
+        return []
+    cfg = proxy_model_config(pick_proxy(proxy, device)[0])
+    promos, seen = [], set()
+    for spec in specs:
+        letter, where = parse_spec(spec)
+        if letter in seen:
+            raise UsageError(f"--primitive: {letter} is given twice")
+        seen.add(letter)
+        promo = load_promoted(letter, where, check=lambda p: contract_failure(p, cfg))
+        why = contract_failure(promo, cfg)
+        if why is not None:
+            raise UsageError(f"--primitive {letter}={where}: fails the Compose contract: {why}")
+        promos.append(promo)
+    return promos
+
+
+def _print_promoted(task, out: Path) -> None:
+    """Say where each promoted primitive came from, and copy it into the run folder (a fresh run only)."""
+    from aira.models.mechanism import describe_origin
+    from aira.tasks.promoted import measured_counts, proxy_model_config, register_promoted, write_run_copy
+
+    cfg = proxy_model_config(task.proxy)
+    counts = {}
+    for letter, promo in task.primitives.items():
+        counts[letter] = c = measured_counts(register_promoted(promo), cfg)
+        print(f"promoted {letter}: {describe_origin(promo.origin)}, sha256 {promo.sha256[:12]}; per layer at "
+              f"the proxy's width {c['params']:,} parameters ({c['params'] / c['attention_params']:.2f}x A), "
+              f"{c['flops_per_token']:.3g} training FLOPs per token ({c['flops_per_token'] / c['attention_flops_per_token']:.2f}x A); "
+              f"candidates with {letter} train in the sandbox, outside the shared cache", file=sys.stderr)
+    if not (out / "journal.sqlite").exists():  # else the orchestrator refuses the used folder
+        write_run_copy(out, list(task.primitives.values()), counts)
+
+
 def _text_or_json(args: argparse.Namespace, fn) -> int:
     """`fn(args)`, which prints for a person and returns a dict; with --json its text goes to stderr and the
     dict to stdout, as one JSON object, for a script."""
@@ -216,6 +261,9 @@ def _search(args: argparse.Namespace) -> dict:
         raise UsageError(f"--batch must be at least 1, got {batch}")
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
                    "threads": plan.threads, "cache_dir": resolve_dir(args.cache), "batch": batch > 1}
+    promoted = promote_primitives(getattr(args, "primitive", None) or [], args.proxy)
+    if promoted:
+        task_kwargs["primitives"] = {p.letter: p.to_json() for p in promoted}
     task = ComposeTask(**task_kwargs)
     promote_spec = getattr(args, "promote", None)  # `aira demo` calls this with its own flags
     promote = parse_promote(promote_spec)
@@ -246,6 +294,8 @@ def _search(args: argparse.Namespace) -> dict:
     _print_fidelity(task.proxy)
     if promote:
         _print_promotion(task, *promote)
+    if promoted:
+        _print_promoted(task, out)
     # no --resume flag here: the orchestrator refuses a used folder, pointing at `aira runs resume`
     summary, _, _ = start_or_resume(out, resume=False, new_config=lambda: cfg, make_task=lambda _: task,
                                     check_folder=False, notes={"proxy_fidelity": notice})

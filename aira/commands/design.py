@@ -2,6 +2,7 @@
 
     aira design eval TASK [--file F] [--preset P] [--json] ...   score one file (the baseline by default)
     aira design run  TASK --agents SPEC... --budget B --out DIR   an agent run on the task
+    aira design promote RUN [--node ID] --as X [--to FILE]   an LRA run's mechanism as Compose primitive X
 
 The flags below are shared; this module reads them (a task refuses those it does not understand) and calls
 the task's library functions, `evaluate_file` and `run_search` in aira/tasks/<task>/design.py.
@@ -112,6 +113,20 @@ def register(sub) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress line")
     run.set_defaults(func=_run)
 
+    pr = verbs.add_parser("promote", help="make an LRA design run's mechanism a Compose primitive",
+                          description="Write a design run's best mechanism (by the hidden test score, among the "
+                          "nodes that pass the Compose contract: causal with causal=True, shapes, finite values, "
+                          "caps) or the node --node as FILE, with FILE.origin.json naming the run, node and score; "
+                          "then `aira compose run --primitive X=FILE` adds it to a search space.")
+    pr.add_argument("run", help="an `aira design run lra-...` folder")
+    pr.add_argument("--node", default=None, help="the node to promote (default: the best that passes)")
+    pr.add_argument("--as", dest="letter", required=True, metavar="X",
+                    help="the primitive code it will have: an upper-case letter no built-in uses")
+    pr.add_argument("--to", default=None, metavar="FILE", help="where to write it (default: RUN/promoted-X.py)")
+    pr.add_argument("--proxy", default="mad",
+                    help="the Compose proxy whose sizes the contract is checked at (default: mad)")
+    pr.set_defaults(func=_promote)
+
 
 def _eval(args) -> int:
     _check_task(args.task)
@@ -144,6 +159,43 @@ def _run(args) -> int:
 
     return run_design(args.task, out, resume=args.resume, new_config=new_config, budget=args.budget or None,
                       quiet=args.quiet)
+
+
+def _promote(args) -> int:
+    import sys
+
+    from aira.commands.compose import promote_primitives
+    from aira.models.mechanism import describe_origin, sha256
+    from aira.tasks.promoted import (
+        Promotion,
+        check_letter,
+        contract_failure,
+        node_source,
+        proxy_model_config,
+        write_promoted,
+    )
+    from aira.tasks.proxies import pick_proxy
+    from aira.userfiles import check_out_dir
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise UsageError(f"{args.run} is not a design run folder")
+    to = Path(args.to) if args.to else run / f"promoted-{args.letter}.py"
+    if to.is_dir():
+        raise UsageError(f"--to {to} is a folder; give a file name")
+    check_out_dir(to.parent, "--to")
+    if args.node is None:
+        promo = promote_primitives([f"{args.letter}={run}"], args.proxy)[0]
+    else:
+        origin, source = node_source(run, args.node)
+        promo = Promotion(check_letter(args.letter), source, sha256(source), origin)
+        why = contract_failure(promo, proxy_model_config(pick_proxy(args.proxy, "auto")[0]))
+        if why is not None:
+            raise UsageError(f"--node {args.node}: fails the Compose contract: {why}")
+    write_promoted(promo, to)
+    print(f"aira: wrote {to} ({describe_origin(promo.origin)}); use it with "
+          f"`aira compose run --primitive {promo.letter}={to} ...`", file=sys.stderr)
+    return 0
 
 
 def run_design(task: str, out: Path, *, resume: bool, new_config: Callable[[], RunConfig] | None = None,

@@ -23,6 +23,9 @@ def register(sub) -> None:
     show.add_argument(
         "--seq-len", type=int, default=None, help="FLOPs at this length (default: the preset's)"
     )
+    show.add_argument("--primitive", action="append", default=[], metavar="X=SOURCE",
+                      help="a promoted mechanism as primitive X: an LRA attention.py, a design run folder, or a "
+                           "Compose run's primitives/X.py (repeatable; its counts are measured)")
     show.add_argument("--json", action="store_true", help="print JSON instead of key: value lines")
     show.set_defaults(func=run_show)
     lst = msub.add_parser("list", help="registered primitives and presets")
@@ -31,7 +34,7 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: p.print_help() or 2)
 
 
-def _summary(pattern: str, preset_name: str, seq_len: int | None) -> dict:
+def _summary(pattern: str, preset_name: str, seq_len: int | None, primitives: list[str] = ()) -> dict:
     from aira.errors import UsageError
     from aira.models import (
         compress_pattern,
@@ -42,7 +45,14 @@ def _summary(pattern: str, preset_name: str, seq_len: int | None) -> dict:
         ratios,
         registry,
     )
+    from aira.models.mechanism import describe_origin
+    from aira.tasks.promoted import load_promoted, parse_spec, register_promoted
 
+    promoted = {}
+    for spec in primitives:
+        promo = load_promoted(*parse_spec(spec))
+        register_promoted(promo)
+        promoted[promo.letter] = f"{describe_origin(promo.origin)}, sha256 {promo.sha256[:12]}"
     preset = get_preset(preset_name)
     codes = parse_pattern(pattern, max_layers=preset.max_layers)
     L = seq_len or preset.seq_len
@@ -65,11 +75,12 @@ def _summary(pattern: str, preset_name: str, seq_len: int | None) -> dict:
         "ratio": ":".join(str(n) for n in counts.values()),
         "ratio_codes": ":".join(counts),
         "fractions": ratios(codes),
+        "promoted": {c: promoted[c] for c in shown if c in promoted},
     }
 
 
 def run_show(args: argparse.Namespace) -> int:
-    s = _summary(args.pattern, args.preset, args.seq_len)
+    s = _summary(args.pattern, args.preset, args.seq_len, args.primitive)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
@@ -80,6 +91,8 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"non_embedding_params: {s['non_embedding_params']:,} ({s['non_embedding_params'] / 1e6:.2f}M)")
     print(f"flops_per_token: {s['flops_per_token']:.4g} (training, seq_len {s['seq_len']})")
     print(f"ratio {s['ratio_codes']}: {s['ratio']}  ({', '.join(f'{k} {v}' for k, v in s['mix'].items())})")
+    for code, origin in s["promoted"].items():
+        print(f"promoted {code}: {origin}")
     return 0
 
 

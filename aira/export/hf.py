@@ -16,7 +16,8 @@ a concatenation would have to rewrite imports and strip decorators, and would br
 a primitive gains an import. The two files here are ordinary modules of this package, linted and
 tested like the rest: tests/export loads an exported folder and checks its logits against HybridLM on
 the same weights, so a change to a primitive that the modeling file does not follow fails CI. The
-price: only the built-in primitives (A, D, E, G, M, S, W) export; a user-registered primitive is refused.
+price: only the built-in primitives (A, D, E, G, M, S, W) export; a user-registered primitive is refused,
+and so is a promoted mechanism (aira/models/mechanism.py: an LRA attention.py made a Compose primitive).
 Parameter names are aira's own, so a HybridLM state dict goes in unchanged (a tied head is dropped:
 the exported model reads the embedding matrix instead).
 """
@@ -80,8 +81,21 @@ def hf_config(pattern: str, cfg) -> dict:
     }
 
 
+def _promoted_codes() -> set[str]:
+    from aira.models import registry
+
+    return {i.code for i in registry.all_primitives() if i.origin is not None}
+
+
 def check_exportable(pattern: str, cfg) -> None:
     bad = sorted(set(pattern) - set(SUPPORTED_CODES))
+    promoted = [c for c in bad if c in _promoted_codes()]
+    if promoted:
+        raise UsageError(
+            f"cannot export promoted primitive(s) {', '.join(promoted)}: the Hugging Face modeling file re-states "
+            f"aira's built-in primitives ({', '.join(SUPPORTED_CODES)}) without aira, and does not embed a "
+            f"promoted mechanism's code"
+        )
     if bad:
         raise UsageError(
             f"cannot export layer code(s) {', '.join(bad)}: the Hugging Face modeling file "

@@ -5,7 +5,9 @@ and exposes two class methods used by the analytic counts:
   - `num_params(cfg) -> int`: exact parameter count of one layer (without the block's norm);
   - `flops_per_token(cfg, seq_len) -> float`: training FLOPs (forward + backward = 3x forward)
     per token for one layer, including sequence-length terms.
-Users register new primitives with `@register("X", "name")`.
+Users register new primitives with `@register("X", "name")`. A promoted mechanism (an LRA
+`attention.py` made a Compose primitive, aira/models/mechanism.py) is registered with `origin` set (where
+its code came from); a later promotion may replace it under the same code, a built-in never.
 """
 
 from __future__ import annotations
@@ -20,22 +22,30 @@ class PrimitiveInfo:
     code: str
     name: str
     cls: type
+    origin: dict | None = None  # promoted mechanisms: their source's sha256 and where it came from
 
 
 _BY_CODE: dict[str, PrimitiveInfo] = {}
 _BY_NAME: dict[str, PrimitiveInfo] = {}
 
 
-def register(code: str, name: str):
-    """Class decorator: register a primitive under a one-letter upper-case code and a name."""
+def register(code: str, name: str, *, origin: dict | None = None):
+    """Class decorator: register a primitive under a one-letter upper-case code and a name; with `origin`
+    (a promoted mechanism) it replaces an earlier promoted primitive of that code or name."""
     if len(code) != 1 or not code.isalpha() or not code.isupper():
         raise ValueError(f"primitive code must be one upper-case letter, got {code!r}")
 
     def deco(cls):
         for table, key in ((_BY_CODE, code), (_BY_NAME, name.lower())):
-            if key in table and table[key].cls is not cls:
-                raise ValueError(f"primitive {key!r} is already registered to {table[key].cls.__name__}")
-        info = PrimitiveInfo(code, name.lower(), cls)
+            old = table.get(key)
+            if old is not None and old.cls is not cls and not (origin is not None and old.origin is not None):
+                raise ValueError(f"primitive {key!r} is already registered to {old.cls.__name__}")
+        for table, key in ((_BY_CODE, code), (_BY_NAME, name.lower())):
+            old = table.get(key)
+            if old is not None and old.origin is not None:  # a promoted one being replaced: drop both keys
+                _BY_CODE.pop(old.code, None)
+                _BY_NAME.pop(old.name, None)
+        info = PrimitiveInfo(code, name.lower(), cls, origin)
         _BY_CODE[code] = info
         _BY_NAME[name.lower()] = info
         return cls

@@ -29,6 +29,7 @@ def render(run: RunData, image_dir: Path, *, top: int = 20) -> str:
     images = Images(image_dir)
     parts = [
         ("overview", "Overview", s1.overview(run)),
+        ("primitives", "Promoted primitives", s2.primitives_section(run)),
         ("agents", "Agents", s1.agents_section(run)),
         ("leaderboard", "Leaderboard", s1.leaderboard_section(run, images, top=top)),
         ("curves", "Search curves", s1.curves_section(run, images)),

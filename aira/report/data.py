@@ -45,6 +45,7 @@ class RunData:
     verify: dict | None = None
     results_tsv: list[dict] | None = None
     pngs: list[Path] = field(default_factory=list)  # the run's own images (autoresearch)
+    primitives: list[dict] = field(default_factory=list)  # promoted mechanisms: primitives/X.json, by letter
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -126,6 +127,7 @@ def load_run(run_dir: str | Path) -> RunData:
             nodes = j.nodes()
     task = config.get("resolved", {}).get("task") or {"name": str(config.get("task", d.resolve().name))}
     info = TaskInfo(**{k: v for k, v in task.items() if k in TaskInfo.__dataclass_fields__})
+    primitives = [x for p in sorted(d.glob("primitives/*.json")) if (x := _read_json(p, warnings)) is not None]
     extrapolations = []
     for p in sorted(d.glob("extrapolate-*.json")):
         x = _read_json(p, warnings)
@@ -146,5 +148,6 @@ def load_run(run_dir: str | Path) -> RunData:
         verify=_read_json(d / "verify.json", warnings),
         results_tsv=_read_tsv(d / "results.tsv", warnings),
         pngs=sorted(d.glob("*.png")),  # top level only: the report's own images live in a subfolder
+        primitives=primitives,
         warnings=warnings,
     )

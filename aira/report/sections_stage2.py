@@ -242,3 +242,34 @@ def lra_section(run: RunData) -> Markup | None:
     except OSError:
         return None
     return section("lra", "Long Range Arena", Markup(f'<pre class="lra">{esc(text)}</pre>'))
+
+
+def _origin_line(origin: dict) -> str:
+    # the run folder's own words (report reads no code): a design run's node and score, or a file
+    if origin.get("kind") == "design-run":
+        score = origin.get("metric")
+        sel = origin.get("selection_metric")
+        scored = f", {origin.get('metric_name', 'score')} {fmt(score)}" if isinstance(score, (int, float)) else ""
+        hidden = f", hidden test {fmt(sel)}" if isinstance(sel, (int, float)) else ""
+        return (f"design run {origin.get('run')} node {origin.get('node')} ({origin.get('task', '?')}{scored}"
+                f"{hidden}): {origin.get('idea', '')}").rstrip(": ")
+    return f"file {origin.get('path', '?')}"
+
+
+def primitives_section(run: RunData) -> Markup | None:
+    """Where each promoted primitive (an LRA mechanism made a Compose layer) came from, and its measured size."""
+    if not run.primitives:
+        return None
+    rows = []
+    for p in run.primitives:
+        c = p.get("counts") or {}
+        ratio = (f"{c['params'] / c['attention_params']:.2f}x / {c['flops_per_token'] / c['attention_flops_per_token']:.2f}x"
+                 if c.get("attention_params") and c.get("attention_flops_per_token") else "")
+        rows.append((p.get("letter", "?"), _origin_line(p.get("origin") or {}), str(p.get("sha256", ""))[:12],
+                     si(c.get("params")), si(c.get("flops_per_token")), ratio))
+    return section("primitives", "Promoted primitives",
+                   para("Mechanisms written for LRA (AIRA-Design) and promoted into this search space; their code is "
+                        "in primitives/ of the run folder. Parameters and training FLOPs per token are measured per "
+                        "layer at the proxy's width and length."),
+                   table(["code", "origin", "sha256", "params", "FLOPs/token", "vs A (params / FLOPs)"], rows,
+                         cls="primitives"))

@@ -19,6 +19,12 @@ own `seeds`, the number its measured fidelity figures were reached with.
 Promotion (`promote_train=`): the trainer settings of a higher fidelity, resolved by the caller (`aira
 compose run --promote` hands it `aira.compose.fidelity.fidelity_train(proxy, "large")`, a layer above);
 `promotion_job` evaluates a candidate with them, through the same job function and cache.
+
+Promoted primitives (`primitives=`, aira/tasks/promoted.py): {letter: Promotion JSON}, an LRA mechanism's
+source with its sha256 and origin, stored in the run's config so a resume uses the recorded copy. Each
+letter joins the space. A candidate that uses one trains in the sandbox (`Job(sandbox=True)`, the worker
+in its own uid without network, as LRA's training), with the source in the job, and outside the shared
+evaluation cache (a result from a process that ran the mechanism's code is not shared with other runs).
 """
 
 from __future__ import annotations
@@ -98,10 +104,18 @@ class ComposeTask(Task):
     def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int | None = None,
                  threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
                  timeout_s: float | None = None, batch: bool = False, promote_train: dict | None = None,
-                 promote_cost: float = PROMOTE_COST):
+                 promote_cost: float = PROMOTE_COST, primitives: dict | None = None):
+        from aira.tasks.promoted import Promotion, register_promoted
+
         if layers < 1 or layers > 64:
             raise UsageError(f"layers must be between 1 and 64, got {layers}")
+        self.primitives = {k: Promotion(**v) for k, v in (primitives or {}).items()}
+        for promo in self.primitives.values():
+            register_promoted(promo)
         self.space_name, self.alphabet = space, resolve_space(space)
+        added = "".join(c for c in self.primitives if c not in self.alphabet)
+        if added:  # the promoted letters join the space; another space's measured figures do not apply
+            self.space_name, self.alphabet = f"{space}+{added}", self.alphabet + added
         self.proxy, self.proxy_choice = pick_proxy(proxy, device)  # choice: why `mad` / `lm` became it
         seeds = self.proxy.seeds if seeds is None else seeds
         if seeds < 1:
@@ -111,7 +125,7 @@ class ComposeTask(Task):
         self.batch = batch  # jobs carry a batch key: an executor with batch > 1 trains several as one
         self.timeout_s = timeout_s or self.proxy.timeout_s * seeds
         self.lower_is_better = self.proxy.lower_is_better
-        self.name = f"compose-{space}-{self.proxy.name}"
+        self.name = f"compose-{self.space_name}-{self.proxy.name}"
         # stored in the run's config, so a resumed run promotes at the settings it started with
         self.promote_train, self.promote_cost = promote_train, promote_cost
         self.promotion_fidelity = "large" if promote_train else None
@@ -196,6 +210,12 @@ class ComposeTask(Task):
             train["budget"] = scaled_budget(train["budget"], budget_factor)
         kwargs = {"pattern": self.canonical(proposal), "seed": seed, "seeds": self.seeds,
                   "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
+        used = sorted(set(kwargs["pattern"]) & set(self.primitives))
+        if used:  # the mechanism's code runs in the sandbox, outside the shared cache, never batched
+            kwargs["cache_dir"] = None
+            kwargs["primitives"] = {c: self.primitives[c].to_json() for c in used}
+            return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs, sandbox=True,
+                       timeout_s=self.timeout_s * budget_factor * cost, gpus=1 if self.proxy.needs_gpu else 0)
         return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
                    timeout_s=self.timeout_s * budget_factor * cost, gpus=1 if self.proxy.needs_gpu else 0,
                    **(batch_fields(kwargs) if self.batch else {}))
@@ -226,9 +246,17 @@ def _cache_key(pattern: str, train: dict, seed: int, device_type: str = "cpu") -
 
 
 def evaluate_pattern(*, pattern: str, seed: int = 0, seeds: int = 1, cache_dir: str | None = None,
-                     threads: int | None = None, device: str = "auto", train: dict, batch: bool = False) -> dict:
+                     threads: int | None = None, device: str = "auto", train: dict, batch: bool = False,
+                     primitives: dict | None = None) -> dict:
     """The frozen evaluation (a Job's function): train `seeds` seeds of the pattern, average the scores.
-    `batch`: train the seeds (and a MAD proxy's tasks) as one (aira.train.batched)."""
+    `batch`: train the seeds (and a MAD proxy's tasks) as one (aira.train.batched). `primitives`: the
+    promoted mechanisms the pattern uses, registered in this (sandboxed) process first."""
+    if primitives:
+        from aira.tasks.promoted import Promotion, register_promoted
+
+        for promo in primitives.values():
+            register_promoted(Promotion(**promo))
+        batch = False  # a mechanism under vmap is not what the contract checked
     return evaluate_patterns(items=[{"pattern": pattern, "seed": seed}], seeds=seeds, cache_dir=cache_dir,
                              threads=threads, device=device, train=train, batch=batch)[0]
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn as nn
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
+from aira.models.flops import extra_formulas
 from aira.tasks.lra.model import ContractError
 from aira.tasks.lra.presets import LraPreset, Settings
 
@@ -43,40 +44,6 @@ class ContractReport:
     def raise_if_failed(self) -> None:
         if self.failures:
             raise ContractError("; ".join(self.failures))
-
-
-def _fft_flops(n: int) -> float:
-    return 5.0 * n * math.log2(max(2, n))
-
-
-def _fft_formula(x_shape, *args, out_shape=None, **kwargs) -> int:
-    # Complex FFT cost over the transformed dims, counted as 5 N log2 N per length-N transform.
-    dims = args[0] if args else kwargs.get("dim", [-1])
-    numel = math.prod(x_shape)
-    total = 0.0
-    for d in dims:
-        n = max(x_shape[d], out_shape[d] if out_shape is not None else 0)
-        total += (numel / x_shape[d]) * _fft_flops(n)
-    return int(total)
-
-
-def _cpu_sdpa_formula(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _extra_formulas() -> dict:
-    """FLOP formulas the counter lacks; passed per use, so other users of the counter are unaffected.
-
-    Without them, FFT mixers and SDPA on CPU (its own kernel, unknown to the counter) would look free.
-    """
-    table = {}
-    for names, formula in ((("_fft_r2c", "_fft_c2r", "_fft_c2c"), _fft_formula),
-                           (("_scaled_dot_product_flash_attention_for_cpu",), _cpu_sdpa_formula)):
-        for name in names:
-            op = getattr(torch.ops.aten, name, None)
-            if op is not None:
-                table[op] = formula
-    return table
 
 
 def _fmt_shape(t) -> str:
@@ -140,7 +107,7 @@ def check_attention(cls: type[nn.Module], *, d_model: int, n_heads: int, max_len
             rep.failures.append(f"padding leak: changing padded inputs changed non-padded outputs by up to "
                                 f"{leak:.3g} (expected 0; mask positions where key_padding_mask is True)")
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_extra_formulas()) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=extra_formulas()) as counter:
             _forward(module, torch.randn(1, max_len, d_model, generator=gen),
                      torch.zeros(1, max_len, dtype=torch.bool), seed)
         rep.flops = float(counter.get_total_flops())

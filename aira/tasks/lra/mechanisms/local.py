@@ -1,6 +1,7 @@
 """Local (sliding-window) attention: each position attends to keys within `window` positions on
 either side. Computed in blocks of `window` queries against their own and both neighbouring blocks,
-so memory is O(L * window). kwargs: window (default 32)."""
+so memory is O(L * window). kwargs: window (default 32), causal (default False; True: only the
+`window` keys before each query and itself)."""
 
 import torch
 import torch.nn as nn
@@ -8,9 +9,9 @@ import torch.nn.functional as F
 
 
 class Attention(nn.Module):
-    def __init__(self, d_model, n_heads, max_len, window=32, **kwargs):
+    def __init__(self, d_model, n_heads, max_len, window=32, causal=False, **kwargs):
         super().__init__()
-        self.n_heads, self.w = n_heads, int(window)
+        self.n_heads, self.w, self.causal = n_heads, int(window), bool(causal)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
 
@@ -34,6 +35,8 @@ class Attention(nn.Module):
         qi = torch.arange(w, device=x.device)[:, None] + w        # query offset inside the 3w window
         kj = torch.arange(3 * w, device=x.device)[None, :]
         band = (qi - kj).abs() <= w                              # (w, 3w)
+        if self.causal:
+            band = band & (kj <= qi)
         allowed = band[None, None] & ~padb[:, :, None, :]        # (B, nb, w, 3w)
         scores = q.unflatten(2, (nb, w)) @ kb.transpose(-1, -2) / (D // H) ** 0.5  # (B, H, nb, w, 3w)
         scores = scores.masked_fill(~allowed[:, None], float("-inf"))
