@@ -176,7 +176,7 @@ class _Run:
         segment: int = 0,
         policy_factory: Callable[[AgentSpec, Task], Any] = make_policy_for,
         operators: dict | None = None,
-        listeners: list | None = None,
+        listeners: list | Callable[[], list] | None = None,
         clock: Callable[[], float] | None = None,  # the budget's clock (tests inject one)
     ):
         from aira.agents.memory import debug_chain
@@ -240,7 +240,8 @@ class _Run:
         self.progress = Progress(quiet=config.quiet)
         self.phase = ""  # what the progress line says the run is waiting for, outside the search
         self._last_meta = time.monotonic()
-        self.listeners = list(listeners or [])
+        # a factory is called here, under the writer lock: trackers write into the run folder
+        self.listeners = list((listeners() if callable(listeners) else listeners) or [])
         self._init_steering()
 
     # --- steering and listeners (aira.agents.steering) --------------------------------------------

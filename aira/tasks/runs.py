@@ -61,7 +61,7 @@ def start_or_resume(
         config = new_config()
     task = make_task(config) if make_task else get_task(config.task, **config.task_kwargs)
     executor = make_executor(config, task) if make_executor else None
-    hooks = {"listeners": listeners(config, task)} if listeners else {}
+    hooks = {"listeners": lambda: listeners(config, task)} if listeners else {}
     if resume:
         summary = orchestrator.resume(out, task=task, executor=executor, budget=budget, add=add, quiet=quiet,
                                       **hooks)
