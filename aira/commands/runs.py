@@ -87,11 +87,11 @@ def register(sub) -> None:
     track_flags(res, resume=True)
     res.set_defaults(func=_resume)
 
-    for verb, text in (("pause", "a live run starts no new job (in-flight ones finish and are recorded); its "
-                                 "budget's clock stops until `continue`"),
+    for verb, text in (("pause", ("a live run starts no new job (in-flight ones finish and are recorded); its "
+                                  "budget's clock stops until `continue`")),
                        ("continue", "a paused live run starts jobs again"),
-                       ("stop", "a live run stops as a spent budget would: no new job, in-flight ones waited "
-                                "for (--kill: killed), every finished result kept, the summary written")):
+                       ("stop", ("a live run stops as a spent budget would: no new job, in-flight ones waited "
+                                 "for (--kill: killed), every finished result kept, the summary written"))):
         v = verbs.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
         v.add_argument("run", help="run folder of a live run")
         if verb == "stop":

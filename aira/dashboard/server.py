@@ -68,10 +68,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY} bytes"})
         try:
             body = json.loads(self.rfile.read(size) or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("not a JSON object")
         except ValueError as e:
             return self._json(HTTPStatus.BAD_REQUEST, {"error": f"the body must be one JSON object ({e})"})
+        if not isinstance(body, dict):
+            return self._json(HTTPStatus.BAD_REQUEST, {"error": "the body must be one JSON object"})
         run_dir = self.server.watcher.run_dir(name)
         if run_dir is None:
             return self._json(HTTPStatus.NOT_FOUND, {"error": f"no run {name!r}"})

@@ -137,10 +137,11 @@ def test_add_budget_extends_a_live_run_and_is_stored_for_a_resume(tmp_path, caps
             write_request(ex.run_dir, Request(action="add-budget", budget="3evals"))
             ex.added = True
 
-    s, ex, nodes, steering = _run(tmp_path, script, budget="4evals")
+    s, _, _, steering = _run(tmp_path, script, budget="4evals")
     assert s.evaluations == 7 and s.stop_reason == "evaluation budget spent (7)"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["budget"]["evals"] == 7
     (_, kind, data), = steering
+    assert kind == "control"
     assert (data["action"], data["before"], data["after"]) == ("add-budget", "4 evaluations", "7 evaluations")
     assert "budget extended by 3evals: now 7 evaluations for the whole run" in capsys.readouterr().err
 
@@ -160,7 +161,7 @@ def test_guidance_reaches_llm_prompts_and_each_version_is_journaled_with_its_rea
         elif ex.results == 6 and (ex.run_dir / "guidance.md").read_text().strip() == note1:
             write_guidance(ex.run_dir, note2)
 
-    s, ex, nodes, steering = _run(tmp_path, script, budget="10evals",
+    _, _, nodes, steering = _run(tmp_path, script, budget="10evals",
                                   agents=(f"greedy:replay:{replies}", "random:offline"))
     versions = [d for _, k, d in steering if k == "guidance"]
     assert [(d["version"], d["text"], d["sha256"]) for d in versions] == [
@@ -186,6 +187,11 @@ def test_guidance_reaches_llm_prompts_and_each_version_is_journaled_with_its_rea
         assert g["not_read_by"] == [n.id for n in offline if n.guidance == g["version"]]
     err = capsys.readouterr().err
     assert err.count("is not read by offline agents") == 1 and "aira: guidance v2 (" in err
+    assert main(["runs", "guide", str(tmp_path / "run"), "--show"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == (f"v1 sha256 {text_hash(note1)[:12]} ({len(note1)} bytes): read by "
+                        f"{', '.join(log[0]['read_by'])}; not read by {len(log[0]['not_read_by'])} node(s) "
+                        f"(offline agents, policy-chosen proposals)")
 
 
 def test_a_note_over_the_limit_is_ignored_by_the_run_and_refused_by_the_cli(tmp_path, capsys):
@@ -193,7 +199,7 @@ def test_a_note_over_the_limit_is_ignored_by_the_run_and_refused_by_the_cli(tmp_
         if ex.results == 1 and not (ex.run_dir / "guidance.md").exists():
             (ex.run_dir / "guidance.md").write_text("x" * (MAX_GUIDANCE_BYTES + 1))  # an editor, no check
 
-    s, _, nodes, steering = _run(tmp_path, script, budget="3evals")
+    _, _, nodes, steering = _run(tmp_path, script, budget="3evals")
     assert steering == [] and all(n.guidance == 0 for n in nodes)
     assert capsys.readouterr().err.count("over the 16384-byte limit: ignored; guidance v0 stays in force") == 1
     assert main(["runs", "guide", str(tmp_path / "run"), "y" * (MAX_GUIDANCE_BYTES + 1)]) == 2
