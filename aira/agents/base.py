@@ -173,6 +173,7 @@ class Draft:
     output_tokens: int = 0
     cost_usd: float = 0.0
     error: str = ""                     # set when no valid reply came back (the node is INVALID)
+    guidance_read: bool = False         # the prompt included the researcher's guidance (ctx.extra["guidance"])
 
 
 class Operator(ABC):

@@ -155,20 +155,37 @@ class Budget:
 class BudgetTracker:
     """Counts what a run has spent. `spent_reason()` is None while every budget has some left.
 
-    `elapsed_before` and `evals_before` carry what earlier segments of a resumed run spent.
+    `elapsed_before` and `evals_before` carry what earlier segments of a resumed run spent; time paused
+    (`pause` .. `unpause`, a researcher's `aira runs pause`) does not count.
     """
 
     def __init__(
-        self, budget: Budget, *, elapsed_before: float = 0.0, evals_before: int = 0, usd_before: float = 0.0
+        self, budget: Budget, *, elapsed_before: float = 0.0, evals_before: int = 0, usd_before: float = 0.0,
+        clock=None,
     ):
         self.budget = budget
         self.elapsed_before = elapsed_before
         self.evals = evals_before
         self.usd = usd_before
-        self.started = time.monotonic()
+        self.clock = clock or time.monotonic
+        self.started = self.clock()
+        self.paused_s = 0.0  # time spent paused by the researcher: not counted
+        self.paused_at: float | None = None
 
     def elapsed(self) -> float:
-        return self.elapsed_before + time.monotonic() - self.started
+        now = self.clock()
+        paused = self.paused_s + (now - self.paused_at if self.paused_at is not None else 0.0)
+        return self.elapsed_before + now - self.started - paused
+
+    def pause(self) -> None:
+        """Stop the wall clock (a paused run spends none of its budget) until `unpause`."""
+        if self.paused_at is None:
+            self.paused_at = self.clock()
+
+    def unpause(self) -> None:
+        if self.paused_at is not None:
+            self.paused_s += self.clock() - self.paused_at
+            self.paused_at = None
 
     def remaining_evals(self) -> int | None:
         return None if self.budget.evals is None else max(0, self.budget.evals - self.evals)

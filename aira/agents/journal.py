@@ -7,7 +7,9 @@ Two tables:
 - `nodes`: a materialised view, one row per node holding its latest state; it is updated in the
   same transaction as the event that changed it and can be rebuilt from `events` (`rebuild()`).
 
-A small `meta` table keeps run-level counters (e.g. wall-clock seconds already spent, for resume).
+A small `meta` table keeps run-level counters (e.g. wall-clock seconds already spent, for resume), and
+`steering` the researcher's actions on a live run (aira.agents.steering), append-only: each guidance
+version ("guidance": version, sha256, text) and each control request applied ("control": action, id, ...).
 WAL mode lets `aira runs show` read the file (`Journal(path, readonly=True)`) while the
 orchestrator writes it. One writer is enforced, not assumed: `writer_lock(run_dir)` holds an exclusive
 `flock` on `writer.lock` in the run folder for as long as a run or resume lives (the OS drops it when
@@ -47,6 +49,12 @@ CREATE TABLE IF NOT EXISTS nodes (
 );
 CREATE INDEX IF NOT EXISTS nodes_agent ON nodes (agent, created_seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steering (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 """
 
 EVENT_KINDS = ("created", "started", "finished")
@@ -173,6 +181,23 @@ class Journal:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def add_steering(self, kind: str, data: dict) -> None:
+        """Append one steering event ("guidance" or "control"), stamped with the time."""
+        if self.readonly:
+            raise PermissionError("journal opened read-only")
+        self._db.execute("INSERT INTO steering (ts, kind, payload) VALUES (?, ?, ?)",
+                         (time.time(), kind, json.dumps(data, default=str)))
+
+    def steering(self) -> list[tuple[float, str, dict]]:
+        """(time, kind, data) of every steering event, oldest first; [] for a journal from before steering."""
+        try:
+            rows = self._db.execute("SELECT ts, kind, payload FROM steering ORDER BY seq").fetchall()
+        except sqlite3.OperationalError:  # no such table: written before steering existed
+            return []
+        except sqlite3.DatabaseError as e:
+            raise JournalError(f"{self.path} cannot be read as a run journal ({e})") from None
+        return [(ts, kind, self._decode(p, "steering event")) for ts, kind, p in rows]
 
     def set_meta(self, key: str, value) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))

@@ -15,6 +15,10 @@ With no LLM (the offline agent), the operators are the task's search moves (`tas
 draft = sample, improve = mutate, crossover = crossover, debug = repair, each retried a few times to
 avoid proposals already in memory. Their ideas start with "[offline]" so no output can pass for an
 LLM's. Operators only ever see search-split metrics; memory rendering drops the selection metric.
+
+The researcher's guidance (`ctx.extra["guidance"]`, RUN/guidance.md) goes into an LLM prompt as a
+delimited section before the response format, and the Draft says it did (`guidance_read`); the offline
+moves cannot read prose, so their drafts say they did not.
 """
 
 from __future__ import annotations
@@ -97,6 +101,25 @@ def constraints(ctx: OperatorContext) -> str:
     return "\n".join(lines)
 
 
+def guidance_text(ctx: OperatorContext) -> str:
+    """The researcher's guidance in force for this step (`ctx.extra["guidance"]`, set by the orchestrator
+    from RUN/guidance.md), or ""."""
+    g = ctx.extra.get("guidance")
+    return str(g.get("text") or "").strip() if isinstance(g, dict) else ""
+
+
+def guidance_section(ctx: OperatorContext) -> str:
+    """A clearly delimited prompt section holding the guidance, or "" when there is none."""
+    text = guidance_text(ctx)
+    if not text:
+        return ""
+    version = ctx.extra["guidance"].get("version", "?")
+    return (f"## Guidance from the researcher (version {version})\n"
+            "The researcher running this search wrote this note while it runs. Take it into account; the "
+            "constraints above and the response format below still hold.\n"
+            f"----- begin guidance -----\n{text}\n----- end guidance -----\n\n")
+
+
 def render_prompt(name: str, ctx: OperatorContext) -> str:
     """The prompt of operator `name` for this context (public so it can be inspected and tested)."""
     values = {"task": ctx.task.describe(), "memory": render_memory(ctx.memory, ctx.task),
@@ -116,7 +139,11 @@ def render_prompt(name: str, ctx: OperatorContext) -> str:
             f"- {n.id} ({n.status.value}): {n.idea or 'no idea'}\n  error: {n.error.strip() or 'none'}"
             for n in chain) or "- none: this is the first repair"
     template = Template((PROMPTS / f"{name}.md").read_text())
-    return template.substitute(values)
+    prompt = template.substitute(values)
+    if section := guidance_section(ctx):
+        head, sep, tail = prompt.rpartition("## Response format")
+        prompt = head + section + sep + tail if sep else prompt + "\n\n" + section
+    return prompt
 
 
 def _parse_reply(task: Task) -> Callable[[str], tuple[Any, str]]:
@@ -160,10 +187,11 @@ def _ask(name: str, ctx: OperatorContext) -> Draft:
         tokens = _usage(getattr(e, "usage", None) or {})
         return Draft(proposal=None, idea="", transcript=list(getattr(e, "transcript", None) or messages),
                      input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2],
-                     error=str(e))
+                     error=str(e), guidance_read=bool(guidance_text(ctx)))
     tokens = _usage(usage)
     return Draft(proposal=proposal, idea=idea, transcript=list(transcript),
-                 input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2])
+                 input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2],
+                 guidance_read=bool(guidance_text(ctx)))
 
 
 def _fresh(move: Callable[[], tuple[Any, str]], memory: list[Node], tries: int = 20) -> tuple[Any, str]:

@@ -29,6 +29,13 @@ counted, not replayed), replays the other finished nodes into fresh policies in 
 continues with what is left of the budget. A run and each resume hold the run folder's writer lock
 (`journal.writer_lock`) throughout, so a second writer is refused before it touches the journal.
 With one slot and an in-process executor a run is deterministic for its seed.
+
+Steering (aira.agents.steering): wherever the loop waits for results (`_drain`) it reads the run folder's
+guidance note and control requests: a new guidance version goes into the LLM operators' next prompts,
+pause holds new submissions (and the budget's clock) while in-flight results still land, stop ends the
+search as a spent budget would, add-budget extends the whole run's budget. Listeners (`listeners=`,
+e.g. the experiment trackers the command layer builds) get `on_node(node)` for each finished node,
+`on_summary(dict)` and `close()`; one that raises is dropped with one warning.
 """
 
 from __future__ import annotations
@@ -169,6 +176,8 @@ class _Run:
         segment: int = 0,
         policy_factory: Callable[[AgentSpec, Task], Any] = make_policy_for,
         operators: dict | None = None,
+        listeners: list | Callable[[], list] | None = None,
+        clock: Callable[[], float] | None = None,  # the budget's clock (tests inject one)
     ):
         from aira.agents.memory import debug_chain
 
@@ -197,7 +206,9 @@ class _Run:
             elapsed_before=journal.meta("elapsed_s", 0.0),
             evals_before=len(done),
             usd_before=sum(n.cost_usd for n in self.nodes.values()),
+            clock=clock,
         )
+        self.usd_before = self.tracker.usd
         from aira.agents.llm import BudgetExceeded, CostLedger, make_llm
 
         self.BudgetExceeded = BudgetExceeded
@@ -229,6 +240,57 @@ class _Run:
         self.progress = Progress(quiet=config.quiet)
         self.phase = ""  # what the progress line says the run is waiting for, outside the search
         self._last_meta = time.monotonic()
+        # a factory is called here, under the writer lock: trackers write into the run folder
+        self.listeners = list((listeners() if callable(listeners) else listeners) or [])
+        self._init_steering()
+
+    # --- steering and listeners (aira.agents.steering) --------------------------------------------
+
+    def _init_steering(self) -> None:
+        from aira.agents.steering import RunSteering
+
+        self.steering = RunSteering(self)
+
+    def _steer(self) -> None:
+        self.steering.poll()
+        self.phase = (f"paused (`aira runs continue {self.run_dir}`)" if self.steering.paused
+                      else "" if self.phase.startswith("paused") else self.phase)
+
+    @property
+    def paused(self) -> bool:
+        return self.steering.paused
+
+    @property
+    def user_stopped(self) -> bool:
+        return self.steering.stopped
+
+    @property
+    def kill_requested(self) -> bool:
+        return self.steering.kill
+
+    def _guidance_for(self, agent: AgentRuntime) -> dict | None:
+        return self.steering.for_step(agent)
+
+    def extend_budget(self, budget: Budget) -> None:
+        """A live add-budget: the whole run's budget, stored in config.json as a resume would store it."""
+        self.config.budget = self.tracker.budget = budget
+        self.ledger.cap_usd = None if budget.usd is None else max(0.0, budget.usd - self.usd_before)
+        _write_config(self.config, self.run_dir, self.task)
+
+    def _tell(self, event: str, *args) -> None:
+        """Call `event` on every listener (experiment trackers); one that raises is warned about once and
+        dropped: tracking never stops a search."""
+        for listener in list(self.listeners):
+            fn = getattr(listener, event, None)
+            if fn is None:
+                continue
+            try:
+                fn(*args)
+            except Exception as e:  # noqa: BLE001 - a tracker's failure is the tracker's, not the run's
+                self.listeners.remove(listener)
+                name = getattr(listener, "name", type(listener).__name__)
+                print(f"aira: warning: tracking to {name} failed ({type(e).__name__}: {e}); it is off for the "
+                      f"rest of this run", file=sys.stderr)
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
@@ -332,6 +394,16 @@ class _Run:
             agent.policy.observe(self.views[node.id])
 
     def _drain(self, timeout: float) -> int:
+        """Take finished results (waiting up to `timeout`), then apply the researcher's steering; while the
+        run is paused, keep taking results and reading requests here until it continues or stops."""
+        finished = self._collect(timeout)
+        self._steer()
+        while self.paused and not self.stop_reason:
+            finished += self._collect(0.5)
+            self._steer()
+        return finished
+
+    def _collect(self, timeout: float) -> int:
         finished = 0
         for job, _, result in self.loop.drain(timeout):
             node = self.inflight.pop(job.id, None)
@@ -345,6 +417,7 @@ class _Run:
             finished += 1
             if node.operator == REFERENCE:  # the search may have started beside the reference runs
                 self._update_floor()
+            self._tell("on_node", node)
         self._save_elapsed()
         if not self.progress.quiet:  # every wait ticks the line: references and the last jobs included
             self.progress.update(self.snapshot())
@@ -413,7 +486,7 @@ class _Run:
                             seed=s,
                         )
                     )
-                if reason := self.tracker.hard_stop_reason():
+                if reason := self.stop_reason or self.tracker.hard_stop_reason():
                     self.stop_reason, self.phase = reason, ""
                     return
                 if todo or (self.inflight and early is None):
@@ -460,7 +533,8 @@ class _Run:
             memory=memory,
             rng=agent.rng,
             debug_chain=chain,
-            extra={"improve_margin": self.margin, "noise_floor": self.floor and self.floor.to_dict()},
+            extra={"improve_margin": self.margin, "noise_floor": self.floor and self.floor.to_dict(),
+                   "guidance": self._guidance_for(agent)},
         )
         try:
             node = agent.draft_node(step, ctx, self.operators, node_id=self._new_id(), seed=self.config.seed)
@@ -522,13 +596,13 @@ class _Run:
         """The last promotion round, once the search stopped with no agent job in flight (its evaluation
         budget spent, or every agent done): the best K by then, run to the end unless the wall clock or
         dollars run out. A run the clock stopped promotes nothing more."""
-        if (not self.promote or self.tracker.hard_stop_reason()
+        if (not self.promote or self.tracker.hard_stop_reason() or self.user_stopped
                 or any(n.operator != PROMOTE for n in self.inflight.values())):
             return
         self.next_promotion = 0
         self._submit_promotions()
         while self.promote_queue or self.inflight:
-            if reason := self.tracker.hard_stop_reason():
+            if reason := self.tracker.hard_stop_reason() or (self.user_stopped and "stopped by the researcher"):
                 self.stop_reason = f"{self.stop_reason}; then {reason} during the last promotions"
                 return
             self._submit_promotions()
@@ -538,7 +612,7 @@ class _Run:
 
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
-        if self.inflight and self.config.budget.on_stop == "kill":
+        if self.inflight and (self.config.budget.on_stop == "kill" or self.kill_requested):
             self.loop.close()
             for node in list(self.inflight.values()):
                 node.status, node.error = Status.KILLED, f"{STOPPED}{self.stop_reason}"
@@ -580,6 +654,7 @@ class _Run:
                 "compute_s": sum(n.seconds for n in promotions)},
         )
         (self.run_dir / "summary.json").write_text(json.dumps(s.to_dict(), indent=1, default=str))
+        self._tell("on_summary", s.to_dict())
         return s
 
 
@@ -597,14 +672,17 @@ def _execute(
     with Journal(run_dir) as journal:
         r = _Run(config, run_dir, task, executor, journal, segment=segment, **hooks)
         try:
-            r.noise_floor_phase()
-            r.search_phase()
-            r.promotion_phase()
-            r.finish()
+            try:
+                r.noise_floor_phase()
+                r.search_phase()
+                r.promotion_phase()
+                r.finish()
+            finally:
+                r._save_elapsed(force=True)
+                executor.shutdown()
+            return r.summary()
         finally:
-            r._save_elapsed(force=True)
-            executor.shutdown()
-        return r.summary()
+            r._tell("close")
 
 
 def _plan(config: RunConfig, task: Task, executor: Executor | None, spent_s: float = 0.0) -> None:

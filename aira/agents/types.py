@@ -120,6 +120,8 @@ class Node:
     seconds: float = 0.0
     seed: int = 0
     debug_depth: int = 0
+    guidance: int = 0               # the researcher's guidance version in force when it was drafted (0: none)
+    guidance_read: bool = False     # the operator's prompt included that guidance (LLM operators only)
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
 

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from aira.commands.runs import track_flags, tracking_listeners
 from aira.errors import UsageError
 from aira.userfiles import check_out_dir, make_out_dir, read_text
 
@@ -87,6 +88,7 @@ def register(sub) -> None:
                         "not --budget's evaluations, agents never see them, and the final pick ranks them first")
     r.add_argument("--out", default="runs/compose", help="run folder to create (default: runs/compose)")
     r.add_argument("--quiet", action="store_true", help="no progress line")
+    track_flags(r)
     r.add_argument("--json", action="store_true",
                    help="print one JSON object (summary, aggregate, extrapolation) on stdout; the rest on stderr")
     r.set_defaults(func=_run)
@@ -255,6 +257,7 @@ def _search(args: argparse.Namespace) -> dict:
 
     out = Path(args.out)
     check_out_dir(out, "--out")
+    listeners = tracking_listeners(args, out, resume=False)  # a bad --track or a missing package: exit 2 now
     plan = plan_workers(args.workers, getattr(args, "threads", None))
     batch = 1 if getattr(args, "batch", None) is None else args.batch
     if batch < 1:
@@ -298,7 +301,7 @@ def _search(args: argparse.Namespace) -> dict:
         _print_promoted(task, out)
     # no --resume flag here: the orchestrator refuses a used folder, pointing at `aira runs resume`
     summary, _, _ = start_or_resume(out, resume=False, new_config=lambda: cfg, make_task=lambda _: task,
-                                    check_folder=False, notes={"proxy_fidelity": notice})
+                                    check_folder=False, notes={"proxy_fidelity": notice}, listeners=listeners)
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
     print(format_report(nodes, TaskInfo.of(task), top=10))

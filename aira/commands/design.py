@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aira.commands.runs import track_flags, tracking_listeners
 from aira.errors import UsageError
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def register(sub) -> None:
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out with its stored settings (--budget replaces its budget)")
     run.add_argument("--quiet", action="store_true", help="no progress line")
+    track_flags(run)
     run.set_defaults(func=_run)
 
     pr = verbs.add_parser("promote", help="make an LRA design run's mechanism a Compose primitive",
@@ -157,8 +159,9 @@ def _run(args) -> int:
                          slots=args.workers, budget=args.budget, seed=args.seed, noise_seeds=args.noise_seeds,
                          improve_margin=args.improve_margin, out=str(out), quiet=args.quiet)
 
+    listeners = tracking_listeners(args, out, resume=args.resume)
     return run_design(args.task, out, resume=args.resume, new_config=new_config, budget=args.budget or None,
-                      quiet=args.quiet)
+                      quiet=args.quiet, listeners=listeners)
 
 
 def _promote(args) -> int:
@@ -199,13 +202,14 @@ def _promote(args) -> int:
 
 
 def run_design(task: str, out: Path, *, resume: bool, new_config: Callable[[], RunConfig] | None = None,
-               budget: str | None = None, quiet: bool = False) -> int:
+               budget: str | None = None, quiet: bool = False, listeners=None) -> int:
     """Start or resume a design task's agent run in `out` (`aira runs resume` of a design run comes here)."""
     _check_task(task)
     if task == "autoresearch":
         from aira.tasks.autoresearch.design import run_search
 
-        return run_search(out, resume=resume, new_config=new_config, budget=budget, quiet=quiet)
+        return run_search(out, resume=resume, new_config=new_config, budget=budget, quiet=quiet, listeners=listeners)
     from aira.tasks.lra.design import run_search
 
-    return run_search(out, task_name=task, resume=resume, new_config=new_config, budget=budget, quiet=quiet)
+    return run_search(out, task_name=task, resume=resume, new_config=new_config, budget=budget, quiet=quiet,
+                      listeners=listeners)

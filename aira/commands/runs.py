@@ -4,10 +4,13 @@
     aira runs show RUN [--json] [--top 10]
     aira runs start --task NAME|DIR [--task-arg KEY=VALUE ...] --agents SPEC... [--budget 2h,100evals]
                     [--workers N] [--executor local] --out DIR
-    aira runs resume RUN [--budget ...]
+    aira runs resume RUN [--budget ...] [--add 10m]
     aira runs export RUN --to tensorboard|mlflow [--out DIR]
+    aira runs pause RUN | continue RUN | stop RUN [--kill] | add-budget RUN 10m     steer a live run
+    aira runs guide RUN "TEXT" | --file NOTE.md | --show                            the guidance LLM agents read
 
-`show` opens the journal read-only, so it works while the run is still writing.
+`show` opens the journal read-only, so it works while the run is still writing. Steering writes files
+into the run folder (aira.agents.steering) that the live run reads between jobs.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def register(sub) -> None:
     start.add_argument("--shared-memory", action="store_true", help="operators see every agent's nodes")
     start.add_argument("--out", required=True, help="run folder to create")
     start.add_argument("--quiet", action="store_true", help="no progress line")
+    track_flags(start)
     start.set_defaults(func=_start)
 
     ex = verbs.add_parser("export", help="write a run's curves as TensorBoard event files or an MLflow file store")
@@ -80,7 +84,49 @@ def register(sub) -> None:
     res.add_argument("--add", default=None, metavar="BUDGET",
                      help="extend the stored budget, e.g. --add 10m or --add 20evals")
     res.add_argument("--quiet", action="store_true", help="no progress line")
+    track_flags(res, resume=True)
     res.set_defaults(func=_resume)
+
+    for verb, text in (("pause", ("a live run starts no new job (in-flight ones finish and are recorded); its "
+                                  "budget's clock stops until `continue`")),
+                       ("continue", "a paused live run starts jobs again"),
+                       ("stop", ("a live run stops as a spent budget would: no new job, in-flight ones waited "
+                                 "for (--kill: killed), every finished result kept, the summary written"))):
+        v = verbs.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
+        v.add_argument("run", help="run folder of a live run")
+        if verb == "stop":
+            v.add_argument("--kill", action="store_true", help="kill in-flight jobs instead of waiting for them")
+        v.set_defaults(func=_control, action=verb)
+    ab = verbs.add_parser("add-budget", help="extend a live run's budget (a stopped run: `resume --add`)")
+    ab.add_argument("run", help="run folder of a live run")
+    ab.add_argument("budget", help="what to add: 10m, 20evals, $5 or a comma list")
+    ab.set_defaults(func=_control, action="add-budget")
+
+    g = verbs.add_parser("guide", help="set the guidance note LLM agents read at their next step",
+                         description="Write RUN/guidance.md (atomically): the LLM operators of the run include it "
+                         "in their next prompts, and the journal records each version and the nodes that read it. "
+                         "Offline agents cannot read prose. An editor works too: save RUN/guidance.md.")
+    g.add_argument("run", help="run folder")
+    g.add_argument("text", nargs="?", default=None, help="the note (or --file)")
+    g.add_argument("--file", default=None, help="read the note from this file")
+    g.add_argument("--clear", action="store_true", help="withdraw the guidance (an empty note)")
+    g.add_argument("--show", action="store_true", help="print each guidance version and who read it")
+    g.set_defaults(func=_guide)
+
+
+def track_flags(p, *, resume: bool = False) -> None:
+    """--track and --track-uri, shared by the verbs that run a search (`compose run`, `runs start|resume`)."""
+    if resume:
+        p.add_argument("--track", action="append", default=None, metavar="TRACKER",
+                       help="add experiment tracking to a run that had none (a run that had it continues it)")
+    else:
+        p.add_argument("--track", action="append", default=None, metavar="TRACKER",
+                       help="log every evaluation live and the summary at the end to mlflow, tensorboard or wandb "
+                            "(repeatable or a comma list); mlflow and tensorboard write under the run folder "
+                            "unless --track-uri says otherwise, wandb runs offline unless you configured it")
+    p.add_argument("--track-uri", default=None, metavar="URI",
+                   help="mlflow: its tracking URI (default: a file store at RUN/mlruns); tensorboard: the log "
+                        "folder (default: RUN/tensorboard)")
 
 
 def _run_dir(path: str) -> Path:
@@ -210,6 +256,82 @@ def _print_summary(s) -> None:
     print(f"see: aira runs show {s.run_dir}")
 
 
+def tracking_listeners(args, out: str | Path, *, resume: bool):
+    """The `listeners` factory for start_or_resume from --track / --track-uri (and, on a resume, the trackers
+    RUN/tracking.json records); None when the run is not tracked. Bad flags or a missing package: UsageError
+    here, before the run starts."""
+    from aira.report.trackers import check_stored, make_trackers, parse_track
+
+    kinds = parse_track(getattr(args, "track", None))
+    have = check_stored(out) if resume else []
+    if not kinds and not have:
+        return None
+    uri = getattr(args, "track_uri", None)
+
+    def listeners(config, task) -> list:
+        trackers = make_trackers(out, kinds, uri=uri, config=config, lower_is_better=task.lower_is_better)
+        if trackers and not config.quiet:
+            print(f"aira: tracking to {', '.join(t.name for t in trackers)} (ids in {Path(out) / 'tracking.json'})",
+                  file=sys.stderr)
+        return trackers
+
+    return listeners
+
+
+def _live(run: str) -> Path:
+    from aira.agents.steering import writer_pid
+
+    d = _run_dir(run)
+    if writer_pid(d) is None:
+        raise UsageError(f"{d} is not running (no process holds its writer.lock): `aira runs resume {d}` continues "
+                         f"it, with `--add BUDGET` for more budget")
+    return d
+
+
+def _control(args) -> int:
+    from aira.agents.steering import Request, check_request, write_request
+
+    check_request(args.action, getattr(args, "budget", ""))  # bad input first: one line, exit 2
+    d = _live(args.run)
+    req = Request(action=args.action, budget=getattr(args, "budget", "") or "", kill=getattr(args, "kill", False))
+    write_request(d, req)
+    print(f"queued: {args.action}{' ' + req.budget if req.budget else ''} for {d} (request {req.id}); the run "
+          f"applies it between jobs and says so on its console and in its journal")
+    return 0
+
+
+def _guide(args) -> int:
+    from aira.agents.journal import Journal
+    from aira.agents.steering import GUIDANCE_FILE, check_guidance, guidance_log, write_guidance, writer_pid
+    from aira.userfiles import read_text
+
+    d = _run_dir(args.run)
+    given = sum(x is not None and x is not False for x in (args.text, args.file, args.clear or None,
+                                                           args.show or None))
+    if given != 1:
+        raise UsageError("give exactly one of: the note as TEXT, --file NOTE.md, --clear or --show")
+    if args.show:
+        with Journal(d, readonly=True) as j:
+            log = guidance_log(j)
+        current = d / GUIDANCE_FILE
+        for g in log:
+            print(f"v{g['version']} sha256 {g['sha256'][:12]} ({g.get('bytes', 0)} bytes): read by "
+                  f"{', '.join(g['read_by']) or 'no node yet'}; not read by {len(g['not_read_by'])} node(s) "
+                  f"(offline agents, policy-chosen proposals)")
+        if not log:
+            print("no guidance version journaled yet")
+        if current.is_file():
+            print(f"{current}:\n{current.read_text(errors='replace')}")
+        return 0
+    text = "" if args.clear else read_text(args.file, "--file") if args.file else args.text
+    check_guidance(text)
+    path = write_guidance(d, text)
+    print(f"wrote {path} ({len(text.encode('utf-8'))} bytes); "
+          + ("a live run reads it before its next step" if writer_pid(d) else
+             "the run is not live: it is read when the run resumes"))
+    return 0
+
+
 def _export(args) -> int:
     from aira.report.tracking import export_run
 
@@ -247,8 +369,10 @@ def _start(args) -> int:
             quiet=args.quiet,
         )
 
+    listeners = tracking_listeners(args, args.out, resume=False)
     # no --resume flag here: the orchestrator refuses a used folder, pointing at `aira runs resume`
-    summary, _, _ = start_or_resume(args.out, resume=False, new_config=new_config, check_folder=False)
+    summary, _, _ = start_or_resume(args.out, resume=False, new_config=new_config, check_folder=False,
+                                    listeners=listeners)
     _print_summary(summary)
     return 0
 
@@ -262,13 +386,14 @@ def _resume(args) -> int:
     task = read_config(d)["task"]
     if task in DESIGN_TASKS and getattr(args, "add", None):
         raise UsageError(f"--add extends a search run's budget; {d} is a {task} run: give --budget instead")
+    listeners = tracking_listeners(args, d, resume=True)
     if task in DESIGN_TASKS:
         # a design run has more than the journal to reattach (autoresearch's keep/reset git loop, the LRA
         # report): its own verb resumes it, with the same stored settings
         print(f"aira: {d} is a {task} run: resuming it as `aira design run {task} --out {d} --resume`",
               file=sys.stderr)
-        return run_design(task, d, resume=True, budget=args.budget or None, quiet=args.quiet)
+        return run_design(task, d, resume=True, budget=args.budget or None, quiet=args.quiet, listeners=listeners)
     summary, _, _ = start_or_resume(args.run, resume=True, budget=args.budget, add=getattr(args, "add", None),
-                                    quiet=args.quiet or None)
+                                    quiet=args.quiet or None, listeners=listeners)
     _print_summary(summary)
     return 0

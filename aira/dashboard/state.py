@@ -163,6 +163,30 @@ def run_state(run: RunData, *, top: int = 20) -> dict:
     }
 
 
+def steering(run_dir: Path) -> dict:
+    """What the steering panel shows: whether a process writes the run now, whether it is paused (by the
+    journal's control events), the guidance note on disk and the versions journaled (read-only)."""
+    from aira.agents.journal import Journal
+    from aira.agents.steering import GUIDANCE_FILE, guidance_log, writer_pid
+
+    paused, versions = False, []
+    try:
+        with Journal(run_dir, readonly=True) as j:
+            for _, kind, data in j.steering():
+                if kind == "control" and data.get("applied"):
+                    paused = {"pause": True, "continue": False, "stop": False}.get(data.get("action"), paused)
+            versions = [{k: g.get(k) for k in ("version", "sha256", "time", "read_by")} | {"not_read": len(g["not_read_by"])}
+                        for g in guidance_log(j)]
+    except (OSError, UsageError):
+        pass
+    try:
+        note = (run_dir / GUIDANCE_FILE).read_text(errors="replace")
+    except OSError:
+        note = ""
+    live = writer_pid(run_dir) is not None
+    return {"live": live, "paused": paused and live, "guidance": note, "versions": versions}
+
+
 def _short(proposal) -> str:
     from aira.agents.memory import short_proposal
 
@@ -227,13 +251,17 @@ class Watcher:
             out.append({"name": d.name, "error": run} if isinstance(run, str) else summary_row(run))
         return out
 
+    def run_dir(self, name: str) -> Path | None:
+        match = [d for d in find_runs(self.root) if d.name == name]
+        return match[0] if match else None
+
     def run(self, name: str) -> dict | None:
         """One run's state by its folder name; None when there is no such run under the root."""
-        match = [d for d in find_runs(self.root) if d.name == name]
-        if not match:
+        d = self.run_dir(name)
+        if d is None:
             return None
-        run = self.load(match[0])
-        return {"name": name, "error": run} if isinstance(run, str) else run_state(run)
+        run = self.load(d)
+        return {"name": name, "error": run} if isinstance(run, str) else {**run_state(run), "steering": steering(d)}
 
 
 def clean(obj):

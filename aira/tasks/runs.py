@@ -39,7 +39,7 @@ def start_or_resume(
     make_task: Callable[[RunConfig], Task] | None = None,
     make_executor: Callable[[RunConfig, Task], Executor] | None = None, check_folder: bool = True,
     budget: Budget | str | None = None, add: Budget | str | None = None, quiet: bool | None = None,
-    notes: dict | None = None,
+    notes: dict | None = None, listeners: Callable[[RunConfig, Task], list] | None = None,
 ) -> tuple[RunSummary, RunConfig, Task]:
     """The one start/resume flow of the verbs that run a search: a fresh run of `new_config()` in `out`, or
     the run already there continued with its stored config (the stored settings win; `budget`, `add` and
@@ -61,8 +61,10 @@ def start_or_resume(
         config = new_config()
     task = make_task(config) if make_task else get_task(config.task, **config.task_kwargs)
     executor = make_executor(config, task) if make_executor else None
+    hooks = {"listeners": lambda: listeners(config, task)} if listeners else {}
     if resume:
-        summary = orchestrator.resume(out, task=task, executor=executor, budget=budget, add=add, quiet=quiet)
+        summary = orchestrator.resume(out, task=task, executor=executor, budget=budget, add=add, quiet=quiet,
+                                      **hooks)
     else:
-        summary = orchestrator.run(config, task=task, executor=executor, notes=notes)
+        summary = orchestrator.run(config, task=task, executor=executor, notes=notes, **hooks)
     return summary, config, task

@@ -1,5 +1,6 @@
 """The dashboard in a real headless Chromium, following a run that is still going: the page opens on
-the run, shows its evaluations, and a new evaluation appears on it without a reload.
+the run, shows its evaluations, and a new evaluation appears on it without a reload; its steering panel
+(opened with the server's token) saves a guidance note and pauses and continues the live run.
 
 The run is the synthetic task in a thread, with an executor that hands back a result only when the
 test lets it, so what the page must show at each moment is known. The browser is driven over the
@@ -164,12 +165,24 @@ def test_a_new_evaluation_appears_on_the_open_page(tmp_path):
         for _ in range(3):  # the reference and two evaluations
             executor.permits.release()
         first = _wait_journal(root / "live", 2)
-        browser = Chromium(server.url + "?interval=200#live", tmp_path / "profile")
+        browser = Chromium(f"{server.url}?interval=200&token={server.token}#live", tmp_path / "profile")
         browser.wait_for("document.querySelector('#summary[data-evaluations=\"2\"]')")
         shown = browser.js("[...document.querySelectorAll('#recent-table tr[data-node]')].map(r => r.dataset.node)")
         assert sorted(shown) == sorted(n.id for n in first)
         assert "running" in browser.js("document.querySelector('#runs tr[data-run=\"live\"]').innerText")
         assert browser.js("document.querySelectorAll('#board tr.reference').length") == 1  # the noise floor's run
+
+        # steering from the page: a guidance note, then pause and continue, acknowledged by the live run
+        browser.wait_for("document.querySelector('#steer-state[data-live=\"true\"]')")
+        browser.js("var t = document.getElementById('steer-guidance'); t.value = 'Prefer S layers.'; "
+                   "t.dispatchEvent(new Event('input')); document.getElementById('steer-save').click()")
+        browser.wait_for("document.getElementById('steer-msg').dataset.status === '200'")
+        assert (root / "live" / "guidance.md").read_text() == "Prefer S layers."
+        browser.js("document.getElementById('steer-pause').click()")
+        browser.wait_for("document.querySelector('#steer-state[data-paused=\"true\"]')")
+        browser.js("document.getElementById('steer-continue').click()")
+        browser.wait_for("document.querySelector('#steer-state[data-paused=\"false\"]')")
+        browser.wait_for("document.getElementById('steer-state').innerText.includes('v1 read by 0 node(s)')")
 
         executor.permits.release()  # one more evaluation finishes while the page is open
         (new,) = [n for n in _wait_journal(root / "live", 3) if n.id not in shown]

@@ -42,7 +42,7 @@ def evaluate_file(file: str | None, *, task_kwargs: dict, seed: int = 0, as_json
 
 
 def run_search(out: Path, *, resume: bool, new_config: Callable[[], RunConfig] | None = None,
-               budget: str | None = None, quiet: bool = False) -> int:
+               budget: str | None = None, quiet: bool = False, listeners=None) -> int:
     """Start (from `new_config()`) or resume the agent run in `out` with the keep/reset git loop attached,
     then print the final report."""
     from aira.agents.executors import make_executor
@@ -62,7 +62,8 @@ def run_search(out: Path, *, resume: bool, new_config: Callable[[], RunConfig] |
 
     summary, _, _ = start_or_resume(out, resume=resume, new_config=new_config,
                                     make_task=lambda config: AutoresearchTask(**config.task_kwargs),
-                                    make_executor=loop_executor, budget=budget, quiet=quiet)
+                                    make_executor=loop_executor, budget=budget, quiet=quiet,
+                                    listeners=listeners)
     loop.sync_journal()
     print(final_report(out))
     print(f"aira: run folder {out} (stop: {summary.stop_reason}); results.tsv, progress.png, report.md, "

@@ -49,7 +49,7 @@ def evaluate_file(task_name: str, file: str | None, *, task_kwargs: dict, seed: 
 
 
 def run_search(out: Path, *, task_name: str, resume: bool, new_config: Callable[[], RunConfig] | None = None,
-               budget: str | None = None, quiet: bool = False) -> int:
+               budget: str | None = None, quiet: bool = False, listeners=None) -> int:
     """Start (from `new_config()`) or resume the agent run of `task_name` in `out`, then print its
     leaderboard and write its report section."""
     from aira.agents.journal import Journal
@@ -64,7 +64,7 @@ def run_search(out: Path, *, task_name: str, resume: bool, new_config: Callable[
         return LraTask(config.task, **config.task_kwargs)
 
     summary, _, task = start_or_resume(out, resume=resume, new_config=new_config, make_task=make_task,
-                                       budget=budget, quiet=quiet)
+                                       budget=budget, quiet=quiet, listeners=listeners)
     report = write_report(out)
     with Journal(out, readonly=True) as j:
         nodes = j.nodes()
