@@ -139,3 +139,25 @@ def test_a_proxy_file_with_a_gpu_preset_asks_for_a_gpu(tmp_path):
     p.write_text(json.dumps({"task": "mad", "preset": "tiny", "budget": "8steps", "needs_gpu": "yes"}))
     with pytest.raises(UsageError, match="needs_gpu = 'yes' has the wrong type"):
         load_proxy_file(str(p))
+
+
+# the built-in proxies' fingerprints and trainer settings, as computed before Proxy held its TrainConfig
+# settings in one `train` mapping: the shipped fidelity figures and every cached evaluation depend on them
+PINNED_FINGERPRINTS = {"mad-cpu": "3cf75ea6e0991501", "mad-cpu-ladder": "b17973d891b4a88b",
+                       "mad-gpu": "e7a1fe7637e4bd25", "lm-cpu": "154640d114847098", "smoke": "e703e340a177085c",
+                       "lm-gpu": "d92dd0bd00dbfc23"}
+
+
+def test_the_built_in_proxies_keep_their_fingerprints_and_cache_keys():
+    from aira.train.cache import cache_key
+    from aira.train.trainer import TrainConfig
+
+    assert {n: proxies.settings_fingerprint(p.train_kwargs()) for n, p in PROXIES.items()} == PINNED_FINGERPRINTS
+    mad_cpu = {"task": "mad:selective_copying,compression,memorization", "preset": "tiny", "budget": "384steps",
+               "mad_settings": "cpu32", "tokenizer": "bpe", "vocab_size": 8192, "lr": 0.003}
+    assert PROXIES["mad-cpu"].train_kwargs() == mad_cpu
+    assert PROXIES["mad-cpu-ladder"].train_kwargs() == {
+        **mad_cpu, "task": "mad:selective_copying@copy16,selective_copying,compression", "curve_points": 6}
+    # the cache key of a candidate is the key of a TrainConfig spelled out field by field
+    assert cache_key(TrainConfig(pattern="AMAM", seed=1, **PROXIES["mad-cpu"].train_kwargs()), "cpu") == \
+        cache_key(TrainConfig(pattern="AMAM", seed=1, **mad_cpu), "cpu")
