@@ -85,7 +85,7 @@ def fidelity_train(proxy, fidelity: str) -> dict:
     if b.kind == "seconds":
         raise UsageError(f"proxy {proxy.name} has a time budget; a large counterpart needs steps or tokens")
     budget = scaled_budget(proxy.budget, LARGE_TOKEN_FACTOR)
-    lr = (proxy.lr if proxy.lr is not None else get_preset(proxy.preset).lr) * LARGE_LR_FACTOR
+    lr = (proxy.setting("lr") if proxy.setting("lr") is not None else get_preset(proxy.preset).lr) * LARGE_LR_FACTOR
     return {**small, "budget": budget, "lr": lr, "overrides": large_overrides(proxy.preset)}
 
 

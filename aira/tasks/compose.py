@@ -36,7 +36,6 @@ from aira.tasks.patterns import PatternSpace
 from aira.train.result import TrainResult
 from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's vocabulary; callers import them here
     PROXIES,
-    PROXY_FILE_KEYS,
     Proxy,
     choose_proxy,
     is_proxy_file,
@@ -147,13 +146,13 @@ class ComposeTask(Task):
         if self.lower_is_better:
             metric = "validation bits per byte (lower is better)"
         else:
-            if self.proxy.mad_score == "loglik":
+            if self.proxy.setting("mad_score") == "loglik":
                 metric = ("mean log-likelihood score on the answer positions of the MAD tasks (1 - cross-entropy / "
                           "ln(vocabulary size): 0 for a uniform guess, 1 for certainty on every right answer)")
             else:
                 metric = "mean accuracy on the answer positions of the MAD tasks"
-            if self.proxy.curve_points:
-                metric += (f", averaged over {self.proxy.curve_points} evenly spaced points of training (the "
+            if self.proxy.setting("curve_points"):
+                metric += (f", averaged over {self.proxy.setting('curve_points')} evenly spaced points of training (the "
                            f"learning-curve area: it rewards learning fast as well as learning well)")
             metric += " (higher is better)"
         return (

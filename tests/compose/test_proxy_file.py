@@ -32,7 +32,7 @@ def test_a_json_and_a_toml_proxy_file(tmp_path):
     toml.write_text('name = "my-copy"\ntask = "mad:selective_copying@copy16"\npreset = "tiny"\n'
                     'budget = "2M tokens"\nmad_score = "loglik"\ndescription = "copying, 2 of 16"\n')
     q = load_proxy_file(str(toml))
-    assert (q.name, q.budget, q.mad_score, q.description) == ("my-copy", "2M tokens", "loglik", "copying, 2 of 16")
+    assert (q.name, q.budget, q.setting("mad_score"), q.description) == ("my-copy", "2M tokens", "loglik", "copying, 2 of 16")
     task = ComposeTask(proxy=str(toml), space="attn-mlp")
     assert task.name == "compose-attn-mlp-my-copy" and task.proxy == q
 
@@ -52,6 +52,11 @@ def test_a_json_and_a_toml_proxy_file(tmp_path):
         ({**SMOKE, "mad_score": "f1"}, "mad_score must be one of accuracy, loglik"),
         ({**SMOKE, "task": "lm:shakespeare", "curve_points": 4}, "apply to MAD tasks only"),
         ({**SMOKE, "lr": 0}, "lr must be positive"),
+        ({**SMOKE, "lr": None}, "lr = None has the wrong type"),
+        ({**SMOKE, "schedule": "linear"}, "schedule must be cosine or wsd, got 'linear'"),
+        ({**SMOKE, "warmup_frac": 1.5}, "warmup_frac must be in [0, 1)"),
+        ({**SMOKE, "threads": 2}, "unknown setting 'threads'"),  # how a machine runs it is not a proxy's
+        ({**SMOKE, "overrides": {"d_model": 8}}, "unknown setting 'overrides'"),
         ([1, 2], "expected a table of settings, got list"),
     ],
 )
@@ -161,3 +166,21 @@ def test_the_built_in_proxies_keep_their_fingerprints_and_cache_keys():
     # the cache key of a candidate is the key of a TrainConfig spelled out field by field
     assert cache_key(TrainConfig(pattern="AMAM", seed=1, **PROXIES["mad-cpu"].train_kwargs()), "cpu") == \
         cache_key(TrainConfig(pattern="AMAM", seed=1, **mad_cpu), "cpu")
+
+
+def test_a_proxy_file_sets_any_trainer_setting_and_spelled_out_defaults_change_nothing(tmp_path):
+    plain = load_proxy_file(str(_write(tmp_path / "a.json", SMOKE)))
+    # TrainConfig's defaults written out: the same trainer settings, so the same fingerprint and cache keys
+    spelled = load_proxy_file(str(_write(tmp_path / "b.json", {**SMOKE, "curve_points": 0, "mad_score": "accuracy",
+                                                                "schedule": "cosine", "vocab_size": 8192})))
+    assert spelled.train_kwargs() == plain.train_kwargs() == PROXIES["smoke"].train_kwargs()
+    assert proxies.settings_fingerprint(spelled.train_kwargs()) == PINNED_FINGERPRINTS["smoke"]
+    # a TrainConfig field the old fixed list did not name is a proxy setting too, checked against its type
+    wsd = load_proxy_file(str(_write(tmp_path / "c.json", {**SMOKE, "schedule": "wsd", "warmup_frac": 0.1,
+                                                            "budget": 8})))
+    assert wsd.train_kwargs() == {**plain.train_kwargs(), "schedule": "wsd", "warmup_frac": 0.1, "budget": 8}
+    assert wsd.setting("schedule") == "wsd" and plain.setting("schedule") == "cosine"
+    assert proxies.settings_fingerprint(wsd.train_kwargs()) != PINNED_FINGERPRINTS["smoke"]
+    job = ComposeTask(proxy=str(tmp_path / "c.json"), layers=4).make_job("AMAM", seed=0, job_id="j")
+    assert job.kwargs["train"]["schedule"] == "wsd"
+    assert PROXIES["smoke"].with_train(lr=1e-3).train_kwargs()["lr"] == 1e-3 and PROXIES["smoke"].setting("lr") == 3e-3
