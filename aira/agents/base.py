@@ -13,9 +13,12 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aira.agents.types import Completion, Job, Node, Result
+
+if TYPE_CHECKING:
+    from aira.agents.stats import NoiseFloor
 
 
 class ProposalSpace(ABC):
@@ -159,7 +162,9 @@ class OperatorContext:
     memory: list[Node]
     rng: random.Random
     debug_chain: list[Node] = field(default_factory=list)  # earlier repair attempts, oldest first
-    extra: dict[str, Any] = field(default_factory=dict)    # task-specific context (e.g. literature)
+    improve_margin: float = 0.0         # the gain over the incumbent that counts as progress (the run's margin)
+    noise_floor: NoiseFloor | None = None  # the reference's spread over seeds, stated in the prompt
+    constraints: str = ""               # rules for the prompt's Constraints section beyond the fixed ones
 
 
 @dataclass

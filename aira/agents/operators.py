@@ -87,13 +87,13 @@ def _bullets(lines: list[str]) -> str:
 def constraints(ctx: OperatorContext) -> str:
     """The fixed rules, the measured noise floor when there is one, and any task-specific rules."""
     lines = [CONSTRAINTS]
-    floor = ctx.extra.get("noise_floor")
-    if isinstance(floor, dict) and floor.get("n", 0) > 1:
+    floor = ctx.noise_floor
+    if floor is not None and floor.n > 1:
         # Agents otherwise "improve" by luck (users of autoresearch report it): say what noise is.
-        lines.append(f"- The reference design scored {floor['mean']:.6g} +- {floor['std']:.2g} (std over "
-                     f"{floor['n']} seeds): differences smaller than that are noise, not progress.")
-    if ctx.extra.get("constraints"):
-        lines.append(str(ctx.extra["constraints"]))
+        lines.append(f"- The reference design scored {floor.mean:.6g} +- {floor.std:.2g} (std over "
+                     f"{floor.n} seeds): differences smaller than that are noise, not progress.")
+    if ctx.constraints:
+        lines.append(ctx.constraints)
     return "\n".join(lines)
 
 

@@ -6,8 +6,8 @@ end, `summary.json`. The loop keeps every executor slot busy:
 1. Noise floor: the task's reference proposal is evaluated with `noise_seeds` seeds (nodes with
    operator "reference", agent "reference"); their mean / std / max-min is the floor, and
    `improve_margin` ("noise" = one std, or a number) is handed to policies as the attribute
-   `policy.improve_margin` and to operators as `ctx.extra["improve_margin"]` (with
-   `ctx.extra["noise_floor"]`, a dict or None). Reference runs do not count against the evaluation budget.
+   `policy.improve_margin` and to operators as `ctx.improve_margin` (with `ctx.noise_floor`, a
+   `NoiseFloor` or None). Reference runs do not count against the evaluation budget.
 2. Search: round robin over agents that can step: `policy.next_step(own nodes)`, the operator makes a
    Draft, the task validates it (invalid: an INVALID node, observed at once), else the job is
    submitted. Finished results are applied, journaled, and observed by the owning policy.
@@ -460,7 +460,8 @@ class _Run:
             memory=memory,
             rng=agent.rng,
             debug_chain=chain,
-            extra={"improve_margin": self.margin, "noise_floor": self.floor and self.floor.to_dict()},
+            improve_margin=self.margin,
+            noise_floor=self.floor,
         )
         try:
             node = agent.draft_node(step, ctx, self.operators, node_id=self._new_id(), seed=self.config.seed)
