@@ -148,7 +148,6 @@ class Policy(ABC):
 
     def observe(self, node: Node) -> None:
         """Called once per finished node (in completion order)."""
-        return None
 
 
 @dataclass

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aira.agents.base import Executor
 from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the figures are part of this module's API)
     baseline_comparison,
     best_count,
@@ -43,12 +44,10 @@ from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the fig
     summarize,
     task_figures,
 )
-from aira.agents.base import Executor
 from aira.errors import UsageError
 from aira.machine import WorkerPlan
 from aira.tasks import proxies
-from aira.tasks.proxies import Proxy
-from aira.tasks.proxies import load_table, measured_entry, stale_entry, table_path  # noqa: F401 - re-exported
+from aira.tasks.proxies import Proxy, load_table, measured_entry, stale_entry, table_path
 
 FIDELITIES = ("small", "large")
 LARGE_WIDTH_FACTOR = 4

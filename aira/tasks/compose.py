@@ -33,7 +33,6 @@ from aira.agents.base import ProposalSpace, Task
 from aira.agents.types import Job
 from aira.errors import UsageError
 from aira.tasks.patterns import PatternSpace
-from aira.train.result import TrainResult
 from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's vocabulary; callers import them here
     PROXIES,
     Proxy,
@@ -45,6 +44,7 @@ from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's voc
     resolve_proxy,
     settings_fingerprint,
 )
+from aira.train.result import TrainResult
 
 SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS", "attn-mlp-deltanet": "AMD"}
 PROMOTE_COST = 64.0  # the large fidelity's evaluation / a candidate's: 4x width squared x 4x tokens

@@ -30,7 +30,7 @@ def test_an_autoresearch_run_stopped_by_its_budget_resumes_where_it_stopped(tmp_
     with Journal(out, readonly=True) as j:
         before = j.nodes()
     rows_before, log_before = read_results(out), _git_log(out)
-    assert [r["status"] for r in rows_before][0] == "baseline" and len(rows_before) == 2
+    assert rows_before[0]["status"] == "baseline" and len(rows_before) == 2
     capsys.readouterr()
 
     assert main(["runs", "resume", str(out), "--budget", "2evals", "--quiet"]) == 0

@@ -412,8 +412,6 @@ def _fingerprint(proxy: str) -> str:
 
 
 def test_figures_of_a_retuned_proxy_are_not_used(capsys, monkeypatch, tmp_path):
-    from dataclasses import replace
-
     from aira.commands.compose import _print_fidelity
     from aira.tasks.compose import ComposeTask
 
