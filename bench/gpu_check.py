@@ -63,8 +63,8 @@ def trainer_run(budget: str, compile_: bool, peak: float) -> dict:
 
     r = train(TrainConfig(pattern="(AM)x8", preset="small", task="lm:shakespeare", tokenizer="bytes",
                           budget=budget, compile=compile_, progress=False, eval_tokens=65_536))
-    mfu = r["tokens_per_s"] * r["flops_per_token"] / peak
-    return {k: r[k] for k in ("status", "params", "non_embedding_params", "flops_per_token", "tokens_per_s",
+    mfu = r.tokens_per_s * r.flops_per_token / peak
+    return {k: getattr(r, k) for k in ("status", "params", "non_embedding_params", "flops_per_token", "tokens_per_s",
                               "peak_mem_mb", "metric", "steps", "compile_s")} | {"compile": compile_, "mfu": mfu}
 
 

@@ -161,7 +161,7 @@ class AgentRuntime:
             proposal=draft.proposal, idea=draft.idea, llm=self.spec.llm, transcript=transcript,
             input_tokens=tokens[0], output_tokens=tokens[1], cost_usd=tokens[2],
             error=draft.error, seed=seed, debug_depth=ctx.parents[0].debug_depth + 1 if debug else 0,
-            guidance=int((ctx.extra.get("guidance") or {}).get("version", 0)), guidance_read=draft.guidance_read,
+            guidance=ctx.guidance.version if ctx.guidance is not None else 0, guidance_read=draft.guidance_read,
         )  # fmt: skip
         if out_of_budget is not None:
             out_of_budget.node = node

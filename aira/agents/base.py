@@ -13,9 +13,12 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aira.agents.types import Completion, Job, Node, Result
+
+if TYPE_CHECKING:
+    from aira.agents.stats import NoiseFloor
 
 
 class ProposalSpace(ABC):
@@ -145,7 +148,6 @@ class Policy(ABC):
 
     def observe(self, node: Node) -> None:
         """Called once per finished node (in completion order)."""
-        return None
 
 
 @dataclass
@@ -159,7 +161,19 @@ class OperatorContext:
     memory: list[Node]
     rng: random.Random
     debug_chain: list[Node] = field(default_factory=list)  # earlier repair attempts, oldest first
-    extra: dict[str, Any] = field(default_factory=dict)    # task-specific context (e.g. literature)
+    improve_margin: float = 0.0         # the gain over the incumbent that counts as progress (the run's margin)
+    noise_floor: NoiseFloor | None = None  # the reference's spread over seeds, stated in the prompt
+    constraints: str = ""               # rules for the prompt's Constraints section beyond the fixed ones
+    guidance: Guidance | None = None     # the researcher's note in force (RUN/guidance.md), None: none
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """A version of the researcher's guidance note (aira.agents.steering)."""
+
+    version: int
+    text: str
+    sha256: str
 
 
 @dataclass
@@ -173,7 +187,7 @@ class Draft:
     output_tokens: int = 0
     cost_usd: float = 0.0
     error: str = ""                     # set when no valid reply came back (the node is INVALID)
-    guidance_read: bool = False         # the prompt included the researcher's guidance (ctx.extra["guidance"])
+    guidance_read: bool = False         # the prompt included the researcher's guidance (ctx.guidance)
 
 
 class Operator(ABC):

@@ -16,7 +16,7 @@ draft = sample, improve = mutate, crossover = crossover, debug = repair, each re
 avoid proposals already in memory. Their ideas start with "[offline]" so no output can pass for an
 LLM's. Operators only ever see search-split metrics; memory rendering drops the selection metric.
 
-The researcher's guidance (`ctx.extra["guidance"]`, RUN/guidance.md) goes into an LLM prompt as a
+The researcher's guidance (`ctx.guidance`, RUN/guidance.md) goes into an LLM prompt as a
 delimited section before the response format, and the Draft says it did (`guidance_read`); the offline
 moves cannot read prose, so their drafts say they did not.
 """
@@ -91,21 +91,20 @@ def _bullets(lines: list[str]) -> str:
 def constraints(ctx: OperatorContext) -> str:
     """The fixed rules, the measured noise floor when there is one, and any task-specific rules."""
     lines = [CONSTRAINTS]
-    floor = ctx.extra.get("noise_floor")
-    if isinstance(floor, dict) and floor.get("n", 0) > 1:
+    floor = ctx.noise_floor
+    if floor is not None and floor.n > 1:
         # Agents otherwise "improve" by luck (users of autoresearch report it): say what noise is.
-        lines.append(f"- The reference design scored {floor['mean']:.6g} +- {floor['std']:.2g} (std over "
-                     f"{floor['n']} seeds): differences smaller than that are noise, not progress.")
-    if ctx.extra.get("constraints"):
-        lines.append(str(ctx.extra["constraints"]))
+        lines.append(f"- The reference design scored {floor.mean:.6g} +- {floor.std:.2g} (std over "
+                     f"{floor.n} seeds): differences smaller than that are noise, not progress.")
+    if ctx.constraints:
+        lines.append(ctx.constraints)
     return "\n".join(lines)
 
 
 def guidance_text(ctx: OperatorContext) -> str:
-    """The researcher's guidance in force for this step (`ctx.extra["guidance"]`, set by the orchestrator
-    from RUN/guidance.md), or ""."""
-    g = ctx.extra.get("guidance")
-    return str(g.get("text") or "").strip() if isinstance(g, dict) else ""
+    """The researcher's guidance in force for this step (`ctx.guidance`, set by the orchestrator from
+    RUN/guidance.md), or ""."""
+    return ctx.guidance.text.strip() if ctx.guidance is not None else ""
 
 
 def guidance_section(ctx: OperatorContext) -> str:
@@ -113,7 +112,7 @@ def guidance_section(ctx: OperatorContext) -> str:
     text = guidance_text(ctx)
     if not text:
         return ""
-    version = ctx.extra["guidance"].get("version", "?")
+    version = ctx.guidance.version
     return (f"## Guidance from the researcher (version {version})\n"
             "The researcher running this search wrote this note while it runs. Take it into account; the "
             "constraints above and the response format below still hold.\n"

@@ -6,8 +6,8 @@ end, `summary.json`. The loop keeps every executor slot busy:
 1. Noise floor: the task's reference proposal is evaluated with `noise_seeds` seeds (nodes with
    operator "reference", agent "reference"); their mean / std / max-min is the floor, and
    `improve_margin` ("noise" = one std, or a number) is handed to policies as the attribute
-   `policy.improve_margin` and to operators as `ctx.extra["improve_margin"]` (with
-   `ctx.extra["noise_floor"]`, a dict or None). Reference runs do not count against the evaluation budget.
+   `policy.improve_margin` and to operators as `ctx.improve_margin` (with `ctx.noise_floor`, a
+   `NoiseFloor` or None). Reference runs do not count against the evaluation budget.
 2. Search: round robin over agents that can step: `policy.next_step(own nodes)`, the operator makes a
    Draft, the task validates it (invalid: an INVALID node, observed at once), else the job is
    submitted. Finished results are applied, journaled, and observed by the owning policy.
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
-from aira.agents.base import Executor, OperatorContext, Task
+from aira.agents.base import Executor, Guidance, OperatorContext, Task
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
 from aira.agents.executors import EXECUTORS
 from aira.agents.jobs import JobLoop
@@ -268,7 +268,7 @@ class _Run:
     def kill_requested(self) -> bool:
         return self.steering.kill
 
-    def _guidance_for(self, agent: AgentRuntime) -> dict | None:
+    def _guidance_for(self, agent: AgentRuntime) -> Guidance | None:
         return self.steering.for_step(agent)
 
     def extend_budget(self, budget: Budget) -> None:
@@ -533,8 +533,9 @@ class _Run:
             memory=memory,
             rng=agent.rng,
             debug_chain=chain,
-            extra={"improve_margin": self.margin, "noise_floor": self.floor and self.floor.to_dict(),
-                   "guidance": self._guidance_for(agent)},
+            improve_margin=self.margin,
+            noise_floor=self.floor,
+            guidance=self._guidance_for(agent),
         )
         try:
             node = agent.draft_node(step, ctx, self.operators, node_id=self._new_id(), seed=self.config.seed)

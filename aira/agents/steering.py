@@ -27,6 +27,7 @@ from pathlib import Path
 
 from aira.errors import UsageError
 from aira.fileio import write_atomic
+from aira.agents.base import Guidance
 
 GUIDANCE_FILE = "guidance.md"
 CONTROL_DIR = "control"
@@ -279,7 +280,7 @@ class RunSteering:
         self.files.done(req)
 
     def for_step(self, agent) -> dict | None:
-        """What goes into an operator's context as `extra["guidance"]` (None: no guidance in force); the
+        """What goes into an operator's context as `guidance` (None: no guidance in force); the
         first offline agent that steps under guidance is told about once on the console."""
         g = self.guidance
         if not g.version or not g.text:
@@ -288,7 +289,7 @@ class RunSteering:
             self._offline_told = True
             self.say(f"guidance v{g.version} is not read by offline agents ({agent.name} and any other): they "
                      f"use search moves, not prose; their nodes record guidance_read=false")
-        return {"version": g.version, "text": g.text, "sha256": g.sha256}
+        return Guidance(version=g.version, text=g.text, sha256=g.sha256)
 
 
 def guidance_log(journal) -> list[dict]:

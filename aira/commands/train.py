@@ -103,5 +103,5 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, log=lambda m: print(m, file=sys.stderr))
     print(format_summary(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["status"] == "ok" else 1
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return 0 if result.ok else 1

@@ -29,9 +29,10 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from aira.agents.base import Executor
 from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the figures are part of this module's API)
     baseline_comparison,
     best_count,
@@ -44,8 +45,9 @@ from aira.compose.fidelity_figures import (  # noqa: F401  (re-exported: the fig
     task_figures,
 )
 from aira.errors import UsageError
+from aira.machine import WorkerPlan
 from aira.tasks import proxies
-from aira.tasks.proxies import load_table, measured_entry, stale_entry, table_path  # noqa: F401 - re-exported
+from aira.tasks.proxies import Proxy, load_table, measured_entry, stale_entry, table_path
 
 FIDELITIES = ("small", "large")
 LARGE_WIDTH_FACTOR = 4
@@ -85,7 +87,7 @@ def fidelity_train(proxy, fidelity: str) -> dict:
     if b.kind == "seconds":
         raise UsageError(f"proxy {proxy.name} has a time budget; a large counterpart needs steps or tokens")
     budget = scaled_budget(proxy.budget, LARGE_TOKEN_FACTOR)
-    lr = (proxy.lr if proxy.lr is not None else get_preset(proxy.preset).lr) * LARGE_LR_FACTOR
+    lr = (proxy.setting("lr") if proxy.setting("lr") is not None else get_preset(proxy.preset).lr) * LARGE_LR_FACTOR
     return {**small, "budget": budget, "lr": lr, "overrides": large_overrides(proxy.preset)}
 
 
@@ -359,15 +361,91 @@ class FidelityRun:
     batch: int = 1
 
 
+@dataclass(kw_only=True)
+class FidelityPlan:
+    """A fidelity run resolved and checked before any work (`plan_fidelity`): what trains, where it goes."""
+
+    proxy: Proxy
+    fids: list[str]                    # the first is the proxy as searched
+    patterns: list[str]
+    n_seeds: dict[str, int]            # seeds per pattern at each fidelity
+    trains: dict[str, dict]            # trainer settings (a TrainConfig minus pattern and seed) per fidelity
+    bounds: dict[str, tuple]           # (ceiling, chance) of each fidelity's metric
+    timeout: dict[str, float]          # seconds per evaluation at each fidelity
+    reference: dict | None             # another run's scores to rank against (`load_reference`)
+    workers: WorkerPlan
+    cache_dir: str | None
+    executor: str
+    batch: int
+    out: Path
+    meta: dict                         # what fidelity.json says about the run besides its figures
+
+
+@dataclass
+class FidelityTally:
+    """The scores as evaluations finish: per fidelity, pattern and seed (and per MAD task), training seconds,
+    failures."""
+
+    fids: list[str]
+    scores: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    task_scores: dict[str, dict[str, dict[str, dict[int, float]]]] = field(default_factory=dict)
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    failed: list[dict] = field(default_factory=list)
+    done: int = 0
+
+    def __post_init__(self):
+        for f in self.fids:
+            self.scores.setdefault(f, {})
+            self.task_scores.setdefault(f, {})
+            self.seconds.setdefault(f, [])
+
+    def add(self, f: str, p: str, s: int, res) -> dict:
+        """Count one evaluation's Result; returns its evaluations.jsonl row."""
+        from aira.agents.types import Status
+
+        self.done += 1
+        m = res.metrics
+        train_s = (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
+        row = {"fidelity": f, "pattern": p, "seed": s, "status": res.status.value, "metric": res.metric,
+               "train_s": train_s, "job_s": res.seconds, "cached": m.get("cached"), "per_task": m.get("per_task"),
+               "error": res.error[-300:] if res.error else ""}
+        if res.status == Status.OK and res.metric is not None:
+            self.scores[f].setdefault(p, {})[s] = res.metric
+            for task, entry in (m.get("per_task") or {}).items():
+                if isinstance(entry, dict) and isinstance(entry.get("metric"), (int, float)):
+                    self.task_scores[f].setdefault(task, {}).setdefault(p, {})[s] = entry["metric"]
+            if train_s is not None:
+                self.seconds[f].append(train_s)
+        else:
+            self.failed.append({"fidelity": f, "pattern": p, "seed": s, "status": res.status.value})
+        return row
+
+
 def run_fidelity(args: FidelityRun) -> int:
-    from aira.agents.executors import EXECUTORS, make_executor
-    from aira.agents.jobs import run_jobs
-    from aira.userfiles import make_out_dir
-    from aira.agents.types import Job, Status
+    """`aira compose fidelity`: plan (every check before any work), evaluate (rewriting the files as results
+    come), then the final figures with their intervals; exit 1 when an evaluation failed."""
+    plan = plan_fidelity(args)
+    executor = fidelity_executor(plan)
+    print(f"aira compose fidelity: proxy {plan.proxy.name}, {len(plan.patterns)} patterns x seeds "
+          f"{', '.join(f'{plan.n_seeds[f]} {f}' for f in plan.fids)} = "
+          f"{sum(plan.n_seeds.values()) * len(plan.patterns)} evaluations, {plan.workers.describe()} -> {plan.out}",
+          file=sys.stderr)
+    tally = evaluate_fidelities(plan, executor)
+    result = write_figures(plan, tally, final=True)
+    print(format_result(result))
+    if args.record:
+        print(f"recorded in {record(result, plan.proxy)}", file=sys.stderr)
+    return 0 if not tally.failed else 1
+
+
+def plan_fidelity(args: FidelityRun) -> FidelityPlan:
+    """Resolve and check a run's flags (UsageError on bad input, before any work); creates the out folder."""
+    from aira.agents.executors import EXECUTORS
     from aira.compose.calibration import load_patterns
     from aira.machine import plan_workers
-    from aira.tasks.compose import batch_fields, resolve_proxy, resolve_space
+    from aira.tasks.compose import resolve_proxy, resolve_space
     from aira.train.cache import resolve_dir
+    from aira.userfiles import make_out_dir
 
     fids = _parse_fidelities(args.fidelities)
     proxy = resolve_proxy(args.proxy)
@@ -375,14 +453,13 @@ def run_fidelity(args: FidelityRun) -> int:
     seeds = 2 * proxy.seeds if args.seeds is None else args.seeds
     if seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {seeds}")
-    plan = plan_workers(args.workers)
+    workers = plan_workers(args.workers)
     cache_dir = resolve_dir(args.cache)
     large_seeds = seeds if args.large_seeds is None else args.large_seeds
     if large_seeds < 1:
         raise UsageError(f"--large-seeds must be at least 1, got {large_seeds}")
-    layers = args.layers
     alphabet = resolve_space(args.space)
-    patterns = load_patterns(args.patterns, args.space, layers)
+    patterns = load_patterns(args.patterns, args.space, args.layers)
     if args.limit is not None:
         if args.limit < 3:
             raise UsageError(f"--limit must be at least 3 (a ranking needs 3 patterns), got {args.limit}")
@@ -401,23 +478,21 @@ def run_fidelity(args: FidelityRun) -> int:
         if shared < len(patterns):
             print(f"note: the reference has {shared} of these {len(patterns)} patterns; it is compared on those",
                   file=sys.stderr)
-    timeout_arg = getattr(args, "timeout", None)
-    if timeout_arg is not None and not (math.isfinite(timeout_arg) and timeout_arg > 0):
-        raise UsageError(f"--timeout must be a positive number of seconds, got {timeout_arg}")
+    if args.timeout is not None and not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise UsageError(f"--timeout must be a positive number of seconds, got {args.timeout}")
     if args.executor not in EXECUTORS:
         raise UsageError(f"unknown executor {args.executor!r}; choose one of: {', '.join(EXECUTORS)}")
-    batch = args.batch
-    if batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {batch}")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {args.batch}")
     out = make_out_dir(args.out, "--out")
     # the first fidelity is the proxy the search uses: all its seeds; a more expensive one may take fewer
     n_seeds = {f: seeds if f == fids[0] else large_seeds for f in fids}
-    bounds = {f: metric_bounds(trains[f]) for f in fids}
-    threads = plan.threads
+    # large trains ~64x the FLOPs of small (4x width squared, 4x tokens)
+    base_timeout = args.timeout or proxy.timeout_s
     meta = {
         "proxy": proxy.name,
         "space": args.space,
-        "layers": layers,
+        "layers": args.layers,
         "fidelities": fids,
         "seeds_per_pattern": seeds,
         "seeds_per_fidelity": n_seeds,
@@ -429,115 +504,92 @@ def run_fidelity(args: FidelityRun) -> int:
         + " ".join(sys.argv[3:] if sys.argv[1:3] == ["compose", "fidelity"] else sys.argv[1:]),
         "train": trains,
     }
+    return FidelityPlan(proxy=proxy, fids=fids, patterns=patterns, n_seeds=n_seeds, trains=trains,
+                        bounds={f: metric_bounds(trains[f]) for f in fids},
+                        timeout={f: base_timeout * (1 if f == "small" else 64) for f in fids},
+                        reference=reference, workers=workers, cache_dir=cache_dir, executor=args.executor,
+                        batch=args.batch, out=out, meta=meta)
 
-    # small fidelity first (all seeds), then large: partial results answer the cheap question first
-    jobs = {}
-    for f in fids:
-        for s in range(n_seeds[f]):
-            for i, p in enumerate(patterns):
-                jid = f"{f}-{i:03d}-s{s}"
-                jobs[jid] = (f, p, s)
-    ex_kwargs = {"log_dir": out / "jobs"} if args.executor in ("local", "ray") else {}
-    if args.executor == "local" and batch > 1:
-        ex_kwargs["batch"] = batch
-    executor = make_executor(args.executor, slots=plan.workers, **ex_kwargs)
-    # large trains ~64x the FLOPs of small (4x width squared, 4x tokens)
-    base_timeout = args.timeout or proxy.timeout_s
-    timeout = {f: base_timeout * (1 if f == "small" else 64) for f in fids}
-    scores: dict[str, dict[str, dict[int, float]]] = {f: {} for f in fids}
-    task_scores: dict[str, dict[str, dict[str, dict[int, float]]]] = {f: {} for f in fids}
-    seconds: dict[str, list[float]] = {f: [] for f in fids}
-    failed = []
-    print(
-        f"aira compose fidelity: proxy {proxy.name}, {len(patterns)} patterns x seeds "
-        f"{', '.join(f'{n_seeds[f]} {f}' for f in fids)} = {len(jobs)} evaluations, {plan.describe()} "
-        f"-> {out}",
-        file=sys.stderr,
-    )
+
+def fidelity_jobs(plan: FidelityPlan) -> list[tuple]:
+    """(Job, (fidelity, pattern, seed)) for every evaluation: the first fidelity first (all its seeds), then the
+    next, so partial results answer the cheap question first."""
+    from aira.agents.types import Job
+    from aira.tasks.compose import batch_fields
+
     todo = []
-    for jid, (f, p, s) in jobs.items():
-        kwargs = {"pattern": p, "seed": s, "seeds": 1, "cache_dir": cache_dir, "threads": threads, "device": "auto",
-                  "train": trains[f]}
-        todo.append((Job(id=jid, fn="aira.tasks.compose:evaluate_pattern", timeout_s=timeout[f], kwargs=kwargs,
-                         **(batch_fields(kwargs) if batch > 1 else {})), (f, p, s)))
-    done, t0 = 0, time.time()
-    evals_path = out / "evaluations.jsonl"
+    for f in plan.fids:
+        for s in range(plan.n_seeds[f]):
+            for i, p in enumerate(plan.patterns):
+                kwargs = {"pattern": p, "seed": s, "seeds": 1, "cache_dir": plan.cache_dir,
+                          "threads": plan.workers.threads, "device": "auto", "train": plan.trains[f]}
+                todo.append((Job(id=f"{f}-{i:03d}-s{s}", fn="aira.tasks.compose:evaluate_pattern",
+                                 timeout_s=plan.timeout[f], kwargs=kwargs,
+                                 **(batch_fields(kwargs) if plan.batch > 1 else {})), (f, p, s)))
+    return todo
+
+
+def fidelity_executor(plan: FidelityPlan) -> Executor:
+    from aira.agents.executors import make_executor
+
+    ex_kwargs = {"log_dir": plan.out / "jobs"} if plan.executor in ("local", "ray") else {}
+    if plan.executor == "local" and plan.batch > 1:
+        ex_kwargs["batch"] = plan.batch
+    return make_executor(plan.executor, slots=plan.workers.workers, **ex_kwargs)
+
+
+def evaluate_fidelities(plan: FidelityPlan, executor: Executor) -> FidelityTally:
+    """Run every evaluation through the one job loop; after each, a line on stderr, its row appended to
+    evaluations.jsonl and the partial figures rewritten (without bootstrap intervals)."""
+    from aira.agents.jobs import run_jobs
+    from aira.agents.types import Status
+
+    todo = fidelity_jobs(plan)
+    tally = FidelityTally(plan.fids)
+    evals_path = plan.out / "evaluations.jsonl"
     evals_path.write_text("")
+    t0 = time.time()
 
     def on_result(job, tag, res) -> None:
-        nonlocal done
-        done += 1
         f, p, s = tag
-        m = res.metrics
-        train_s = (
-            (m["tokens"] / m["tokens_per_s"]) if m.get("tokens") and m.get("tokens_per_s") else None
-        )
-        row = {
-            "fidelity": f,
-            "pattern": p,
-            "seed": s,
-            "status": res.status.value,
-            "metric": res.metric,
-            "train_s": train_s,
-            "job_s": res.seconds,
-            "cached": m.get("cached"),
-            "per_task": m.get("per_task"),
-            "error": res.error[-300:] if res.error else "",
-        }
+        row = tally.add(f, p, s, res)
         with evals_path.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
-        if res.status == Status.OK and res.metric is not None:
-            scores[f].setdefault(p, {})[s] = res.metric
-            for task, entry in (m.get("per_task") or {}).items():
-                if isinstance(entry, dict) and isinstance(entry.get("metric"), (int, float)):
-                    task_scores[f].setdefault(task, {}).setdefault(p, {})[s] = entry["metric"]
-            if train_s is not None:
-                seconds[f].append(train_s)
-            note = f"{res.metric:.4f}"
-        else:
-            failed.append({"fidelity": f, "pattern": p, "seed": s, "status": res.status.value})
-            note = f"{res.status.value}: {(res.error or '').strip().splitlines()[-1:] or ''}"
-        print(
-            f"[{done}/{len(jobs)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr
-        )
-        _write(
-            out,
-            scores,
-            bounds,
-            seconds,
-            {**meta, "failed": failed, "complete": done == len(jobs)},
-            n_seeds,
-            reference,
-            task_scores,
-            final=False,
-        )
+        note = f"{res.metric:.4f}" if res.status == Status.OK and res.metric is not None else \
+            f"{res.status.value}: {(res.error or '').strip().splitlines()[-1:] or ''}"
+        print(f"[{tally.done}/{len(todo)} {time.time() - t0:.0f}s] {f} {p} seed {s}: {note}", file=sys.stderr)
+        write_figures(plan, tally, final=False)
 
     run_jobs(executor, todo, on_result)
-    result = _write(out, scores, bounds, seconds, {**meta, "failed": failed, "complete": True}, n_seeds,
-                    reference, task_scores)
-    print(format_result(result))
-    if args.record:
-        print(f"recorded in {record(result, proxy)}", file=sys.stderr)
-    return 0 if not failed else 1
+    return tally
 
 
-def _write(out: Path, scores, bounds, seconds, meta: dict, n_seeds: dict[str, int],
-           reference: dict | None = None, task_scores: dict | None = None, *, final: bool = True) -> dict:
-    """Rewrite fidelity.json, fidelity-scores.json and (MAD) fidelity-tasks.json. Bootstrap intervals of the
-    composition and per-task figures only at the end (`final`): seconds per write would slow the training."""
+def fidelity_tables(plan: FidelityPlan, tally: FidelityTally) -> tuple[dict, dict]:
+    """(scores, per-task scores) per fidelity and pattern, seed by seed: only patterns with every seed count, so
+    a partial file never mixes 1-seed and 2-seed means."""
 
     def full(table: dict[str, dict[int, float]], n: int) -> dict[str, list[float]]:
-        # only patterns with every seed count, so that a partial file never mixes 1-seed and 2-seed means
         return {p: [by_seed[s] for s in range(n)] for p, by_seed in table.items() if len(by_seed) == n}
 
-    tables = {f: full(scores[f], n_seeds[f]) for f in scores}
-    tasks = {f: {t: full(tab, n_seeds[f]) for t, tab in (task_scores or {}).get(f, {}).items()} for f in scores}
-    result = summarize(tables, bounds, seconds, meta=meta, group=meta.get("seeds_per_candidate", 1),
-                       reference=reference, tasks=tasks, intervals=final)
-    _atomic(out / "fidelity.json", json.dumps(result, indent=1) + "\n")
-    _atomic(out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
+    tables = {f: full(tally.scores[f], plan.n_seeds[f]) for f in tally.scores}
+    tasks = {f: {t: full(tab, plan.n_seeds[f]) for t, tab in tally.task_scores.get(f, {}).items()}
+             for f in tally.scores}
+    return tables, tasks
+
+
+def write_figures(plan: FidelityPlan, tally: FidelityTally, *, final: bool) -> dict:
+    """The statistics of the scores so far, rewritten into fidelity.json, fidelity-scores.json and (MAD)
+    fidelity-tasks.json. Bootstrap intervals of the composition and per-task figures only at the end
+    (`final`): seconds per write would slow the training."""
+    tables, tasks = fidelity_tables(plan, tally)
+    meta = {**plan.meta, "failed": tally.failed, "complete": final or tally.done == len(plan.patterns) *
+            sum(plan.n_seeds.values())}
+    result = summarize(tables, plan.bounds, tally.seconds, meta=meta, group=meta.get("seeds_per_candidate", 1),
+                       reference=plan.reference, tasks=tasks, intervals=final)
+    _atomic(plan.out / "fidelity.json", json.dumps(result, indent=1) + "\n")
+    _atomic(plan.out / "fidelity-scores.json", json.dumps(tables, indent=1) + "\n")
     if any(tasks.values()):
-        _atomic(out / "fidelity-tasks.json", json.dumps(tasks, indent=1) + "\n")
+        _atomic(plan.out / "fidelity-tasks.json", json.dumps(tasks, indent=1) + "\n")
     return result
 
 

@@ -112,4 +112,4 @@ def train_point(*, train: dict, cache_dir: str | None) -> dict:
     from aira.train.trainer import TrainConfig
 
     r, _ = cached_train(TrainConfig(progress=False, **train), cache_dir)
-    return r
+    return r.to_dict()

@@ -41,7 +41,6 @@ from aira.errors import UsageError
 from aira.tasks.patterns import PatternSpace
 from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's vocabulary; callers import them here
     PROXIES,
-    PROXY_FILE_KEYS,
     Proxy,
     choose_proxy,
     is_proxy_file,
@@ -51,6 +50,7 @@ from aira.tasks.proxies import (  # noqa: F401 - the proxies are this task's voc
     resolve_proxy,
     settings_fingerprint,
 )
+from aira.train.result import TrainResult
 
 SPACES = {"attn-mlp": "AM", "attn-mlp-mamba": "AMS", "attn-mlp-deltanet": "AMD"}
 PROMOTE_COST = 64.0  # the large fidelity's evaluation / a candidate's: 4x width squared x 4x tokens
@@ -160,13 +160,13 @@ class ComposeTask(Task):
         if self.lower_is_better:
             metric = "validation bits per byte (lower is better)"
         else:
-            if self.proxy.mad_score == "loglik":
+            if self.proxy.setting("mad_score") == "loglik":
                 metric = ("mean log-likelihood score on the answer positions of the MAD tasks (1 - cross-entropy / "
                           "ln(vocabulary size): 0 for a uniform guess, 1 for certainty on every right answer)")
             else:
                 metric = "mean accuracy on the answer positions of the MAD tasks"
-            if self.proxy.curve_points:
-                metric += (f", averaged over {self.proxy.curve_points} evenly spaced points of training (the "
+            if self.proxy.setting("curve_points"):
+                metric += (f", averaged over {self.proxy.setting('curve_points')} evenly spaced points of training (the "
                            f"learning-curve area: it rewards learning fast as well as learning well)")
             metric += " (higher is better)"
         return (
@@ -293,20 +293,21 @@ def evaluate_batch(jobs: list[dict]) -> list[dict]:
                              **{**first, "batch": True})
 
 
-def _seed_mean(pairs: list[tuple[dict, bool]], seeds: int) -> dict:
+def _seed_mean(pairs: list[tuple[TrainResult, bool]], seeds: int) -> dict:
+    """The job's result: the mean over the candidate's seeds of their TrainResults, and its first seed's figures."""
     runs = [r for r, _ in pairs]
     cached = sum(hit for _, hit in pairs)
-    bad = [r for r in runs if r["status"] != "ok"]
+    bad = [r for r in runs if not r.ok]
     first = runs[0]
-    metrics = {k: first.get(k) for k in ("metric_name", "params", "non_embedding_params", "flops_per_token",
-                                          "tokens", "steps", "tokens_per_s", "peak_mem_mb", "device")}
-    metrics.update(seeds=seeds, cached=cached, seed_metrics=[r.get("metric") for r in runs],
-                   per_task=first.get("per_task"))
-    if first.get("batched"):
-        metrics["batched"] = first["batched"]
+    metrics = {k: getattr(first, k) for k in ("metric_name", "params", "non_embedding_params", "flops_per_token",
+                                              "tokens", "steps", "tokens_per_s", "peak_mem_mb", "device")}
+    metrics.update(seeds=seeds, cached=cached, seed_metrics=[r.metric for r in runs],
+                   per_task=first.per_task_dict())
+    if first.batched:
+        metrics["batched"] = first.batched
     if bad:
-        return {"status": bad[0]["status"], "error": bad[0].get("error", ""), **metrics}
-    vals = [r["metric"] for r in runs]
+        return {"status": bad[0].status, "error": bad[0].error, **metrics}
+    vals = [r.metric for r in runs]
     metrics["seed_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
     return {"status": "ok", "metric": statistics.fmean(vals),
-            "selection_metric": statistics.fmean(r["selection_metric"] for r in runs), **metrics}
+            "selection_metric": statistics.fmean(r.selection_metric for r in runs), **metrics}

@@ -1,7 +1,9 @@
 """Compose proxies: what a candidate pattern is trained on and how it is scored, and their measured figures.
 
-A `Proxy` is a partial TrainConfig (task, model preset, MAD settings, step or token budget, lr, ...) plus
-what a search needs around it: seeds per candidate, a timeout per seed, whether its jobs need a GPU.
+A `Proxy` is a partial TrainConfig, its `train` mapping (task, model preset, MAD settings, step or token budget,
+lr, ...: any TrainConfig field of `proxy_train_keys`, checked against TrainConfig's own fields and types),
+plus what a search needs around it: seeds per candidate, a timeout per seed, whether its jobs need a GPU.
+A proxy file's keys are the same names, flat (`proxy_file_keys`).
 Built-in proxies are in `PROXIES`; a user's is a JSON or TOML file (`load_proxy_file`). The figures a
 proxy's fidelity was measured at ship in `aira/compose/fidelity_table.json` (a user proxy's beside its
 file), each with a fingerprint of the resolved settings, so a retuned proxy has no figures until measured
@@ -19,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from aira.errors import UsageError
 from aira.userfiles import read_text
@@ -28,26 +31,63 @@ from aira.userfiles import read_text
 TABLE_PATH = Path(__file__).parents[1] / "compose" / "fidelity_table.json"
 
 
+# TrainConfig fields that are not a proxy's to set: the candidate's own (pattern, seed), how a machine runs the
+# training (progress, threads, tune_malloc, device, compile, eval_every) and a fidelity's model overrides
+NOT_PROXY_SETTINGS = ("pattern", "seed", "progress", "threads", "tune_malloc", "device", "compile", "eval_every",
+                      "overrides")
+# in a proxy's trainer settings even at their TrainConfig defaults: the shipped fingerprints hash them
+ALWAYS_SET = ("task", "preset", "budget", "mad_settings", "tokenizer", "vocab_size")
+
+
+def proxy_train_keys() -> tuple[str, ...]:
+    """The TrainConfig fields a proxy may set: task, preset and budget first (each proxy sets them), then the
+    rest in TrainConfig's order. A new TrainConfig field is a proxy setting without another list to edit."""
+    from dataclasses import fields
+
+    from aira.train.trainer import TrainConfig
+
+    rest = [f.name for f in fields(TrainConfig) if f.name not in NOT_PROXY_SETTINGS and f.name not in ALWAYS_SET[:3]]
+    return (*ALWAYS_SET[:3], *rest)
+
+
+def _train_defaults() -> dict:
+    from dataclasses import MISSING, fields
+
+    from aira.train.trainer import TrainConfig
+
+    return {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Proxy:
     name: str
-    task: str
-    preset: str
-    budget: str
-    mad_settings: str = "cpu"
-    tokenizer: str = "bpe"
-    vocab_size: int = 8192
-    lr: float | None = None
-    batch_size: int | None = None
-    seq_len: int | None = None
-    curve_points: int = 0      # MAD: score the learning-curve area over this many points (0: final score)
-    mad_score: str = "accuracy"  # MAD: accuracy | loglik (aira.train.sources.MAD_SCORES)
+    train: dict[str, Any]      # the TrainConfig fields it sets (`proxy_train_keys`): task, preset, budget at least
     timeout_s: float = 900.0   # per seed
     seeds: int = 1             # seeds a search trains per candidate (their mean is the score)
     description: str = ""
     needs_gpu: bool = False    # its jobs ask the executor for a GPU (a CPU-sized proxy would waste one)
     source: str = ""           # the file a user-defined proxy was read from ("" for a built-in one)
     auto: bool = True          # `mad` / `lm` may choose it by its measured transfer (not a test-only proxy)
+
+    def with_train(self, **changes: Any) -> Proxy:
+        """The same proxy with some trainer settings changed (a retuned proxy: its fingerprint changes)."""
+        return replace(self, train={**self.train, **changes})
+
+    def setting(self, key: str) -> Any:
+        """A TrainConfig field as this proxy trains: its own value, else TrainConfig's default."""
+        return self.train[key] if key in self.train else _train_defaults()[key]
+
+    @property
+    def task(self) -> str:
+        return self.train["task"]
+
+    @property
+    def preset(self) -> str:
+        return self.train["preset"]
+
+    @property
+    def budget(self) -> str:
+        return self.train["budget"]
 
     @property
     def family(self) -> str:
@@ -59,61 +99,87 @@ class Proxy:
     @property
     def lower_is_better(self) -> bool:
         """LM proxies score bits per byte; MAD proxies an accuracy."""
-        from aira.train.sources import parse_task
-
-        return parse_task(self.task).kind == "lm"
+        return self.family == "lm"
 
     def train_kwargs(self) -> dict:
-        kw = {"task": self.task, "preset": self.preset, "budget": self.budget, "mad_settings": self.mad_settings,
-              "tokenizer": self.tokenizer, "vocab_size": self.vocab_size}
-        for k in ("lr", "batch_size", "seq_len", "curve_points"):
-            if getattr(self, k):
-                kw[k] = getattr(self, k)
-        if self.mad_score != "accuracy":  # absent by default, so the cache keys of accuracy proxies are unchanged
-            kw["mad_score"] = self.mad_score
+        """The trainer settings (a TrainConfig minus pattern and seed): ALWAYS_SET, and every other setting
+        that differs from TrainConfig's default (a default is left out, so a fingerprint or a cache key does
+        not change when a file spells one out)."""
+        defaults = _train_defaults()
+        kw = {k: self.setting(k) for k in ALWAYS_SET}
+        kw.update({k: v for k, v in self.train.items() if k not in ALWAYS_SET and v != defaults[k]})
         return kw
 
 
 # Step budgets, not seconds, so that a score does not depend on how loaded the machine is.
 PROXIES = {
     # v3 (docs/fidelity.md); mad-cpu-ladder below was measured as its successor and not adopted
-    "mad-cpu": Proxy(name="mad-cpu", task="mad:selective_copying,compression,memorization", preset="tiny",
-                     mad_settings="cpu32", budget="384steps", lr=3e-3, timeout_s=300, seeds=2,
+    "mad-cpu": Proxy(name="mad-cpu", train={"task": "mad:selective_copying,compression,memorization", "preset": "tiny",
+                                            "mad_settings": "cpu32", "budget": "384steps", "lr": 3e-3},
+                     timeout_s=300, seeds=2,
                      description="three MAD tasks (selective copying, compression, memorization of 4,096 keys), "
                                  "sequence length 32, width 64, 128 steps each"),
     # experimental (bench/results/fidelity-history.md, "v4"): no memorization, scored by the learning-curve area so the large
     # fidelity does not tie at the ceiling; small-to-large 0.43 vs v3's 0.33, but the all-MLP and
     # 1-attention patterns sit at chance, so it is not the default
-    "mad-cpu-ladder": Proxy(name="mad-cpu-ladder", task="mad:selective_copying@copy16,selective_copying,compression",
-                            preset="tiny", mad_settings="cpu32", budget="384steps", lr=3e-3, curve_points=6,
+    "mad-cpu-ladder": Proxy(name="mad-cpu-ladder",
+                            train={"task": "mad:selective_copying@copy16,selective_copying,compression",
+                                   "preset": "tiny", "mad_settings": "cpu32", "budget": "384steps", "lr": 3e-3,
+                                   "curve_points": 6},
                             timeout_s=300, seeds=2,
                             description="experimental: selective copying at two difficulties (2 of 16, 4 of 32 "
                                         "tokens) and compression, width 64, 128 steps each, scored by the "
                                         "learning-curve area (6 points)"),
-    "mad-gpu": Proxy(name="mad-gpu", needs_gpu=True, task="mad", preset="mad", mad_settings="default", budget="3000steps",
+    "mad-gpu": Proxy(name="mad-gpu", needs_gpu=True,
+                     train={"task": "mad", "preset": "mad", "mad_settings": "default", "budget": "3000steps"},
                      description="aira's causal, teacher-forced variants of the six MAD tasks at MAD's default "
                                  "sizes (vocabulary 16, length 128; not MAD-lab's rules, which are the "
                                  "`madlab` MAD settings), width 128, 500 steps each"),
     # 1,000 steps and 2 seeds: 2-seed candidates rank with rho 0.92 (500 steps: 0.89; docs/fidelity.md)
-    "lm-cpu": Proxy(name="lm-cpu", task="lm:shakespeare", preset="tiny", tokenizer="bytes", budget="1000steps",
-                    lr=3e-3, timeout_s=600, seeds=2,
+    "lm-cpu": Proxy(name="lm-cpu", train={"task": "lm:shakespeare", "preset": "tiny", "tokenizer": "bytes",
+                                          "budget": "1000steps", "lr": 3e-3},
+                    timeout_s=600, seeds=2,
                     description="byte-level LM on Shakespeare, width 64, 1,000 steps"),
     # For tests and smoke runs only: seconds per evaluation, rankings not meaningful.
-    "smoke": Proxy(name="smoke", task="mad:in_context_recall", preset="tiny", mad_settings="tiny", budget="8steps",
-                   lr=3e-3, timeout_s=120, auto=False,
+    "smoke": Proxy(name="smoke", train={"task": "mad:in_context_recall", "preset": "tiny", "mad_settings": "tiny",
+                                        "budget": "8steps", "lr": 3e-3},
+                   timeout_s=120, auto=False,
                    description="smoke test: one MAD task, 8 steps (not a real proxy)"),
-    "lm-gpu": Proxy(name="lm-gpu", needs_gpu=True, task="lm:shakespeare", preset="small", budget="500steps",
+    "lm-gpu": Proxy(name="lm-gpu", needs_gpu=True, train={"task": "lm:shakespeare", "preset": "small",
+                                                          "budget": "500steps"},
                     description="BPE-8192 LM on Shakespeare, width 768, 500 steps"),
 }
 
 
-# what a proxy file may set (aira compose run|fidelity --proxy FILE.json|FILE.toml)
-PROXY_FILE_KEYS = ("name", "task", "preset", "budget", "mad_settings", "tokenizer", "vocab_size", "lr", "batch_size",
-                   "seq_len", "curve_points", "mad_score", "timeout_s", "seeds", "description", "needs_gpu")
-_PROXY_FILE_TYPES = {"name": str, "task": str, "preset": str, "budget": (str, int), "mad_settings": str,
-                     "tokenizer": str, "vocab_size": int, "lr": (int, float), "batch_size": int, "seq_len": int,
-                     "curve_points": int, "mad_score": str, "timeout_s": (int, float), "seeds": int,
-                     "description": str, "needs_gpu": bool}
+# what a proxy file may set besides its trainer settings (aira compose run|fidelity --proxy FILE.json|FILE.toml)
+PROXY_FILE_OWN_KEYS = ("timeout_s", "seeds", "description", "needs_gpu")
+_OWN_TYPES = {"name": (str,), "timeout_s": (int, float), "seeds": (int,), "description": (str,), "needs_gpu": (bool,)}
+
+
+def proxy_file_keys() -> tuple[str, ...]:
+    """Every key of a proxy file: its name, the trainer settings (`proxy_train_keys`), then the proxy's own."""
+    return ("name", *proxy_train_keys(), *PROXY_FILE_OWN_KEYS)
+
+
+def _file_types() -> dict[str, tuple[type, ...]]:
+    """The types a proxy file's values may have: a trainer setting's from TrainConfig's annotation (an int
+    where a float goes; never None), the rest from _OWN_TYPES."""
+    import types
+    import typing
+
+    from aira.train.trainer import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    out = dict(_OWN_TYPES)
+    for k in proxy_train_keys():
+        hint = hints[k]
+        allowed = tuple(a for a in typing.get_args(hint) if a is not type(None)) \
+            if isinstance(hint, types.UnionType) else (hint,)
+        if float in allowed:
+            allowed = (*allowed, int)
+        out[k] = allowed
+    out["budget"] = (str, int)  # a bare number is steps (aira.train.budget.parse_budget)
+    return out
 
 
 def is_proxy_file(name: str) -> bool:
@@ -122,7 +188,7 @@ def is_proxy_file(name: str) -> bool:
 
 def load_proxy_file(path: str) -> Proxy:
     """A user-defined proxy: a JSON or TOML file with `task`, `preset` and `budget` (a step or token budget,
-    so that scores do not depend on the machine's load) and any other `Proxy` field in PROXY_FILE_KEYS, e.g.
+    so that scores do not depend on the machine's load) and any other key of `proxy_file_keys()`, e.g.
     {"task": "mad:selective_copying,compression", "preset": "tiny", "mad_settings": "cpu32", "budget":
     "512steps", "lr": 0.001, "seeds": 2}. Its name is `name` or the file's stem; its measured fidelity figures
     live beside it (`<stem>.fidelity.json`, written by `aira compose fidelity --proxy FILE --record`)."""
@@ -140,24 +206,27 @@ def load_proxy_file(path: str) -> Proxy:
         raise UsageError(f"{where}: not valid {'TOML' if p.suffix == '.toml' else 'JSON'}: {e}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{where}: expected a table of settings, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(PROXY_FILE_KEYS))
+    valid = proxy_file_keys()
+    unknown = sorted(set(data) - set(valid))
     if unknown:
-        raise UsageError(f"{where}: unknown setting {unknown[0]!r}; valid: {', '.join(PROXY_FILE_KEYS)}")
+        raise UsageError(f"{where}: unknown setting {unknown[0]!r}; valid: {', '.join(valid)}")
     missing = [k for k in ("task", "preset", "budget") if k not in data]
     if missing:
         raise UsageError(f"{where}: missing {', '.join(missing)} (a proxy needs task, preset and budget)")
+    file_types = _file_types()
     for k, v in data.items():
-        if isinstance(v, bool) != (_PROXY_FILE_TYPES[k] is bool) or not isinstance(v, _PROXY_FILE_TYPES[k]):
+        if isinstance(v, bool) != (bool in file_types[k]) or not isinstance(v, file_types[k]):
             raise UsageError(f"{where}: {k} = {v!r} has the wrong type")
     name = data.pop("name", p.stem)
     if name in PROXIES or name in ("mad", "lm"):
         raise UsageError(f"{where}: name {name!r} is a built-in proxy's; give the file or its name another one")
     _check_proxy_settings(data, where)
     # a model preset above the CPU one wants a GPU unless the file says otherwise
-    data.setdefault("needs_gpu", data["preset"] != "tiny")
-    data.setdefault("description", f"user-defined proxy from {p.name}: {data['task']}, preset {data['preset']}, "
-                                   f"{data['budget']}")
-    return Proxy(name=name, source=str(p.resolve()), **data)
+    own = {k: data.pop(k) for k in PROXY_FILE_OWN_KEYS if k in data}
+    own.setdefault("needs_gpu", data["preset"] != "tiny")
+    own.setdefault("description", f"user-defined proxy from {p.name}: {data['task']}, preset {data['preset']}, "
+                                  f"{data['budget']}")
+    return Proxy(name=name, source=str(p.resolve()), train=data, **own)
 
 
 def _check_proxy_settings(data: dict, where: str) -> None:
@@ -182,12 +251,19 @@ def _check_proxy_settings(data: dict, where: str) -> None:
         raise UsageError(f"{where}: mad_score must be one of {', '.join(MAD_SCORES)}")
     if spec.kind != "mad" and (data.get("mad_score", "accuracy") != "accuracy" or data.get("curve_points")):
         raise UsageError(f"{where}: mad_score and curve_points apply to MAD tasks only")
-    for k in ("seeds", "vocab_size", "batch_size", "seq_len"):
+    for k in ("seeds", "vocab_size", "batch_size", "seq_len", "eval_tokens", "curve_examples"):
         if k in data and data[k] < 1:
             raise UsageError(f"{where}: {k} must be at least 1, got {data[k]}")
     for k in ("lr", "timeout_s"):
         if k in data and not data[k] > 0:
             raise UsageError(f"{where}: {k} must be positive, got {data[k]}")
+    for k in ("curve_points", "data_seed"):
+        if k in data and data[k] < 0:
+            raise UsageError(f"{where}: {k} must be at least 0, got {data[k]}")
+    if not 0 <= data.get("warmup_frac", 0) < 1 or not 0 <= data.get("min_lr_frac", 0) <= 1:
+        raise UsageError(f"{where}: warmup_frac must be in [0, 1) and min_lr_frac in [0, 1]")
+    if data.get("schedule", "cosine") not in ("cosine", "wsd"):
+        raise UsageError(f"{where}: schedule must be cosine or wsd, got {data['schedule']!r}")
 
 
 # what `mad` / `lm` fall back on, per (family, device kind), when no measured transfer singles out another

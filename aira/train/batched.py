@@ -13,7 +13,7 @@ stepped one after the other pay that K times. Here K models of the same width an
   auxiliary loss (the mixture of experts' load balancing, aira/models/block.py) joins its model's loss
   as HybridLM adds it in training, and a MoE layer runs its dense form under vmap (no dispatch);
 - the trained slices are copied back into each model, which is then scored by the same code as the
-  single path (`trainer._score`), so the result dicts are the same, key for key.
+  single path (`trainer._score`), so the results (`TrainResult`) are the same, field for field.
 It is the single path's computation, not a copy of its numbers: batched matrix products round
 differently, so losses and weights agree with training each model alone to float tolerance (the tests
 state it), not bit for bit. On CPU, attention runs through SDPA's math kernel here (vmap has no batching
@@ -35,8 +35,10 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from aira.train.result import TrainResult
 from aira.train.trainer import (
     SYNC_EVERY,
+    SourceRun,
     TrainConfig,
     _assemble,
     _autocast,
@@ -75,9 +77,9 @@ def batchable(cfgs: list[TrainConfig]) -> str | None:
     return None
 
 
-def train_many(cfgs: list[TrainConfig], *, log=lambda *_: None, on_models=None) -> list[dict]:
-    """Train every config's models together (`batchable` must hold); one result dict per config, the same
-    keys as `trainer.train` returns. `on_models({(config index, source index): trained model})`, if given,
+def train_many(cfgs: list[TrainConfig], *, log=lambda *_: None, on_models=None) -> list[TrainResult]:
+    """Train every config's models together (`batchable` must hold); one result per config, as `trainer.train`
+    returns it, with `batched` set. `on_models({(config index, source index): trained model})`, if given,
     sees the trained models (tests compare their weights)."""
     why = batchable(cfgs)
     if why is not None:
@@ -87,7 +89,7 @@ def train_many(cfgs: list[TrainConfig], *, log=lambda *_: None, on_models=None) 
     setups += [_setup(c, sources=setups[0].sources) for c in cfgs[1:]]  # the data is the same for all
     sources = setups[0].sources
     members = [(ci, si) for ci in range(len(cfgs)) for si in range(len(sources))]
-    runs: dict[tuple[int, int], dict] = {}
+    runs: dict[tuple[int, int], SourceRun] = {}
     # models of one stack share a sequence length (their activations stack); MAD tasks with settings of
     # their own may not, so those form stacks of their own
     by_len: dict[int, list[tuple[int, int]]] = {}
@@ -102,7 +104,7 @@ def train_many(cfgs: list[TrainConfig], *, log=lambda *_: None, on_models=None) 
     results = [_assemble(c, setups[ci], [runs[(ci, si)] for si in range(len(sources))], wall)
                for ci, c in enumerate(cfgs)]
     for r in results:
-        r["batched"] = len(members)  # models trained as one, this one included
+        r.batched = len(members)  # models trained as one, this one included
     return results
 
 
@@ -124,7 +126,7 @@ class _Segment:
                     p.copy_(self.params[name][j])
 
 
-def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
+def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> tuple[dict, dict]:
     from aira.models import build_model
 
     cfg, setup = cfgs[0], setups[0]
@@ -247,9 +249,9 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> dict:
         if status[k] == "ok":
             status[k], error[k], val, select = _score(cfg, models[k], sources[m[1]], device, autocast,
                                                       curve_val[k], curve_select[k])
-        out[m] = {"status": status[k], "error": error[k], "steps": steps, "tokens": tokens,
-                  "train_seconds": train_seconds / K, "compile_s": 0.0, "final_train_loss": loss_vals[k],
-                  "val": val, "select": select, "peak_mem_mb": _peak_mem_mb(device), "batched": K}
+        out[m] = SourceRun(status=status[k], error=error[k], steps=steps, tokens=tokens,
+                           train_seconds=train_seconds / K, compile_s=0.0, final_train_loss=loss_vals[k],
+                           val=val, select=select, peak_mem_mb=_peak_mem_mb(device))
     return out, dict(zip(members, models))
 
 

@@ -11,7 +11,8 @@ other workers still hits. Search, noise floor, fidelity, halving and scaling all
 
 Where: `--cache DIR` on the commands, else `$AIRA_CACHE`, else `$XDG_CACHE_HOME/aira/evaluations`
 (`~/.cache/aira/evaluations`); `--cache off` trains everything. `aira cache info|clear` manage it.
-Writes are atomic (tmp file + rename), so workers sharing the folder never read half a file.
+Writes are atomic (tmp file + rename), so workers sharing the folder never read half a file. An entry is a
+`TrainResult`'s `to_dict()`; one that does not read back as one (written by hand, cut short) is a miss.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from aira.errors import UsageError
 from aira.fileio import write_atomic
+from aira.train.result import TrainResult
 
 EVALUATOR_VERSION = 2  # 2: the device type and torch version joined the key (v1 was a run-local cache)
 
@@ -90,19 +92,19 @@ class EvalCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> TrainResult | None:
         try:
-            r = json.loads(self._path(key).read_text())
-        except (OSError, ValueError):
+            r = TrainResult.from_dict(json.loads(self._path(key).read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # absent, or unreadable: train again and overwrite it
-        return r if isinstance(r, dict) and r.get("status") == "ok" else None
+        return r if r.ok else None
 
-    def put(self, key: str, result: dict) -> None:
-        if result.get("status") != "ok":  # failures may be the machine's (OOM, timeouts): not kept
+    def put(self, key: str, result: TrainResult) -> None:
+        if not result.ok:  # failures may be the machine's (OOM, timeouts): not kept
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(result))
+        write_atomic(path, json.dumps(result.to_dict()))
 
     def files(self) -> list[Path]:
         return sorted(self.root.glob("??/*.json")) if self.root.is_dir() else []
@@ -120,13 +122,13 @@ class EvalCache:
         return n
 
 
-def cached_train(cfg, cache_dir: str | Path | None, *, log=lambda *_: None) -> tuple[dict, bool]:
+def cached_train(cfg, cache_dir: str | Path | None, *, log=lambda *_: None) -> tuple[TrainResult, bool]:
     """(result, came from the cache) for a TrainConfig; trains and stores it on a miss."""
     return cached_train_many([cfg], cache_dir, log=log)[0]
 
 
 def cached_train_many(cfgs: list, cache_dir: str | Path | None, *, batch: bool = False,
-                      log=lambda *_: None) -> list[tuple[dict, bool]]:
+                      log=lambda *_: None) -> list[tuple[TrainResult, bool]]:
     """(result, came from the cache) for each TrainConfig. The misses train one after the other, or with
     `batch` as one (aira.train.batched) when they can; each is stored under the path that trained it."""
     from aira.train.batched import batchable, train_many
@@ -136,7 +138,7 @@ def cached_train_many(cfgs: list, cache_dir: str | Path | None, *, batch: bool =
     together = batch and len(cfgs) > 0 and batchable(cfgs) is None
     device_type = pick_device(cfgs[0].device).type if cfgs else "cpu"
     keys = [cache_key(c, device_type, batched=together) for c in cfgs] if cache else [None] * len(cfgs)
-    out: list[tuple[dict, bool] | None] = [None] * len(cfgs)
+    out: list[tuple[TrainResult, bool] | None] = [None] * len(cfgs)
     for i, k in enumerate(keys):
         if cache is not None and (hit := cache.get(k)) is not None:
             out[i] = (hit, True)

@@ -71,6 +71,33 @@ class PretrainConfig:
     overrides: dict = field(default_factory=dict)  # ModelConfig fields
 
 
+@dataclass(kw_only=True)
+class PretrainResult:
+    """What `pretrain` returns on every rank; `aira train --data ... --json` writes `to_dict()`."""
+    status: str
+    pattern: str
+    preset: str
+    params: int
+    steps: int                 # the run's total, resumed steps included
+    steps_this_run: int
+    tokens: int
+    final_loss: float | None
+    val_loss: float | None     # rank 0 only (None elsewhere, or without a val split)
+    losses: list[float]        # every step's training loss (averaged over ranks), resumed ones included
+    tokens_per_s: float
+    wall_s: float
+    world_size: int
+    device: str
+    dtype: str
+    checkpoint: str | None     # the newest checkpoint written or resumed from
+    resumed_from: str | None
+    data: str
+    seed: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class _Dist:
     rank: int
@@ -187,8 +214,8 @@ def _total_steps(budget, tokens_per_step: int) -> int:
     )
 
 
-def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
-    """Run (or resume) data-parallel pre-training; returns the result dict on every rank."""
+def pretrain(cfg: PretrainConfig, *, log=print) -> PretrainResult:
+    """Run (or resume) data-parallel pre-training; returns the result on every rank."""
     from aira.models import build_model, count_params, get_preset, parse_pattern
     from aira.train.budget import parse_budget
     from aira.train.trainer import lr_factor
@@ -342,27 +369,27 @@ def pretrain(cfg: PretrainConfig, *, log=print) -> dict:
     )
     if d.world > 1:
         dist.barrier()
-    return {
-        "status": "ok",
-        "pattern": pattern,
-        "preset": preset.name,
-        "params": n_params,
-        "steps": total,
-        "steps_this_run": total - start,
-        "tokens": total * batch * seq_len,
-        "final_loss": losses[-1] if losses else None,
-        "val_loss": val_loss,
-        "losses": losses,
-        "tokens_per_s": done_tokens / max(train_seconds, 1e-9),
-        "wall_s": train_seconds,
-        "world_size": d.world,
-        "device": str(d.device),
-        "dtype": "bf16" if d.device.type == "cuda" else "fp32",
-        "checkpoint": str(last_ckpt) if last_ckpt else None,
-        "resumed_from": resumed_from,
-        "data": str(data.root),
-        "seed": cfg.seed,
-    }
+    return PretrainResult(
+        status="ok",
+        pattern=pattern,
+        preset=preset.name,
+        params=n_params,
+        steps=total,
+        steps_this_run=total - start,
+        tokens=total * batch * seq_len,
+        final_loss=losses[-1] if losses else None,
+        val_loss=val_loss,
+        losses=losses,
+        tokens_per_s=done_tokens / max(train_seconds, 1e-9),
+        wall_s=train_seconds,
+        world_size=d.world,
+        device=str(d.device),
+        dtype="bf16" if d.device.type == "cuda" else "fp32",
+        checkpoint=str(last_ckpt) if last_ckpt else None,
+        resumed_from=resumed_from,
+        data=str(data.root),
+        seed=cfg.seed,
+    )
 
 
 @torch.no_grad()
@@ -404,10 +431,10 @@ SUMMARY_KEYS = (
 )
 
 
-def format_summary(result: dict) -> str:
+def format_summary(result: PretrainResult) -> str:
     return "\n".join(
         f"{k}: {f'{v:.6g}' if isinstance(v, float) else v}"
-        for k, v in ((k, result.get(k)) for k in SUMMARY_KEYS)
+        for k, v in ((k, getattr(result, k)) for k in SUMMARY_KEYS)
     )
 
 
@@ -448,5 +475,5 @@ def run_cli(args) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(format_summary(result), flush=True)
         if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     return 0

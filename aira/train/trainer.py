@@ -11,7 +11,8 @@ Choices, all visible here:
   (AM)x8 or (SM)x8 at the tiny preset, measured in separate processes.
 - The MAD suite trains one model per task (as MAD does) and splits the budget evenly between them;
   its score is the mean accuracy. LM scores are bits per byte (lower is better).
-The result is a flat dict (JSON), and `format_summary` prints it as grep-able `key: value` lines.
+The result is a `TrainResult` (aira/train/result.py; `to_dict()` is its JSON), and `format_summary` prints it
+as grep-able `key: value` lines.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from aira.errors import UsageError
 from aira.train.budget import TrainBudget, parse_budget
+from aira.train.result import MAD_SCORE_KEYS, TaskScore, TrainResult
 from aira.train.sources import make_sources, parse_task
 
 
@@ -112,8 +114,8 @@ def _split_budget(budget: TrainBudget, parts: int) -> TrainBudget:
     return TrainBudget(budget.kind, budget.amount / parts)
 
 
-def train(cfg: TrainConfig, *, log=print) -> dict:
-    """Train and score; returns the result dict (see module docstring). Raises UsageError on bad input."""
+def train(cfg: TrainConfig, *, log=print) -> TrainResult:
+    """Train and score (see module docstring). Raises UsageError on bad input."""
     setup = _setup(cfg)
     runs = []
     t0 = time.time()
@@ -122,9 +124,24 @@ def train(cfg: TrainConfig, *, log=print) -> dict:
                          seed=cfg.seed + 1000 * i, log=log,
                          label=f"[{i + 1}/{len(setup.sources)}] " if len(setup.sources) > 1 else "")
         runs.append(run)
-        if run["status"] != "ok":
+        if run.status != "ok":
             break
     return _assemble(cfg, setup, runs, time.time() - t0)
+
+
+@dataclass(kw_only=True)
+class SourceRun:
+    """One model trained on one source (a MAD task or the LM corpus): what `_assemble` combines."""
+    status: str
+    error: str
+    steps: int
+    tokens: int
+    train_seconds: float
+    compile_s: float
+    final_train_loss: float
+    val: dict        # the source's scores on the search split (aira.train.sources), {} unless ok
+    select: dict     # the same on the hidden selection split
+    peak_mem_mb: float
 
 
 @dataclass
@@ -172,60 +189,61 @@ def _setup(cfg: TrainConfig, sources: list | None = None) -> _Setup:
                   spec=spec, device=device, sources=sources)
 
 
-def _assemble(cfg: TrainConfig, setup: _Setup, runs: list[dict], wall: float) -> dict:
-    """The result dict of a training from its per-source runs."""
+def _assemble(cfg: TrainConfig, setup: _Setup, runs: list[SourceRun], wall: float) -> TrainResult:
+    """The result of a training from its per-source runs."""
     from aira.models import count_params, flops_per_token
 
     preset, codes, budget, spec, device, sources = (setup.preset, setup.codes, setup.budget, setup.spec,
                                                     setup.device, setup.sources)
-    ok = all(r["status"] == "ok" for r in runs) and len(runs) == len(sources)
+    ok = all(r.status == "ok" for r in runs) and len(runs) == len(sources)
     metric_name = sources[0].metric_name
     vocab = sources[0].vocab_size
     mcfg = _model_config(preset, cfg, vocab, sources[0].seq_len)
-    tokens = sum(r["tokens"] for r in runs)
+    tokens = sum(r.tokens for r in runs)
     fpt = flops_per_token(codes, mcfg, mcfg.max_seq_len)
-    result = {
-        "status": "ok" if ok else next(r["status"] for r in runs if r["status"] != "ok"),
-        "metric_name": metric_name,
-        "lower_is_better": sources[0].lower_is_better,
-        "metric": _mean([r["val"][metric_name] for r in runs]) if ok else None,
-        "selection_metric": _mean([r["select"][metric_name] for r in runs]) if ok else None,
-        "val_loss": _mean([r["val"]["loss"] for r in runs]) if ok else None,
-        "pattern": "".join(codes),
-        "preset": cfg.preset,
-        "task": str(spec),
-        "seed": cfg.seed,
-        "params": count_params(codes, mcfg),
-        "non_embedding_params": count_params(codes, mcfg, non_embedding=True),
-        "flops_per_token": fpt,
-        "tokens": tokens,
-        "flops": fpt * tokens,
-        "steps": sum(r["steps"] for r in runs),
-        "tokens_per_s": tokens / max(sum(r["train_seconds"] for r in runs), 1e-9),
-        "peak_mem_mb": max(r["peak_mem_mb"] for r in runs),
-        "wall_s": wall,
-        "compile_s": sum(r["compile_s"] for r in runs),
-        "device": str(device),
-        "dtype": "bf16" if device.type == "cuda" else "fp32",
-        "budget": str(budget),
-        "data": "; ".join(s.description for s in sources),
-        "error": next((r["error"] for r in runs if r["error"]), ""),
-    }
+    per_task = None
     if len(runs) > 1 or spec.kind == "mad":
-        result["per_task"] = {s_name: {"metric": r["val"].get(metric_name), "select": r["select"].get(metric_name)}
-                              for s_name, r in zip(spec.names, runs)}
-        if spec.kind == "mad":  # every MAD score, whichever one is the metric (final values, not curve areas)
-            for entry, r in zip(result["per_task"].values(), runs):
-                entry.update({k: r["val"].get(k) for k in ("accuracy", "loss", "prob", "loglik")})
+        per_task = {}
+        for s_name, r in zip(spec.names, runs):
+            entry = TaskScore(metric=r.val.get(metric_name), select=r.select.get(metric_name))
+            if spec.kind == "mad":  # every MAD score, whichever one is the metric (final values, not curve areas)
+                for k in MAD_SCORE_KEYS:
+                    setattr(entry, k, r.val.get(k))
                 if cfg.curve_points:
-                    entry[metric_name] = r["val"].get("final")
-        if cfg.curve_points:
-            for entry, r in zip(result["per_task"].values(), runs):
-                entry.update(final=r["val"].get("final"), curve=r["val"].get("curve"))
-    if cfg.curve_points:
-        result["metric_name"] = f"{metric_name} (learning-curve area)"
-        result["score"] = f"mean {metric_name} over {cfg.curve_points} points of training (learning-curve area)"
-    return result
+                    setattr(entry, metric_name, r.val.get("final"))
+            if cfg.curve_points:
+                entry.final, entry.curve = r.val.get("final"), r.val.get("curve")
+            per_task[s_name] = entry
+    return TrainResult(
+        status="ok" if ok else next(r.status for r in runs if r.status != "ok"),
+        metric_name=f"{metric_name} (learning-curve area)" if cfg.curve_points else metric_name,
+        lower_is_better=sources[0].lower_is_better,
+        metric=_mean([r.val[metric_name] for r in runs]) if ok else None,
+        selection_metric=_mean([r.select[metric_name] for r in runs]) if ok else None,
+        val_loss=_mean([r.val["loss"] for r in runs]) if ok else None,
+        pattern="".join(codes),
+        preset=cfg.preset,
+        task=str(spec),
+        seed=cfg.seed,
+        params=count_params(codes, mcfg),
+        non_embedding_params=count_params(codes, mcfg, non_embedding=True),
+        flops_per_token=fpt,
+        tokens=tokens,
+        flops=fpt * tokens,
+        steps=sum(r.steps for r in runs),
+        tokens_per_s=tokens / max(sum(r.train_seconds for r in runs), 1e-9),
+        peak_mem_mb=max(r.peak_mem_mb for r in runs),
+        wall_s=wall,
+        compile_s=sum(r.compile_s for r in runs),
+        device=str(device),
+        dtype="bf16" if device.type == "cuda" else "fp32",
+        budget=str(budget),
+        data="; ".join(s.description for s in sources),
+        error=next((r.error for r in runs if r.error), ""),
+        per_task=per_task,
+        score=(f"mean {metric_name} over {cfg.curve_points} points of training (learning-curve area)"
+               if cfg.curve_points else None),
+    )
 
 
 def _mean(xs: list[float]) -> float:
@@ -307,9 +325,9 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     val = select = {}
     if status == "ok":
         status, error, val, select = _score(cfg, model, source, device, autocast, curve_val, curve_select)
-    return {"status": status, "error": error, "steps": steps, "tokens": tokens, "train_seconds": train_seconds,
-            "compile_s": compile_s,
-            "final_train_loss": loss_val, "val": val, "select": select, "peak_mem_mb": _peak_mem_mb(device)}
+    return SourceRun(status=status, error=error, steps=steps, tokens=tokens, train_seconds=train_seconds,
+                     compile_s=compile_s, final_train_loss=loss_val, val=val, select=select,
+                     peak_mem_mb=_peak_mem_mb(device))
 
 
 def _curve_point(cfg, model, source, device, autocast, curve_val: list, curve_select: list) -> None:
@@ -377,28 +395,28 @@ SUMMARY_KEYS = ("status", "metric_name", "metric", "selection_metric", "val_loss
                 "tokens_per_s", "peak_mem_mb", "wall_s", "device", "dtype", "error")
 
 
-def format_summary(result: dict) -> str:
+def format_summary(result: TrainResult) -> str:
     """Grep-able `key: value` lines."""
     lines = []
     for k in SUMMARY_KEYS:
-        v = result.get(k)
+        v = getattr(result, k)
         if isinstance(v, float):
             v = f"{v:.6g}"
         lines.append(f"{k}: {v}")
-    if result.get("score"):
-        lines.append(f"score: {result['score']}")
-    for name, r in (result.get("per_task") or {}).items():
-        m = r.get("metric")
+    if result.score:
+        lines.append(f"score: {result.score}")
+    for name, r in (result.per_task or {}).items():
+        m = r.metric
         lines.append(f"task.{name}: {m:.4f}" if isinstance(m, float) else f"task.{name}: {m}")
-        if isinstance(r.get("final"), float):
-            lines.append(f"task.{name}.final: {r['final']:.4f}")
+        if isinstance(r.final, float):
+            lines.append(f"task.{name}.final: {r.final:.4f}")
     return "\n".join(lines)
 
 
 def train_job(**kwargs) -> dict:
-    """Executor entry point ("aira.train.trainer:train_job"): TrainConfig fields in, result dict out."""
+    """Executor entry point ("aira.train.trainer:train_job"): TrainConfig fields in, the result's JSON out."""
     kwargs.setdefault("progress", False)
     if "threads" not in kwargs and os.environ.get("AIRA_THREADS"):
         kwargs["threads"] = int(os.environ["AIRA_THREADS"])
-    return train(TrainConfig(**kwargs), log=lambda *_: None)
+    return train(TrainConfig(**kwargs), log=lambda *_: None).to_dict()
 

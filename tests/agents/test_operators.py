@@ -10,6 +10,7 @@ import pytest
 from aira.agents.base import OperatorContext, Task
 from aira.agents.memory import debug_chain, render_memory, sibling_ideas
 from aira.agents.operators import OPERATORS, SECTIONS, render_prompt
+from aira.agents.stats import NoiseFloor
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 from aira.tasks.synthetic import SyntheticPatternTask
@@ -111,11 +112,13 @@ def test_prompts_have_the_sections_and_never_the_selection_metric(kind):
 
 def test_constraints_state_the_noise_floor():
     task = SyntheticPatternTask()
-    floor = {"n": 3, "mean": 0.61, "std": 0.012, "spread": 0.03}
-    prompt = render_prompt("draft", ctx(task, extra={"noise_floor": floor, "constraints": "- no S at layer 0"}))
+    floor = NoiseFloor(n=3, mean=0.61, std=0.012, spread=0.03)
+    prompt = render_prompt("draft", ctx(task, noise_floor=floor, constraints="- no S at layer 0"))
     section = prompt[prompt.index("## Constraints"):prompt.index("## Response format")]
     assert "0.61 +- 0.012 (std over 3 seeds)" in section and "- no S at layer 0" in section
-    assert "noise" not in render_prompt("draft", ctx(task, extra={"noise_floor": None}))
+    assert "noise" not in render_prompt("draft", ctx(task, noise_floor=None))
+    one_seed = NoiseFloor(n=1, mean=0.61, std=0.0, spread=0.0)  # a single seed says nothing about noise
+    assert "noise" not in render_prompt("draft", ctx(task, noise_floor=one_seed))
 
 
 def test_render_memory_orders_by_direction_and_summarises_failures():

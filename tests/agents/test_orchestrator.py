@@ -124,8 +124,8 @@ def test_noise_floor_margin_and_hidden_metrics(tmp_path):
     assert s.noise_floor["spread"] == pytest.approx(max(scores) - min(scores))
     assert s.evaluations == 6  # reference runs are not charged to the search budget
     assert margins and all(m == pytest.approx(statistics.stdev(scores)) for m in margins)
-    assert seen_by_ops[0].extra["improve_margin"] == pytest.approx(statistics.stdev(scores))
-    assert seen_by_ops[0].extra["noise_floor"]["n"] == 3
+    assert seen_by_ops[0].improve_margin == pytest.approx(statistics.stdev(scores))
+    assert seen_by_ops[0].noise_floor.n == 3 and seen_by_ops[0].noise_floor.to_dict() == s.noise_floor
     # the journal keeps the hidden split; no policy or operator ever saw it
     assert all(
         n.selection_metric is not None and "true_score" in n.metrics for n in nodes if n.status == Status.OK

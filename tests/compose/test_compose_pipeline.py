@@ -44,7 +44,7 @@ def test_the_agent_is_told_how_a_curve_scored_proxy_scores(monkeypatch):
 
     from aira.tasks.compose import PROXIES
 
-    monkeypatch.setitem(PROXIES, "smoke-curve", replace(PROXIES["smoke"], name="smoke-curve", curve_points=4))
+    monkeypatch.setitem(PROXIES, "smoke-curve", replace(PROXIES["smoke"].with_train(curve_points=4), name="smoke-curve"))
     assert "averaged over 4 evenly spaced points of training" in ComposeTask(proxy="smoke-curve").describe()
     assert "learning-curve" not in ComposeTask(proxy="smoke").describe()
     assert ComposeTask(proxy="smoke-curve").make_job("AM" * 8, seed=0, job_id="j").kwargs["train"]["curve_points"] == 4
@@ -55,7 +55,7 @@ def test_a_log_likelihood_scored_proxy_says_so_and_keys_its_own_cache(monkeypatc
 
     from aira.tasks.compose import PROXIES, _cache_key
 
-    monkeypatch.setitem(PROXIES, "smoke-ll", replace(PROXIES["smoke"], name="smoke-ll", mad_score="loglik"))
+    monkeypatch.setitem(PROXIES, "smoke-ll", replace(PROXIES["smoke"].with_train(mad_score="loglik"), name="smoke-ll"))
     assert "mean log-likelihood score on the answer positions" in ComposeTask(proxy="smoke-ll").describe()
     assert "log-likelihood" not in ComposeTask(proxy="smoke").describe()
     ll = ComposeTask(proxy="smoke-ll").make_job("AM" * 8, seed=0, job_id="j").kwargs["train"]

@@ -412,8 +412,6 @@ def _fingerprint(proxy: str) -> str:
 
 
 def test_figures_of_a_retuned_proxy_are_not_used(capsys, monkeypatch, tmp_path):
-    from dataclasses import replace
-
     from aira.commands.compose import _print_fidelity
     from aira.tasks.compose import ComposeTask
 
@@ -424,7 +422,7 @@ def test_figures_of_a_retuned_proxy_are_not_used(capsys, monkeypatch, tmp_path):
     monkeypatch.setattr(proxies, "TABLE_PATH", table)
     assert fid.measured_entry("mad-cpu") == entry and fid.stale_entry("mad-cpu") is None
     # the same name with another budget: its figures no longer apply, and the run says so
-    monkeypatch.setitem(PROXIES, "mad-cpu", replace(PROXIES["mad-cpu"], budget="100steps"))
+    monkeypatch.setitem(PROXIES, "mad-cpu", PROXIES["mad-cpu"].with_train(budget="100steps"))
     assert fid.measured_entry("mad-cpu") is None and fid.stale_entry("mad-cpu") == entry
     assert ComposeTask(proxy="mad-cpu", space="attn-mlp").measured_noise is None
     _print_fidelity("mad-cpu")

@@ -32,7 +32,7 @@ def test_a_json_and_a_toml_proxy_file(tmp_path):
     toml.write_text('name = "my-copy"\ntask = "mad:selective_copying@copy16"\npreset = "tiny"\n'
                     'budget = "2M tokens"\nmad_score = "loglik"\ndescription = "copying, 2 of 16"\n')
     q = load_proxy_file(str(toml))
-    assert (q.name, q.budget, q.mad_score, q.description) == ("my-copy", "2M tokens", "loglik", "copying, 2 of 16")
+    assert (q.name, q.budget, q.setting("mad_score"), q.description) == ("my-copy", "2M tokens", "loglik", "copying, 2 of 16")
     task = ComposeTask(proxy=str(toml), space="attn-mlp")
     assert task.name == "compose-attn-mlp-my-copy" and task.proxy == q
 
@@ -52,6 +52,11 @@ def test_a_json_and_a_toml_proxy_file(tmp_path):
         ({**SMOKE, "mad_score": "f1"}, "mad_score must be one of accuracy, loglik"),
         ({**SMOKE, "task": "lm:shakespeare", "curve_points": 4}, "apply to MAD tasks only"),
         ({**SMOKE, "lr": 0}, "lr must be positive"),
+        ({**SMOKE, "lr": None}, "lr = None has the wrong type"),
+        ({**SMOKE, "schedule": "linear"}, "schedule must be cosine or wsd, got 'linear'"),
+        ({**SMOKE, "warmup_frac": 1.5}, "warmup_frac must be in [0, 1)"),
+        ({**SMOKE, "threads": 2}, "unknown setting 'threads'"),  # how a machine runs it is not a proxy's
+        ({**SMOKE, "overrides": {"d_model": 8}}, "unknown setting 'overrides'"),
         ([1, 2], "expected a table of settings, got list"),
     ],
 )
@@ -139,3 +144,43 @@ def test_a_proxy_file_with_a_gpu_preset_asks_for_a_gpu(tmp_path):
     p.write_text(json.dumps({"task": "mad", "preset": "tiny", "budget": "8steps", "needs_gpu": "yes"}))
     with pytest.raises(UsageError, match="needs_gpu = 'yes' has the wrong type"):
         load_proxy_file(str(p))
+
+
+# the built-in proxies' fingerprints and trainer settings, as computed before Proxy held its TrainConfig
+# settings in one `train` mapping: the shipped fidelity figures and every cached evaluation depend on them
+PINNED_FINGERPRINTS = {"mad-cpu": "3cf75ea6e0991501", "mad-cpu-ladder": "b17973d891b4a88b",
+                       "mad-gpu": "e7a1fe7637e4bd25", "lm-cpu": "154640d114847098", "smoke": "e703e340a177085c",
+                       "lm-gpu": "d92dd0bd00dbfc23"}
+
+
+def test_the_built_in_proxies_keep_their_fingerprints_and_cache_keys():
+    from aira.train.cache import cache_key
+    from aira.train.trainer import TrainConfig
+
+    assert {n: proxies.settings_fingerprint(p.train_kwargs()) for n, p in PROXIES.items()} == PINNED_FINGERPRINTS
+    mad_cpu = {"task": "mad:selective_copying,compression,memorization", "preset": "tiny", "budget": "384steps",
+               "mad_settings": "cpu32", "tokenizer": "bpe", "vocab_size": 8192, "lr": 0.003}
+    assert PROXIES["mad-cpu"].train_kwargs() == mad_cpu
+    assert PROXIES["mad-cpu-ladder"].train_kwargs() == {
+        **mad_cpu, "task": "mad:selective_copying@copy16,selective_copying,compression", "curve_points": 6}
+    # the cache key of a candidate is the key of a TrainConfig spelled out field by field
+    assert cache_key(TrainConfig(pattern="AMAM", seed=1, **PROXIES["mad-cpu"].train_kwargs()), "cpu") == \
+        cache_key(TrainConfig(pattern="AMAM", seed=1, **mad_cpu), "cpu")
+
+
+def test_a_proxy_file_sets_any_trainer_setting_and_spelled_out_defaults_change_nothing(tmp_path):
+    plain = load_proxy_file(str(_write(tmp_path / "a.json", SMOKE)))
+    # TrainConfig's defaults written out: the same trainer settings, so the same fingerprint and cache keys
+    spelled = load_proxy_file(str(_write(tmp_path / "b.json", {**SMOKE, "curve_points": 0, "mad_score": "accuracy",
+                                                                "schedule": "cosine", "vocab_size": 8192})))
+    assert spelled.train_kwargs() == plain.train_kwargs() == PROXIES["smoke"].train_kwargs()
+    assert proxies.settings_fingerprint(spelled.train_kwargs()) == PINNED_FINGERPRINTS["smoke"]
+    # a TrainConfig field the old fixed list did not name is a proxy setting too, checked against its type
+    wsd = load_proxy_file(str(_write(tmp_path / "c.json", {**SMOKE, "schedule": "wsd", "warmup_frac": 0.1,
+                                                            "budget": 8})))
+    assert wsd.train_kwargs() == {**plain.train_kwargs(), "schedule": "wsd", "warmup_frac": 0.1, "budget": 8}
+    assert wsd.setting("schedule") == "wsd" and plain.setting("schedule") == "cosine"
+    assert proxies.settings_fingerprint(wsd.train_kwargs()) != PINNED_FINGERPRINTS["smoke"]
+    job = ComposeTask(proxy=str(tmp_path / "c.json"), layers=4).make_job("AMAM", seed=0, job_id="j")
+    assert job.kwargs["train"]["schedule"] == "wsd"
+    assert PROXIES["smoke"].with_train(lr=1e-3).train_kwargs()["lr"] == 1e-3 and PROXIES["smoke"].setting("lr") == 3e-3

@@ -13,7 +13,7 @@ LOSS_RTOL = 1e-4   # batched matrix products round differently: 12 steps keep th
 WEIGHT_ATOL = 1e-5
 
 
-def _alone(cfg: TrainConfig, monkeypatch) -> tuple[dict, list[torch.nn.Module]]:
+def _alone(cfg: TrainConfig, monkeypatch) -> tuple[trainer.TrainResult, list[torch.nn.Module]]:
     """The single path's result and the models it trained (one per task), in task order."""
     built = []
     real = aira.models.build_model
@@ -31,19 +31,19 @@ def _alone(cfg: TrainConfig, monkeypatch) -> tuple[dict, list[torch.nn.Module]]:
 def _check(cfgs, monkeypatch):
     trained = {}
     many = train_many(cfgs, on_models=trained.update)
-    n_tasks = len(many[0]["per_task"])
+    n_tasks = len(many[0].per_task)
     assert len(trained) == len(cfgs) * n_tasks
     for ci, (cfg, got) in enumerate(zip(cfgs, many)):
         want, models = _alone(cfg, monkeypatch)
-        assert got["status"] == want["status"] == "ok"
-        assert got["steps"] == want["steps"] and got["tokens"] == want["tokens"]
-        assert got["params"] == want["params"] and got["pattern"] == want["pattern"]
-        for task in want["per_task"]:
-            w, g = want["per_task"][task], got["per_task"][task]
-            assert g["loss"] == pytest.approx(w["loss"], rel=LOSS_RTOL)
-            assert g["accuracy"] == pytest.approx(w["accuracy"], abs=1e-3)
-        assert got["metric"] == pytest.approx(want["metric"], abs=1e-3)
-        assert got["selection_metric"] == pytest.approx(want["selection_metric"], abs=1e-3)
+        assert got.status == want.status == "ok"
+        assert got.steps == want.steps and got.tokens == want.tokens
+        assert got.params == want.params and got.pattern == want.pattern
+        for task in want.per_task:
+            w, g = want.per_task[task], got.per_task[task]
+            assert g.loss == pytest.approx(w.loss, rel=LOSS_RTOL)
+            assert g.accuracy == pytest.approx(w.accuracy, abs=1e-3)
+        assert got.metric == pytest.approx(want.metric, abs=1e-3)
+        assert got.selection_metric == pytest.approx(want.selection_metric, abs=1e-3)
         for si, alone in enumerate(models):
             together = dict(trained[(ci, si)].named_parameters())
             for name, p in alone.named_parameters():
@@ -62,7 +62,7 @@ def test_the_seeds_of_a_candidate(monkeypatch):
 def test_six_models_two_seeds_of_three_tasks_with_their_own_vocabularies(monkeypatch):
     task = "mad:selective_copying,compression,memorization"
     many = _check([TrainConfig(pattern="MAMA", seed=s, task=task, **BASE) for s in (0, 1)], monkeypatch)
-    assert len(many[0]["per_task"]) == 3
+    assert len(many[0].per_task) == 3
 
 
 @pytest.mark.slow
@@ -97,6 +97,6 @@ def test_a_diverging_model_stops_alone_and_the_others_train_on(monkeypatch):
     cfgs = [TrainConfig(pattern="AMAM", seed=s, task="mad:in_context_recall", **BASE) for s in (0, 1)]
     many = train_many(cfgs)
     alone = [trainer.train(c, log=lambda *_: None) for c in cfgs]
-    assert [r["status"] for r in many] == [r["status"] for r in alone] == ["ok", "diverged"]
-    assert many[1]["error"] == alone[1]["error"] == "loss became nan at step 0"
-    assert many[0]["val_loss"] == pytest.approx(alone[0]["val_loss"], rel=LOSS_RTOL)
+    assert [r.status for r in many] == [r.status for r in alone] == ["ok", "diverged"]
+    assert many[1].error == alone[1].error == "loss became nan at step 0"
+    assert many[0].val_loss == pytest.approx(alone[0].val_loss, rel=LOSS_RTOL)

@@ -109,16 +109,16 @@ def _cfg(data, **kw) -> PretrainConfig:
 
 def test_in_process_resume_equals_an_uninterrupted_run(tmp_path, byte_data):
     straight = pretrain(_cfg(byte_data, ckpt_dir=str(tmp_path / "a"), ckpt_every=6), log=lambda *_: None)
-    assert straight["steps"] == 12 and len(straight["losses"]) == 12
-    assert np.mean(straight["losses"][-3:]) < straight["losses"][0] - 0.5  # it learns
+    assert straight.steps == 12 and len(straight.losses) == 12
+    assert np.mean(straight.losses[-3:]) < straight.losses[0] - 0.5  # it learns
     final = load_checkpoint(tmp_path / "a" / "step_00000012.pt")
     # Interrupt after step 6: the run's newest checkpoint is the one at step 6.
     (tmp_path / "a" / "step_00000012.pt").unlink()
     resumed = pretrain(
         _cfg(byte_data, ckpt_dir=str(tmp_path / "a"), ckpt_every=6, resume=True), log=lambda *_: None
     )
-    assert resumed["resumed_from"].endswith("step_00000006.pt") and resumed["steps_this_run"] == 6
-    assert resumed["losses"] == straight["losses"]
+    assert resumed.resumed_from.endswith("step_00000006.pt") and resumed.steps_this_run == 6
+    assert resumed.losses == straight.losses
     again = load_checkpoint(tmp_path / "a" / "step_00000012.pt")
     for k, v in final["model"].items():
         assert torch.equal(again["model"][k], v), k
@@ -128,7 +128,7 @@ def test_in_process_resume_equals_an_uninterrupted_run(tmp_path, byte_data):
 def test_gradient_accumulation_gives_the_same_run(byte_data):
     whole = pretrain(_cfg(byte_data, budget="4steps"), log=lambda *_: None)
     micro = pretrain(_cfg(byte_data, budget="4steps", micro_batch=1), log=lambda *_: None)
-    assert np.allclose(whole["losses"], micro["losses"], atol=1e-5, rtol=0)
+    assert np.allclose(whole.losses, micro.losses, atol=1e-5, rtol=0)
 
 
 def test_resume_refuses_another_model_and_a_fresh_run_keeps_off_old_checkpoints(tmp_path, byte_data):

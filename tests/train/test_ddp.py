@@ -138,7 +138,7 @@ def test_the_run_does_not_depend_on_the_number_of_processes(straight, byte_data)
         ),
         log=lambda *_: None,
     )
-    assert np.allclose(one["losses"], result["losses"], atol=1e-4, rtol=0)
+    assert np.allclose(one.losses, result["losses"], atol=1e-4, rtol=0)
 
 
 def test_ranks_read_distinct_slices_of_a_fixed_global_batch():
@@ -180,4 +180,4 @@ def test_cuda_single_process_run(byte_data):
         ),
         log=lambda *_: None,
     )
-    assert r["dtype"] == "bf16" and all(np.isfinite(r["losses"]))
+    assert r.dtype == "bf16" and all(np.isfinite(r.losses))

@@ -1,6 +1,7 @@
 """The cross-run evaluation cache: what its key holds, hits and misses, and `aira cache`."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -8,8 +9,11 @@ from aira.cli import main
 from aira.errors import UsageError
 from aira.train import cache as cache_mod
 from aira.train.cache import EvalCache, cache_key, cached_train, resolve_dir
+from aira.train.result import TrainResult
 from aira.train.trainer import TrainConfig
 
+# a result as the trainer wrote it before TrainResult was a dataclass (tests/train/test_trainer.py)
+STORED = json.loads((Path(__file__).with_name("results_before_dataclass.json")).read_text())["single"]
 SMOKE = {"task": "mad:in_context_recall", "preset": "tiny", "mad_settings": "tiny", "budget": "4steps", "lr": 3e-3}
 
 
@@ -45,7 +49,7 @@ def test_a_miss_trains_and_stores_then_a_hit_returns_the_same_result(tmp_path, m
     first, hit1 = cached_train(cfg(), tmp_path)
     again, hit2 = cached_train(cfg(threads=1), tmp_path)
     assert (hit1, hit2, calls) == (False, True, [0])
-    assert again == json.loads(json.dumps(first))
+    assert again == first and isinstance(again, TrainResult)
     _, hit3 = cached_train(cfg(seed=1), tmp_path)
     assert not hit3 and calls == [0, 1]
     assert len(EvalCache(tmp_path).files()) == 2
@@ -53,12 +57,27 @@ def test_a_miss_trains_and_stores_then_a_hit_returns_the_same_result(tmp_path, m
 
 def test_failures_and_unreadable_files_are_not_served(tmp_path):
     c = EvalCache(tmp_path)
-    c.put("ab" + "0" * 22, {"status": "timed-out", "metric": None})
+    c.put("ab" + "0" * 22, TrainResult.from_dict({**STORED, "status": "diverged", "metric": None}))
     assert c.files() == []
-    c.put("cd" + "0" * 22, {"status": "ok", "metric": 0.5})
-    assert c.get("cd" + "0" * 22)["metric"] == 0.5
-    (tmp_path / "cd" / ("cd" + "0" * 22 + ".json")).write_text('{"status": "ok", "met')  # truncated
+    c.put("cd" + "0" * 22, TrainResult.from_dict({**STORED, "metric": 0.5}))
+    assert c.get("cd" + "0" * 22).metric == 0.5
+    path = tmp_path / "cd" / ("cd" + "0" * 22 + ".json")
+    path.write_text('{"status": "ok", "met')  # truncated
     assert c.get("cd" + "0" * 22) is None
+    path.write_text('{"status": "ok", "metric": 0.5}')  # not a result: train again
+    assert c.get("cd" + "0" * 22) is None
+
+
+def test_an_entry_written_before_results_were_typed_is_a_hit_stored_as_it_was(tmp_path):
+    key = cache_key(cfg(), "cpu")
+    path = tmp_path / key[:2] / f"{key}.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(STORED))
+    r, hit = cached_train(cfg(), tmp_path)
+    assert hit and r.metric == STORED["metric"] and r.per_task["memorization"].loss == \
+        STORED["per_task"]["memorization"]["loss"]
+    EvalCache(tmp_path).put(key, r)
+    assert path.read_text() == json.dumps(STORED)  # the stored form is unchanged: EVALUATOR_VERSION stays
 
 
 def test_resolve_dir(tmp_path, monkeypatch):
@@ -77,7 +96,7 @@ def test_resolve_dir(tmp_path, monkeypatch):
 def test_cache_command_info_and_clear(tmp_path, capsys):
     c = EvalCache(tmp_path / "c")
     for k in ("aa", "ab", "bb"):
-        c.put(k + "0" * 22, {"status": "ok", "metric": 1.0})
+        c.put(k + "0" * 22, TrainResult.from_dict(STORED))
     assert main(["cache", "info", "--cache", str(tmp_path / "c"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["evaluations"] == 3 and info["bytes"] > 0

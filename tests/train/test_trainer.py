@@ -1,11 +1,13 @@
 """The trainer on real (tiny) data: it learns, it reports, it survives divergence."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from aira.cli import main
 from aira.errors import UsageError
+from aira.train.result import TaskScore, TrainResult
 from aira.train.trainer import TrainConfig, format_summary, train
 
 
@@ -19,34 +21,34 @@ def _cfg(**kw):
 def test_training_lowers_loss_on_in_context_recall():
     short = train(_cfg(budget="2steps"))
     longer = train(_cfg(budget="150steps", lr=3e-3))
-    assert short["status"] == longer["status"] == "ok"
+    assert short.status == longer.status == "ok"
     # more training gives a clearly lower validation loss and a better accuracy
-    assert longer["val_loss"] < short["val_loss"] - 0.2
-    assert longer["metric"] > short["metric"]
+    assert longer.val_loss < short.val_loss - 0.2
+    assert longer.metric > short.metric
     for key in ("params", "flops_per_token", "tokens", "tokens_per_s", "peak_mem_mb", "wall_s",
                 "selection_metric"):
-        assert longer[key] is not None and longer[key] > 0
+        assert getattr(longer, key) is not None and getattr(longer, key) > 0
     from aira.data.mad import make_mad
     from aira.models import get_preset
 
     seq_len = make_mad("in_context_recall", "tiny").train_x.shape[1]
-    assert longer["tokens"] == 150 * get_preset("tiny").batch_size * seq_len
-    assert longer["steps"] == 150
+    assert longer.tokens == 150 * get_preset("tiny").batch_size * seq_len
+    assert longer.steps == 150
 
 
 def test_divergence_is_a_status_not_a_crash():
     r = train(_cfg(lr=1e30, budget="20steps"))
-    assert r["status"] == "diverged"
-    assert "loss became" in r["error"] or "non-finite" in r["error"]
-    assert r["metric"] is None
+    assert r.status == "diverged"
+    assert "loss became" in r.error or "non-finite" in r.error
+    assert r.metric is None
 
 
 def test_mad_suite_averages_tasks():
     r = train(_cfg(task="mad:in_context_recall,selective_copying", budget="4steps"))
-    assert set(r["per_task"]) == {"in_context_recall", "selective_copying"}
-    mean = sum(v["metric"] for v in r["per_task"].values()) / 2
-    assert r["metric"] == pytest.approx(mean)
-    assert r["steps"] == 4  # the budget is split between the tasks
+    assert set(r.per_task) == {"in_context_recall", "selective_copying"}
+    mean = sum(v.metric for v in r.per_task.values()) / 2
+    assert r.metric == pytest.approx(mean)
+    assert r.steps == 4  # the budget is split between the tasks
     text = format_summary(r)
     assert "metric_name: accuracy" in text and "task.selective_copying:" in text
 
@@ -54,8 +56,8 @@ def test_mad_suite_averages_tasks():
 def test_a_task_can_name_its_own_mad_settings():
     # a ladder of two difficulties of one task: each rung is trained on its own settings' data
     r = train(_cfg(task="mad:selective_copying@tiny,selective_copying@cpu32", mad_settings="cpu", budget="4steps"))
-    assert set(r["per_task"]) == {"selective_copying@tiny", "selective_copying@cpu32"}
-    assert "selective_copying (tiny settings)" in r["data"] and "selective_copying (cpu32 settings)" in r["data"]
+    assert set(r.per_task) == {"selective_copying@tiny", "selective_copying@cpu32"}
+    assert "selective_copying (tiny settings)" in r.data and "selective_copying (cpu32 settings)" in r.data
     from aira.train.sources import make_sources, parse_task
 
     spec = parse_task("mad:selective_copying@tiny,in_context_recall")
@@ -71,14 +73,14 @@ def test_a_task_can_name_its_own_mad_settings():
 def test_learning_curve_score_is_the_mean_of_evenly_spaced_points():
     plain = train(_cfg(budget="40steps", lr=3e-3))
     curved = train(_cfg(budget="40steps", lr=3e-3, curve_points=4, curve_examples=32))
-    entry = curved["per_task"]["in_context_recall"]
-    assert len(entry["curve"]) == 4
+    entry = curved.per_task["in_context_recall"]
+    assert len(entry.curve) == 4
     # scoring along the way does not change training: the last point is the plain run's final score
-    assert entry["curve"][-1] == entry["final"] == pytest.approx(plain["metric"])
-    assert curved["metric"] == pytest.approx(sum(entry["curve"]) / 4)
-    assert entry["curve"][0] < entry["final"]  # a quarter of the way in it knows less
-    assert "learning-curve area" in curved["score"] and "score" not in plain
-    assert curved["metric_name"] == "accuracy (learning-curve area)" and plain["metric_name"] == "accuracy"
+    assert entry.curve[-1] == entry.final == pytest.approx(plain.metric)
+    assert curved.metric == pytest.approx(sum(entry.curve) / 4)
+    assert entry.curve[0] < entry.final  # a quarter of the way in it knows less
+    assert "learning-curve area" in curved.score and plain.score is None
+    assert curved.metric_name == "accuracy (learning-curve area)" and plain.metric_name == "accuracy"
     with pytest.raises(UsageError, match="MAD tasks only"):
         train(_cfg(task="lm:shakespeare", tokenizer="bytes", curve_points=4))
     with pytest.raises(UsageError, match="curve_points must be >= 0"):
@@ -121,16 +123,16 @@ def test_mad_scores_against_models_whose_answers_are_known():
 def test_a_mad_run_can_be_scored_by_log_likelihood():
     acc = train(_cfg(task="mad:in_context_recall,selective_copying", budget="20steps", lr=3e-3))
     ll = train(_cfg(task="mad:in_context_recall,selective_copying", budget="20steps", lr=3e-3, mad_score="loglik"))
-    assert ll["metric_name"] == "loglik" and acc["metric_name"] == "accuracy"
+    assert ll.metric_name == "loglik" and acc.metric_name == "accuracy"
     # the same training; only the metric differs, and every evaluation reports both
     for task in ("in_context_recall", "selective_copying"):
-        a, b = acc["per_task"][task], ll["per_task"][task]
-        assert a["accuracy"] == b["accuracy"] == a["metric"] and b["loglik"] == b["metric"]
-        assert 0.0 < b["loglik"] < 1.0 and 0.0 < b["prob"] < 1.0
-    assert ll["metric"] == pytest.approx(sum(ll["per_task"][t]["loglik"] for t in ll["per_task"]) / 2)
+        a, b = acc.per_task[task], ll.per_task[task]
+        assert a.accuracy == b.accuracy == a.metric and b.loglik == b.metric
+        assert 0.0 < b.loglik < 1.0 and 0.0 < b.prob < 1.0
+    assert ll.metric == pytest.approx(sum(ll.per_task[t].loglik for t in ll.per_task) / 2)
     curved = train(_cfg(budget="20steps", lr=3e-3, mad_score="loglik", curve_points=2, curve_examples=32))
-    entry = curved["per_task"]["in_context_recall"]
-    assert entry["loglik"] == entry["final"] and entry["metric"] == pytest.approx(sum(entry["curve"]) / 2)
+    entry = curved.per_task["in_context_recall"]
+    assert entry.loglik == entry.final and entry.metric == pytest.approx(sum(entry.curve) / 2)
     with pytest.raises(UsageError, match="applies to MAD tasks only"):
         train(_cfg(task="lm:shakespeare", tokenizer="bytes", mad_score="loglik"))
 
@@ -209,13 +211,13 @@ def test_compilation_is_not_charged_to_a_time_budget(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", slow_first_call)
     r = train(_cfg(budget="1s", compile=True))
-    assert r["status"] == "ok"
-    assert 1.5 <= r["compile_s"] < 1.55
+    assert r.status == "ok"
+    assert 1.5 <= r.compile_s < 1.55
     # a second of training after the stall, not one stalled step: at 5 ms a reading, about 200 steps
-    assert r["steps"] >= 100
-    assert r["tokens_per_s"] > r["tokens"] / 1.1  # tokens/s is over training time, compilation left out
+    assert r.steps >= 100
+    assert r.tokens_per_s > r.tokens / 1.1  # tokens/s is over training time, compilation left out
     plain = train(_cfg(budget="5steps"))
-    assert plain["compile_s"] == 0.0
+    assert plain.compile_s == 0.0
 
 
 @pytest.mark.parametrize("setting, mode", [(True, None), ("reduce-overhead", "reduce-overhead"),
@@ -233,9 +235,38 @@ def test_compile_setting_reaches_torch_compile(monkeypatch, setting, mode):
 
     monkeypatch.setattr(torch, "compile", recorder)
     r = train(_cfg(budget="3steps", compile=setting))
-    assert r["status"] == "ok" and seen == [mode]
+    assert r.status == "ok" and seen == [mode]
 
 
 def test_unknown_compile_mode_is_refused():
     with pytest.raises(UsageError, match="unknown compile mode 'fast'; use one of default, reduce-overhead"):
         train(_cfg(budget="3steps", compile="fast"))
+
+
+# results as `train` / `train_many` wrote them before TrainResult was a dataclass (a mad-cpu-like MAD suite,
+# 30 steps, seed 3; a learning-curve score; a byte-level LM; a batched one; a diverged one): cache entries and
+# run folders hold these, and they must read back and write out key for key, in the same order
+BEFORE = Path(__file__).with_name("results_before_dataclass.json")
+
+
+@pytest.mark.parametrize("name", ["single", "curve", "lm", "batched", "diverged"])
+def test_results_written_before_the_dataclass_read_back_key_for_key(name):
+    old = json.loads(BEFORE.read_text())[name]
+    r = TrainResult.from_dict(old)
+    assert json.dumps(r.to_dict()) == json.dumps(old)  # same keys, same order, same values
+    assert r.ok == (old["status"] == "ok") and r.metric == old["metric"]
+    if old.get("per_task"):
+        first = next(iter(r.per_task.values()))
+        assert isinstance(first, TaskScore) and first.metric == next(iter(old["per_task"].values()))["metric"]
+    with pytest.raises(KeyError):
+        TrainResult.from_dict({k: v for k, v in old.items() if k != "metric"})
+
+
+def test_the_result_a_training_returns_has_the_keys_results_always_had():
+    r = train(_cfg(task="mad:in_context_recall,selective_copying", budget="4steps", curve_points=2,
+                   curve_examples=16))
+    old = json.loads(BEFORE.read_text())["curve"]
+    d = r.to_dict()
+    assert list(d) == list(old)
+    assert [list(e) for e in d["per_task"].values()] == [list(old["per_task"]["compression"])] * 2
+    assert TrainResult.from_dict(json.loads(json.dumps(d))) == r
