@@ -53,6 +53,14 @@ def register(code: str, name: str, *, origin: dict | None = None):
     return deco
 
 
+def drop_promoted() -> None:
+    """Forget every promoted primitive (registered with an origin); the built-ins stay. For a process that
+    runs one search after another (a notebook, the test suite): a run registers the ones it uses."""
+    for info in [i for i in _BY_CODE.values() if i.origin is not None]:
+        _BY_CODE.pop(info.code, None)
+        _BY_NAME.pop(info.name, None)
+
+
 def _ensure_builtins() -> None:
     # Importing the package registers the built-in primitives.
     import aira.models.primitives  # noqa: F401

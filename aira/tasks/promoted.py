@@ -135,7 +135,7 @@ def proxy_model_config(proxy):
     from aira.models import get_preset
 
     preset = get_preset(proxy.preset)
-    return preset.model.with_(max_seq_len=proxy.seq_len or preset.seq_len)
+    return preset.model.with_(max_seq_len=proxy.setting("seq_len") or preset.seq_len)
 
 
 def check_promoted(cls, cfg, *, length: int = 64, seed: int = 0) -> tuple[list[str], int, float]:
