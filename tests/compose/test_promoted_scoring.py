@@ -186,6 +186,6 @@ def test_an_lm_proxy_with_a_promoted_primitive_is_one_line_and_exit_2(tmp_path, 
                  "greedy:offline", "--no-controls", "--budget", "2evals", "--executor", "inline", "--primitive",
                  f"X={path('softmax')}", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["aira: error: --primitive X: promoted primitives run on MAD proxies only (the harness scores "
-                   "their logits on secret rows; an lm proxy's inputs are its labels), got task lm:shakespeare"]
+    assert err == [("aira: error: --primitive X: promoted primitives run on MAD proxies only (the harness scores "
+                    "their logits on secret rows; an lm proxy's inputs are its labels), got task lm:shakespeare")]
     assert not out.exists()
