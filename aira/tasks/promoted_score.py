@@ -198,25 +198,32 @@ def audit_rows(x: torch.Tensor, vocab_size: int, gen: torch.Generator) -> tuple[
     return rows, cuts, copies
 
 
-def audit_failure(out: dict[str, torch.Tensor], rows, cuts, copies_at: torch.Tensor, tol: float) -> str | None:
-    """None when each audit copy's outputs at and before its cut equal its original's, else one line."""
-    worst, bad = 0.0, 0
+def audit_changes(out: dict[str, torch.Tensor], rows, cuts, copies_at: torch.Tensor) -> list[float]:
+    """Per audit copy: the largest change of its outputs at and before its cut from its original's, over
+    max(1, the original's largest |output|) there (NaN: a change)."""
+    changes = []
     for r, t, c in zip(rows.tolist(), cuts.tolist(), copies_at.tolist()):
-        diff = 0.0
+        change = 0.0
         for key in ("subset", "other", "lse"):
             a, b = out[key][r, :t + 1], out[key][c, :t + 1]
             same_inf = torch.isinf(a) & (a == b)  # "other" is -inf when every token is an answer token
             d = (a - b).abs().masked_fill(same_inf, 0.0)
             scale = max(1.0, float(a.masked_fill(torch.isinf(a), 0.0).abs().max()))
-            diff = max(diff, float(d.max()) / scale if d.numel() else 0.0)
-        if not diff <= tol:  # NaN counts as a change
-            bad += 1
-            worst = max(worst, diff) if math.isfinite(diff) else math.inf
-    if bad:
-        return (f"contract breach: causality audit: on {bad} of {len(rows)} audit rows the outputs at or before "
-                f"the cut changed by up to {worst:.3g} x their scale when only later tokens changed (expected "
-                f"<= {tol:g}: a Compose layer reads no later token, in training and in evaluation alike)")
-    return None
+            m = float(d.max()) / scale
+            change = m if not m <= change else change  # keeps a NaN
+        changes.append(change)
+    return changes
+
+
+def audit_failure(changes: list[float], tol: float) -> str | None:
+    """None when every audit copy's change is within `tol`, else the breach in one line."""
+    bad = [c for c in changes if not c <= tol]
+    if not bad:
+        return None
+    worst = max((c if math.isfinite(c) else math.inf) for c in bad)
+    return (f"contract breach: causality audit: on {len(bad)} of {len(changes)} audit rows the outputs at or "
+            f"before the cut changed by up to {worst:.3g} x their scale when only later tokens changed (expected "
+            f"<= {tol:g}: a Compose layer reads no later token, in training and in evaluation alike)")
 
 
 def _typed_info(raw: dict) -> dict:
@@ -373,13 +380,17 @@ def evaluate_promoted(*, pattern: str, seed: int = 0, seeds: int = 1, threads: i
                                            d.vocab_size))
                 if not all(math.isfinite(v) for m in (val[-1], select[-1]) for v in m.values()):
                     return fail("diverged", "non-finite validation metric")
-                why = audit_failure(out, rows, cuts, n_val + n_sel + torch.arange(len(rows)), tol)
+                changes = audit_changes(out, rows, cuts, n_val + n_sel + torch.arange(len(rows)))
+                info["audit_rows"] = info.get("audit_rows", 0) + len(changes)
+                info["audit_max_change"] = max(info.get("audit_max_change", 0.0), *changes)
+                why = audit_failure(changes, tol)
                 if why is not None:
                     info["breach"] = "causality audit"
                     return fail("crashed", why)
             per_seed.append(_seed_result(cfg, spec_task, val, select, info))
         return {**_seed_mean([(r, False) for r in per_seed], seeds), "seconds": time.time() - t0,
-                **{k: info[k] for k in ("sandbox", "train_sandbox_seconds", "score_sandbox_seconds", "scored_by")}}
+                **{k: info[k] for k in ("sandbox", "train_sandbox_seconds", "score_sandbox_seconds", "scored_by",
+                                   "audit_rows", "audit_max_change")}}
     finally:
         from aira.agents.sandbox import drop_data
 

@@ -120,6 +120,7 @@ def test_harness_scores_of_a_builtin_pattern_equal_the_trainers(tmp_path):
     # with the public seed as the "secret" one, both paths score the same rows
     same = _evaluate(tmp_path, "AMAM", {}, hidden=0, seeds=2)
     assert same["status"] == "ok" and same["scored_by"] == "harness" and same["sandbox"] == "isolated"
+    assert same["audit_rows"] == 2 * 8  # per seed: 1/16 of 64 val + 64 select rows, at least 8
     assert same["metric"] == pytest.approx(plain["metric"], abs=1e-9)
     assert same["selection_metric"] == pytest.approx(plain["selection_metric"], abs=1e-9)
     assert same["seed_metrics"] == pytest.approx(plain["seed_metrics"], abs=1e-9)
