@@ -222,7 +222,8 @@ def _print_promoted(task, out: Path) -> None:
         print(f"promoted {letter}: {describe_origin(promo.origin)}, sha256 {promo.sha256[:12]}; per layer at "
               f"the proxy's width {c['params']:,} parameters ({c['params'] / c['attention_params']:.2f}x A), "
               f"{c['flops_per_token']:.3g} training FLOPs per token ({c['flops_per_token'] / c['attention_flops_per_token']:.2f}x A); "
-              f"candidates with {letter} train in the sandbox, outside the shared cache", file=sys.stderr)
+              f"candidates with {letter} train in a sandbox and are scored by the harness on secret rows, "
+              f"outside the shared cache", file=sys.stderr)
     if not (out / "journal.sqlite").exists():  # else the orchestrator refuses the used folder
         write_run_copy(out, list(task.primitives.values()), counts)
 
@@ -265,8 +266,9 @@ def _search(args: argparse.Namespace) -> dict:
     task_kwargs = {"space": args.space, "proxy": args.proxy, "layers": args.layers, "seeds": args.seeds,
                    "threads": plan.threads, "cache_dir": resolve_dir(args.cache), "batch": batch > 1}
     promoted = promote_primitives(getattr(args, "primitive", None) or [], args.proxy)
-    if promoted:
+    if promoted:  # their candidates' select rows come from a secret seed kept in RUN/secret (0700)
         task_kwargs["primitives"] = {p.letter: p.to_json() for p in promoted}
+        task_kwargs["secret_dir"] = str(out.resolve() / "secret")
     task = ComposeTask(**task_kwargs)
     promote_spec = getattr(args, "promote", None)  # `aira demo` calls this with its own flags
     promote = parse_promote(promote_spec)

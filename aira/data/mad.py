@@ -164,8 +164,12 @@ def mad_settings_with(base: MadSettings | MadLabSettings | str, **changes) -> Ma
     return replace(s, **changes)
 
 
-def make_mad(task: str, settings: MadSettings | MadLabSettings | str = "cpu", seed: int = 0) -> MadData:
-    """Generate the train / val (search) / select (hidden) splits of one MAD task."""
+def make_mad(task: str, settings: MadSettings | MadLabSettings | str = "cpu", seed: int = 0,
+             hidden_seed: int | None = None) -> MadData:
+    """Generate the train / val (search) / select (hidden) splits of one MAD task. `hidden_seed`: the select
+    rows (and their redraws) come from this seed's streams instead, so code that knows the package and the
+    public `seed` cannot regenerate them; the train and val rows and memorization's table stay on `seed`
+    (`hidden_seed=seed` is the public data)."""
     if task not in MAD_TASKS:
         raise UsageError(f"unknown MAD task {task!r}; valid: {', '.join(MAD_TASKS)}")
     s = resolve_settings(settings)
@@ -185,10 +189,11 @@ def make_mad(task: str, settings: MadSettings | MadLabSettings | str = "cpu", se
     out = {}
     taken: set[bytes] = set()  # the input rows of the splits made so far
     for split, n in zip(("train", "val", "select"), sizes):
-        x, y = gen(_rng(seed, task, split), n, split)
+        stream = hidden_seed if split == "select" and hidden_seed is not None else seed
+        x, y = gen(_rng(stream, task, split), n, split)
         x, y = x.astype(np.int64), y.astype(np.int64)
         if taken:
-            redraw = _rng(seed, task, f"{split}-redraw")
+            redraw = _rng(stream, task, f"{split}-redraw")
             x, y = _redraw_taken(x, y, taken, lambda k, split=split, redraw=redraw: gen(redraw, k, split))
         assert x.shape == y.shape == (n, length) and x.max() < vocab
         taken |= {r.tobytes() for r in x}

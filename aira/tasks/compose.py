@@ -22,9 +22,11 @@ compose run --promote` hands it `aira.compose.fidelity.fidelity_train(proxy, "la
 
 Promoted primitives (`primitives=`, aira/tasks/promoted.py): {letter: Promotion JSON}, an LRA mechanism's
 source with its sha256 and origin, stored in the run's config so a resume uses the recorded copy. Each
-letter joins the space. A candidate that uses one trains in the sandbox (`Job(sandbox=True)`, the worker
-in its own uid without network, as LRA's training), with the source in the job, and outside the shared
-evaluation cache (a result from a process that ran the mechanism's code is not shared with other runs).
+letter joins the space. A candidate that uses one is scored as LRA scores an agent's file
+(aira/tasks/promoted_score.py): trained in one sandbox, its models' outputs taken in another on the public
+val rows and on select rows drawn from the run's secret seed (`secret_dir`: a 0700 folder in the run
+folder; a temporary one without it), audited for causality, scored by the job's own process, which never
+runs the mechanism's code; outside the shared evaluation cache, never batched. MAD proxies only.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import statistics
+import tempfile
+import weakref
 from typing import Any
 
 from aira.agents.base import ProposalSpace, Task
@@ -104,8 +109,9 @@ class ComposeTask(Task):
     def __init__(self, *, space: str = "attn-mlp", proxy: str = "mad", layers: int = 16, seeds: int | None = None,
                  threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
                  timeout_s: float | None = None, batch: bool = False, promote_train: dict | None = None,
-                 promote_cost: float = PROMOTE_COST, primitives: dict | None = None):
+                 promote_cost: float = PROMOTE_COST, primitives: dict | None = None, secret_dir: str | None = None):
         from aira.tasks.promoted import Promotion, register_promoted
+        from aira.tasks.promoted_score import check_scorable
 
         if layers < 1 or layers > 64:
             raise UsageError(f"layers must be between 1 and 64, got {layers}")
@@ -117,6 +123,14 @@ class ComposeTask(Task):
         if added:  # the promoted letters join the space; another space's measured figures do not apply
             self.space_name, self.alphabet = f"{space}+{added}", self.alphabet + added
         self.proxy, self.proxy_choice = pick_proxy(proxy, device)  # choice: why `mad` / `lm` became it
+        if self.primitives:
+            check_scorable(self.proxy.train_kwargs(), "".join(self.primitives))
+            if promote_train:
+                check_scorable(promote_train, "".join(self.primitives))
+            if secret_dir is None:  # no run folder: a secret for this task object only
+                secret_dir = tempfile.mkdtemp(prefix="aira-compose-secret-")
+                weakref.finalize(self, shutil.rmtree, secret_dir, True)
+        self.secret_dir = secret_dir
         seeds = self.proxy.seeds if seeds is None else seeds
         if seeds < 1:
             raise UsageError(f"seeds must be at least 1, got {seeds}")
@@ -211,11 +225,17 @@ class ComposeTask(Task):
         kwargs = {"pattern": self.canonical(proposal), "seed": seed, "seeds": self.seeds,
                   "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
         used = sorted(set(kwargs["pattern"]) & set(self.primitives))
-        if used:  # the mechanism's code runs in the sandbox, outside the shared cache, never batched
-            kwargs["cache_dir"] = None
-            kwargs["primitives"] = {c: self.primitives[c].to_json() for c in used}
-            return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs, sandbox=True,
-                       timeout_s=self.timeout_s * budget_factor * cost, gpus=1 if self.proxy.needs_gpu else 0)
+        if used:  # the mechanism's code runs in two sandboxes; this job's process scores (promoted_score.py)
+            from aira.tasks.promoted_score import MEM_MB, SCORE_TIMEOUT_FRACTION, hidden_seed
+
+            del kwargs["cache_dir"]
+            timeout = self.timeout_s * budget_factor * cost
+            kwargs.update(primitives={c: self.primitives[c].to_json() for c in used}, timeout_s=timeout,
+                          secret_path=str(hidden_seed(self.secret_dir)), masked=[str(self.secret_dir)],
+                          mem_mb=None if self.proxy.needs_gpu else MEM_MB)
+            return Job(id=job_id, fn="aira.tasks.promoted_score:evaluate_promoted", kwargs=kwargs,
+                       timeout_s=timeout * (1 + SCORE_TIMEOUT_FRACTION) + 120.0,
+                       gpus=1 if self.proxy.needs_gpu else 0)
         return Job(id=job_id, fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
                    timeout_s=self.timeout_s * budget_factor * cost, gpus=1 if self.proxy.needs_gpu else 0,
                    **(batch_fields(kwargs) if self.batch else {}))
@@ -246,17 +266,10 @@ def _cache_key(pattern: str, train: dict, seed: int, device_type: str = "cpu") -
 
 
 def evaluate_pattern(*, pattern: str, seed: int = 0, seeds: int = 1, cache_dir: str | None = None,
-                     threads: int | None = None, device: str = "auto", train: dict, batch: bool = False,
-                     primitives: dict | None = None) -> dict:
+                     threads: int | None = None, device: str = "auto", train: dict, batch: bool = False) -> dict:
     """The frozen evaluation (a Job's function): train `seeds` seeds of the pattern, average the scores.
-    `batch`: train the seeds (and a MAD proxy's tasks) as one (aira.train.batched). `primitives`: the
-    promoted mechanisms the pattern uses, registered in this (sandboxed) process first."""
-    if primitives:
-        from aira.tasks.promoted import Promotion, register_promoted
-
-        for promo in primitives.values():
-            register_promoted(Promotion(**promo))
-        batch = False  # a mechanism under vmap is not what the contract checked
+    `batch`: train the seeds (and a MAD proxy's tasks) as one (aira.train.batched). A pattern with a
+    promoted primitive goes to aira.tasks.promoted_score.evaluate_promoted instead."""
     return evaluate_patterns(items=[{"pattern": pattern, "seed": seed}], seeds=seeds, cache_dir=cache_dir,
                              threads=threads, device=device, train=train, batch=batch)[0]
 

@@ -254,7 +254,30 @@ def _model_config(preset, cfg: TrainConfig, vocab_size: int, seq_len: int):
     return replace(preset.model, vocab_size=vocab_size, max_seq_len=seq_len, **cfg.overrides)
 
 
-def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *, seed: int, log, label: str):
+def train_for_export(cfg: TrainConfig, export, *, log=print) -> dict:
+    """Train as `train` does (same seeds, batches and budget split) but score nothing: each source's
+    trained model goes to `export(index, model)`. For code whose own scores do not count (a promoted
+    mechanism's candidates, aira/tasks/promoted_score.py): the harness scores the exported weights elsewhere.
+    Returns per source its status, error, steps, tokens and training seconds, and the setup's counts."""
+    from aira.models import count_params, flops_per_token
+
+    setup = _setup(cfg)
+    runs = []
+    for i, source in enumerate(setup.sources):
+        run = _train_one(cfg, setup.preset, "".join(setup.codes), source, setup.part_budget, setup.device,
+                         seed=cfg.seed + 1000 * i, log=log, label="", export=lambda m, i=i: export(i, m))
+        runs.append({k: getattr(run, k) for k in ("status", "error", "steps", "tokens", "train_seconds",
+                                                   "peak_mem_mb")})
+        if run.status != "ok":
+            break
+    mcfg = _model_config(setup.preset, cfg, setup.sources[0].vocab_size, setup.sources[0].seq_len)
+    return {"runs": runs, "params": count_params(setup.codes, mcfg),
+            "non_embedding_params": count_params(setup.codes, mcfg, non_embedding=True),
+            "flops_per_token": flops_per_token(setup.codes, mcfg, mcfg.max_seq_len), "device": str(setup.device)}
+
+
+def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *, seed: int, log, label: str,
+               export=None):
     from aira.models import build_model
 
     torch.manual_seed(seed)
@@ -323,7 +346,9 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     if bar is not None:
         bar.close()
     val = select = {}
-    if status == "ok":
+    if status == "ok" and export is not None:  # scored elsewhere (train_for_export)
+        export(model)
+    elif status == "ok":
         status, error, val, select = _score(cfg, model, source, device, autocast, curve_val, curve_select)
     return SourceRun(status=status, error=error, steps=steps, tokens=tokens, train_seconds=train_seconds,
                      compile_s=compile_s, final_train_loss=loss_val, val=val, select=select,

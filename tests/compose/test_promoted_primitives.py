@@ -152,7 +152,7 @@ def test_design_run_promoted_into_a_compose_search_end_to_end(tmp_path, capsys):
     capsys.readouterr()
 
     out = tmp_path / "compose"
-    # the local executor: candidates with X go through the sandbox
+    # the local executor: candidates with X train and predict in sandboxes, the job's own process scores
     assert main(["compose", "run", "--proxy", "smoke", "--space", "attn-mlp", "--primitive", f"X={mech}",
                  "--layers", "4", "--agents", "greedy:offline", "--no-controls", "--budget", "4evals",
                  "--noise-seeds", "0", "--workers", "1", "--out", str(out), "--quiet"]) == 0
@@ -162,7 +162,11 @@ def test_design_run_promoted_into_a_compose_search_end_to_end(tmp_path, capsys):
         nodes = j.nodes()
     with_x = [n for n in nodes if "X" in n.proposal]
     assert with_x and all(n.status == Status.OK for n in nodes)
-    assert all((out / "jobs" / f"{n.id}.work").is_dir() for n in with_x)  # ran in the sandbox's workdir
+    assert all(n.metrics["scored_by"] == "harness" and n.metrics["sandbox"] == "isolated"
+               and n.metrics["score_sandbox_seconds"] > 0 for n in with_x)
+    assert not any("scored_by" in n.metrics for n in nodes if "X" not in n.proposal)  # built-ins: as before
+    secret = out / "secret" / "hidden_seed"
+    assert secret.is_file() and (secret.stat().st_mode & 0o777) == 0o600
     assert (out / "primitives" / "X.py").read_text() == mech.read_text()
     meta = json.loads((out / "primitives" / "X.json").read_text())
     assert meta["origin"]["node"] == origin["node"] and meta["counts"]["params"] > 0
