@@ -387,7 +387,7 @@ def evaluate_promoted(*, pattern: str, seed: int = 0, seeds: int = 1, threads: i
                 if why is not None:
                     info["breach"] = "causality audit"
                     return fail("crashed", why)
-            per_seed.append(_seed_result(cfg, spec_task, val, select, info))
+            per_seed.append(_seed_result(cfg, spec_task, val, select, info, seed=s))
         return {**_seed_mean([(r, False) for r in per_seed], seeds), "seconds": time.time() - t0,
                 **{k: info[k] for k in ("sandbox", "train_sandbox_seconds", "score_sandbox_seconds", "scored_by",
                                    "audit_rows", "audit_max_change")}}
@@ -411,13 +411,20 @@ def _checked_outputs(got, rows: int, length: int, k: int) -> dict | None:
     return {key: got[key] for key in shapes}
 
 
-def _seed_result(cfg, spec, val: list[dict], select: list[dict], info: dict) -> dict:
-    """One seed's result in the trainer's shape (aira.train.trainer._assemble), from harness-computed scores."""
+def _seed_result(cfg, spec, val: list[dict], select: list[dict], info: dict, *, seed: int):
+    """One seed's TrainResult (aira.train.trainer._assemble's shape) from harness-computed scores; the
+    figures about training are the sandbox's descriptive report."""
+    from aira.train.result import TaskScore, TrainResult
+
     name = cfg.mad_score
-    per_task = {n: {"metric": v[name], "select": s[name], **{k: v[k] for k in ("accuracy", "loss", "prob", "loglik")}}
+    per_task = {n: TaskScore(metric=v[name], select=s[name], **{k: v[k] for k in ("accuracy", "loss", "prob", "loglik")})
                 for n, v, s in zip(spec.names, val, select)}
-    return {"status": "ok", "error": "", "metric_name": name, "metric": sum(v[name] for v in val) / len(val),
-            "selection_metric": sum(s[name] for s in select) / len(select),
-            "val_loss": sum(v["loss"] for v in val) / len(val), "per_task": per_task,
-            **{k: info.get(k) for k in ("params", "non_embedding_params", "flops_per_token", "tokens", "steps",
-                                        "tokens_per_s", "peak_mem_mb", "device")}}
+    num = {k: info.get(k) for k in ("params", "non_embedding_params", "flops_per_token", "tokens", "steps",
+                                    "tokens_per_s", "peak_mem_mb")}
+    return TrainResult(
+        status="ok", error="", metric_name=name, lower_is_better=False,
+        metric=sum(v[name] for v in val) / len(val), selection_metric=sum(s[name] for s in select) / len(select),
+        val_loss=sum(v["loss"] for v in val) / len(val), pattern=cfg.pattern, preset=cfg.preset, task=cfg.task,
+        seed=seed, flops=float((num["flops_per_token"] or 0.0) * (num["tokens"] or 0)), wall_s=0.0,
+        compile_s=0.0, device=str(info.get("device")), dtype="fp32" if info.get("device") == "cpu" else "bf16",
+        budget=cfg.budget, data="", per_task=per_task, **num)
