@@ -213,8 +213,12 @@ def build_for_export(
     vocab_size: int | None = None,
     weights: str | Path | None = None,
     seed: int = 0,
+    check=None,
 ):
     """A HybridLM from a pattern + preset, or an extrapolation JSON, or a checkpoint's own config.
+
+    `check(pattern, cfg)`, when given, sees the resolved pattern and ModelConfig before the model is built
+    (it raises UsageError to refuse them).
 
     With `weights` (an aira checkpoint or a bare state dict) the model takes those weights, else it
     keeps its random init (seeded). Returns (model, meta): what the checkpoint recorded besides weights
@@ -241,6 +245,8 @@ def build_for_export(
         cfg = cfg.with_(vocab_size=vocab_size)
     elif state is not None and "embed.weight" in state:
         cfg = cfg.with_(vocab_size=state["embed.weight"].shape[0])  # a checkpoint knows its vocabulary
+    if check is not None:
+        check(pattern, cfg)
     torch.manual_seed(seed)
     model = HybridLM(cfg, pattern)
     if state is not None:
