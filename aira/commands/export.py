@@ -141,9 +141,9 @@ def _check_promoted(pattern, cfg, given: dict) -> None:
     if missing:
         m = missing[0]
         raise UsageError(
-            f"pattern {text} uses {', '.join(missing)}, not a built-in primitive: give its source with "
-            f"--primitive {m}=SOURCE (a Compose run's primitives/{m}.py, an LRA attention.py or a design run "
-            f"folder), or export the run's --config RUN/extrapolate-...json"
+            f"invalid layer pattern {text!r}: {', '.join(missing)} is neither a built-in primitive "
+            f"({''.join(sorted(known))}) nor given with --primitive {m}=SOURCE (a Compose run's primitives/{m}.py, "
+            f"an LRA attention.py or a design run folder); --config RUN/extrapolate-...json brings the run's own"
         )
     for letter, promo in given.items():
         if letter in text:
