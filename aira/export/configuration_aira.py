@@ -14,6 +14,12 @@ from typing import ClassVar
 
 from transformers import PretrainedConfig
 
+# Imported here too, not only by modeling_aira.py: transformers names a local folder's config module by the
+# folder's name and a hash of the module and its relative imports, and maps that config class to the first
+# model class loaded for it. With the mechanisms among its imports, two folders of one name but different
+# mechanisms get two config classes, so neither loads the other's modeling code.
+from .aira_mechanisms import MECHANISMS
+
 # Pattern codes this modeling file implements (see modeling_aira.py).
 SUPPORTED_CODES = "ADEGMSW"
 
@@ -67,6 +73,12 @@ class AiraConfig(PretrainedConfig):
             raise ValueError(
                 f"pattern {pattern!r}: this modeling file implements only {SUPPORTED_CODES} and the promoted "
                 f"mechanisms config.json names ({', '.join(promoted) or 'none'})"
+            )
+        unimported = sorted(set(promoted) - set(MECHANISMS))
+        if unimported:
+            raise ValueError(
+                f"config.json names promoted mechanism(s) {', '.join(unimported)} that aira_mechanisms.py "
+                f"does not import"
             )
         self.pattern = pattern
         self.promoted = promoted  # code -> {"file", "sha256", "origin", ...}
