@@ -381,8 +381,8 @@ def test_primitive_flag_takes_a_run_copy_and_names_its_origin(tmp_path, capsys):
     ([], ("aira: error: invalid layer pattern 'AXXM': X is neither a built-in primitive (ADEGMSW) nor given "
           "with --primitive X=SOURCE")),
     (["--primitive", "X={linear}"], "aira: error: --primitive X={linear}: the run {run} recorded another X"),
-    (["--primitive", "X={nystrom}"], "aira: error: --primitive X: fails the Compose contract at the export's "
-                                     "widths: causality: changing the tokens from position 1 on"),
+    (["--primitive", "X={nystrom}"], ("aira: error: --primitive X: fails the Compose contract at the export's "
+                                      "widths: causality: changing the tokens from position 1 on")),
     (["--primitive", "X={linear}", "--primitive", "X={linear}"], "aira: error: --primitive: X is given twice"),
 ])
 def test_bad_promoted_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, line):
