@@ -401,8 +401,11 @@ def _extrapolated(args: argparse.Namespace) -> dict:
     """Extrapolate a pattern to a target size (into a JSON file when there is a run or --out); prints one
     line, and the JSON itself when it is written nowhere (without --json, which prints it anyway)."""
     from aira.compose.extrapolate import extrapolate
+    from aira.tasks.promoted import run_promotions
 
     pattern = args.pattern
+    if args.run:
+        run_promotions(Path(args.run))  # a run's promoted letters parse and count (measured) here too
     if args.out:
         if Path(args.out).is_dir():
             raise UsageError(f"--out {args.out} is a folder; give a file name")

@@ -23,6 +23,9 @@ Budgets are tokens by default (20 per non-embedding parameter of Llama's alterna
 ratio), so a result does not depend on how loaded the machine is; a time budget is accepted with a
 warning. Jobs go through the one job loop (`aira.agents.jobs.run_jobs`) and the shared evaluation cache,
 one (pattern, seed) per job; on a machine with several GPUs each job takes one, on one GPU they share it.
+A run with promoted primitives (`compose run --primitive X=...`): its recorded copies (config.json) are
+registered here, and a job whose pattern uses one carries the mechanism's source and runs sandboxed,
+outside the shared cache, as the search ran it (`ComposeTask.make_job`); the built-in arms run as before.
 `RUN/verify.json` is rewritten after every finished job, so an interrupted verification keeps its seeds
 and a rerun trains only what is missing; `aira report RUN` shows it.
 """
@@ -91,6 +94,7 @@ class Plan:
     budget: str
     reference_params: int
     notes: list[str] = field(default_factory=list)
+    primitives: dict[str, dict] = field(default_factory=dict)  # the run's promoted mechanisms (Promotion JSON)
 
 
 def _non_embedding(pattern: str, cfg, ffn_dim: int) -> int:
@@ -220,10 +224,13 @@ def plan(run: str | Path, settings: VerifySettings, *, pattern: str | None = Non
         raise UsageError(f"--min-gain must be >= 0 bits per byte, got {settings.min_gain}")
     if settings.executor not in ("local", "inline"):
         raise UsageError(f"--executor must be local or inline, got {settings.executor!r}")
+    from aira.tasks.promoted import run_promotions
+
     preset = get_preset(settings.target)
     d = Path(run)
     if d.exists() and not d.is_dir():
         raise UsageError(f"{run} is a file; give a run folder")
+    promoted = run_promotions(d) if d.is_dir() else {}  # registered: the winner may use them
     if pattern is None and not d.is_dir():
         raise UsageError(f"no run at {run}; give a Compose run folder, or --pattern and a folder for verify.json")
     winner, source = _winner(d, pattern, preset.name)
@@ -243,7 +250,8 @@ def plan(run: str | Path, settings: VerifySettings, *, pattern: str | None = Non
     train = {"task": f"lm:{settings.corpus}", "preset": preset.name, "budget": budget, "tokenizer": "bytes",
              "eval_tokens": settings.eval_tokens}
     _check_corpus(settings.corpus, preset.seq_len)
-    return Plan(d, source, arms, train, budget, reference, notes)
+    return Plan(d, source, arms, train, budget, reference, notes,
+                {c: p.to_json() for c, p in promoted.items() if any(c in a.pattern for a in arms)})
 
 
 def _check_corpus(corpus: str, seq_len: int) -> None:
@@ -296,11 +304,14 @@ def run_verify(run: str | Path, settings: VerifySettings, *, pattern: str | None
         arm = next(a for a in p.arms if _job_key(a) == (pat, ffn))
         if arm.matched:
             train["overrides"] = {"ffn_dim": ffn}
+        used = {c: promo for c, promo in p.primitives.items() if c in pat}
         for s in range(settings.seeds):
             kwargs = {"pattern": pat, "seed": s, "seeds": 1, "cache_dir": settings.cache_dir,
                       "threads": wplan.threads, "device": settings.device, "train": train}
+            if used:  # the mechanism's code: sandboxed, outside the shared cache, as the search ran it
+                kwargs.update(cache_dir=None, primitives=used)
             jobs.append((Job(id=f"verify-{i:02d}-s{s}", fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
-                             timeout_s=timeout, gpus=1 if gpus > 1 else 0), ((pat, ffn), s)))
+                             timeout_s=timeout, gpus=1 if gpus > 1 else 0, sandbox=bool(used)), ((pat, ffn), s)))
     log(f"aira compose verify: {len(p.arms)} patterns x {settings.seeds} seeds = {len(jobs)} trainings at "
         f"{p.train['preset']} width, {p.budget} each, byte-level {settings.corpus} (scored on its heldout split); "
         f"{wplan.describe() if settings.executor == 'local' else 'inline, one at a time'} -> {p.run / 'verify.json'}")

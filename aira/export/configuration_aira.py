@@ -2,7 +2,8 @@
 
 This file is copied verbatim into every exported model folder, so it must not import aira: it is
 loaded by `AutoConfig.from_pretrained(folder, trust_remote_code=True)` on machines without aira.
-The fields are the layer pattern plus every field of aira's `ModelConfig`, under aira's own names;
+The fields are the layer pattern plus every field of aira's `ModelConfig`, under aira's own names, and
+`promoted`: per promoted mechanism's code, its file beside this one, sha256 and origin;
 the usual Hugging Face names (hidden_size, num_attention_heads, max_position_embeddings, ...) are
 aliases, so tools such as lm-evaluation-harness find what they look for.
 """
@@ -12,6 +13,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from transformers import PretrainedConfig
+
+# Imported here too, not only by modeling_aira.py: transformers names a local folder's config module by the
+# folder's name and a hash of the module and its relative imports, and maps that config class to the first
+# model class loaded for it. With the mechanisms among its imports, two folders of one name but different
+# mechanisms get two config classes, so neither loads the other's modeling code.
+from .aira_mechanisms import MECHANISMS
 
 # Pattern codes this modeling file implements (see modeling_aira.py).
 SUPPORTED_CODES = "ADEGMSW"
@@ -57,12 +64,24 @@ class AiraConfig(PretrainedConfig):
         norm_eps: float = 1e-5,
         causal: bool = True,
         init_std: float = 0.02,
+        promoted: dict | None = None,
         **kwargs,
     ):
-        bad = sorted(set(pattern) - set(SUPPORTED_CODES))
+        promoted = dict(promoted or {})
+        bad = sorted(set(pattern) - set(SUPPORTED_CODES) - set(promoted))
         if bad or not pattern:
-            raise ValueError(f"pattern {pattern!r}: this modeling file implements only {SUPPORTED_CODES}")
+            raise ValueError(
+                f"pattern {pattern!r}: this modeling file implements only {SUPPORTED_CODES} and the promoted "
+                f"mechanisms config.json names ({', '.join(promoted) or 'none'})"
+            )
+        unimported = sorted(set(promoted) - set(MECHANISMS))
+        if unimported:
+            raise ValueError(
+                f"config.json names promoted mechanism(s) {', '.join(unimported)} that aira_mechanisms.py "
+                f"does not import"
+            )
         self.pattern = pattern
+        self.promoted = promoted  # code -> {"file", "sha256", "origin", ...}
         self.d_model = d_model
         self.n_heads = n_heads
         self.n_kv_heads = n_kv_heads

@@ -3,6 +3,10 @@
     <out>/config.json              model_type "aira_hybrid", auto_map, the pattern, every ModelConfig field
     <out>/configuration_aira.py    copied from this package (plain transformers, no aira import)
     <out>/modeling_aira.py         the same: the primitives re-stated in plain PyTorch
+    <out>/aira_mechanisms.py       the promoted mechanisms by code (the package's empty table, or written
+                                   with one relative import per promoted code)
+    <out>/aira_mechanism_X.py      a promoted mechanism's source as aira ran it (sha256 and origin in
+                                   config.json "promoted")
     <out>/model.safetensors        the weights (pytorch_model.bin when safetensors is not installed)
     <out>/README.md                what the folder is and how to load it
     with a tokenizer: tokenizer.json, tokenizer_config.json, and generation_config.json (eos and pad
@@ -16,8 +20,10 @@ a concatenation would have to rewrite imports and strip decorators, and would br
 a primitive gains an import. The two files here are ordinary modules of this package, linted and
 tested like the rest: tests/export loads an exported folder and checks its logits against HybridLM on
 the same weights, so a change to a primitive that the modeling file does not follow fails CI. The
-price: only the built-in primitives (A, D, E, G, M, S, W) export; a user-registered primitive is refused,
-and so is a promoted mechanism (aira/models/mechanism.py: an LRA attention.py made a Compose primitive).
+price: only the built-in primitives (A, D, E, G, M, S, W) are re-stated; a user-registered primitive is
+refused. A promoted mechanism (aira/models/mechanism.py: an LRA attention.py made a Compose primitive) is
+different: it is a self-contained file with LRA's contract (torch only), so its source travels verbatim
+into the folder and modeling_aira.py adapts it as aira does.
 Parameter names are aira's own, so a HybridLM state dict goes in unchanged (a tied head is dropped:
 the exported model reads the embedding matrix instead).
 """
@@ -35,7 +41,8 @@ from aira.errors import UsageError
 from aira.userfiles import check_out_dir, make_out_dir, read_text
 
 MODEL_TYPE = "aira_hybrid"
-CODE_FILES = ("configuration_aira.py", "modeling_aira.py")
+CODE_FILES = ("configuration_aira.py", "modeling_aira.py", "aira_mechanisms.py")
+MECHANISM_FILE = "aira_mechanism_{code}.py"
 WRITTEN_FILES = (
     *CODE_FILES,
     "config.json",
@@ -60,8 +67,9 @@ HF_ALIASES = {
 }
 
 
-def hf_config(pattern: str, cfg) -> dict:
-    """The config.json dict of `pattern` at ModelConfig `cfg`."""
+def hf_config(pattern: str, cfg, promoted: dict | None = None) -> dict:
+    """The config.json dict of `pattern` at ModelConfig `cfg`; `promoted`: code -> the Promoted class
+    (aira/models/mechanism.py) of each promoted mechanism the pattern uses."""
     from aira import __version__
 
     fields = asdict(cfg)
@@ -78,7 +86,33 @@ def hf_config(pattern: str, cfg) -> dict:
         "num_hidden_layers": len(pattern),
         "torch_dtype": "float32",
         "aira_version": __version__,
+        "promoted": {
+            code: {"file": MECHANISM_FILE.format(code=code), "sha256": cls.sha256, "origin": cls.origin}
+            for code, cls in (promoted or {}).items()
+        },
     }
+
+
+def promoted_mechanisms(model) -> dict[str, type]:
+    """code -> the Promoted class of each promoted mechanism in `model`, in order of first use."""
+    return {
+        code: type(block.mixer)
+        for code, block in zip(model.pattern, model.blocks)
+        if code not in SUPPORTED_CODES and isinstance(getattr(type(block.mixer), "source", None), str)
+    }
+
+
+def mechanisms_index(codes: list[str]) -> str:
+    """aira_mechanisms.py of a folder with promoted mechanisms: static relative imports, so transformers copies
+    each file into its module cache with modeling_aira.py."""
+    imports = "".join(f"from .{MECHANISM_FILE.format(code=c)[:-3]} import Attention as Attention_{c}\n" for c in codes)
+    table = ", ".join(f'"{c}": Attention_{c}' for c in codes)
+    return (
+        '"""The promoted mechanisms of this exported aira model, by layer code (written by `aira export`).\n\n'
+        "Each file imported here is a mechanism's source as aira ran it; config.json \"promoted\" holds its\n"
+        'sha256 and origin.\n"""\n\n'
+        f"{imports}\nMECHANISMS: dict[str, type] = {{{table}}}\n"
+    )
 
 
 def _promoted_codes() -> set[str]:
@@ -88,18 +122,11 @@ def _promoted_codes() -> set[str]:
 
 
 def check_exportable(pattern: str, cfg) -> None:
-    bad = sorted(set(pattern) - set(SUPPORTED_CODES))
-    promoted = [c for c in bad if c in _promoted_codes()]
-    if promoted:
-        raise UsageError(
-            f"cannot export promoted primitive(s) {', '.join(promoted)}: the Hugging Face modeling file re-states "
-            f"aira's built-in primitives ({', '.join(SUPPORTED_CODES)}) without aira, and does not embed a "
-            f"promoted mechanism's code"
-        )
+    bad = sorted(set(pattern) - set(SUPPORTED_CODES) - _promoted_codes())
     if bad:
         raise UsageError(
             f"cannot export layer code(s) {', '.join(bad)}: the Hugging Face modeling file "
-            f"implements {', '.join(SUPPORTED_CODES)} only"
+            f"implements {', '.join(SUPPORTED_CODES)} and promoted mechanisms only"
         )
     if not cfg.causal:
         raise UsageError("cannot export a bidirectional model (causal=False) as a causal LM")
@@ -143,6 +170,7 @@ def export_model(
     out = Path(out)
     pattern = model.pattern
     check_exportable(pattern, model.cfg)
+    promoted = promoted_mechanisms(model)
     check_out_dir(out, "--out")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UsageError(f"output folder {out} is not empty (pass --force to overwrite)")
@@ -154,10 +182,16 @@ def export_model(
     make_out_dir(out, "--out")
     for name in WRITTEN_FILES:  # no stale tokenizer or second weights file from an earlier export
         (out / name).unlink(missing_ok=True)
+    for stale in out.glob(MECHANISM_FILE.format(code="*")):
+        stale.unlink()
     here = Path(__file__).parent
     for name in CODE_FILES:
         shutil.copyfile(here / name, out / name)
-    config = hf_config(pattern, model.cfg)
+    if promoted:
+        (out / "aira_mechanisms.py").write_text(mechanisms_index(list(promoted)))
+        for code, cls in promoted.items():  # byte for byte what aira ran: its sha256 is config.json's
+            (out / MECHANISM_FILE.format(code=code)).write_bytes(cls.source.encode("utf-8"))
+    config = hf_config(pattern, model.cfg, promoted)
     if tokenizer is not None:
         from aira.export.tokenizer import write_tokenizer
 
@@ -167,7 +201,7 @@ def export_model(
             (out / "generation_config.json").write_text(json.dumps(ids, indent=2) + "\n")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     weights = write_weights(export_state_dict(model), out)
-    (out / "README.md").write_text(_readme(config, weights.name, model.num_params(), model.cfg, source))
+    (out / "README.md").write_text(_readme(config, weights.name, model.num_params(), model.cfg, source, promoted))
     return out
 
 
@@ -179,8 +213,12 @@ def build_for_export(
     vocab_size: int | None = None,
     weights: str | Path | None = None,
     seed: int = 0,
+    check=None,
 ):
     """A HybridLM from a pattern + preset, or an extrapolation JSON, or a checkpoint's own config.
+
+    `check(pattern, cfg)`, when given, sees the resolved pattern and ModelConfig before the model is built
+    (it raises UsageError to refuse them).
 
     With `weights` (an aira checkpoint or a bare state dict) the model takes those weights, else it
     keeps its random init (seeded). Returns (model, meta): what the checkpoint recorded besides weights
@@ -207,6 +245,8 @@ def build_for_export(
         cfg = cfg.with_(vocab_size=vocab_size)
     elif state is not None and "embed.weight" in state:
         cfg = cfg.with_(vocab_size=state["embed.weight"].shape[0])  # a checkpoint knows its vocabulary
+    if check is not None:
+        check(pattern, cfg)
     torch.manual_seed(seed)
     model = HybridLM(cfg, pattern)
     if state is not None:
@@ -263,18 +303,37 @@ PRIMITIVES = {
 }
 
 
-def _primitive_lines(pattern: str, cfg) -> str:
+def _promoted_line(code: str, cls) -> str:
+    from aira.models.mechanism import describe_origin
+
+    doc = (cls.mechanism.__doc__ or "").strip().splitlines()
+    about = f" ({doc[0].rstrip('.')})" if doc else ""
+    return (f"promoted mechanism{about}, source `{MECHANISM_FILE.format(code=code)}` (sha256 "
+            f"{cls.sha256[:12]}...), from {describe_origin(cls.origin)}")
+
+
+def _primitive_lines(pattern: str, cfg, promoted: dict | None = None) -> str:
     """One line per code the pattern uses, in order of first use, with its count."""
     codes = dict.fromkeys(pattern)
-    return "\n".join(f"- `{c}` x{pattern.count(c)}: {PRIMITIVES[c](cfg)}" for c in codes)
+    promoted = promoted or {}
+    return "\n".join(
+        f"- `{c}` x{pattern.count(c)}: {_promoted_line(c, promoted[c]) if c in promoted else PRIMITIVES[c](cfg)}"
+        for c in codes
+    )
 
 
-def _readme(config: dict, weights_name: str, n_params: int, cfg, source: str | None = None) -> str:
+def _readme(config: dict, weights_name: str, n_params: int, cfg, source: str | None = None,
+            promoted: dict | None = None) -> str:
     made = f"\nMade from {source}.\n" if source else ""
+    rerun = (
+        f"\nThe promoted mechanisms' layers ({', '.join(promoted)}) have no cache contract: they keep their "
+        "inputs and rerun on the whole prefix at each step."
+        if promoted else ""
+    )
     return f"""# aira hybrid model `{config["pattern"]}`
 
 Exported by aira {config["aira_version"]}: the layer pattern `{config["pattern"]}`, {config["num_hidden_layers"]} layers:
-{_primitive_lines(config["pattern"], cfg)}
+{_primitive_lines(config["pattern"], cfg, promoted)}
 
 d_model {config["d_model"]}, vocabulary {config["vocab_size"]}, {n_params:,} parameters, weights in `{weights_name}`.
 {made}
@@ -284,5 +343,5 @@ model = AutoModelForCausalLM.from_pretrained("<this folder>", trust_remote_code=
 ```
 
 The modeling code needs only torch and transformers. `generate` keeps an inference cache (each
-layer's keys and values, or its recurrent state); batches must be right-padded.
+layer's keys and values, or its recurrent state); batches must be right-padded.{rerun}
 """

@@ -20,9 +20,13 @@ Layers, one pre-norm residual block x + mixer(RMSNorm(x)) per pattern code:
   E  mixture of SwiGLU experts: softmax router, top-k renormalised gates (computed densely here:
      every expert on every token, the unchosen ones weighted 0); its load-balancing loss is a training
      term only and is not part of this file's loss
+  any other code: a promoted mechanism (config.json "promoted"), an LRA attention.py whose source the
+     exporter copied beside this file (aira_mechanism_<code>.py, imported through aira_mechanisms.py,
+     checked against its sha256 when built), adapted as aira adapts it (AiraPromoted)
 Generation keeps an inference cache (AiraCache): attention layers keep their rotated keys and values,
 Mamba-2 and Gated DeltaNet their last ssm_conv - 1 convolution inputs and their recurrent state, GLA its
-recurrent state; each new token then costs one step, not a pass over the prefix. The scans take the
+recurrent state; each new token then costs one step, not a pass over the prefix (a promoted mechanism,
+which has no cache contract, keeps its inputs and reruns on the whole prefix). The scans take the
 state entering the sequence and return the state leaving it, so the prompt runs through the same chunked
 code as training and every later token continues from there (tests/export checks cached generation
 token for token against `use_cache=False`). Batches must be right-padded (or unpadded): a causal
@@ -32,7 +36,10 @@ tokens into the recurrent states, so a left-padded attention mask is refused.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -41,6 +48,7 @@ from torch import Tensor, nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from .aira_mechanisms import MECHANISMS
 from .configuration_aira import AiraConfig
 
 # The output field of the cache: "cache" in transformers 5, "past_key_values" before.
@@ -402,6 +410,37 @@ class AiraGLA(nn.Module):
         return self.out_proj(o.reshape(b, l, D).to(x.dtype) * F.silu(gate))
 
 
+class AiraPromoted(nn.Module):
+    """A promoted mechanism, adapted as aira adapts it (aira/models/mechanism.py): built with causal=True at the
+    model's width, heads and max_seq_len, called with an all-False padding mask; its parameters sit under
+    `inner`, as in aira. It has no inference-cache contract, so with a cache it keeps its inputs so far and
+    reruns on the whole prefix, returning the new positions' outputs (equal to a pass over the whole
+    sequence because the mechanism is causal, which aira checks before it is searched or exported)."""
+
+    def __init__(self, config: AiraConfig, code: str):
+        super().__init__()
+        entry = config.promoted[code]
+        mechanism = MECHANISMS.get(code)
+        if mechanism is None:
+            raise ValueError(f"layer code {code}: config.json names a promoted mechanism that aira_mechanisms.py "
+                             f"does not import")
+        digest = hashlib.sha256(Path(inspect.getfile(mechanism)).read_bytes()).hexdigest()
+        if digest != entry["sha256"]:
+            raise ValueError(f"{entry['file']}: its sha256 {digest[:12]}... is not config.json's "
+                             f"{entry['sha256'][:12]}...: the file was changed after export")
+        self.inner = mechanism(d_model=config.d_model, n_heads=config.n_heads, max_len=config.max_seq_len,
+                               causal=True)
+
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
+        new = x.shape[1]
+        if cache is not None:  # the inputs of every position so far, (B, past + L, D)
+            if "x" in cache:
+                x = torch.cat((cache["x"], x), dim=1)
+            cache["x"] = x
+        y = self.inner(x, torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device))
+        return y[:, x.shape[1] - new :]
+
+
 class AiraBlock(nn.Module):
     def __init__(self, config: AiraConfig, code: str):
         super().__init__()
@@ -420,6 +459,8 @@ class AiraBlock(nn.Module):
             self.mixer = AiraGLA(config)
         elif code == "E":
             self.mixer = AiraMoE(config)
+        elif code in config.promoted:
+            self.mixer = AiraPromoted(config, code)
         else:
             raise ValueError(f"unknown layer code {code!r}")
 

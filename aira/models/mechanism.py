@@ -114,5 +114,6 @@ def promoted_primitive(code: str, name: str, source: str, origin: dict) -> type[
     Promoted.__name__ = Promoted.__qualname__ = f"Promoted{code}"
     Promoted.__doc__ = f"A mechanism promoted from {describe_origin(origin)}{about}"
     Promoted.mechanism, Promoted.source, Promoted.sha256 = mechanism, source, sha256(source)
+    Promoted.origin = origin
     register(code, name, origin={**origin, "sha256": sha256(source)})(Promoted)
     return Promoted

@@ -242,6 +242,26 @@ def measured_counts(cls, cfg) -> dict:
             "attention_params": Attention.num_params(cfg), "attention_flops_per_token": Attention.flops_per_token(cfg, L)}
 
 
+def run_promotions(run_dir: Path) -> dict[str, Promotion]:
+    """The promoted primitives a Compose run recorded (config.json `task_kwargs.primitives`), registered in
+    this process so that its patterns parse and count; {} for a folder that is not a Compose run or has none.
+    A copy whose source no longer matches its sha256 is refused (UsageError)."""
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    recorded = (config.get("task_kwargs") or {}).get("primitives") if isinstance(config, dict) else None
+    if config.get("task") != "compose" or not isinstance(recorded, dict):
+        return {}
+    try:
+        promos = {letter: Promotion(**p) for letter, p in recorded.items()}
+    except TypeError as e:
+        raise UsageError(f"{run_dir}/config.json: a malformed promoted primitive ({e})") from None
+    for promo in promos.values():
+        register_promoted(promo)
+    return promos
+
+
 def write_run_copy(out: Path, promos: list[Promotion], counts: dict[str, dict]) -> None:
     """RUN/primitives/X.py (the source as promoted) and X.json (sha256, origin, measured counts)."""
     from aira.fileio import write_atomic

@@ -128,13 +128,49 @@ def test_bad_primitives_are_one_line_and_exit_2_before_the_run_folder(tmp_path, 
     assert not out.exists()
 
 
-def test_export_refuses_a_promoted_primitive(tmp_path, capsys):
-    from aira.export.hf import check_exportable
+def _run_folder(tmp_path, letter: str, source_path, pattern: str):
+    """A Compose run folder as `compose run --primitive` leaves it: the copy in config.json, an aggregate."""
+    promo = load_promoted(letter, str(source_path))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "compose", "task_kwargs": {
+        "space": "attn-mlp", "primitives": {letter: promo.to_json()}}}))
+    (run / "aggregate.json").write_text(json.dumps({"pattern": pattern}))
+    return run, promo
 
-    register_promoted(load_promoted("X", str(path("softmax"))))
-    with pytest.raises(Exception, match="cannot export promoted primitive"):
-        check_exportable("AXMX", CFG)
-    assert registry.get("X").origin["path"] == str(path("softmax").resolve())
+
+def test_extrapolating_a_run_with_x_to_1b_counts_what_the_built_model_holds(tmp_path, capsys):
+    from aira.models import HybridLM, ModelConfig
+
+    run, promo = _run_folder(tmp_path, "X", path("softmax"), "AXMXAXMM")
+    register_promoted(load_promoted("X", str(path("linear"))))  # another X in this process: the run's must win
+    capsys.readouterr()
+    assert main(["compose", "extrapolate", str(run), "--target", "1B", "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)
+    assert e["source_pattern"] == "AXMXAXMM" and registry.get("X").origin["sha256"] == promo.sha256
+    cfg = ModelConfig(**e["model_config"])
+    with torch.device("meta"):  # the 1B model built, not counted: parameters by the tensors it holds
+        model = HybridLM(cfg, e["pattern"])
+    assert e["params"] == sum(p.numel() for p in model.parameters())
+    x_layers = [b for c, b in zip(e["pattern"], model.blocks) if c == "X"]
+    assert len(x_layers) == e["pattern"].count("X") > 0
+    # FLOPs: the X layers' share is 3x the counter on one built layer's forward at 1B width and length
+    L, D = cfg.max_seq_len, cfg.d_model
+    one = counted_flops(x_layers[0].mixer, torch.empty(1, L, D, device="meta")) / L
+    assert one == pytest.approx(8 * D * D + 4 * D * L)  # softmax: fused qkv, out (with biases), full L x L
+    without_x = "".join(c for c in e["pattern"] if c != "X")
+    assert e["flops_per_token"] - flops_per_token(without_x, cfg, L) == pytest.approx(3 * one * len(x_layers))
+
+
+def test_an_edited_run_copy_is_refused(tmp_path, capsys):
+    run, _ = _run_folder(tmp_path, "X", path("softmax"), "AXMX")
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["task_kwargs"]["primitives"]["X"]["source"] += "\nprint('changed')\n"
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["compose", "extrapolate", str(run), "--target", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "aira: error: primitive X: the recorded source does not match its sha256 ")
 
 
 @pytest.mark.slow

@@ -172,3 +172,55 @@ def test_verify_end_to_end_on_a_tiny_preset(smoke_run, capsys):
     assert main(["report", str(smoke_run)]) == 0
     html = (smoke_run / "report.html").read_text()
     assert 'id="verify"' in html and f'data-name="winner" data-verdict="{c["verdict"]}"' in html
+
+
+def _promoted_run(tmp_path):
+    """A Compose run folder that promoted the library's softmax attention as X (as `compose run --primitive`
+    records it in config.json)."""
+    from aira.tasks.lra.mechanisms import path
+    from aira.tasks.promoted import load_promoted
+
+    promo = load_promoted("X", str(path("softmax")))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "compose", "task_kwargs": {
+        "space": "attn-mlp", "primitives": {"X": promo.to_json()}}}))
+    return run, promo
+
+
+VERIFY_X = ["--pattern", "AXMM", "--target", "tiny", "--budget", "2048 tokens", "--seeds", "2", "--baselines",
+            "llama", "--eval-tokens", "1024", "--min-gain", "0"]
+
+
+def test_a_winner_with_a_promoted_primitive_runs_sandboxed_with_its_source(tmp_path, monkeypatch):
+    import aira.agents.jobs
+
+    run, promo = _promoted_run(tmp_path)
+    seen = []
+    monkeypatch.setattr(aira.agents.jobs, "run_jobs", lambda executor, jobs, on_result: seen.extend(jobs))
+    assert main(["compose", "verify", str(run), *VERIFY_X, "--executor", "inline",
+                 "--cache", str(tmp_path / "cache")]) == 0
+    by_pattern = {}
+    for job, ((pattern, _), seed) in seen:
+        by_pattern.setdefault(pattern, []).append((job, seed))
+    assert sorted(by_pattern) == ["AMAM", "AXMM"]
+    for job, _ in by_pattern["AXMM"]:  # the mechanism's code: in the sandbox, with its source, no shared cache
+        assert job.sandbox and job.kwargs["cache_dir"] is None
+        assert job.kwargs["primitives"] == {"X": promo.to_json()}
+    for job, _ in by_pattern["AMAM"]:  # built-ins only: as before
+        assert not job.sandbox and "primitives" not in job.kwargs
+        assert job.kwargs["cache_dir"] == str(tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_verify_trains_a_promoted_winner_in_the_sandbox(tmp_path, capsys):
+    run, _ = _promoted_run(tmp_path)
+    assert main(["compose", "verify", str(run), *VERIFY_X, "--executor", "local", "--workers", "2",
+                 "--cache", str(tmp_path / "cache")]) == 0
+    v = json.loads((run / "verify.json").read_text())
+    assert v["complete"] and [a["pattern"] for a in v["arms"]] == ["AXMM", "AMAM"]
+    assert all(0 < s["heldout_bpb"] < 9 and s["tokens"] == 2048 and not s["cached"]
+               for a in v["arms"] for s in a["seeds"].values())
+    jobs = run / "verify-jobs"  # sandboxed jobs get a workdir; the others a job.json beside their log
+    assert sorted(p.name for p in jobs.glob("*.work")) == ["verify-00-s0.work", "verify-00-s1.work"]
+    assert sorted(p.name for p in jobs.glob("*.job.json")) == ["verify-01-s0.job.json", "verify-01-s1.job.json"]

@@ -147,7 +147,7 @@ def test_bare_state_dict_with_ddp_prefixes_loads(tmp_path):
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
-    with pytest.raises(UsageError, match="implements A, D, E, G, M, S, W only"):
+    with pytest.raises(UsageError, match="implements A, D, E, G, M, S, W and promoted mechanisms only"):
         check_exportable("AMZ", resolve_config("tiny"))
     with pytest.raises(UsageError, match="bidirectional"):
         check_exportable("AM", resolve_config("tiny", causal=False))
@@ -318,3 +318,83 @@ def test_readme_says_where_the_model_came_from(tmp_path):
     ck = tmp_path / "ck" / "step_00000007.pt"
     assert main(["export", "--weights", str(ck), "--out", str(tmp_path / "w")]) == 0
     assert f"Made from the weights {ck} (step 7)." in (tmp_path / "w" / "README.md").read_text()
+
+
+def _promoted_run(tmp_path, name: str = "softmax"):
+    """A Compose run folder that promoted an LRA mechanism as X, with a tiny extrapolation of its winner."""
+    from aira.compose.extrapolate import extrapolate
+    from aira.tasks.lra.mechanisms import path
+    from aira.tasks.promoted import load_promoted, register_promoted
+
+    promo = load_promoted("X", str(path(name)))
+    register_promoted(promo)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "compose", "task_kwargs": {
+        "space": "attn-mlp", "primitives": {"X": promo.to_json()}}}))
+    (run / "ext.json").write_text(json.dumps(extrapolate("AXMX", "tiny", "stretch").to_dict()))
+    return run, promo
+
+
+def test_a_promoted_mechanism_travels_verbatim_with_its_sha256_and_origin(tmp_path):
+    import hashlib
+
+    from aira.tasks.lra.mechanisms import path
+
+    run, promo = _promoted_run(tmp_path)
+    assert main(["export", "--config", str(run / "ext.json"), "--out", str(tmp_path / "m")]) == 0
+    out = tmp_path / "m"
+    source = path("softmax").read_bytes()
+    assert (out / "aira_mechanism_X.py").read_bytes() == source
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["promoted"] == {"X": {"file": "aira_mechanism_X.py", "sha256": hashlib.sha256(source).hexdigest(),
+                                     "origin": {"kind": "file", "path": str(path("softmax").resolve())}}}
+    assert "X" in cfg["pattern"]
+    assert (out / "aira_mechanisms.py").read_text().splitlines()[6:] == [
+        "from .aira_mechanism_X import Attention as Attention_X", "",
+        'MECHANISMS: dict[str, type] = {"X": Attention_X}']
+    readme = (out / "README.md").read_text()
+    assert (f"- `X` x{cfg['pattern'].count('X')}: promoted mechanism, source `aira_mechanism_X.py` (sha256 "
+            f"{promo.sha256[:12]}...), from file {path('softmax').resolve()}") in readme
+    # the same folder exported again without X: no stale mechanism, the package's empty table
+    assert main(["export", "--pattern", "AM", "--out", str(out), "--force"]) == 0
+    assert not (out / "aira_mechanism_X.py").exists() and json.loads((out / "config.json").read_text())["promoted"] == {}
+    assert (out / "aira_mechanisms.py").read_text() == Path("aira/export/aira_mechanisms.py").read_text()
+
+
+def test_primitive_flag_takes_a_run_copy_and_names_its_origin(tmp_path, capsys):
+    from aira.tasks.promoted import write_run_copy
+
+    run, promo = _promoted_run(tmp_path)
+    promo = type(promo)("X", promo.source, promo.sha256, {"kind": "design-run", "run": "/d", "node": "n7",
+                                                          "task": "lra-listops"})
+    write_run_copy(run, [promo], {})  # RUN/primitives/X.py and X.json, as compose run writes them
+    capsys.readouterr()
+    assert main(["export", "--pattern", "AXXM", "--primitive", f"X={run / 'primitives' / 'X.py'}",
+                 "--out", str(tmp_path / "m")]) == 0
+    assert "promoted X: aira_mechanism_X.py, sha256 " + promo.sha256[:12] + ", design run /d node n7 (lra-listops)" \
+        in capsys.readouterr().out
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["promoted"]["X"]["origin"]["node"] == "n7"
+
+
+@pytest.mark.parametrize("extra, line", [
+    ([], ("aira: error: invalid layer pattern 'AXXM': X is neither a built-in primitive (ADEGMSW) nor given "
+          "with --primitive X=SOURCE")),
+    (["--primitive", "X={linear}"], "aira: error: --primitive X={linear}: the run {run} recorded another X"),
+    (["--primitive", "X={nystrom}"], ("aira: error: --primitive X: fails the Compose contract at the export's "
+                                      "widths: causality: changing the tokens from position 1 on")),
+    (["--primitive", "X={linear}", "--primitive", "X={linear}"], "aira: error: --primitive: X is given twice"),
+])
+def test_bad_promoted_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, extra, line):
+    from aira.models import registry
+    from aira.tasks.lra.mechanisms import path
+
+    run, _ = _promoted_run(tmp_path)
+    registry._BY_CODE.pop("X"), registry._BY_NAME.pop("promoted-x")  # as in a fresh process
+    names = {"linear": path("linear"), "nystrom": path("nystrom"), "run": run}
+    extra = [a.format(**names) for a in extra]
+    model = ["--config", str(run / "ext.json")] if "another" in line else ["--pattern", "AXXM"]
+    assert main(["export", *model, *extra, "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(line.format(**names))
+    assert not (tmp_path / "m").exists()

@@ -24,14 +24,23 @@ SETTINGS = {
     "tied-gqa": {"n_kv_heads": 2, "ssm_chunk": 8, "window": 5},
     "untied-groups": {"n_kv_heads": 4, "ssm_chunk": 8, "window": 5, "ssm_groups": 2, "tie_embeddings": False},
     "deltanet-gla-moe": {"n_kv_heads": 2, "ssm_chunk": 8, "moe_experts": 4, "moe_top_k": 2},
+    # promoted mechanisms (LRA attention.py files made Compose primitives) as X beside built-ins: softmax
+    # attention, and the long convolution, whose kernel's size follows max_seq_len
+    "promoted-softmax": {"n_kv_heads": 2, "ssm_chunk": 8, "window": 5},
+    "promoted-longconv": {"n_kv_heads": 2, "ssm_chunk": 8, "window": 5},
 }
-PATTERNS = {"deltanet-gla-moe": "DEGMADSE"}
+PATTERNS = {"deltanet-gla-moe": "DEGMADSE", "promoted-softmax": "AXMSXW", "promoted-longconv": "XMSXWA"}
 PATTERN = "AMSWSMA"
 L = 21
 
 
 def _perturbed(name: str):
     """A model whose every parameter (norms, D, dt, A included) differs from its init, so each one counts."""
+    if name.startswith("promoted-"):
+        from aira.tasks.lra.mechanisms import path
+        from aira.tasks.promoted import load_promoted, register_promoted
+
+        register_promoted(load_promoted("X", str(path(name.removeprefix("promoted-")))))
     torch.manual_seed(0)
     model = build_model(PATTERNS.get(name, PATTERN), "tiny", vocab_size=101, **SETTINGS[name])
     with torch.no_grad():
@@ -223,3 +232,43 @@ def test_generate_with_the_cache_equals_generate_without(pair, beams):
     assert cached.shape == (2, 20) and torch.equal(cached, plain)
     assert lengths[:n_cached] == [6] + [1] * (n_cached - 1)  # the cache was used: one new token a step
     assert lengths[n_cached:] == list(range(6, 6 + len(lengths) - n_cached))  # without: the whole prefix
+
+
+def test_an_edited_mechanism_file_is_refused_at_load(tmp_path):
+    from aira.tasks.lra.mechanisms import path
+    from aira.tasks.promoted import load_promoted, register_promoted
+
+    register_promoted(load_promoted("X", str(path("linear"))))
+    folder = export_model(build_model("AXM", "tiny", vocab_size=50), tmp_path / "edited")
+    with open(folder / "aira_mechanism_X.py", "a") as f:
+        f.write("# changed\n")
+    with pytest.raises(ValueError, match=r"aira_mechanism_X.py: its sha256 \w{12}\.\.\. is not config.json's"):
+        transformers.AutoModelForCausalLM.from_pretrained(str(folder), trust_remote_code=True)
+
+
+def test_a_runs_extrapolation_exports_and_loads_with_aira_s_logits(tmp_path):
+    # `aira export --config RUN/...json` of a run with X: the folder loads where aira is absent from the
+    # import path's view (trust_remote_code), and computes what aira's model of the same seed computes
+    from aira.cli import main
+    from aira.models import HybridLM, ModelConfig
+    from tests.export.test_hf_files import _promoted_run
+
+    run, _ = _promoted_run(tmp_path, "local")
+    assert main(["export", "--config", str(run / "ext.json"), "--seed", "3", "--out", str(tmp_path / "run-x")]) == 0
+    ext = json.loads((run / "ext.json").read_text())
+    torch.manual_seed(3)
+    ref = HybridLM(ModelConfig(**ext["model_config"]), ext["pattern"]).eval()
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "run-x"), trust_remote_code=True).eval()
+    assert hf.config.promoted["X"]["origin"]["path"].endswith("local.py")
+    idx = torch.randint(0, ref.cfg.vocab_size, (2, 40), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        want, _ = ref(idx)
+        got = hf(input_ids=idx).logits
+    assert "X" in ext["pattern"] and (got - want).abs().max().item() <= 1e-5 and want.std() > 0.1
+    out = hf.generate(idx[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=8,
+                      do_sample=False, pad_token_id=0)
+    seq = idx[:1, :5]
+    with torch.no_grad():
+        for _ in range(8):
+            seq = torch.cat([seq, ref(seq)[0][:, -1:].argmax(-1)], dim=1)
+    assert torch.equal(out, seq)
