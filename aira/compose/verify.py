@@ -24,8 +24,10 @@ ratio), so a result does not depend on how loaded the machine is; a time budget 
 warning. Jobs go through the one job loop (`aira.agents.jobs.run_jobs`) and the shared evaluation cache,
 one (pattern, seed) per job; on a machine with several GPUs each job takes one, on one GPU they share it.
 A run with promoted primitives (`compose run --primitive X=...`): its recorded copies (config.json) are
-registered here, and a job whose pattern uses one carries the mechanism's source and runs sandboxed,
-outside the shared cache, as the search ran it (`ComposeTask.make_job`); the built-in arms run as before.
+registered here, and a job whose pattern uses one carries the mechanism's source and runs sandboxed
+(`aira.tasks.promoted.evaluate_in_sandbox`), outside the shared cache; the built-in arms run as before. Its
+bpb is computed in that sandbox, not by the harness as a search's MAD scores are (on byte-level text the
+inputs are the labels): verify.json lists such arms under `scored_in_sandbox` and the table says so.
 `RUN/verify.json` is rewritten after every finished job, so an interrupted verification keeps its seeds
 and a rerun trains only what is missing; `aira report RUN` shows it.
 """
@@ -308,9 +310,10 @@ def run_verify(run: str | Path, settings: VerifySettings, *, pattern: str | None
         for s in range(settings.seeds):
             kwargs = {"pattern": pat, "seed": s, "seeds": 1, "cache_dir": settings.cache_dir,
                       "threads": wplan.threads, "device": settings.device, "train": train}
-            if used:  # the mechanism's code: sandboxed, outside the shared cache, as the search ran it
+            if used:  # the mechanism's code: sandboxed, outside the shared cache
                 kwargs.update(cache_dir=None, primitives=used)
-            jobs.append((Job(id=f"verify-{i:02d}-s{s}", fn="aira.tasks.compose:evaluate_pattern", kwargs=kwargs,
+            fn = "aira.tasks.promoted:evaluate_in_sandbox" if used else "aira.tasks.compose:evaluate_pattern"
+            jobs.append((Job(id=f"verify-{i:02d}-s{s}", fn=fn, kwargs=kwargs,
                              timeout_s=timeout, gpus=1 if gpus > 1 else 0, sandbox=bool(used)), ((pat, ffn), s)))
     log(f"aira compose verify: {len(p.arms)} patterns x {settings.seeds} seeds = {len(jobs)} trainings at "
         f"{p.train['preset']} width, {p.budget} each, byte-level {settings.corpus} (scored on its heldout split); "
@@ -425,6 +428,8 @@ def _write(p: Plan, settings: VerifySettings, scores: dict, failures: list, *, c
         "comparisons": comps,
         "failures": failures,
         "notes": p.notes,
+        # arms whose bpb the process running a promoted mechanism computed (not the harness): say so
+        "scored_in_sandbox": sorted(a.name for a in p.arms if any(c in a.pattern for c in p.primitives)),
     }
     write_atomic(p.run / "verify.json", json.dumps(out, indent=1) + "\n")  # a report may be reading it
     return out
@@ -448,6 +453,10 @@ def format_verify(v: dict) -> str:
                      f"{(f'[{ci[0]:+.4f}, {ci[1]:+.4f}]' if ci else '-'):>20}  {c.get('verdict', 'reference')}")
     lines.append(f"winner {v['winner']['pattern']} ({v['winner']['source']}): {v['verdict']}  ({v['rule']}; "
                  f"{v['budget']}, seeds {', '.join(map(str, v['seeds']))})")
+    if v.get("scored_in_sandbox"):
+        lines.append(f"note: the bpb of {', '.join(v['scored_in_sandbox'])} (with a promoted mechanism) was computed in "
+                     f"the sandbox that ran its code, not by the harness (docs/sandbox.md); read that code before "
+                     f"trusting this verdict")
     if v["failures"]:
         lines.append(f"{len(v['failures'])} training(s) failed: " + "; ".join(
             f"{x['pattern']} seed {x['seed']}: {x['status']}" for x in v["failures"][:3]))

@@ -283,3 +283,15 @@ def write_promoted(promo: Promotion, to: Path) -> None:
     write_atomic(to, promo.source)
     write_atomic(to.with_name(to.name + ORIGIN_SUFFIX),
                  json.dumps({"sha256": promo.sha256, "origin": promo.origin}, indent=1) + "\n")
+
+
+def evaluate_in_sandbox(*, primitives: dict, **kwargs) -> dict:
+    """A job function for `aira compose verify`'s arms that use promoted primitives (run as Job(sandbox=True)):
+    registers them in this sandboxed process, then `evaluate_pattern`. Its scores come from the process
+    that ran the mechanism's code, so they are marked `scored_by: sandbox`: on byte-level text the inputs
+    are the labels, so the harness-side scoring of a search (aira/tasks/promoted_score.py) does not apply."""
+    from aira.tasks.compose import evaluate_pattern
+
+    for promo in primitives.values():
+        register_promoted(Promotion(**promo))
+    return {**evaluate_pattern(**kwargs), "scored_by": "sandbox"}

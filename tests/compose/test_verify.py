@@ -207,6 +207,7 @@ def test_a_winner_with_a_promoted_primitive_runs_sandboxed_with_its_source(tmp_p
     for job, _ in by_pattern["AXMM"]:  # the mechanism's code: in the sandbox, with its source, no shared cache
         assert job.sandbox and job.kwargs["cache_dir"] is None
         assert job.kwargs["primitives"] == {"X": promo.to_json()}
+        assert job.fn == "aira.tasks.promoted:evaluate_in_sandbox"
     for job, _ in by_pattern["AMAM"]:  # built-ins only: as before
         assert not job.sandbox and "primitives" not in job.kwargs
         assert job.kwargs["cache_dir"] == str(tmp_path / "cache")
@@ -221,6 +222,9 @@ def test_verify_trains_a_promoted_winner_in_the_sandbox(tmp_path, capsys):
     assert v["complete"] and [a["pattern"] for a in v["arms"]] == ["AXMM", "AMAM"]
     assert all(0 < s["heldout_bpb"] < 9 and s["tokens"] == 2048 and not s["cached"]
                for a in v["arms"] for s in a["seeds"].values())
+    # the X arm's bpb came from the process that ran the mechanism: verify.json and the table say so
+    assert v["scored_in_sandbox"] == ["winner"]
+    assert "note: the bpb of winner (with a promoted mechanism) was computed in the sandbox" in capsys.readouterr().out
     jobs = run / "verify-jobs"  # sandboxed jobs get a workdir; the others a job.json beside their log
     assert sorted(p.name for p in jobs.glob("*.work")) == ["verify-00-s0.work", "verify-00-s1.work"]
     assert sorted(p.name for p in jobs.glob("*.job.json")) == ["verify-01-s0.job.json", "verify-01-s1.job.json"]
