@@ -201,18 +201,18 @@ def promote_primitives(specs: list[str], proxy: str, device: str = "auto") -> li
     cfg = proxy_model_config(pick_proxy(proxy, device)[0])
     target = get_preset(END_TARGET).model
     also = [(target, target.max_seq_len)]
+    verdicts = {}  # a design run folder's pick was checked while picking: one sandboxed child each
+
+    def check(p):
+        verdicts[p.sha256] = contract_failure(p, cfg, also)
+        return verdicts[p.sha256]
+
     promos, seen = [], set()
     for spec in specs:
         letter, where = parse_spec(spec)
         if letter in seen:
             raise UsageError(f"--primitive: {letter} is given twice")
         seen.add(letter)
-        verdicts = {}  # a design run folder's pick was checked while picking: one sandboxed child each
-
-        def check(p):
-            verdicts[p.sha256] = contract_failure(p, cfg, also)
-            return verdicts[p.sha256]
-
         promo = load_promoted(letter, where, check=check)
         why = verdicts[promo.sha256] if promo.sha256 in verdicts else check(promo)
         if why is not None:

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from aira.agents.journal import Journal
-from aira.agents.types import Status
 from aira.agents.sandbox import isolation_mode
+from aira.agents.types import Status
 from aira.cli import main
 from aira.errors import UsageError
 from aira.models import build_model, count_params, flops_per_token, get_preset, registry

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-import aira.tasks.promoted as promoted
 from aira.agents.journal import Journal
 from aira.agents.sandbox import isolation_mode
 from aira.agents.types import Status
 from aira.cli import main
 from aira.errors import UsageError
-from aira.models import build_model, count_params, flops_per_token, get_preset, registry
+from aira.models import build_model, count_params, get_preset, registry
+from aira.tasks import promoted
 from aira.tasks.lra.mechanisms import path
 from aira.tasks.promoted import (
     check_promoted,
