@@ -142,6 +142,6 @@ def test_no_command_runs_the_mechanism_in_the_harness(tmp_path, capsys, monkeypa
         assert with_x and all(n.status == Status.OK and n.metrics["scored_by"] == "harness" for n in with_x)
         assert registry.get("X").cls.stub
     assert main(["compose", "extrapolate", str(runs["inline"]), "--target", "350M"]) == 0
-    assert main(["models", "show", "AXMX", "--preset", "tiny", "--primitive", f"X={mech}"]) == 0
+    assert main(["models", "show", "--pattern", "AXMX", "--preset", "tiny", "--primitive", f"X={mech}"]) == 0
     assert "promoted X: file " in capsys.readouterr().out
     assert _marks(tmp_path) == [] and "AIRA_X_RAN" not in builtins.__dict__
