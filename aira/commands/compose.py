@@ -25,6 +25,7 @@ from aira.userfiles import check_out_dir, make_out_dir, read_text
 
 DEFAULT_AGENTS = ["greedy:offline", "evolutionary:offline"]
 CONTROLS = ["random:offline", "bo:offline", "baselines:offline"]
+END_TARGET = "1B"  # a finished search's winner is extrapolated to this preset
 
 
 def register(sub) -> None:
@@ -189,21 +190,31 @@ def register(sub) -> None:
 
 def promote_primitives(specs: list[str], proxy: str, device: str = "auto") -> list:
     """The Promotions of `--primitive X=SOURCE` flags, each checked against the Compose contract at the
-    proxy's sizes: one line and exit 2 on the first problem, before anything is written."""
+    proxy's sizes in a sandboxed child: one line and exit 2 on the first problem, before anything is
+    written. The same child measures X's counts at the proxy's width and at the end-of-run extrapolation's."""
+    from aira.models import get_preset
     from aira.tasks.promoted import contract_failure, load_promoted, parse_spec, proxy_model_config
     from aira.tasks.proxies import pick_proxy
 
     if not specs:
         return []
     cfg = proxy_model_config(pick_proxy(proxy, device)[0])
+    target = get_preset(END_TARGET).model
+    also = [(target, target.max_seq_len)]
+    verdicts = {}  # a design run folder's pick was checked while picking: one sandboxed child each
+
+    def check(p):
+        verdicts[p.sha256] = contract_failure(p, cfg, also)
+        return verdicts[p.sha256]
+
     promos, seen = [], set()
     for spec in specs:
         letter, where = parse_spec(spec)
         if letter in seen:
             raise UsageError(f"--primitive: {letter} is given twice")
         seen.add(letter)
-        promo = load_promoted(letter, where, check=lambda p: contract_failure(p, cfg))
-        why = contract_failure(promo, cfg)
+        promo = load_promoted(letter, where, check=check)
+        why = verdicts[promo.sha256] if promo.sha256 in verdicts else check(promo)
         if why is not None:
             raise UsageError(f"--primitive {letter}={where}: fails the Compose contract: {why}")
         promos.append(promo)
@@ -212,13 +223,14 @@ def promote_primitives(specs: list[str], proxy: str, device: str = "auto") -> li
 
 def _print_promoted(task, out: Path) -> None:
     """Say where each promoted primitive came from, and copy it into the run folder (a fresh run only)."""
+    from aira.models import registry
     from aira.models.mechanism import describe_origin
-    from aira.tasks.promoted import measured_counts, proxy_model_config, register_promoted, write_run_copy
+    from aira.tasks.promoted import measured_counts, proxy_model_config, write_run_copy
 
     cfg = proxy_model_config(task.proxy)
     counts = {}
-    for letter, promo in task.primitives.items():
-        counts[letter] = c = measured_counts(register_promoted(promo), cfg)
+    for letter, promo in task.primitives.items():  # the stubs' counts: measured by the contract check's child
+        counts[letter] = c = measured_counts(registry.get(letter).cls, cfg)
         print(f"promoted {letter}: {describe_origin(promo.origin)}, sha256 {promo.sha256[:12]}; per layer at "
               f"the proxy's width {c['params']:,} parameters ({c['params'] / c['attention_params']:.2f}x A), "
               f"{c['flops_per_token']:.3g} training FLOPs per token ({c['flops_per_token'] / c['attention_flops_per_token']:.2f}x A); "
@@ -311,7 +323,7 @@ def _search(args: argparse.Namespace) -> dict:
     result = {**summary.to_dict(), "proxy_fidelity": notice, "aggregate": None, "extrapolate": None}
     if any(n.status.value == "ok" and n.operator not in ("reference", "baseline") for n in nodes):
         result["aggregate"] = _aggregated(argparse.Namespace(run=str(out), method="n0", clusters=5, prefix=""))
-        result["extrapolate"] = _extrapolated(argparse.Namespace(run=str(out), pattern=None, target="1B",
+        result["extrapolate"] = _extrapolated(argparse.Namespace(run=str(out), pattern=None, target=END_TARGET,
                                                                  strategy="stretch", out=None))
     print(f"next: aira report {out}")
     return result
@@ -405,7 +417,7 @@ def _extrapolated(args: argparse.Namespace) -> dict:
 
     pattern = args.pattern
     if args.run:
-        run_promotions(Path(args.run))  # a run's promoted letters parse and count (measured) here too
+        run_promotions(Path(args.run))  # a run's promoted letters parse and count (stubs, recorded counts)
     if args.out:
         if Path(args.out).is_dir():
             raise UsageError(f"--out {args.out} is a folder; give a file name")

@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _promotions(args: argparse.Namespace) -> tuple[dict, dict]:
-    """(the --primitive mechanisms, the ones the Compose run holding --config recorded), all registered."""
+    """(the --primitive mechanisms, the ones the Compose run holding --config recorded), all registered with
+    their code: the export builds the model in this process (docs/sandbox.md: the user's own model, whose
+    folder runs the same code under transformers' trust_remote_code)."""
     from aira.errors import UsageError
     from aira.tasks.promoted import load_promoted, parse_spec, register_promoted, run_promotions
 
@@ -125,6 +127,9 @@ def _promotions(args: argparse.Namespace) -> tuple[dict, dict]:
             )
         register_promoted(promo)
         given[letter] = promo
+    for letter, promo in recorded.items():
+        if letter not in given:
+            register_promoted(promo)
     return given, recorded
 
 

@@ -46,18 +46,20 @@ def _summary(pattern: str, preset_name: str, seq_len: int | None, primitives: li
         registry,
     )
     from aira.models.mechanism import describe_origin
-    from aira.tasks.promoted import load_promoted, parse_spec, register_promoted
+    from aira.tasks.promoted import load_promoted, parse_spec, prefetch_counts, register_stub
 
     promoted = {}
-    for spec in primitives:
+    for spec in primitives:  # stubs: the mechanism's code runs in one sandboxed child, which counts
         promo = load_promoted(*parse_spec(spec))
-        register_promoted(promo)
-        promoted[promo.letter] = f"{describe_origin(promo.origin)}, sha256 {promo.sha256[:12]}"
+        register_stub(promo)
+        promoted[promo.letter] = (promo, f"{describe_origin(promo.origin)}, sha256 {promo.sha256[:12]}")
     preset = get_preset(preset_name)
     codes = parse_pattern(pattern, max_layers=preset.max_layers)
     L = seq_len or preset.seq_len
     if L < 1:
         raise UsageError(f"--seq-len must be >= 1, got {L}")
+    prefetch_counts([p for c, (p, _) in promoted.items() if c in codes],
+                    [(preset.model, preset.model.max_seq_len), (preset.model, L)])
     # attention:MLP:Mamba always (the paper's design axes), then any other primitive the pattern uses
     shown = ["A", "M", "S"] + sorted(set(codes) - {"A", "M", "S"})
     names = {c: registry.get(c).name for c in shown}
@@ -75,7 +77,7 @@ def _summary(pattern: str, preset_name: str, seq_len: int | None, primitives: li
         "ratio": ":".join(str(n) for n in counts.values()),
         "ratio_codes": ":".join(counts),
         "fractions": ratios(codes),
-        "promoted": {c: promoted[c] for c in shown if c in promoted},
+        "promoted": {c: promoted[c][1] for c in shown if c in promoted},
     }
 
 

@@ -24,10 +24,10 @@ ratio), so a result does not depend on how loaded the machine is; a time budget 
 warning. Jobs go through the one job loop (`aira.agents.jobs.run_jobs`) and the shared evaluation cache,
 one (pattern, seed) per job; on a machine with several GPUs each job takes one, on one GPU they share it.
 A run with promoted primitives (`compose run --primitive X=...`): its recorded copies (config.json) are
-registered here, and a job whose pattern uses one carries the mechanism's source and runs sandboxed
-(`aira.tasks.promoted.evaluate_in_sandbox`), outside the shared cache; the built-in arms run as before. Its
-bpb is computed in that sandbox, not by the harness as a search's MAD scores are (on byte-level text the
-inputs are the labels): verify.json lists such arms under `scored_in_sandbox` and the table says so.
+registered here as stubs (counts only), and a job whose pattern uses one carries the mechanism's source and
+runs sandboxed (`aira.tasks.promoted.evaluate_in_sandbox`), outside the shared cache, so not with
+`--executor inline`; the built-in arms run as before. Its bpb is computed in that sandbox, not by the
+harness as a search's MAD scores are (on byte-level text the inputs are the labels): verify.json lists such arms under `scored_in_sandbox` and the table says so.
 `RUN/verify.json` is rewritten after every finished job, so an interrupted verification keeps its seeds
 and a rerun trains only what is missing; `aira report RUN` shows it.
 """
@@ -251,9 +251,12 @@ def plan(run: str | Path, settings: VerifySettings, *, pattern: str | None = Non
                      f"allows, so the comparison mixes design and speed (a token budget does not)")
     train = {"task": f"lm:{settings.corpus}", "preset": preset.name, "budget": budget, "tokenizer": "bytes",
              "eval_tokens": settings.eval_tokens}
+    used = {c: p.to_json() for c, p in promoted.items() if any(c in a.pattern for a in arms)}
+    if used and settings.executor == "inline":  # the inline executor ignores Job.sandbox
+        raise UsageError(f"--executor inline runs jobs in this process, unsandboxed; the winner uses the promoted "
+                         f"primitive(s) {', '.join(used)}, whose code runs in sandboxes only: use --executor local")
     _check_corpus(settings.corpus, preset.seq_len)
-    return Plan(d, source, arms, train, budget, reference, notes,
-                {c: p.to_json() for c, p in promoted.items() if any(c in a.pattern for a in arms)})
+    return Plan(d, source, arms, train, budget, reference, notes, used)
 
 
 def _check_corpus(corpus: str, seq_len: int) -> None:

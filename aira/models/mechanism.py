@@ -12,10 +12,17 @@ constructor allows, so a 3B width costs nothing) and counts its parameters; `flo
 runs one forward of batch 1 and length L under torch's FLOP counter (aira.models.flops), on meta
 tensors where every op allows, else on CPU, and multiplies by 3 for training (every primitive's
 convention). Both are memoised per width and length, so aggregation, extrapolation and scaling ask freely.
+That class executes the source, so only sandboxes (and `aira export`) build it.
+
+The harness registers `stub_primitive` instead: the same code, name and origin, counts read from a memo
+that a sandboxed child fills (aira/tasks/promoted.py measures them with the class above), and no way to
+build a module: the source is never executed in the process that holds it. Its docstring is read from
+the source's syntax tree (`class_doc`), which runs nothing.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import sys
 import types
@@ -117,3 +124,54 @@ def promoted_primitive(code: str, name: str, source: str, origin: dict) -> type[
     Promoted.origin = origin
     register(code, name, origin={**origin, "sha256": sha256(source)})(Promoted)
     return Promoted
+
+
+def class_doc(source: str) -> str:
+    """The first line of the docstring of the source's top-level `class Attention`, without running it."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ""
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Attention"), None)
+    doc = (ast.get_docstring(cls) or "").strip().splitlines() if cls is not None else []
+    return doc[0] if doc else ""
+
+
+def params_key(cfg: ModelConfig) -> tuple:
+    """What a promoted layer's parameter count depends on: it is built from width, heads and max length."""
+    return "params", cfg.d_model, cfg.n_heads, cfg.max_seq_len
+
+
+def flops_key(cfg: ModelConfig, seq_len: int) -> tuple:
+    return "flops", cfg.d_model, cfg.n_heads, cfg.max_seq_len, seq_len
+
+
+def stub_primitive(code: str, name: str, digest: str, origin: dict, about: str, memo: dict,
+                   measure) -> type[nn.Module]:
+    """Register a promoted mechanism as `code` without executing its source: counts come from `memo`
+    (params_key / flops_key -> number), which `measure(cfg, seq_len)` fills on a miss (with both keys of
+    that width and length, measured elsewhere); building it raises."""
+
+    class PromotedStub(nn.Module):
+        def __init__(self, cfg: ModelConfig):
+            raise UsageError(f"primitive {code} ({name}) is a promoted mechanism, and its code runs in sandboxes "
+                             f"only: this process holds its counts, not its code, so it cannot build a model with "
+                             f"{code} (the training and scoring sandboxes do; `aira export` imports it)")
+
+        @classmethod
+        def num_params(cls, cfg: ModelConfig) -> int:
+            if params_key(cfg) not in memo:
+                measure(cfg, cfg.max_seq_len)
+            return memo[params_key(cfg)]
+
+        @classmethod
+        def flops_per_token(cls, cfg: ModelConfig, seq_len: int) -> float:
+            if flops_key(cfg, seq_len) not in memo:
+                measure(cfg, seq_len)
+            return memo[flops_key(cfg, seq_len)]
+
+    PromotedStub.__name__ = PromotedStub.__qualname__ = f"Promoted{code}"
+    PromotedStub.__doc__ = f"A mechanism promoted from {describe_origin(origin)}{f': {about}' if about else ''}"
+    PromotedStub.sha256, PromotedStub.origin, PromotedStub.stub = digest, origin, True
+    register(code, name, origin={**origin, "sha256": digest})(PromotedStub)
+    return PromotedStub

@@ -22,7 +22,8 @@ compose run --promote` hands it `aira.compose.fidelity.fidelity_train(proxy, "la
 
 Promoted primitives (`primitives=`, aira/tasks/promoted.py): {letter: Promotion JSON}, an LRA mechanism's
 source with its sha256 and origin, stored in the run's config so a resume uses the recorded copy. Each
-letter joins the space. A candidate that uses one is scored as LRA scores an agent's file
+letter joins the space, registered here as a stub (counts only, measured in a sandbox; its code never runs
+in this process). A candidate that uses one is scored as LRA scores an agent's file
 (aira/tasks/promoted_score.py): trained in one sandbox, its models' outputs taken in another on the public
 val rows and on select rows drawn from the run's secret seed (`secret_dir`: a 0700 folder in the run
 folder; a temporary one without it), audited for causality, scored by the job's own process, which never
@@ -110,14 +111,14 @@ class ComposeTask(Task):
                  threads: int | None = None, cache_dir: str | None = None, device: str = "auto",
                  timeout_s: float | None = None, batch: bool = False, promote_train: dict | None = None,
                  promote_cost: float = PROMOTE_COST, primitives: dict | None = None, secret_dir: str | None = None):
-        from aira.tasks.promoted import Promotion, register_promoted
+        from aira.tasks.promoted import Promotion, register_stub
         from aira.tasks.promoted_score import check_scorable
 
         if layers < 1 or layers > 64:
             raise UsageError(f"layers must be between 1 and 64, got {layers}")
         self.primitives = {k: Promotion(**v) for k, v in (primitives or {}).items()}
-        for promo in self.primitives.values():
-            register_promoted(promo)
+        for promo in self.primitives.values():  # stubs: the mechanism's code runs in the jobs' sandboxes only
+            register_stub(promo, masked=[secret_dir] if secret_dir else ())
         self.space_name, self.alphabet = space, resolve_space(space)
         added = "".join(c for c in self.primitives if c not in self.alphabet)
         if added:  # the promoted letters join the space; another space's measured figures do not apply

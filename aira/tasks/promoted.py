@@ -4,8 +4,11 @@
 contract (a user's file, or one `aira design promote` wrote, whose `.origin.json` beside it names the
 design run), or an `aira design run lra-...` folder, whose best node (by the hidden test score) that
 passes the contract below is taken. `load_promoted` reads it into a `Promotion` (letter, source, sha256,
-origin); `ComposeTask(primitives=...)` registers it (aira/models/mechanism.py); `check_promoted` is the
-contract, run before any run folder is written:
+origin). Its source runs in sandboxed children only (`sandbox_measure`, run by `measure_in_sandbox`): the
+harness registers a stub (`register_stub`, aira/models/mechanism.py) whose counts a child measured, kept
+per sha256 for the process and in a run folder's primitives/X.json; `register_promoted` executes the
+source, for sandboxes and `aira export`. `check_promoted` is the contract, run in such a child by
+`contract_failure` before any run folder is written:
 
   construction with causal=True at the proxy's width, heads and length; output shape (B, L, D); finite
   output; causality: changing the tokens from position t on (t = 1 and L/2) leaves the outputs before t
@@ -14,12 +17,19 @@ contract, run before any run folder is written:
   sees them (the full L x L square); forward + backward with finite gradients.
 
 A failure is one line naming the check. The Compose agents never write mechanism code: they pick patterns.
+The check's verdict and the counts come from the process that ran the mechanism, so a mechanism written to
+forge them can (as it could when they ran in aira's own process); what it cannot forge is its scores and
+the causality audit (aira/tasks/promoted_score.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +38,10 @@ from aira.errors import UsageError
 CAP_FACTOR = 4.0
 CAUSAL_TOL = 1e-4
 ORIGIN_SUFFIX = ".origin.json"  # beside a file `aira design promote` wrote: where it came from
+MEASURER = "from aira.tasks.promoted import sandbox_measure; sandbox_measure()"
+MEASURE_TIMEOUT_S = 600.0  # a check at the proxy's width takes seconds; a CPU fallback at 3B width, longer
+MEASURE_MEM_MB = 16384
+_MEASURED: dict[str, dict] = {}  # sha256 -> params_key / flops_key -> count, as sandboxed children measured
 
 
 @dataclass(frozen=True)
@@ -211,24 +225,218 @@ def check_promoted(cls, cfg, *, length: int = 64, seed: int = 0) -> tuple[list[s
     return failures, params, flops
 
 
-def register_promoted(promo: Promotion):
-    """Register a Promotion as its letter's primitive; the class."""
-    from aira.models.mechanism import promoted_primitive, sha256
+def _check_sha(promo: Promotion) -> None:
+    from aira.models.mechanism import sha256
 
     if sha256(promo.source) != promo.sha256:
         raise UsageError(f"primitive {promo.letter}: the recorded source does not match its sha256 "
                          f"{promo.sha256[:12]}...: the run folder's copy was edited")
+
+
+def register_promoted(promo: Promotion):
+    """Register a Promotion as its letter's primitive, executing its source; the class. For the sandboxes
+    that build X's models, and `aira export`; the harness registers `register_stub`."""
+    from aira.models.mechanism import promoted_primitive
+
+    _check_sha(promo)
     return promoted_primitive(promo.letter, promo.name, promo.source, promo.origin)
 
 
-def contract_failure(promo: Promotion, cfg) -> str | None:
-    """None when the Promotion passes the contract at ModelConfig `cfg`, else the first failure, one line."""
+def register_stub(promo: Promotion, *, record: Path | None = None, masked=()):
+    """Register a Promotion as its letter's primitive without executing its source (a stub: counts, no
+    module); the class. Counts come from what this process measured of the same source, then `record` (a
+    run folder's primitives/X.json, when it holds this sha256), else a sandboxed child (`masked` paths hidden
+    from it), whose figures are added to `record`."""
+    from aira.models.mechanism import class_doc, stub_primitive
+
+    _check_sha(promo)
+    memo = _MEASURED.setdefault(promo.sha256, {})
+    if record is not None:
+        memo.update(_read_record(record, promo.sha256))
+
+    def measure(cfg, seq_len: int) -> None:
+        _measure_into(memo, promo, [(cfg, seq_len)], masked)
+        if record is not None and _read_record(record, promo.sha256) != memo:
+            _write_record(record, memo)
+
+    return stub_primitive(promo.letter, promo.name, promo.sha256, promo.origin, class_doc(promo.source), memo,
+                          measure)
+
+
+def prefetch_counts(promos, requests, *, masked=()) -> None:
+    """Measure every (ModelConfig, seq_len) of `requests` that this process lacks for `promos`, in one
+    sandboxed child: a command that needs several widths or lengths pays one interpreter start."""
+    from aira.models.mechanism import flops_key, params_key
+
+    todo = [p for p in promos if any(k not in _MEASURED.get(p.sha256, {})
+                                     for c, L in requests for k in (params_key(c), flops_key(c, L)))]
+    for promo in todo:  # one child each: a failure names its mechanism
+        _measure_into(_MEASURED.setdefault(promo.sha256, {}), promo, requests, masked)
+
+
+def _measure_into(memo: dict, promo: Promotion, requests, masked) -> None:
+    from aira.models.mechanism import flops_key, params_key
+
+    got = measure_in_sandbox([promo], requests, masked=masked)[promo.letter]
+    memo.update(got["counts"])
+    missing = [(c, L) for c, L in requests if params_key(c) not in memo or flops_key(c, L) not in memo]
+    if missing:
+        c, L = missing[0]
+        why = got["error"] or next(iter(got["failures"] or []), None) or "no figures came back"
+        raise UsageError(f"primitive {promo.letter}: measuring it at width {c.d_model}, {c.n_heads} heads, length "
+                         f"{L} in the sandbox failed: {why}")
+
+
+def _counts_to_json(memo: dict) -> dict:
+    return {"params": sorted([*k[1:], v] for k, v in memo.items() if k[0] == "params"),
+            "flops_per_token": sorted([*k[1:], v] for k, v in memo.items() if k[0] == "flops")}
+
+
+def _counts_from_json(raw) -> dict:
+    """The well-formed entries of `_counts_to_json`'s shape (a record, or a sandboxed child's result)."""
+    def ok(row, n):
+        return (isinstance(row, list) and len(row) == n + 1
+                and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in row[:n])
+                and isinstance(row[n], (int, float)) and not isinstance(row[n], bool)
+                and math.isfinite(row[n]) and row[n] >= 0)
+
+    raw = raw if isinstance(raw, dict) else {}
+    out = {}
+    for row in raw.get("params") or []:
+        if ok(row, 3) and isinstance(row[3], int):
+            out[("params", *row[:3])] = row[3]
+    for row in raw.get("flops_per_token") or []:
+        if ok(row, 4):
+            out[("flops", *row[:4])] = float(row[4])
+    return out
+
+
+def _read_record(path: Path, digest: str) -> dict:
+    """The counts a run folder recorded for this source (primitives/X.json): the `measured` table, and the
+    proxy-width `counts` every such file holds."""
     try:
-        cls = register_promoted(promo)
+        meta = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(meta, dict) or meta.get("sha256") != digest:
+        return {}
+    out = {}
+    c = meta.get("counts")
+    if isinstance(c, dict):
+        d, h, L = c.get("d_model"), c.get("n_heads"), c.get("seq_len")
+        out = _counts_from_json({"params": [[d, h, L, c.get("params")]],
+                                 "flops_per_token": [[d, h, L, L, c.get("flops_per_token")]]})
+    return {**out, **_counts_from_json(meta.get("measured"))}
+
+
+def _write_record(path: Path, memo: dict) -> None:
+    from aira.fileio import write_atomic
+
+    meta = json.loads(Path(path).read_text())
+    meta["measured"] = _counts_to_json(memo)
+    write_atomic(Path(path), json.dumps(meta, indent=1) + "\n")
+
+
+def measure_in_sandbox(promos, requests=(), *, check=None, masked=()) -> dict[str, dict]:
+    """Run `sandbox_measure` on `promos` in a sandboxed child: per letter {"failures": the contract check's
+    lines at ModelConfig `check` (None without), "counts": params_key / flops_key -> count for each
+    (ModelConfig, seq_len) of `requests`, "error": one line or None}. The child's figures are untrusted
+    numbers; only well-formed ones are kept."""
+    from aira.agents.sandbox import drop_data, open_regular, run_sandboxed
+
+    spec = {"primitives": {p.letter: p.to_json() for p in promos}, "check": asdict(check) if check else None,
+            "counts": [[asdict(c), int(L)] for c, L in requests]}
+    root = Path(tempfile.mkdtemp(prefix="aira-measure-"))
+    os.chmod(root, 0o755)
+    work = root / "work"
+    try:
+        work.mkdir()
+        (work / "job.json").write_text(json.dumps(spec))
+        res = run_sandboxed([sys.executable, "-c", MEASURER], workdir=work, timeout_s=MEASURE_TIMEOUT_S,
+                            mem_mb=MEASURE_MEM_MB, masked=[m for m in map(str, masked) if os.path.exists(m)],
+                            extra_env={"CUDA_VISIBLE_DEVICES": ""}, tail_lines=5)
+        raw = None
+        f = open_regular(work / "result.json", 16 << 20)
+        if f is not None:
+            with f:
+                try:
+                    raw = json.loads(f.read())
+                except ValueError:
+                    raw = None
+    finally:
+        drop_data(work)
+        shutil.rmtree(root, ignore_errors=True)
+    failed = None
+    if res.status.value != "ok" or not isinstance(raw, dict):
+        why = res.violation or (f"exit {res.returncode}" if res.status.value == "crashed" else res.status.value)
+        last = next((ln.strip() for ln in reversed(res.stderr_tail.splitlines()) if ln.strip()), "")
+        failed = f"the sandboxed check failed ({why}){f': {last[:300]}' if last else ''}"
+    out = {}
+    for p in promos:
+        entry = raw.get(p.letter) if isinstance(raw, dict) else None
+        entry = entry if isinstance(entry, dict) and failed is None else {}
+        failures = entry.get("failures")
+        ok_failures = isinstance(failures, list) and all(isinstance(x, str) for x in failures)
+        error = entry.get("error") if isinstance(entry.get("error"), str) else None
+        if check is not None and not ok_failures:
+            failures, error = [failed or "the sandboxed check returned no verdict"], error or failed
+        out[p.letter] = {"failures": [x[:1000] for x in failures] if check is not None else None,
+                         "counts": _counts_from_json(entry), "error": (error or failed or None)}
+    return out
+
+
+def sandbox_measure(spec_path: str = "job.json") -> None:
+    """In the sandbox: each mechanism imported, checked against the contract (when asked) and counted at
+    every requested width and length; result.json."""
+    import torch
+
+    from aira.models.config import ModelConfig
+    from aira.models.mechanism import flops_key, params_key
+
+    torch.set_num_threads(1)
+    spec = json.loads(Path(spec_path).read_text())
+    out = {}
+    for letter, p in spec["primitives"].items():
+        entry = out[letter] = {}
+        try:
+            cls = register_promoted(Promotion(**p))
+        except UsageError as e:
+            entry.update(failures=[str(e)], error=str(e))
+            continue
+        if spec["check"] is not None:
+            entry["failures"] = check_promoted(cls, ModelConfig(**spec["check"]))[0]
+            if entry["failures"]:
+                continue
+        memo = {}
+        for c, L in spec["counts"]:
+            cfg = ModelConfig(**c)
+            try:
+                memo[params_key(cfg)] = cls.num_params(cfg)
+                memo[flops_key(cfg, L)] = cls.flops_per_token(cfg, L)
+            except Exception as e:  # noqa: BLE001 - the mechanism's code
+                entry["error"] = f"{type(e).__name__}: {e}"
+                break
+        entry.update(_counts_to_json(memo))
+    Path("result.json").write_text(json.dumps(out))
+
+
+def contract_failure(promo: Promotion, cfg, also=()) -> str | None:
+    """None when the Promotion passes the contract at ModelConfig `cfg`, else the first failure, one line.
+    Checked in a sandboxed child, which also measures the counts at `cfg` (and at each (ModelConfig,
+    seq_len) of `also`, where it can) for this process's stubs."""
+    from aira.models.mechanism import flops_key, params_key
+
+    try:
+        _check_sha(promo)
     except UsageError as e:
         return str(e)
-    failures, _, _ = check_promoted(cls, cfg)
-    return failures[0] if failures else None
+    got = measure_in_sandbox([promo], [(cfg, cfg.max_seq_len), *also], check=cfg)[promo.letter]
+    if got["failures"]:
+        return got["failures"][0]
+    if params_key(cfg) not in got["counts"] or flops_key(cfg, cfg.max_seq_len) not in got["counts"]:
+        return f"counting it at the proxy's width failed: {got['error'] or 'no figures came back'}"
+    _MEASURED.setdefault(promo.sha256, {}).update(got["counts"])
+    return None
 
 
 def measured_counts(cls, cfg) -> dict:
@@ -244,8 +452,9 @@ def measured_counts(cls, cfg) -> dict:
 
 def run_promotions(run_dir: Path) -> dict[str, Promotion]:
     """The promoted primitives a Compose run recorded (config.json `task_kwargs.primitives`), registered in
-    this process so that its patterns parse and count; {} for a folder that is not a Compose run or has none.
-    A copy whose source no longer matches its sha256 is refused (UsageError)."""
+    this process as stubs (their counts read from and added to the run's primitives/X.json) so that its
+    patterns parse and count; {} for a folder that is not a Compose run or has none. A copy whose source no
+    longer matches its sha256 is refused (UsageError)."""
     try:
         config = json.loads((Path(run_dir) / "config.json").read_text())
     except (OSError, ValueError):
@@ -257,13 +466,16 @@ def run_promotions(run_dir: Path) -> dict[str, Promotion]:
         promos = {letter: Promotion(**p) for letter, p in recorded.items()}
     except TypeError as e:
         raise UsageError(f"{run_dir}/config.json: a malformed promoted primitive ({e})") from None
-    for promo in promos.values():
-        register_promoted(promo)
+    folder = Path(run_dir) / "primitives"
+    for letter, promo in promos.items():
+        record = folder / f"{letter}.json"
+        register_stub(promo, record=record if record.is_file() else None, masked=[Path(run_dir) / "secret"])
     return promos
 
 
 def write_run_copy(out: Path, promos: list[Promotion], counts: dict[str, dict]) -> None:
-    """RUN/primitives/X.py (the source as promoted) and X.json (sha256, origin, measured counts)."""
+    """RUN/primitives/X.py (the source as promoted) and X.json (sha256, origin, the counts at the proxy's
+    width, and `measured`: every count this process holds of the source, which later commands extend)."""
     from aira.fileio import write_atomic
 
     folder = out / "primitives"
@@ -271,7 +483,7 @@ def write_run_copy(out: Path, promos: list[Promotion], counts: dict[str, dict]) 
     for p in promos:
         write_atomic(folder / f"{p.letter}.py", p.source)
         meta = {"letter": p.letter, "name": p.name, "sha256": p.sha256, "origin": p.origin,
-                "counts": counts.get(p.letter)}
+                "counts": counts.get(p.letter), "measured": _counts_to_json(_MEASURED.get(p.sha256, {}))}
         write_atomic(folder / f"{p.letter}.json", json.dumps(meta, indent=1) + "\n")
 
 

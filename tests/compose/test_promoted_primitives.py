@@ -8,8 +8,10 @@ import pytest
 import torch
 
 from aira.agents.journal import Journal
+from aira.agents.sandbox import isolation_mode
 from aira.agents.types import Status
 from aira.cli import main
+from aira.errors import UsageError
 from aira.models import build_model, count_params, flops_per_token, get_preset, registry
 from aira.models.flops import counted_flops
 from aira.models.primitives.attention import Attention
@@ -17,6 +19,8 @@ from aira.tasks.lra.mechanisms import path
 from aira.tasks.promoted import check_promoted, load_promoted, register_promoted
 
 CFG = get_preset("tiny").model.with_(max_seq_len=32, vocab_size=16)
+# the contract check and a stub's counts run in a sandboxed child
+needs_sandbox = pytest.mark.skipif(isolation_mode() is None, reason="no namespaces here: the sandbox cannot run")
 BIDIRECTIONAL = '''
 import torch.nn as nn
 
@@ -114,8 +118,9 @@ COMPOSE = ["compose", "run", "--proxy", "smoke", "--space", "attn-mlp", "--layer
     ("x={ok}", "aira: error: --primitive: the code must be one upper-case letter, got 'x'"),
     ("X", "aira: error: --primitive: expected X=FILE.py or X=DESIGN_RUN_DIR, got 'X'"),
     ("X={missing}", "aira: error: --primitive X={missing}: no such file or design run folder"),
-    ("X={bidir}", ("aira: error: --primitive X={bidir}: fails the Compose contract: causality: changing the "
-                   "tokens from position 1 on changed earlier outputs by up to")),
+    pytest.param("X={bidir}", ("aira: error: --primitive X={bidir}: fails the Compose contract: causality: "
+                               "changing the tokens from position 1 on changed earlier outputs by up to"),
+                 marks=needs_sandbox),
 ])
 def test_bad_primitives_are_one_line_and_exit_2_before_the_run_folder(tmp_path, capsys, spec, line):
     bidir = tmp_path / "bidir.py"
@@ -139,6 +144,7 @@ def _run_folder(tmp_path, letter: str, source_path, pattern: str):
     return run, promo
 
 
+@needs_sandbox
 def test_extrapolating_a_run_with_x_to_1b_counts_what_the_built_model_holds(tmp_path, capsys):
     from aira.models import HybridLM, ModelConfig
 
@@ -149,6 +155,12 @@ def test_extrapolating_a_run_with_x_to_1b_counts_what_the_built_model_holds(tmp_
     e = json.loads(capsys.readouterr().out)
     assert e["source_pattern"] == "AXMXAXMM" and registry.get("X").origin["sha256"] == promo.sha256
     cfg = ModelConfig(**e["model_config"])
+    # this process holds X's counts, not its code: a model with X is built in sandboxes only
+    assert registry.get("X").cls.stub
+    with pytest.raises(UsageError, match=r"^primitive X \(promoted-x\) is a promoted mechanism, and its code runs "
+                                         r"in sandboxes only: "):
+        HybridLM(cfg, e["pattern"])
+    register_promoted(promo)  # what a sandbox does
     with torch.device("meta"):  # the 1B model built, not counted: parameters by the tensors it holds
         model = HybridLM(cfg, e["pattern"])
     assert e["params"] == sum(p.numel() for p in model.parameters())
@@ -174,6 +186,7 @@ def test_an_edited_run_copy_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@needs_sandbox
 def test_design_run_promoted_into_a_compose_search_end_to_end(tmp_path, capsys):
     design = tmp_path / "design"
     assert main(["design", "run", "lra-listops", "--preset", "smoke", "--agents", "greedy:offline", "--budget",

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from aira.agents.sandbox import isolation_mode
 from aira.cli import main
 from aira.compose.stats import t_quantile, welch_difference
 from aira.compose.verify import Arm, VerifySettings, match_params, plan, summarize
@@ -192,13 +193,20 @@ VERIFY_X = ["--pattern", "AXMM", "--target", "tiny", "--budget", "2048 tokens", 
             "llama", "--eval-tokens", "1024", "--min-gain", "0"]
 
 
-def test_a_winner_with_a_promoted_primitive_runs_sandboxed_with_its_source(tmp_path, monkeypatch):
+@pytest.mark.skipif(isolation_mode() is None, reason="no namespaces here: X's counts are measured in a sandbox")
+def test_a_winner_with_a_promoted_primitive_runs_sandboxed_with_its_source(tmp_path, monkeypatch, capsys):
     import aira.agents.jobs
 
     run, promo = _promoted_run(tmp_path)
+    # the inline executor runs jobs in this process and ignores Job.sandbox: refused before any work
+    assert main(["compose", "verify", str(run), *VERIFY_X, "--executor", "inline"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "aira: error: --executor inline runs jobs in this process, unsandboxed; the winner uses the promoted "
+        "primitive(s) X, whose code runs in sandboxes only: use --executor local"]
+    assert not (run / "verify.json").exists()
     seen = []
     monkeypatch.setattr(aira.agents.jobs, "run_jobs", lambda executor, jobs, on_result: seen.extend(jobs))
-    assert main(["compose", "verify", str(run), *VERIFY_X, "--executor", "inline",
+    assert main(["compose", "verify", str(run), *VERIFY_X, "--executor", "local", "--workers", "1",
                  "--cache", str(tmp_path / "cache")]) == 0
     by_pattern = {}
     for job, ((pattern, _), seed) in seen:
