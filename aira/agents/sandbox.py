@@ -79,6 +79,11 @@ class SandboxResult:
     isolated: bool = True  # False when run with allow_unsafe and no namespace
     uid: int | None = None  # the run's own uid (root mode), for audits
 
+    def failure(self) -> tuple[str, str]:
+        """(status, why) of a run that did not finish ok: why is the violation, else the exit code."""
+        why = self.violation or (f"exit {self.returncode}" if self.status == Status.CRASHED else self.status.value)
+        return self.status.value, why
+
 
 # ---------------------------------------------------------------------------------------------------
 # What isolation this machine allows

@@ -368,7 +368,7 @@ def measure_in_sandbox(promos, requests=(), *, check=None, masked=()) -> dict[st
         shutil.rmtree(root, ignore_errors=True)
     failed = None
     if res.status.value != "ok" or not isinstance(raw, dict):
-        why = res.violation or (f"exit {res.returncode}" if res.status.value == "crashed" else res.status.value)
+        _, why = res.failure()
         last = next((ln.strip() for ln in reversed(res.stderr_tail.splitlines()) if ln.strip()), "")
         failed = f"the sandboxed check failed ({why}){f': {last[:300]}' if last else ''}"
     out = {}

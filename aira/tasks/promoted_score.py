@@ -292,8 +292,7 @@ def evaluate_promoted(*, pattern: str, seed: int = 0, seeds: int = 1, threads: i
                             max_file_mb=1024, tail_lines=40, **limits)
         info["sandbox"], info["train_sandbox_seconds"] = res.violation or "isolated", round(res.seconds, 3)
         if res.status.value != "ok":
-            why = res.violation or f"exit {res.returncode}"
-            status = res.status.value if res.status.value in ("timed-out", "killed") else "crashed"
+            status, why = res.failure()
             return fail(status, f"training in the sandbox failed ({why}):\n{res.stderr_tail[-1500:]}")
         from aira.agents.sandbox import open_regular
 
@@ -356,8 +355,7 @@ def evaluate_promoted(*, pattern: str, seed: int = 0, seeds: int = 1, threads: i
         info["score_sandbox_seconds"] = round(res.seconds, 3)
         # its output is not shown: the code that wrote it has seen the secret rows
         if res.status.value != "ok":
-            why = res.violation or (f"exit {res.returncode}" if res.status.value == "crashed" else res.status.value)
-            status = res.status.value if res.status.value in ("timed-out", "killed") else "crashed"
+            status, why = res.failure()
             return fail(status, f"the trained models failed on the evaluation inputs ({why}; limit {score_s:g} s); "
                                 f"its output is not shown, since that run saw the secret rows")
         outputs = _load_tensors(score_dir / "outputs.pt", MAX_OUTPUT_BYTES)

@@ -181,8 +181,8 @@ def evaluate_script(*, script: str, preset: str = "cpu", seed: int = 0, data: st
             return _fail(out, "timed-out", f"killed after {p.kill_after_s:g}s: {p.kill_factor:g} x the "
                          f"{p.time_budget_s:g}s budget + {p.startup_allowance_s:g}s start-up allowance", t0)
         if res.status.value != "ok":
-            why = res.violation or f"exit {res.returncode}"
-            return _fail(out, res.status.value, f"train.py failed ({why}):\n{res.stderr_tail}", t0)
+            status, why = res.failure()
+            return _fail(out, status, f"train.py failed ({why}):\n{res.stderr_tail}", t0)
         model = open_regular(root / SANDBOX / prepare.MODEL_FILE, MAX_MODEL_BYTES)
         if model is None:
             return _fail(out, "crashed", "train.py saved no model: end it with save_model(model, run) from "

@@ -402,8 +402,8 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         if res.status.value == "timed-out":
             return fail("timed-out", f"{EDITABLE} was killed at the {timeout_s:g} s wall-clock limit")
         if res.status.value != "ok":
-            why = res.violation or f"exit {res.returncode}"
-            return fail(res.status.value, f"{EDITABLE} failed in the sandbox ({why}):\n{res.stderr_tail[-1500:]}")
+            status, why = res.failure()
+            return fail(status, f"{EDITABLE} failed in the sandbox ({why}):\n{res.stderr_tail[-1500:]}")
         raw = _read_json(train_dir / "result.json")
         if not isinstance(raw, dict):
             return fail("crashed", "the sandboxed evaluation wrote no readable result.json")
@@ -429,8 +429,7 @@ def evaluate_job(*, code: str, task: str, preset: str, seed: int, settings: dict
         out["score_sandbox_seconds"] = round(res.seconds, 3)
         # Its output is not shown: the code that wrote it has seen the held-out inputs.
         if res.status.value != "ok":
-            why = res.violation or (f"exit {res.returncode}" if res.status.value == "crashed" else res.status.value)
-            status = res.status.value if res.status.value in ("timed-out", "killed") else "crashed"
+            status, why = res.failure()
             return fail(status, f"the trained model failed on the held-out inputs ({why}; limit {score_s:g} s); "
                                 f"its output is not shown, since that run saw the held-out inputs")
         preds = _read_json(score_dir / "predictions.json")
