@@ -6,7 +6,8 @@ this process, in alternating rounds so that a shared machine's noise hits both p
   batched  every model of every candidate (seeds x MAD tasks x candidates) trained as one
            (`aira.train.batched`), as one executor batch of K jobs does;
   compiled (with --compile MODE) the single path with each model's training step torch.compile'd in that
-           mode (reduce-overhead: CUDA graphs); its compilation counts, as it would in a search.
+           mode (reduce-overhead: CUDA graphs), each model compiled afresh as in its own worker; its
+           compilation counts, as it would in a search.
 Printed per proxy: evaluations per hour of each path (median round, this process, one thread per core
 as the workers use), their ratio, and the largest score difference between the two paths (the batched path
 agrees to float tolerance, not bit for bit). On CUDA also the share of the bf16 matmul peak measured in the
@@ -18,7 +19,8 @@ same run (training FLOPs counted as aira counts them: flops_per_token x tokens).
 (evaluations per hour are of the scaled budget; divide by the scale for the proxy's own)
 Decision rule (written before measuring): the batched path is worth making a default where its ratio is
 >= 1.5 on that device with a largest score difference <= 0.01; below that it stays opt-in (`--batch`).
-The same rule holds for a compile mode against the single path (a proxy's `compile` setting).
+The same rule judges a compile mode against the single path; adopting one for the GPU proxies means letting a
+proxy set `compile` (today a proxy may not: it is how a machine runs, aira.tasks.proxies.NOT_PROXY_SETTINGS).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-scale", type=float, default=1.0,
                     help="train this fraction of each proxy's step budget (the ratio is per step; a GPU "
                          "measurement that must fit a few minutes uses e.g. 0.1)")
-    ap.add_argument("--compile", default=None, metavar="MODE",
+    ap.add_argument("--compile", default=None, metavar="MODE", choices=["default", "reduce-overhead", "max-autotune"],
                     help="also time the single path with torch.compile in this mode (e.g. reduce-overhead)")
     ap.add_argument("--json", default=None, help="write the figures here")
     args = ap.parse_args(argv)

@@ -161,7 +161,6 @@ class OperatorContext:
     memory: list[Node]
     rng: random.Random
     debug_chain: list[Node] = field(default_factory=list)  # earlier repair attempts, oldest first
-    improve_margin: float = 0.0         # the gain over the incumbent that counts as progress (the run's margin)
     noise_floor: NoiseFloor | None = None  # the reference's spread over seeds, stated in the prompt
     constraints: str = ""               # rules for the prompt's Constraints section beyond the fixed ones
     guidance: Guidance | None = None     # the researcher's note in force (RUN/guidance.md), None: none
@@ -169,11 +168,11 @@ class OperatorContext:
 
 @dataclass(frozen=True)
 class Guidance:
-    """A version of the researcher's guidance note (aira.agents.steering)."""
+    """A version of the researcher's guidance note (aira.agents.steering); version 0: none yet."""
 
-    version: int
-    text: str
-    sha256: str
+    version: int = 0
+    text: str = ""
+    sha256: str = ""
 
 
 @dataclass

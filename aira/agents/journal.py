@@ -261,6 +261,41 @@ class Journal:
 LOCK_FILENAME = "writer.lock"
 
 
+
+
+def _lock_exclusive(fd: int, tries: int = 10, wait_s: float = 0.01) -> None:
+    """flock(LOCK_EX) without blocking, retried for ~0.1 s: `writer_pid`'s shared probe (the dashboard, `runs
+    pause`) holds the lock for an instant, which must not refuse a starting writer. BlockingIOError when a
+    writer really holds it."""
+    for i in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if i == tries - 1:
+                raise
+            time.sleep(wait_s)
+
+
+def writer_pid(run_dir: str | Path) -> int | None:
+    """The pid of the process writing the run now (holding `writer.lock`), or None when no process does."""
+    path = Path(run_dir) / LOCK_FILENAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            # a shared probe, released at once: it fails only while a writer holds the exclusive lock
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(holder) if holder.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
 @contextlib.contextmanager
 def writer_lock(run_dir: str | Path) -> Iterator[None]:
     """Hold the run folder's writer lock, or raise UsageError when another process (or another open
@@ -274,7 +309,7 @@ def writer_lock(run_dir: str | Path) -> Iterator[None]:
         raise UsageError(f"cannot use {run_dir} as a run folder: {e.strerror or e}") from None
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_exclusive(fd)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             who = f"process {holder}" if holder.isdigit() else "another process"

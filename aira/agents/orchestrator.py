@@ -6,8 +6,8 @@ end, `summary.json`. The loop keeps every executor slot busy:
 1. Noise floor: the task's reference proposal is evaluated with `noise_seeds` seeds (nodes with
    operator "reference", agent "reference"); their mean / std / max-min is the floor, and
    `improve_margin` ("noise" = one std, or a number) is handed to policies as the attribute
-   `policy.improve_margin` and to operators as `ctx.improve_margin` (with `ctx.noise_floor`, a
-   `NoiseFloor` or None). Reference runs do not count against the evaluation budget.
+   `policy.improve_margin`; operators get the floor as `ctx.noise_floor` (a `NoiseFloor` or None),
+   which their prompts state. Reference runs do not count against the evaluation budget.
 2. Search: round robin over agents that can step: `policy.next_step(own nodes)`, the operator makes a
    Draft, the task validates it (invalid: an INVALID node, observed at once), else the job is
    submitted. Finished results are applied, journaled, and observed by the owning policy.
@@ -52,6 +52,7 @@ from typing import Any
 
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, Guidance, OperatorContext, Task
+from aira.agents.steering import STOPPED_BY_RESEARCHER
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
 from aira.agents.executors import EXECUTORS
 from aira.agents.jobs import JobLoop
@@ -93,6 +94,12 @@ def parse_promote(spec: str | None) -> tuple[int, int] | None:
     if out[0] < 1 or out[1] < 1:
         raise UsageError(f"bad --promote {spec!r}: K and EVERY must be at least 1")
     return out
+
+
+# While a run is paused with nothing in flight, the loop waits this long between readings of the run
+# folder (an idle executor's poll returns at once). `_sleep` is replaced by tests.
+PAUSE_IDLE_S = 0.5
+_sleep = time.sleep
 
 
 @dataclass(kw_only=True)
@@ -401,6 +408,8 @@ class _Run:
         while self.paused and not self.stop_reason:
             finished += self._collect(0.5)
             self._steer()
+            if self.paused and not self.inflight:  # an idle executor's poll returns at once: do not spin
+                _sleep(PAUSE_IDLE_S)
         return finished
 
     def _collect(self, timeout: float) -> int:
@@ -533,7 +542,6 @@ class _Run:
             memory=memory,
             rng=agent.rng,
             debug_chain=chain,
-            improve_margin=self.margin,
             noise_floor=self.floor,
             guidance=self._guidance_for(agent),
         )
@@ -571,7 +579,7 @@ class _Run:
     def search_phase(self) -> None:
         while not self.stop_reason:
             self._drain(0.0)
-            if reason := self.tracker.hard_stop_reason():
+            if reason := self.stop_reason or self.tracker.hard_stop_reason():  # a stop may have come in _drain
                 self.stop_reason = reason
                 break
             self._submit_promotions()
@@ -603,7 +611,7 @@ class _Run:
         self.next_promotion = 0
         self._submit_promotions()
         while self.promote_queue or self.inflight:
-            if reason := self.tracker.hard_stop_reason() or (self.user_stopped and "stopped by the researcher"):
+            if reason := self.tracker.hard_stop_reason() or (self.user_stopped and STOPPED_BY_RESEARCHER):
                 self.stop_reason = f"{self.stop_reason}; then {reason} during the last promotions"
                 return
             self._submit_promotions()
@@ -614,20 +622,25 @@ class _Run:
     def finish(self) -> None:
         """Wait for or kill in-flight jobs, as the budget's `stop` option says."""
         if self.inflight and (self.config.budget.on_stop == "kill" or self.kill_requested):
-            self.loop.close()
-            for node in list(self.inflight.values()):
-                node.status, node.error = Status.KILLED, f"{STOPPED}{self.stop_reason}"
-                node.finished_at = time.time()
-                self._record(node)
-            self.inflight.clear()
+            self._kill_inflight()
         while self.inflight:
             self.phase = f"{self.stop_reason or 'stopping'}: waiting for the last {len(self.inflight)} jobs"
             self._drain(0.5)
+            if self.kill_requested and self.inflight:  # `runs stop --kill` while the last jobs run
+                self._kill_inflight()
         self.phase = ""
         if self.floor is None:  # references the budget's stop=kill ended never reached _drain
             self._update_floor()
         self._save_elapsed(force=True)
         self.progress.close(self.snapshot())
+
+    def _kill_inflight(self) -> None:
+        self.loop.close()
+        for node in list(self.inflight.values()):
+            node.status, node.error = Status.KILLED, f"{STOPPED}{self.stop_reason}"
+            node.finished_at = time.time()
+            self._record(node)
+        self.inflight.clear()
 
     def summary(self) -> RunSummary:
         nodes = list(self.nodes.values())

@@ -90,13 +90,6 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@dataclass(frozen=True)
-class Guidance:
-    version: int = 0  # 0: no guidance
-    text: str = ""
-    sha256: str = ""
-
-
 class Steering:
     """The orchestrator's side: reads new guidance versions and pending requests. `poll()` returns
     (a new Guidance or None, a refusal message or None, requests in order)."""
@@ -105,6 +98,7 @@ class Steering:
         self.run_dir = Path(run_dir)
         self.current = current
         self.applied = set(applied or ())  # request ids already journaled (a crash between journal and unlink)
+        self._paths: dict[str, Path] = {}  # the file each pending request was read from
         self._stamp: tuple | None = None
         self._refused_sha = ""
 
@@ -148,42 +142,23 @@ class Steering:
             except (OSError, ValueError, TypeError, UsageError) as e:
                 req = Request(action="invalid", id=path.stem, budget=f"{type(e).__name__}: {e}")
             req.id = req.id or path.stem
-            if req.id not in self.applied:
+            if req.id in self.applied:  # journaled before a crash left its file: remove it now
+                path.unlink(missing_ok=True)
+            else:
+                self._paths[req.id] = path
                 out.append(req)
         return out
 
     def done(self, request: Request) -> None:
         """The request is journaled: never apply it again, and remove its file."""
         self.applied.add(request.id)
-        (self.run_dir / CONTROL_DIR / f"{request.id}.json").unlink(missing_ok=True)
+        path = self._paths.pop(request.id, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def poll(self) -> tuple[Guidance | None, str | None, list[Request]]:
         guidance, refused = self._read_guidance()
         return guidance, refused, self._requests()
-
-
-def writer_pid(run_dir: str | Path) -> int | None:
-    """The pid of the process writing the run now (holding `writer.lock`), or None when no process does."""
-    import fcntl
-
-    from aira.agents.journal import LOCK_FILENAME
-
-    path = Path(run_dir) / LOCK_FILENAME
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            # a shared probe, released at once: it fails only while a writer holds the exclusive lock
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(holder) if holder.isdigit() else -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 STOPPED_BY_RESEARCHER = "stopped by the researcher"
@@ -205,12 +180,20 @@ class RunSteering:
         self.stopped = False
         self.kill = False
         self._offline_told = False
-        current, applied = Guidance(), set()
+        current, applied, paused_before = Guidance(), set(), False
         for _, kind, data in run.journal.steering():
             if kind == "guidance" and data.get("version"):
                 current = Guidance(int(data["version"]), str(data.get("text", "")), str(data.get("sha256", "")))
             elif kind == "control" and data.get("id"):
                 applied.add(str(data["id"]))
+                if data.get("applied") and data.get("action") in ("pause", "continue", "stop"):
+                    paused_before = data["action"] == "pause"
+        if paused_before:  # the earlier segment ended paused; this one starts running, and says so
+            self._journal("control", {**Request(action="continue", id=f"segment-{time.time_ns():020d}",
+                                                source="resume").to_dict(),
+                                      "applied": True, "why": "a new segment starts unpaused"})
+            self.say("the run was paused when its last segment ended; this segment runs (pause it again with "
+                     f"`aira runs pause {run.run_dir}`)")
         self.files = Steering(run.run_dir, current=current, applied=applied)
         # requests left by a segment that died before reading them are not this segment's to apply
         for req in self.files._requests():
@@ -243,6 +226,11 @@ class RunSteering:
         if req.action == "invalid":
             record.update(applied=False, why=req.budget)
             self.say(f"ignored an unreadable control request {req.id}: {req.budget}")
+        elif run.stop_reason and req.action != "stop":  # the budget or a stop ended the search already
+            why = f"the run is already stopping ({run.stop_reason})"
+            record.update(applied=False, why=why)
+            more = f"; `aira runs resume {run.run_dir} --add ...` extends it afterwards" if req.action == "add-budget" else ""
+            self.say(f"ignored {req.action}: {why}{more}")
         elif req.action == "pause":
             if self.paused or self.stopped:
                 record.update(applied=False, why="already paused" if self.paused else "stopping")
@@ -264,7 +252,7 @@ class RunSteering:
                 self.paused = False
                 run.tracker.unpause()
             run.stop_reason = run.stop_reason or STOPPED_BY_RESEARCHER
-            how = "killed" if self.kill else "waited for"
+            how = "killed" if self.kill or run.config.budget.on_stop == "kill" else "waited for"
             self.say(f"stopped by the researcher: no new job starts; the {len(run.inflight)} in flight are {how}; "
                      f"then the summary")
         elif req.action == "add-budget":
@@ -279,17 +267,17 @@ class RunSteering:
         self._journal("control", record)
         self.files.done(req)
 
-    def for_step(self, agent) -> dict | None:
+    def for_step(self, agent) -> Guidance | None:
         """What goes into an operator's context as `guidance` (None: no guidance in force); the
         first offline agent that steps under guidance is told about once on the console."""
         g = self.guidance
-        if not g.version or not g.text:
+        if not g.version:
             return None
-        if agent.llm is None and not self._offline_told:
+        if g.text and agent.llm is None and not self._offline_told:
             self._offline_told = True
             self.say(f"guidance v{g.version} is not read by offline agents ({agent.name} and any other): they "
                      f"use search moves, not prose; their nodes record guidance_read=false")
-        return Guidance(version=g.version, text=g.text, sha256=g.sha256)
+        return g
 
 
 def guidance_log(journal) -> list[dict]:

@@ -279,7 +279,7 @@ def tracking_listeners(args, out: str | Path, *, resume: bool):
 
 
 def _live(run: str) -> Path:
-    from aira.agents.steering import writer_pid
+    from aira.agents.journal import writer_pid
 
     d = _run_dir(run)
     if writer_pid(d) is None:
@@ -302,7 +302,8 @@ def _control(args) -> int:
 
 def _guide(args) -> int:
     from aira.agents.journal import Journal
-    from aira.agents.steering import GUIDANCE_FILE, check_guidance, guidance_log, write_guidance, writer_pid
+    from aira.agents.journal import writer_pid
+    from aira.agents.steering import GUIDANCE_FILE, check_guidance, guidance_log, write_guidance
     from aira.userfiles import read_text
 
     d = _run_dir(args.run)

@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+# aira.train.trainer.COMPILE_MODES, spelled here so that `aira --help` imports no torch (a test keeps them equal)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train one layer pattern on a proxy task and score it",
@@ -33,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--tokenizer", default="bpe", choices=["bpe", "bytes"])
     p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
     p.add_argument("--compile", nargs="?", const="default", default=False, metavar="MODE",
-                   choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                   choices=COMPILE_MODES,
                    help="torch.compile the training step; MODE is torch's (reduce-overhead: CUDA graphs, for small "
                         "launch-bound models on a GPU; default: torch's default mode)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(pattern=args.pattern, preset=args.preset, task=args.task, budget=args.budget,
                       seed=args.seed, lr=args.lr, batch_size=args.batch_size, seq_len=args.seq_len,
                       schedule=args.schedule, mad_settings=args.mad_settings, tokenizer=args.tokenizer,
-                      vocab_size=args.vocab_size, curve_points=args.curve_points, mad_score=args.mad_score, compile=args.compile, device=args.device,
+                      vocab_size=args.vocab_size, curve_points=args.curve_points, mad_score=args.mad_score, compile=True if args.compile == "default" else args.compile, device=args.device,
                       threads=args.threads, progress=not args.quiet)  # a bar on a terminal, else a line now and then
     result = train(cfg, log=lambda m: print(m, file=sys.stderr))
     print(format_summary(result))

@@ -53,7 +53,8 @@ class Handler(BaseHTTPRequestHandler):
         return self._json(HTTPStatus.NOT_FOUND, {"error": f"no page {path}"})
 
     def do_POST(self) -> None:  # http.server's name for it
-        from aira.agents.steering import Request, check_guidance, write_guidance, write_request, writer_pid
+        from aira.agents.journal import writer_pid
+        from aira.agents.steering import Request, check_guidance, write_guidance, write_request
 
         path = urlparse(self.path).path
         name, _, verb = unquote(path[len("/api/runs/"):]).rpartition("/") if path.startswith("/api/runs/") else ("", "", "")

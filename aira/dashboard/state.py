@@ -163,22 +163,34 @@ def run_state(run: RunData, *, top: int = 20) -> dict:
     }
 
 
-def steering(run_dir: Path) -> dict:
-    """What the steering panel shows: whether a process writes the run now, whether it is paused (by the
-    journal's control events), the guidance note on disk and the versions journaled (read-only)."""
+def journaled_steering(run_dir: Path) -> tuple[bool, list[dict]]:
+    """(paused by the journal's last applied control event, the guidance versions with their readers)."""
     from aira.agents.journal import Journal
-    from aira.agents.steering import GUIDANCE_FILE, guidance_log, writer_pid
+    from aira.agents.steering import guidance_log
 
     paused, versions = False, []
     try:
         with Journal(run_dir, readonly=True) as j:
-            for _, kind, data in j.steering():
+            events = j.steering()
+            for _, kind, data in events:
                 if kind == "control" and data.get("applied"):
                     paused = {"pause": True, "continue": False, "stop": False}.get(data.get("action"), paused)
-            versions = [{k: g.get(k) for k in ("version", "sha256", "time", "read_by")} | {"not_read": len(g["not_read_by"])}
-                        for g in guidance_log(j)]
+            if any(kind == "guidance" for _, kind, _ in events):  # the nodes are read only when there is some
+                versions = [{k: g.get(k) for k in ("version", "sha256", "time", "read_by")}
+                            | {"not_read": len(g["not_read_by"])} for g in guidance_log(j)]
     except (OSError, UsageError):
         pass
+    return paused, versions
+
+
+def steering(run_dir: Path, journaled: tuple[bool, list[dict]] | None = None) -> dict:
+    """What the steering panel shows: whether a process writes the run now, whether it is paused (by the
+    journal's control events), the guidance note on disk and the versions journaled (read-only).
+    `journaled`: `journaled_steering(run_dir)` when the caller has it (the Watcher caches it)."""
+    from aira.agents.journal import writer_pid
+    from aira.agents.steering import GUIDANCE_FILE
+
+    paused, versions = journaled if journaled is not None else journaled_steering(run_dir)
     try:
         note = (run_dir / GUIDANCE_FILE).read_text(errors="replace")
     except OSError:
@@ -213,6 +225,7 @@ class Watcher:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._cache: dict[Path, tuple[tuple, RunData | str]] = {}
+        self._steering: dict[Path, tuple[tuple, tuple]] = {}  # journaled_steering, by the same file key
         self._lock = threading.Lock()
 
     @staticmethod
@@ -261,7 +274,19 @@ class Watcher:
         if d is None:
             return None
         run = self.load(d)
-        return {"name": name, "error": run} if isinstance(run, str) else {**run_state(run), "steering": steering(d)}
+        if isinstance(run, str):
+            return {"name": name, "error": run}
+        try:
+            key = self._key(d)
+        except OSError:
+            key = None
+        with self._lock:
+            hit = self._steering.get(d)
+        if hit is None or hit[0] != key:
+            hit = (key, journaled_steering(d))
+            with self._lock:
+                self._steering[d] = hit
+        return {**run_state(run), "steering": steering(d, hit[1])}
 
 
 def clean(obj):

@@ -262,6 +262,8 @@ def _check_proxy_settings(data: dict, where: str) -> None:
             raise UsageError(f"{where}: {k} must be at least 0, got {data[k]}")
     if not 0 <= data.get("warmup_frac", 0) < 1 or not 0 <= data.get("min_lr_frac", 0) <= 1:
         raise UsageError(f"{where}: warmup_frac must be in [0, 1) and min_lr_frac in [0, 1]")
+    if data.get("tokenizer", "bpe") not in ("bpe", "bytes"):
+        raise UsageError(f"{where}: tokenizer must be bpe or bytes, got {data['tokenizer']!r}")
     if data.get("schedule", "cosine") not in ("cosine", "wsd"):
         raise UsageError(f"{where}: schedule must be cosine or wsd, got {data['schedule']!r}")
 

@@ -250,7 +250,7 @@ def _train_stack(cfgs, setups, members: list[tuple[int, int]], log) -> tuple[dic
             status[k], error[k], val, select = _score(cfg, models[k], sources[m[1]], device, autocast,
                                                       curve_val[k], curve_select[k])
         out[m] = SourceRun(status=status[k], error=error[k], steps=steps, tokens=tokens,
-                           train_seconds=train_seconds / K, compile_s=0.0, final_train_loss=loss_vals[k],
+                           train_seconds=train_seconds / K, compile_s=0.0,
                            val=val, select=select, peak_mem_mb=_peak_mem_mb(device))
     return out, dict(zip(members, models))
 

@@ -138,7 +138,6 @@ class SourceRun:
     tokens: int
     train_seconds: float
     compile_s: float
-    final_train_loss: float
     val: dict        # the source's scores on the search split (aira.train.sources), {} unless ok
     select: dict     # the same on the hidden selection split
     peak_mem_mb: float
@@ -284,8 +283,10 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     gen = torch.Generator().manual_seed(seed)
     mcfg = _model_config(preset, cfg, source.vocab_size, source.seq_len)
     model = build_model(pattern, mcfg).to(device)
-    step_model = (torch.compile(model, mode=None if cfg.compile is True else cfg.compile) if cfg.compile
-                  else model)
+    if cfg.compile:  # each model compiled afresh, as in its own worker (dynamo stops recompiling after 8)
+        torch._dynamo.reset()
+    step_model = (torch.compile(model, mode=None if cfg.compile in (True, "default") else cfg.compile)
+                  if cfg.compile else model)
     lr = cfg.lr if cfg.lr is not None else preset.lr
     batch_size = cfg.batch_size or preset.batch_size
     opt = make_optimizer([(p, p.dim()) for p in model.parameters()], preset, lr, device)
@@ -351,7 +352,7 @@ def _train_one(cfg, preset, pattern: str, source, budget: TrainBudget, device, *
     elif status == "ok":
         status, error, val, select = _score(cfg, model, source, device, autocast, curve_val, curve_select)
     return SourceRun(status=status, error=error, steps=steps, tokens=tokens, train_seconds=train_seconds,
-                     compile_s=compile_s, final_train_loss=loss_val, val=val, select=select,
+                     compile_s=compile_s, val=val, select=select,
                      peak_mem_mb=_peak_mem_mb(device))
 
 

@@ -112,3 +112,30 @@ def test_readonly_reader_sees_writes_while_a_writer_is_busy(tmp_path):
 def test_readonly_open_of_missing_journal(tmp_path):
     with pytest.raises(FileNotFoundError):
         Journal(tmp_path / "nope", readonly=True)
+
+
+def test_a_writer_is_not_refused_by_a_readers_probe(tmp_path, monkeypatch):
+    # `writer_pid` (the dashboard, `runs pause`) takes a shared lock for an instant; a writer starting in that
+    # instant retries instead of being refused. The probe is released at the writer's first wait.
+    import fcntl
+    import os
+
+    import aira.agents.journal as journal
+
+    (tmp_path / journal.LOCK_FILENAME).write_text("")
+    probe = os.open(tmp_path / journal.LOCK_FILENAME, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    waits = []
+
+    def release(seconds):
+        waits.append(seconds)
+        fcntl.flock(probe, fcntl.LOCK_UN)
+
+    monkeypatch.setattr(journal.time, "sleep", release)
+    try:
+        with journal.writer_lock(tmp_path):
+            assert journal.writer_pid(tmp_path) == os.getpid()
+    finally:
+        os.close(probe)
+    assert len(waits) == 1
+    assert journal.writer_pid(tmp_path) is None

@@ -54,6 +54,7 @@ def test_a_json_and_a_toml_proxy_file(tmp_path):
         ({**SMOKE, "lr": 0}, "lr must be positive"),
         ({**SMOKE, "lr": None}, "lr = None has the wrong type"),
         ({**SMOKE, "schedule": "linear"}, "schedule must be cosine or wsd, got 'linear'"),
+        ({**SMOKE, "tokenizer": "chars"}, "tokenizer must be bpe or bytes, got 'chars'"),
         ({**SMOKE, "warmup_frac": 1.5}, "warmup_frac must be in [0, 1)"),
         ({**SMOKE, "threads": 2}, "unknown setting 'threads'"),  # how a machine runs it is not a proxy's
         ({**SMOKE, "overrides": {"d_model": 8}}, "unknown setting 'overrides'"),

@@ -238,6 +238,14 @@ def test_compile_setting_reaches_torch_compile(monkeypatch, setting, mode):
     assert r.status == "ok" and seen == [mode]
 
 
+def test_the_cli_offers_the_trainer_compile_modes():
+    # aira/commands/train.py spells the modes out so that `aira --help` imports no torch
+    from aira.commands.train import COMPILE_MODES as CLI_MODES
+    from aira.train.trainer import COMPILE_MODES
+
+    assert CLI_MODES == COMPILE_MODES
+
+
 def test_unknown_compile_mode_is_refused():
     with pytest.raises(UsageError, match="unknown compile mode 'fast'; use one of default, reduce-overhead"):
         train(_cfg(budget="3steps", compile="fast"))
