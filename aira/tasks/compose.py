@@ -227,11 +227,13 @@ class ComposeTask(Task):
                   "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
         used = sorted(set(kwargs["pattern"]) & set(self.primitives))
         if used:  # the mechanism's code runs in two sandboxes; this job's process scores (promoted_score.py)
+            from aira.tasks.promoted import measured_json
             from aira.tasks.promoted_score import MEM_MB, SCORE_TIMEOUT_FRACTION, hidden_seed
 
             del kwargs["cache_dir"]
             timeout = self.timeout_s * budget_factor * cost
             kwargs.update(primitives={c: self.primitives[c].to_json() for c in used}, timeout_s=timeout,
+                          measured={c: measured_json(self.primitives[c]) for c in used},
                           secret_path=str(hidden_seed(self.secret_dir)), masked=[str(self.secret_dir)],
                           mem_mb=None if self.proxy.needs_gpu else MEM_MB)
             return Job(id=job_id, fn="aira.tasks.promoted_score:evaluate_promoted", kwargs=kwargs,

@@ -242,15 +242,18 @@ def register_promoted(promo: Promotion):
     return promoted_primitive(promo.letter, promo.name, promo.source, promo.origin)
 
 
-def register_stub(promo: Promotion, *, record: Path | None = None, masked=()):
+def register_stub(promo: Promotion, *, record: Path | None = None, masked=(), measured: dict | None = None):
     """Register a Promotion as its letter's primitive without executing its source (a stub: counts, no
-    module); the class. Counts come from what this process measured of the same source, then `record` (a
-    run folder's primitives/X.json, when it holds this sha256), else a sandboxed child (`masked` paths hidden
+    module); the class. Counts come from what this process measured of the same source, then `measured`
+    (`measured_json`'s table, which another harness process measured: a job's), then `record` (a run
+    folder's primitives/X.json, when it holds this sha256), else a sandboxed child (`masked` paths hidden
     from it), whose figures are added to `record`."""
     from aira.models.mechanism import class_doc, stub_primitive
 
     _check_sha(promo)
     memo = _MEASURED.setdefault(promo.sha256, {})
+    if measured is not None:
+        memo.update(_counts_from_json(measured))
     if record is not None:
         memo.update(_read_record(record, promo.sha256))
 
@@ -285,6 +288,11 @@ def _measure_into(memo: dict, promo: Promotion, requests, masked) -> None:
         why = got["error"] or next(iter(got["failures"] or []), None) or "no figures came back"
         raise UsageError(f"primitive {promo.letter}: measuring it at width {c.d_model}, {c.n_heads} heads, length "
                          f"{L} in the sandbox failed: {why}")
+
+
+def measured_json(promo: Promotion) -> dict:
+    """Every count this process holds of the source, as JSON (what `register_stub(measured=)` reads)."""
+    return _counts_to_json(_MEASURED.get(promo.sha256, {}))
 
 
 def _counts_to_json(memo: dict) -> dict:
