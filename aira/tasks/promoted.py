@@ -463,6 +463,8 @@ def run_promotions(run_dir: Path) -> dict[str, Promotion]:
     this process as stubs (their counts read from and added to the run's primitives/X.json) so that its
     patterns parse and count; {} for a folder that is not a Compose run or has none. A copy whose source no
     longer matches its sha256 is refused (UsageError)."""
+    from aira.tasks.promoted_score import SECRET_DIR
+
     try:
         config = json.loads((Path(run_dir) / "config.json").read_text())
     except (OSError, ValueError):
@@ -477,7 +479,7 @@ def run_promotions(run_dir: Path) -> dict[str, Promotion]:
     folder = Path(run_dir) / "primitives"
     for letter, promo in promos.items():
         record = folder / f"{letter}.json"
-        register_stub(promo, record=record if record.is_file() else None, masked=[Path(run_dir) / "secret"])
+        register_stub(promo, record=record if record.is_file() else None, masked=[Path(run_dir) / SECRET_DIR])
     return promos
 
 

@@ -76,6 +76,7 @@ EVAL_BATCH = 128  # MadSource.evaluate's
 MAX_WEIGHTS_BYTES = 4 << 30
 MAX_OUTPUT_BYTES = 2 << 30
 SCORE_TIMEOUT_FRACTION = 0.5  # the scoring sandbox's wall clock, of the training one's (at least 60 s)
+SECRET_DIR = "secret"  # the run's secret folder, inside the run folder (config.json stores it relative)
 HIDDEN_SEED = "hidden_seed"  # the file in the run's secret folder
 MEM_MB = 16384  # RLIMIT_AS of a CPU proxy's sandboxes; none for a GPU's (CUDA reserves too much to cap)
 

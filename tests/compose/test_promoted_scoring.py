@@ -20,9 +20,10 @@ from aira.tasks.compose import ComposeTask, evaluate_pattern
 from aira.tasks.lra.mechanisms import path
 from aira.tasks.promoted import check_promoted, load_promoted, proxy_model_config, register_promoted
 from aira.models import count_params, flops_per_token, get_preset
-from aira.tasks.promoted_score import (evaluate_promoted, output_breach, reduce_logits, select_copies,
-                                       task_metrics)
+from aira.tasks.promoted_score import (SECRET_DIR, evaluate_promoted, output_breach, reduce_logits,
+                                       select_copies, task_metrics)
 from aira.tasks.proxies import PROXIES
+from aira.tasks.runs import run_task_kwargs
 from aira.train.metrics import masked_accuracy
 from aira.train.trainer import TrainConfig, _model_config
 
@@ -350,9 +351,14 @@ def test_compose_task_keeps_the_secret_out_of_the_job(tmp_path):
     assert plain.fn == "aira.tasks.compose:evaluate_pattern" and "secret_path" not in plain.kwargs
 
 
-def test_an_lm_proxy_with_a_promoted_primitive_is_one_line_and_exit_2(tmp_path, capsys):
+def test_an_lm_proxy_with_a_promoted_primitive_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     with pytest.raises(UsageError, match="^--primitive X: promoted primitives run on MAD proxies only"):
         ComposeTask(space="attn-mlp", proxy="lm-cpu", layers=4, primitives=_promo(tmp_path, HONEST))
+
+    def no_child(*args, **kwargs):
+        raise AssertionError("the contract's sandboxed child ran before the proxy was refused")
+
+    monkeypatch.setattr("aira.tasks.promoted.contract_failure", no_child)
     out = tmp_path / "run"
     assert main(["compose", "run", "--proxy", "lm-cpu", "--space", "attn-mlp", "--layers", "4", "--agents",
                  "greedy:offline", "--no-controls", "--budget", "2evals", "--executor", "inline", "--primitive",
@@ -361,3 +367,26 @@ def test_an_lm_proxy_with_a_promoted_primitive_is_one_line_and_exit_2(tmp_path, 
     assert err == [("aira: error: --primitive X: promoted primitives run on MAD proxies only (the harness scores "
                     "their logits on secret rows; an lm proxy's inputs are its labels), got task lm:shakespeare")]
     assert not out.exists()
+
+
+def test_a_learning_curve_proxy_is_refused_before_the_contract_child(tmp_path, capsys, monkeypatch):
+    def no_child(*args, **kwargs):
+        raise AssertionError("the contract's sandboxed child ran before the proxy was refused")
+
+    monkeypatch.setattr("aira.tasks.promoted.contract_failure", no_child)
+    out = tmp_path / "run"
+    assert main(["compose", "run", "--proxy", "mad-cpu-ladder", "--space", "attn-mlp", "--layers", "4", "--agents",
+                 "greedy:offline", "--no-controls", "--budget", "2evals", "--executor", "inline", "--primitive",
+                 f"X={path('softmax')}", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("aira: error: --primitive X: a learning-curve score (curve_points)")
+    assert not out.exists()
+
+
+def test_the_secret_folder_is_stored_relative_to_the_run_and_old_absolute_paths_load(tmp_path):
+    kwargs = {"space": "attn-mlp", "secret_dir": SECRET_DIR, "layers": 4}
+    moved = tmp_path / "moved-run"
+    assert run_task_kwargs(kwargs, moved) == {**kwargs, "secret_dir": str(moved.resolve() / "secret")}
+    old = {**kwargs, "secret_dir": "/somewhere/else/secret"}  # a run of an earlier version: kept as it was
+    assert run_task_kwargs(old, moved) == old
+    assert run_task_kwargs({"space": "attn-mlp"}, moved) == {"space": "attn-mlp"}
