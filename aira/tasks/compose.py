@@ -25,9 +25,10 @@ source with its sha256 and origin, stored in the run's config so a resume uses t
 letter joins the space, registered here as a stub (counts only, measured in a sandbox; its code never runs
 in this process). A candidate that uses one is scored as LRA scores an agent's file
 (aira/tasks/promoted_score.py): trained in one sandbox, its models' outputs taken in another on the public
-val rows and on select rows drawn from the run's secret seed (`secret_dir`: a 0700 folder in the run
-folder; a temporary one without it), audited for causality, scored by the job's own process, which never
-runs the mechanism's code; outside the shared evaluation cache, never batched. MAD proxies only.
+val rows (audited for causality) and on select rows drawn from the run's secret seed, sent without their
+future (`secret_dir`: a 0700 folder in the run folder, stored relative to it; a temporary one without
+it), scored by the job's own process, which never runs the mechanism's code; outside the shared
+evaluation cache, never batched. MAD proxies only.
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ source, for sandboxes and `aira export`. `check_promoted` is the contract, run i
 
 A failure is one line naming the check. The Compose agents never write mechanism code: they pick patterns.
 The check's verdict and the counts come from the process that ran the mechanism, so a mechanism written to
-forge them can (as it could when they ran in aira's own process); what it cannot forge is its scores and
-the causality audit (aira/tasks/promoted_score.py).
+forge them can (as it could when they ran in aira's own process). Its candidates' selection score, which
+final picks rank by, it cannot raise: the harness computes it on secret rows sent without their future
+(aira/tasks/promoted_score.py); the search score, on public val rows sent whole, a mechanism built to
+cheat can inflate past the causality audit.
 """
 
 from __future__ import annotations
