@@ -325,7 +325,10 @@ def test_counts_come_from_the_harness_and_reported_nan_is_dropped(tmp_path):
     assert r["status"] == "ok" and r["steps"] == 0 and r["tokens"] == 0 and r["peak_mem_mb"] is None
     d = make_mad("in_context_recall", "tiny", seed=0)  # the trainer's model config: the first task's vocabulary
     cfg = _model_config(get_preset("tiny"), TrainConfig(pattern="AXMX", **SMOKE), d.vocab_size, d.train_x.shape[1])
-    register_promoted(load_promoted("X", str(tmp_path / "X.py")))  # the module itself, in this test's process
+    honest = tmp_path / "honest"
+    honest.mkdir()
+    _promo(honest, HONEST)  # the same layer without the patch, whose module body would patch this process
+    register_promoted(load_promoted("X", str(honest / "X.py")))  # the module itself, in this test's process
     assert r["params"] == count_params("AXMX", cfg) and r["params"] > 0
     assert r["non_embedding_params"] == count_params("AXMX", cfg, non_embedding=True)
     assert r["flops_per_token"] == pytest.approx(flops_per_token("AXMX", cfg, cfg.max_seq_len), rel=1e-9)
