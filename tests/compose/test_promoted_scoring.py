@@ -16,12 +16,18 @@ from aira.agents.sandbox import isolation_mode
 from aira.cli import main
 from aira.data.mad import make_mad
 from aira.errors import UsageError
+from aira.models import count_params, flops_per_token, get_preset
 from aira.tasks.compose import ComposeTask, evaluate_pattern
 from aira.tasks.lra.mechanisms import path
 from aira.tasks.promoted import check_promoted, load_promoted, proxy_model_config, register_promoted
-from aira.models import count_params, flops_per_token, get_preset
-from aira.tasks.promoted_score import (SECRET_DIR, evaluate_promoted, output_breach, reduce_logits,
-                                       select_copies, task_metrics)
+from aira.tasks.promoted_score import (
+    SECRET_DIR,
+    evaluate_promoted,
+    output_breach,
+    reduce_logits,
+    select_copies,
+    task_metrics,
+)
 from aira.tasks.proxies import PROXIES
 from aira.tasks.runs import run_task_kwargs
 from aira.train.metrics import masked_accuracy
