@@ -194,11 +194,15 @@ def promote_primitives(specs: list[str], proxy: str, device: str = "auto") -> li
     written. The same child measures X's counts at the proxy's width and at the end-of-run extrapolation's."""
     from aira.models import get_preset
     from aira.tasks.promoted import contract_failure, load_promoted, parse_spec, proxy_model_config
+    from aira.tasks.promoted_score import check_scorable
     from aira.tasks.proxies import pick_proxy
 
     if not specs:
         return []
-    cfg = proxy_model_config(pick_proxy(proxy, device)[0])
+    chosen = pick_proxy(proxy, device)[0]
+    # a proxy the harness cannot score X's candidates on: refused before any sandboxed child runs
+    check_scorable(chosen.train_kwargs(), "".join(parse_spec(s)[0] for s in specs))
+    cfg = proxy_model_config(chosen)
     target = get_preset(END_TARGET).model
     also = [(target, target.max_seq_len)]
     verdicts = {}  # a design run folder's pick was checked while picking: one sandboxed child each
@@ -265,7 +269,8 @@ def _search(args: argparse.Namespace) -> dict:
     from aira.compose.fidelity import fidelity_notice, fidelity_train
     from aira.machine import plan_workers
     from aira.tasks.compose import ComposeTask
-    from aira.tasks.runs import start_or_resume
+    from aira.tasks.promoted_score import SECRET_DIR
+    from aira.tasks.runs import run_task_kwargs, start_or_resume
     from aira.train.cache import resolve_dir
 
     out = Path(args.out)
@@ -280,13 +285,13 @@ def _search(args: argparse.Namespace) -> dict:
     promoted = promote_primitives(getattr(args, "primitive", None) or [], args.proxy)
     if promoted:  # their candidates' select rows come from a secret seed kept in RUN/secret (0700)
         task_kwargs["primitives"] = {p.letter: p.to_json() for p in promoted}
-        task_kwargs["secret_dir"] = str(out.resolve() / "secret")
-    task = ComposeTask(**task_kwargs)
+        task_kwargs["secret_dir"] = SECRET_DIR  # relative to the run folder: a moved run keeps its secret
+    task = ComposeTask(**run_task_kwargs(task_kwargs, out))
     promote_spec = getattr(args, "promote", None)  # `aira demo` calls this with its own flags
     promote = parse_promote(promote_spec)
     if promote:  # the large fidelity's settings, stored with the run: a resume promotes at the same ones
         task_kwargs["promote_train"] = fidelity_train(task.proxy, "large")
-        task = ComposeTask(**task_kwargs)
+        task = ComposeTask(**run_task_kwargs(task_kwargs, out))
     task_kwargs["seeds"] = task.seeds  # stored resolved, so a resumed run keeps it whatever the proxy's default
     # stored resolved: a resume keeps the proxy `mad` / `lm` chose, and a proxy file by its absolute path
     task_kwargs["proxy"] = task.proxy.source or task.proxy.name

@@ -97,6 +97,7 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     from aira.agents.jobs import run_jobs
     from aira.agents.types import Status
     from aira.tasks.compose import ComposeTask
+    from aira.tasks.runs import run_task_kwargs
 
     d = Path(run)
     config, entries = load_run(d)
@@ -111,7 +112,7 @@ def run_halving(run: str | Path, *, eta: int = 3, rungs: int = 2, top: int | Non
     cache = task_kwargs.get("cache_dir")
     if not cache or not Path(cache).is_dir():  # a relative path stored by a run started elsewhere
         cache = str(d / "cache")
-    task = ComposeTask(**{**task_kwargs, "threads": threads, "cache_dir": cache})
+    task = ComposeTask(**{**run_task_kwargs(task_kwargs, d), "threads": threads, "cache_dir": cache})
     r0 = Rung(0, 1, task.proxy.budget, entries)
     pool = r0.ranked(lower)
     if top is not None:

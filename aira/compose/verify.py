@@ -28,8 +28,9 @@ registered here as stubs (counts only), and a job whose pattern uses one carries
 runs sandboxed (`aira.tasks.promoted.evaluate_in_sandbox`), outside the shared cache, so not with
 `--executor inline`; the built-in arms run as before. Its bpb is computed in that sandbox, not by the
 harness as a search's MAD scores are (on byte-level text the inputs are the labels): verify.json lists such arms under `scored_in_sandbox` and the table says so.
-`RUN/verify.json` is rewritten after every finished job, so an interrupted verification keeps its seeds
-and a rerun trains only what is missing; `aira report RUN` shows it.
+`RUN/verify.json` is rewritten after every finished job, so an interrupted verification keeps its seeds,
+and a rerun trains only what the shared cache lacks (the arms with a promoted primitive, outside it, are
+trained again: their sandboxes cannot write the shared cache); `aira report RUN` shows it.
 """
 
 from __future__ import annotations

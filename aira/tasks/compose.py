@@ -25,9 +25,10 @@ source with its sha256 and origin, stored in the run's config so a resume uses t
 letter joins the space, registered here as a stub (counts only, measured in a sandbox; its code never runs
 in this process). A candidate that uses one is scored as LRA scores an agent's file
 (aira/tasks/promoted_score.py): trained in one sandbox, its models' outputs taken in another on the public
-val rows and on select rows drawn from the run's secret seed (`secret_dir`: a 0700 folder in the run
-folder; a temporary one without it), audited for causality, scored by the job's own process, which never
-runs the mechanism's code; outside the shared evaluation cache, never batched. MAD proxies only.
+val rows (audited for causality) and on select rows drawn from the run's secret seed, sent without their
+future (`secret_dir`: a 0700 folder in the run folder, stored relative to it; a temporary one without
+it), scored by the job's own process, which never runs the mechanism's code; outside the shared
+evaluation cache, never batched. MAD proxies only.
 """
 
 from __future__ import annotations
@@ -227,11 +228,13 @@ class ComposeTask(Task):
                   "cache_dir": self.cache_dir, "threads": self.threads, "device": self.device, "train": train}
         used = sorted(set(kwargs["pattern"]) & set(self.primitives))
         if used:  # the mechanism's code runs in two sandboxes; this job's process scores (promoted_score.py)
+            from aira.tasks.promoted import measured_json
             from aira.tasks.promoted_score import MEM_MB, SCORE_TIMEOUT_FRACTION, hidden_seed
 
             del kwargs["cache_dir"]
             timeout = self.timeout_s * budget_factor * cost
             kwargs.update(primitives={c: self.primitives[c].to_json() for c in used}, timeout_s=timeout,
+                          measured={c: measured_json(self.primitives[c]) for c in used},
                           secret_path=str(hidden_seed(self.secret_dir)), masked=[str(self.secret_dir)],
                           mem_mb=None if self.proxy.needs_gpu else MEM_MB)
             return Job(id=job_id, fn="aira.tasks.promoted_score:evaluate_promoted", kwargs=kwargs,

@@ -18,8 +18,10 @@ source, for sandboxes and `aira export`. `check_promoted` is the contract, run i
 
 A failure is one line naming the check. The Compose agents never write mechanism code: they pick patterns.
 The check's verdict and the counts come from the process that ran the mechanism, so a mechanism written to
-forge them can (as it could when they ran in aira's own process); what it cannot forge is its scores and
-the causality audit (aira/tasks/promoted_score.py).
+forge them can (as it could when they ran in aira's own process). Its candidates' selection score, which
+final picks rank by, it cannot raise: the harness computes it on secret rows sent without their future
+(aira/tasks/promoted_score.py); the search score, on public val rows sent whole, a mechanism built to
+cheat can inflate past the causality audit.
 """
 
 from __future__ import annotations
@@ -242,15 +244,18 @@ def register_promoted(promo: Promotion):
     return promoted_primitive(promo.letter, promo.name, promo.source, promo.origin)
 
 
-def register_stub(promo: Promotion, *, record: Path | None = None, masked=()):
+def register_stub(promo: Promotion, *, record: Path | None = None, masked=(), measured: dict | None = None):
     """Register a Promotion as its letter's primitive without executing its source (a stub: counts, no
-    module); the class. Counts come from what this process measured of the same source, then `record` (a
-    run folder's primitives/X.json, when it holds this sha256), else a sandboxed child (`masked` paths hidden
+    module); the class. Counts come from what this process measured of the same source, then `measured`
+    (`measured_json`'s table, which another harness process measured: a job's), then `record` (a run
+    folder's primitives/X.json, when it holds this sha256), else a sandboxed child (`masked` paths hidden
     from it), whose figures are added to `record`."""
     from aira.models.mechanism import class_doc, stub_primitive
 
     _check_sha(promo)
     memo = _MEASURED.setdefault(promo.sha256, {})
+    if measured is not None:
+        memo.update(_counts_from_json(measured))
     if record is not None:
         memo.update(_read_record(record, promo.sha256))
 
@@ -285,6 +290,11 @@ def _measure_into(memo: dict, promo: Promotion, requests, masked) -> None:
         why = got["error"] or next(iter(got["failures"] or []), None) or "no figures came back"
         raise UsageError(f"primitive {promo.letter}: measuring it at width {c.d_model}, {c.n_heads} heads, length "
                          f"{L} in the sandbox failed: {why}")
+
+
+def measured_json(promo: Promotion) -> dict:
+    """Every count this process holds of the source, as JSON (what `register_stub(measured=)` reads)."""
+    return _counts_to_json(_MEASURED.get(promo.sha256, {}))
 
 
 def _counts_to_json(memo: dict) -> dict:
@@ -455,6 +465,8 @@ def run_promotions(run_dir: Path) -> dict[str, Promotion]:
     this process as stubs (their counts read from and added to the run's primitives/X.json) so that its
     patterns parse and count; {} for a folder that is not a Compose run or has none. A copy whose source no
     longer matches its sha256 is refused (UsageError)."""
+    from aira.tasks.promoted_score import SECRET_DIR
+
     try:
         config = json.loads((Path(run_dir) / "config.json").read_text())
     except (OSError, ValueError):
@@ -469,7 +481,7 @@ def run_promotions(run_dir: Path) -> dict[str, Promotion]:
     folder = Path(run_dir) / "primitives"
     for letter, promo in promos.items():
         record = folder / f"{letter}.json"
-        register_stub(promo, record=record if record.is_file() else None, masked=[Path(run_dir) / "secret"])
+        register_stub(promo, record=record if record.is_file() else None, masked=[Path(run_dir) / SECRET_DIR])
     return promos
 
 

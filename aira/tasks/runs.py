@@ -17,10 +17,23 @@ from aira.agents.budget import Budget
 from aira.agents.orchestrator import RunConfig, RunSummary
 from aira.tasks.registry import get_task
 
+RUN_RELATIVE = ("secret_dir",)  # task options naming a place in the run folder: stored relative to it
+
+
+def run_task_kwargs(task_kwargs: dict, run_dir: str | Path) -> dict:
+    """A stored config's task options with the run-relative ones (RUN_RELATIVE) resolved against `run_dir`,
+    so a moved run folder keeps them; an absolute path (runs of earlier versions) is kept as it is."""
+    return {k: str(Path(run_dir).resolve() / v) if k in RUN_RELATIVE and isinstance(v, str) else v
+            for k, v in task_kwargs.items()}
+
+
+def _task(config: RunConfig, run_dir: str | Path) -> Task:
+    return get_task(config.task, **run_task_kwargs(config.task_kwargs, run_dir))
+
 
 def run(config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, **hooks) -> RunSummary:
     """A fresh run in `config.out` of `task`, or of the task `config.task` names."""
-    return orchestrator.run(config, task=task or get_task(config.task, **config.task_kwargs), executor=executor,
+    return orchestrator.run(config, task=task or _task(config, config.out), executor=executor,
                             **hooks)
 
 
@@ -30,7 +43,7 @@ def resume(run_dir: str | Path, *, task: Task | None = None, executor: Executor 
     """Continue a run; its task is rebuilt from the stored config unless given."""
     if task is None:
         config = orchestrator.load_config(run_dir)
-        task = get_task(config.task, **config.task_kwargs)
+        task = _task(config, run_dir)
     return orchestrator.resume(run_dir, task=task, executor=executor, budget=budget, add=add, quiet=quiet, **hooks)
 
 
@@ -59,7 +72,7 @@ def start_or_resume(
         raise TypeError("start_or_resume: a fresh run needs new_config")
     else:
         config = new_config()
-    task = make_task(config) if make_task else get_task(config.task, **config.task_kwargs)
+    task = make_task(config) if make_task else _task(config, out)
     executor = make_executor(config, task) if make_executor else None
     hooks = {"listeners": lambda: listeners(config, task)} if listeners else {}
     if resume:

@@ -221,13 +221,19 @@ def test_design_run_promoted_into_a_compose_search_end_to_end(tmp_path, capsys):
     assert meta["origin"]["node"] == origin["node"] and meta["counts"]["params"] > 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["task_kwargs"]["primitives"]["X"]["sha256"] == meta["sha256"]
+    assert cfg["task_kwargs"]["secret_dir"] == "secret"  # relative: a moved run keeps its secret rows
 
     assert main(["report", str(out)]) == 0
     html = (out / "report.html").read_text()
     assert '<section id="primitives">' in html and f"node {origin['node']} (lra-listops" in html
 
-    # a resume uses the recorded copy, not the user's file, which has changed since
+    # a resume uses the recorded copy, not the user's file, which has changed since; a moved run folder keeps
+    # its secret seed
     mech.write_text("this is not python")
-    assert main(["runs", "resume", str(out), "--budget", "6evals", "--quiet"]) == 0
-    with Journal(out, readonly=True) as j:
+    seed = secret.read_text()
+    moved = tmp_path / "moved"
+    out.rename(moved)
+    assert main(["runs", "resume", str(moved), "--budget", "6evals", "--quiet"]) == 0
+    with Journal(moved, readonly=True) as j:
         assert len(j.nodes()) == 6 and all(n.status == Status.OK for n in j.nodes())
+    assert (moved / "secret" / "hidden_seed").read_text() == seed and not out.exists()
