@@ -500,10 +500,10 @@ def _checked_outputs(got, rows: int, length: int, k: int) -> dict | None:
 def _seed_result(cfg, spec, val: list[dict], select: list[dict], info: dict, *, seed: int):
     """One seed's TrainResult (aira.train.trainer._assemble's shape) from harness-computed scores and counts;
     steps, tokens, speed and memory are the training sandbox's descriptive report."""
-    from aira.train.result import TaskScore, TrainResult
+    from aira.train.result import MAD_SCORE_KEYS, TaskScore, TrainResult
 
     name = cfg.mad_score
-    per_task = {n: TaskScore(metric=v[name], select=s[name], **{k: v[k] for k in ("accuracy", "loss", "prob", "loglik")})
+    per_task = {n: TaskScore(metric=v[name], select=s[name], **{k: v[k] for k in MAD_SCORE_KEYS})
                 for n, v, s in zip(spec.names, val, select)}
     num = {k: info.get(k) for k in ("params", "non_embedding_params", "flops_per_token", "tokens", "steps",
                                     "tokens_per_s", "peak_mem_mb")}
