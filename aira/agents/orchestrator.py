@@ -1,7 +1,7 @@
 """The orchestrator: runs an ensemble of agents against one task, one journal, one executor.
 
 A run folder holds `config.json` (the resolved RunConfig), `journal.sqlite` (every node) and, at the
-end, `summary.json`. The loop keeps every executor slot busy:
+end, `summary.json` (aira.agents.runfolder defines and reads the two JSON files). The loop keeps every executor slot busy:
 
 1. Noise floor: the task's reference proposal is evaluated with `noise_seeds` seeds (nodes with
    operator "reference", agent "reference"); their mean / std / max-min is the floor, and
@@ -41,23 +41,20 @@ e.g. the experiment trackers the command layer builds) get `on_node(node)` for e
 from __future__ import annotations
 
 import json
-import math
 import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aira.agents.agent import AgentRuntime, AgentSpec, make_policy_for, parse_agents, strip_hidden
 from aira.agents.base import Executor, Guidance, OperatorContext, Task
-from aira.agents.steering import STOPPED_BY_RESEARCHER
 from aira.agents.budget import Budget, BudgetTracker, plan_budget
-from aira.agents.executors import EXECUTORS
 from aira.agents.jobs import JobLoop
 from aira.agents.journal import Journal, writer_lock
 from aira.agents.progress import Progress, Snapshot
+from aira.agents.runfolder import RunConfig, RunSummary, load_config, parse_promote, write_config
 from aira.agents.stats import (
     LOST,
     MIN_REFERENCE_SEEDS,
@@ -73,100 +70,18 @@ from aira.agents.stats import (
     rank_key,
     stopped_with_run,
 )
+from aira.agents.steering import STOPPED_BY_RESEARCHER
 from aira.agents.transcripts import bound_transcript
 from aira.agents.types import Node, Status
 from aira.errors import UsageError
 
 MAX_INVALID_STREAK = 25  # an agent whose proposals keep failing validation is retired, not spun forever
-PROMOTE_EVERY = 10  # counted evaluations between promotion rounds when `promote` gives no EVERY
-
-
-def parse_promote(spec: str | None) -> tuple[int, int] | None:
-    """`K[:EVERY]` -> (K, EVERY): promote the best K candidates after every EVERY counted evaluations
-    (default PROMOTE_EVERY) and when the search stops; None or "" -> None (no promotion)."""
-    if spec is None or str(spec).strip() == "":
-        return None
-    k, _, every = str(spec).partition(":")
-    try:
-        out = int(k), int(every) if every else PROMOTE_EVERY
-    except ValueError:
-        raise UsageError(f"bad --promote {spec!r}: use K or K:EVERY, e.g. 3 or 3:20") from None
-    if out[0] < 1 or out[1] < 1:
-        raise UsageError(f"bad --promote {spec!r}: K and EVERY must be at least 1")
-    return out
 
 
 # While a run is paused with nothing in flight, the loop waits this long between readings of the run
 # folder (an idle executor's poll returns at once). `_sleep` is replaced by tests.
 PAUSE_IDLE_S = 0.5
 _sleep = time.sleep
-
-
-@dataclass(kw_only=True)
-class RunConfig:
-    task: str  # a registered name or a task folder path
-    task_kwargs: dict[str, Any] = field(default_factory=dict)
-    agents: list[str] = field(default_factory=lambda: ["greedy:offline"])
-    executor: str = "local"
-    slots: int = 1
-    executor_kwargs: dict[str, Any] = field(default_factory=dict)
-    budget: Budget | str | None = None  # see aira.agents.budget
-    seed: int = 0  # agents' random streams and the evaluation seed
-    noise_seeds: int = 3  # reference evaluations for the noise floor (0: none)
-    improve_margin: float | str = "noise"  # "noise" = one std of the floor, or an absolute number
-    shared_memory: bool = False  # operators see every agent's nodes, not only their own
-    promote: str | None = None  # "K[:EVERY]": re-evaluate the best K at the task's promotion fidelity
-    out: str = "runs/run"
-    quiet: bool = False
-
-    def __post_init__(self):
-        self.budget = Budget.coerce(self.budget)
-        self.agents = [self.agents] if isinstance(self.agents, str) else list(self.agents)
-        parse_agents(self.agents)  # fail early with the list of policies
-        if self.executor not in EXECUTORS:
-            raise UsageError(f"unknown executor {self.executor!r}; choose one of: {', '.join(EXECUTORS)}")
-        if self.slots < 1:
-            raise UsageError(f"bad number of workers {self.slots}: need at least 1")
-        if self.noise_seeds < 0:
-            raise UsageError(f"bad noise_seeds {self.noise_seeds}: need 0 or more")
-        parse_promote(self.promote)
-        if self.improve_margin != "noise":
-            try:
-                self.improve_margin = float(self.improve_margin)
-            except (TypeError, ValueError):
-                raise UsageError(
-                    f"bad improve_margin {self.improve_margin!r}: use 'noise' or a number"
-                ) from None
-            if not math.isfinite(self.improve_margin) or self.improve_margin < 0:
-                raise UsageError(f"bad improve_margin {self.improve_margin}: use 'noise' or a number >= 0")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["budget"] = self.budget.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RunConfig:
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-
-
-@dataclass(kw_only=True)
-class RunSummary:
-    run_dir: str
-    stop_reason: str
-    evaluations: int
-    nodes: int
-    lost: int
-    stopped: int  # jobs killed because the budget ran out (stop=kill)
-    elapsed_s: float
-    cost_usd: float
-    noise_floor: dict | None
-    best: dict | None  # the final pick (stats.final_order), with its promoted score under "promoted"
-    agents: list[dict]
-    promotions: dict | None = None  # K, EVERY, fidelity, evaluations and compute seconds of the promotions
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class _Run:
@@ -282,7 +197,7 @@ class _Run:
         """A live add-budget: the whole run's budget, stored in config.json as a resume would store it."""
         self.config.budget = self.tracker.budget = budget
         self.ledger.cap_usd = None if budget.usd is None else max(0.0, budget.usd - self.usd_before)
-        _write_config(self.config, self.run_dir, self.task)
+        write_config(self.config, self.run_dir, self.task)
 
     def _tell(self, event: str, *args) -> None:
         """Call `event` on every listener (experiment trackers); one that raises is warned about once and
@@ -715,26 +630,6 @@ def _plan(config: RunConfig, task: Task, executor: Executor | None, spent_s: flo
             print(f"aira: {line}", file=sys.stderr)
 
 
-def _write_config(config: RunConfig, run_dir: Path, task: Task, notes: dict | None = None) -> None:
-    """config.json: the config, what it resolved to, and the caller's `notes` (e.g. Compose's
-    `proxy_fidelity`, for the report); a resume without notes keeps the stored ones."""
-    resolved = {
-        "task": TaskInfo.of(task).to_dict(),
-        "agents": [s.name for s in parse_agents(config.agents)],
-        "budget": config.budget.describe(),
-    }
-    if notes is None and (run_dir / "config.json").is_file():
-        try:
-            stored = json.loads((run_dir / "config.json").read_text()).get("resolved", {})
-            notes = {k: v for k, v in stored.items() if k not in resolved}
-        except (OSError, ValueError, AttributeError):
-            notes = None
-    resolved.update(notes or {})
-    (run_dir / "config.json").write_text(
-        json.dumps({**config.to_dict(), "resolved": resolved}, indent=1, default=str)
-    )
-
-
 def run(
     config: RunConfig, *, task: Task | None = None, executor: Executor | None = None, notes: dict | None = None,
     **hooks,
@@ -748,7 +643,7 @@ def run(
     with writer_lock(run_dir):  # makes the folder; checked under the lock so two starts cannot both begin
         if (run_dir / Journal.FILENAME).exists():
             raise UsageError(f"{run_dir} already holds a run: resume it with `aira runs resume {run_dir}`")
-        _write_config(config, run_dir, task, notes)
+        write_config(config, run_dir, task, notes)
         return _execute(config, run_dir, task, executor, segment=0, **hooks)
 
 
@@ -762,38 +657,6 @@ def _given(task: Task | None) -> Task:
         raise TypeError("the orchestrator runs the Task it is handed; aira.tasks.runs.run / resume build one "
                         "from a task name")
     return task
-
-
-def check_run_folder(run_dir: str | Path, *, resume: bool) -> None:
-    """For verbs with a --resume flag: a new run needs an empty folder, a resumed one an existing run."""
-    exists = (Path(run_dir) / Journal.FILENAME).exists()
-    if exists and not resume:
-        raise UsageError(f"{run_dir} already holds a run: add --resume to continue it")
-    if resume and not exists:
-        raise UsageError(f"--resume: no run at {run_dir}")
-
-
-def read_config(run_dir: str | Path) -> dict:
-    """The run folder's config.json as a dict; UsageError (one line) when it is missing or corrupt."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise UsageError(f"no run at {run_dir}: {path} not found")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as e:  # ValueError: not UTF-8, or not JSON
-        raise UsageError(f"{path} cannot be read as a run config ({e})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("task"), str):
-        raise UsageError(f"{path} is not a run config (no \"task\" in it)")
-    return config
-
-
-def load_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.json"
-    config = read_config(run_dir)
-    try:
-        return RunConfig.from_dict(config)
-    except (TypeError, ValueError, AttributeError) as e:  # UsageError included: name the file
-        raise UsageError(f"{path} is not a valid run config ({e})") from None
 
 
 def resume(
@@ -840,5 +703,5 @@ def resume(
                     journal.update(node)
             segment = journal.meta("segments", 0) + 1
             journal.set_meta("segments", segment)
-        _write_config(config, run_dir, task)
+        write_config(config, run_dir, task)
         return _execute(config, run_dir, task, executor, segment=segment, **hooks)

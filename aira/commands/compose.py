@@ -264,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> dict:
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import RunConfig, parse_promote
+    from aira.agents.runfolder import RunConfig, parse_promote
     from aira.agents.stats import TaskInfo, format_report
     from aira.compose.fidelity import fidelity_notice, fidelity_train
     from aira.machine import plan_workers

@@ -18,7 +18,7 @@ from aira.commands.runs import track_flags, tracking_listeners
 from aira.errors import UsageError
 
 if TYPE_CHECKING:
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
 
 DESIGN_TASKS = ("autoresearch", *(f"lra-{t}" for t in ("listops", "text", "retrieval", "image", "pathfinder")))
 
@@ -142,7 +142,7 @@ def _eval(args) -> int:
 
 
 def _run(args) -> int:
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
     from aira.userfiles import check_out_dir
 
     _check_task(args.task)

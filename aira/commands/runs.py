@@ -139,7 +139,7 @@ def _run_dir(path: str) -> Path:
 def _load(run: str):
     """(folder, config dict, task info, nodes); UsageError for a missing or corrupt run."""
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import read_config
+    from aira.agents.runfolder import read_config
     from aira.agents.stats import TaskInfo
 
     d = _run_dir(run)
@@ -348,7 +348,7 @@ def _export(args) -> int:
 
 
 def _start(args) -> int:
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
     from aira.tasks.runs import start_or_resume
     from aira.userfiles import check_out_dir
 
@@ -379,7 +379,7 @@ def _start(args) -> int:
 
 
 def _resume(args) -> int:
-    from aira.agents.orchestrator import read_config
+    from aira.agents.runfolder import read_config
     from aira.commands.design import DESIGN_TASKS, run_design
     from aira.tasks.runs import start_or_resume
 

@@ -84,7 +84,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
 def best_design_node(run_dir: Path) -> list[tuple[dict, str]]:
     """(origin, source) of a design run's OK nodes with an attention.py, best hidden test score first."""
     from aira.agents.journal import Journal
-    from aira.agents.orchestrator import read_config
+    from aira.agents.runfolder import read_config
     from aira.agents.types import Status
 
     config = read_config(run_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 from aira.agents import orchestrator
 from aira.agents.base import Executor, Task
 from aira.agents.budget import Budget
-from aira.agents.orchestrator import RunConfig, RunSummary
+from aira.agents.runfolder import RunConfig, RunSummary, check_run_folder, load_config
 from aira.tasks.registry import get_task
 
 RUN_RELATIVE = ("secret_dir",)  # task options naming a place in the run folder: stored relative to it
@@ -42,7 +42,7 @@ def resume(run_dir: str | Path, *, task: Task | None = None, executor: Executor 
            **hooks) -> RunSummary:
     """Continue a run; its task is rebuilt from the stored config unless given."""
     if task is None:
-        config = orchestrator.load_config(run_dir)
+        config = load_config(run_dir)
         task = _task(config, run_dir)
     return orchestrator.resume(run_dir, task=task, executor=executor, budget=budget, add=add, quiet=quiet, **hooks)
 
@@ -65,9 +65,9 @@ def start_or_resume(
     then refuses a used folder itself, pointing at `aira runs resume`. Returns the summary, the config the
     run used and its task (for the caller's report)."""
     if check_folder:
-        orchestrator.check_run_folder(out, resume=resume)
+        check_run_folder(out, resume=resume)
     if resume:
-        config = orchestrator.load_config(out)
+        config = load_config(out)
     elif new_config is None:
         raise TypeError("start_or_resume: a fresh run needs new_config")
     else:

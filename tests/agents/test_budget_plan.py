@@ -6,7 +6,7 @@ import pytest
 from aira.agents.base import Executor
 from aira.agents.budget import Budget, plan_budget
 from aira.agents.journal import Journal
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.tasks.runs import resume, run
 from aira.agents.stats import REFERENCE
 from aira.agents.types import Status

@@ -10,7 +10,7 @@ from aira.agents.agent import make_policy_for
 from aira.agents.base import Executor
 from aira.agents.executors import make_executor
 from aira.agents.journal import Journal
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.tasks.runs import resume, run
 from aira.agents.stats import REFERENCE
 from aira.agents.types import Status

@@ -103,7 +103,7 @@ def test_resume_after_sigkill(tmp_path):
 def _run_with_a_running_node(run_dir):
     """A finished two-evaluation run plus one node left RUNNING, as a live writer would have it."""
     from aira.agents.executors import make_executor
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
     from aira.tasks.runs import run
     from aira.agents.types import Node
 
@@ -117,7 +117,7 @@ def _run_with_a_running_node(run_dir):
 
 def test_a_second_writer_is_refused_before_it_touches_the_journal(tmp_path):
     from aira.agents.journal import LOCK_FILENAME, writer_lock
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
     from aira.tasks.runs import resume, run
     from aira.cli import main
     from aira.errors import UsageError

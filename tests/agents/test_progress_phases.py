@@ -7,7 +7,7 @@ import io
 
 from aira.agents import progress
 from aira.agents.base import Executor
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.tasks.runs import run
 
 

@@ -8,7 +8,7 @@ import pytest
 from aira.agents.executors import make_executor
 from aira.agents.executors.inline import InlineExecutor
 from aira.agents.journal import Journal
-from aira.agents.orchestrator import RunConfig, parse_promote
+from aira.agents.runfolder import RunConfig, parse_promote
 from aira.agents.stats import LOST, PROMOTE, TaskInfo, final_order, format_report, rank_key
 from aira.agents.types import Job, Node, Status
 from aira.errors import UsageError

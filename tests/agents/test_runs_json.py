@@ -8,7 +8,7 @@ from aira.cli import main
 
 
 def test_runs_ls_json(tmp_path, capsys):
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
     from aira.tasks.runs import run
 
     run(RunConfig(task="synthetic", agents=["greedy:offline"], executor="inline", budget="4evals",

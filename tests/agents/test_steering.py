@@ -15,7 +15,7 @@ import pytest
 
 from aira.agents.base import Executor
 from aira.agents.journal import Journal
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.agents.stats import STOPPED
 from aira.agents.steering import (
     CONTROL_DIR,

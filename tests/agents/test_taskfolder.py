@@ -8,7 +8,7 @@ import pytest
 from aira.agents.executors import make_executor
 from aira.agents.executors.worker import run_job
 from aira.agents.journal import Journal
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.tasks.runs import run
 from aira.agents.stats import REFERENCE
 from aira.agents.types import Status

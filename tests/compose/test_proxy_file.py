@@ -114,7 +114,7 @@ def test_measured_figures_live_beside_the_file_and_lapse_when_it_changes(tmp_pat
 
 
 def test_a_search_on_a_proxy_file_is_stored_by_its_path_and_resumes_from_elsewhere(tmp_path, capsys, monkeypatch):
-    from aira.agents.orchestrator import load_config
+    from aira.agents.runfolder import load_config
 
     (tmp_path / "work").mkdir()
     _write(tmp_path / "work" / "recall8.json", SMOKE)

@@ -24,7 +24,7 @@ import pytest
 
 from aira.agents.base import Executor
 from aira.agents.journal import Journal, JournalError
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.tasks.runs import run
 from aira.dashboard.server import DashboardServer
 from tests.report.conftest import NoisySynthetic

@@ -107,7 +107,7 @@ def test_eval_scores_a_users_file_through_the_sandbox(tmp_path, capsys):
 def test_design_run_folder_checks_come_before_anything_runs(tmp_path, capsys):
     """The start/resume flow (aira.tasks.runs.start_or_resume): --resume needs a run, a used folder needs
     --resume, and a resumed run keeps its stored task."""
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
 
     out = tmp_path / "run"
     assert main(["design", "run", "lra-listops", "--out", str(out), "--resume"]) == 2

@@ -20,7 +20,7 @@ class NoisySynthetic(SyntheticPatternTask):
 
 
 def make_run(out, *, agents=("greedy:offline", "random:offline"), noise=0.05):
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
     from aira.tasks.runs import run
 
     config = RunConfig(

@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from aira.agents.journal import Journal
-from aira.agents.orchestrator import RunConfig
+from aira.agents.runfolder import RunConfig
 from aira.agents.types import Status
 from aira.cli import main
 from aira.tasks.runs import run

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aira.tasks.files import proposal_from_file
 
 if TYPE_CHECKING:
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
 
 
 def evaluate_file(file: str | None, *, task_kwargs: dict, seed: int = 0, as_json: bool = False) -> int:

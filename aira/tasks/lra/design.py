@@ -17,7 +17,7 @@ from aira.errors import UsageError
 from aira.tasks.files import proposal_from_file
 
 if TYPE_CHECKING:
-    from aira.agents.orchestrator import RunConfig
+    from aira.agents.runfolder import RunConfig
 
 
 def evaluate_file(task_name: str, file: str | None, *, task_kwargs: dict, seed: int = 0,
