@@ -360,36 +360,32 @@ def test_compose_task_keeps_the_secret_out_of_the_job(tmp_path):
     assert plain.fn == "aira.tasks.compose:evaluate_pattern" and "secret_path" not in plain.kwargs
 
 
+def _refused_before_the_contract_child(tmp_path, capsys, monkeypatch, proxy: str) -> list[str]:
+    """`compose run --proxy PROXY --primitive X=softmax`, with the contract's sandboxed child made to fail if
+    it runs: the command must exit 2 without a run folder; returns the error lines."""
+    def no_child(*args, **kwargs):
+        raise AssertionError("the contract's sandboxed child ran before the proxy was refused")
+
+    monkeypatch.setattr("aira.tasks.promoted.contract_failure", no_child)
+    out = tmp_path / "run"
+    assert main(["compose", "run", "--proxy", proxy, "--space", "attn-mlp", "--layers", "4", "--agents",
+                 "greedy:offline", "--no-controls", "--budget", "2evals", "--executor", "inline", "--primitive",
+                 f"X={path('softmax')}", "--out", str(out), "--quiet"]) == 2
+    assert not out.exists()
+    return capsys.readouterr().err.strip().splitlines()
+
+
 def test_an_lm_proxy_with_a_promoted_primitive_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     with pytest.raises(UsageError, match="^--primitive X: promoted primitives run on MAD proxies only"):
         ComposeTask(space="attn-mlp", proxy="lm-cpu", layers=4, primitives=_promo(tmp_path, HONEST))
-
-    def no_child(*args, **kwargs):
-        raise AssertionError("the contract's sandboxed child ran before the proxy was refused")
-
-    monkeypatch.setattr("aira.tasks.promoted.contract_failure", no_child)
-    out = tmp_path / "run"
-    assert main(["compose", "run", "--proxy", "lm-cpu", "--space", "attn-mlp", "--layers", "4", "--agents",
-                 "greedy:offline", "--no-controls", "--budget", "2evals", "--executor", "inline", "--primitive",
-                 f"X={path('softmax')}", "--out", str(out), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _refused_before_the_contract_child(tmp_path, capsys, monkeypatch, "lm-cpu")
     assert err == [("aira: error: --primitive X: promoted primitives run on MAD proxies only (the harness scores "
                     "their logits on secret rows; an lm proxy's inputs are its labels), got task lm:shakespeare")]
-    assert not out.exists()
 
 
 def test_a_learning_curve_proxy_is_refused_before_the_contract_child(tmp_path, capsys, monkeypatch):
-    def no_child(*args, **kwargs):
-        raise AssertionError("the contract's sandboxed child ran before the proxy was refused")
-
-    monkeypatch.setattr("aira.tasks.promoted.contract_failure", no_child)
-    out = tmp_path / "run"
-    assert main(["compose", "run", "--proxy", "mad-cpu-ladder", "--space", "attn-mlp", "--layers", "4", "--agents",
-                 "greedy:offline", "--no-controls", "--budget", "2evals", "--executor", "inline", "--primitive",
-                 f"X={path('softmax')}", "--out", str(out), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = _refused_before_the_contract_child(tmp_path, capsys, monkeypatch, "mad-cpu-ladder")
     assert len(err) == 1 and err[0].startswith("aira: error: --primitive X: a learning-curve score (curve_points)")
-    assert not out.exists()
 
 
 def test_the_secret_folder_is_stored_relative_to_the_run_and_old_absolute_paths_load(tmp_path):
